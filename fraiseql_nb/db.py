@@ -1,0 +1,54 @@
+"""Open a psycopg connection, turning every failure into a masked BackendError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from fraiseql_nb.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.errors import BackendError
+
+__all__ = ["CONNECT_TIMEOUT_S", "backend_error", "connect"]
+
+CONNECT_TIMEOUT_S = 10
+
+
+def connect(
+    dsn: str, *, autocommit: bool = False, application_name: str = "fraiseql-nb", **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """Connect to ``dsn``; a bad or unreachable DSN raises BackendError within the timeout.
+
+    Args:
+        dsn: a libpq connection string or URI.
+        autocommit: passed to psycopg.
+        application_name: shown in ``pg_stat_activity``, so operators can
+            tell fraiseql-nb's sessions apart.
+        **kwargs: further connection parameters; they override the DSN's.
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        detail = " ".join(str(exc).split())
+        raise BackendError(
+            f"not a valid connection string: {detail}; dsn: {mask_dsn(dsn)}",
+            secrets=secrets_of(dsn),
+        ) from None
+    kwargs.setdefault("connect_timeout", params.get("connect_timeout") or CONNECT_TIMEOUT_S)
+    kwargs.setdefault("application_name", params.get("application_name") or application_name)
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
+    except psycopg.Error as exc:
+        raise backend_error(exc, dsn, action="connect to PostgreSQL") from None
+
+
+def backend_error(exc: BaseException, dsn: str, *, action: str) -> BackendError:
+    """Wrap a driver error as BackendError: one line, the DSN masked, the sqlstate kept."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return BackendError(
+        # The DSN goes last: a masked key=value password runs to the next space.
+        f"cannot {action}: {detail}; dsn: {mask_dsn(dsn)}",
+        sqlstate=getattr(exc, "sqlstate", None),
+        secrets=secrets_of(dsn),
+    )

@@ -1,0 +1,68 @@
+"""The exceptions fraiseql_nb raises, and how secrets are kept out of them.
+
+The hierarchy::
+
+    FraiseQLError            base of everything raised on purpose
+     ├── QueryError          the query text or its variables are wrong
+     ├── SchemaError         the database does not follow the conventions
+     ├── ConfigError         a setting is unknown, mistyped or out of range
+     └── BackendError        the database or a data plane failed
+
+Every message goes through :func:`fraiseql_nb.conninfo.redact` before it is
+stored, so a password never reaches a repr, a traceback or a log.
+"""
+
+from __future__ import annotations
+
+from fraiseql_nb.conninfo import redact
+
+__all__ = ["BackendError", "ConfigError", "FraiseQLError", "QueryError", "SchemaError"]
+
+
+class FraiseQLError(Exception):
+    """Base class: catch this to handle every error fraiseql_nb raises."""
+
+    def __init__(self, message: str, *, secrets: tuple[str, ...] = ()) -> None:
+        self.message = redact(message, secrets)
+        super().__init__(self.message)
+
+
+class QueryError(FraiseQLError):
+    """A query is invalid; ``line``/``column`` point into its text when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.line = line
+        self.column = column
+        if line is not None and column is not None:
+            message = f"{message} (at {line}:{column})"
+        super().__init__(message, secrets=secrets)
+
+
+class SchemaError(FraiseQLError):
+    """The database (or a schema file) does not fit the FraiseQL conventions."""
+
+
+class ConfigError(FraiseQLError):
+    """A configuration key is unknown, of the wrong type or out of range."""
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.key = key
+        self.source = source
+        super().__init__(message)
+
+
+class BackendError(FraiseQLError):
+    """The database or a data plane failed; ``sqlstate`` is set when PostgreSQL said why."""
+
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, secrets: tuple[str, ...] = ()
+    ) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message, secrets=secrets)
