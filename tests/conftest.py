@@ -1,0 +1,107 @@
+"""Test harness: a real PostgreSQL with the small demo dataset loaded.
+
+``$FRAISEQL_TEST_DSN`` is used when set; otherwise an embedded server is
+started in a fresh temporary folder (never the user's) and deleted when the
+test session ends. Tests that write get a database of their own
+(:func:`scratch_dsn`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from fraiseql_nb import demo, embedded
+from fraiseql_nb.conninfo import with_database
+
+ENV_TEST_DSN = "FRAISEQL_TEST_DSN"
+REPO = Path(__file__).resolve().parent.parent
+# A user's own settings must not leak into the tests (nor the tests into them).
+_USER_ENV = ("FRAISEQL_DSN", "FRAISEQL_HOME", "FRAISEQL_CONFIG")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in _USER_ENV:
+        os.environ.pop(name, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # "No tests ran" means the suite is broken (wrong path, bad filter): fail loudly.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A temporary folder with a short path (unix socket paths are limited to ~100 bytes)."""
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    # atexit runs last-registered first: this runs after pgserver's own cleanup.
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """A DSN on the test server, for creating databases."""
+    env = os.environ.get(ENV_TEST_DSN)
+    if env:
+        return env
+    return embedded.start(short_tempdir("fqt-"), cleanup="delete").dsn()
+
+
+@pytest.fixture(scope="session")
+def demo_dsn(server_dsn: str) -> str:
+    """The small demo dataset, loaded once per session (kept if already there)."""
+    target = os.environ.get(ENV_TEST_DSN) or demo.ensure_database(server_dsn, "fraiseql_demo_small")
+    demo.load(target, demo.SCALES["small"], if_missing=True)
+    return target
+
+
+@pytest.fixture
+def scratch_dsn(server_dsn: str) -> Iterator[str]:
+    """A new empty database for a test that writes; dropped afterwards."""
+    name = f"fq_scratch_{uuid.uuid4().hex[:12]}"
+    dsn = demo.ensure_database(server_dsn, name)
+    yield dsn
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run ``fraiseql-nb`` in a separate process, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _USER_ENV}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraiseql_nb", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def database_dsn(server_dsn: str, name: str) -> str:
+    return with_database(server_dsn, name)
