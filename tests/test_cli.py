@@ -211,21 +211,18 @@ def test_a_second_load_while_one_runs_is_refused(server_dsn: str, scratch_dsn: s
 def test_a_killed_load_leaves_the_database_as_it_was(server_dsn: str, scratch_dsn: str) -> None:
     database = conninfo_to_dict(scratch_dsn)["dbname"]
 
-    # Empty before: empty after.
-    proc = _start_slow_load(server_dsn, database)
-    _wait_until_loading(server_dsn, database, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    _wait_until_gone(server_dsn, database)
+    def kill_a_load_midway() -> None:
+        proc = _start_slow_load(server_dsn, database)
+        _wait_until_loading(server_dsn, database, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _wait_until_gone(server_dsn, database)
+
+    kill_a_load_midway()  # empty before: empty after
     assert _tables(scratch_dsn) == (False, None)
 
-    # Complete before: the same complete load after.
     demo.load(scratch_dsn, TINY)
-    proc = _start_slow_load(server_dsn, database)
-    _wait_until_loading(server_dsn, database, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    _wait_until_gone(server_dsn, database)
+    kill_a_load_midway()  # complete before: the same complete load after
     assert _tables(scratch_dsn) == (True, TINY)
     with psycopg.connect(scratch_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM tf_sales").fetchone() == (TINY.sales,)
