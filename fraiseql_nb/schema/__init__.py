@@ -1,0 +1,28 @@
+"""What a database offers to query: model, introspection, GraphQL schema."""
+
+from fraiseql_nb.schema.introspect import DEFAULT_SAMPLE_SIZE, introspect
+from fraiseql_nb.schema.model import (
+    Calendar,
+    Column,
+    Dimension,
+    Entity,
+    FactTable,
+    Field,
+    FieldType,
+    Problem,
+    Schema,
+)
+
+__all__ = [
+    "DEFAULT_SAMPLE_SIZE",
+    "Calendar",
+    "Column",
+    "Dimension",
+    "Entity",
+    "FactTable",
+    "Field",
+    "FieldType",
+    "Problem",
+    "Schema",
+    "introspect",
+]

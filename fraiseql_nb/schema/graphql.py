@@ -1,0 +1,557 @@
+"""The graphql-core schema that every query is validated against.
+
+It is generated from a :class:`~fraiseql_nb.schema.model.Schema` and only
+describes the query language (nothing is ever resolved through graphql-core):
+entity types with ``<Entity>WhereInput``/``<Entity>OrderByInput``, the list
+and single queries, and for each fact table ``<name>_aggregate`` and
+``<name>_window`` with their arguments and output fields. Validating against
+it gives every query graphql-core's own error messages, with locations and
+"did you mean" suggestions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLEnumValue,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLString,
+    IntValueNode,
+    StringValueNode,
+    ValueNode,
+    value_from_ast_untyped,
+)
+
+from fraiseql_nb.schema.model import Entity, FactTable, FieldType, Schema
+
+__all__ = [
+    "AGGREGATES",
+    "DIRECTIONS",
+    "LIST_OPERATORS",
+    "PERCENTILES",
+    "RANKING_FUNCTIONS",
+    "RUNNING_FUNCTIONS",
+    "SCALAR_OPERATORS",
+    "VALUE_FUNCTIONS",
+    "build_graphql_schema",
+]
+
+# ----------------------------------------------------------------- language
+
+_COMPARE = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "isnull", "strictly_contains")
+_TEXT = (
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "like",
+    "ilike",
+    "regex",
+    "iregex",
+)
+#: Operators each scalar's filter accepts.
+SCALAR_OPERATORS: dict[str, tuple[str, ...]] = {
+    "Int": _COMPARE,
+    "BigInt": _COMPARE,
+    "Float": _COMPARE,
+    "ID": _COMPARE,
+    "DateTime": _COMPARE,
+    "Date": _COMPARE,
+    "String": _COMPARE + _TEXT,
+    "Boolean": ("eq", "neq", "isnull", "strictly_contains"),
+    "JSON": ("eq", "neq", "isnull", "strictly_contains"),
+}
+#: Operators of a list field's filter.
+LIST_OPERATORS = (
+    "array_contains",
+    "array_overlaps",
+    "len_eq",
+    "len_gt",
+    "len_lt",
+    "isnull",
+    "strictly_contains",
+)
+#: orderBy directions: (descending, nulls first). NULLs sort last unless asked.
+DIRECTIONS: dict[str, tuple[bool, bool]] = {
+    "ASC": (False, False),
+    "DESC": (True, False),
+    "ASC_NULLS_FIRST": (False, True),
+    "ASC_NULLS_LAST": (False, False),
+    "DESC_NULLS_FIRST": (True, True),
+    "DESC_NULLS_LAST": (True, False),
+}
+PERCENTILES = {"median": 0.5, "p25": 0.25, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+#: Aggregates of a measure: ``<measure>_<aggregate>``.
+AGGREGATES = ("sum", "avg", "min", "max", "stddev", "variance", *PERCENTILES)
+RANKING_FUNCTIONS = ("row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile")
+VALUE_FUNCTIONS = ("lag", "lead", "first_value", "last_value")
+RUNNING_FUNCTIONS = ("running_sum", "running_avg", "running_count", "running_min", "running_max")
+
+_OP_DOCS = {
+    "eq": "equal to",
+    "neq": "not equal to (NULLs never match)",
+    "gt": "greater than",
+    "gte": "greater than or equal to",
+    "lt": "less than",
+    "lte": "less than or equal to",
+    "in": "one of (an empty list matches nothing)",
+    "nin": "none of (an empty list matches everything)",
+    "isnull": "true: NULL or missing; false: present and not NULL",
+    "strictly_contains": "JSON containment (@>)",
+    "contains": "contains the text (% and _ match literally)",
+    "icontains": "contains the text, ignoring case",
+    "startswith": "starts with the text",
+    "istartswith": "starts with the text, ignoring case",
+    "endswith": "ends with the text",
+    "iendswith": "ends with the text, ignoring case",
+    "like": "SQL LIKE pattern",
+    "ilike": "SQL ILIKE pattern",
+    "regex": "POSIX regular expression",
+    "iregex": "POSIX regular expression, ignoring case",
+    "array_contains": "the list holds all of these",
+    "array_overlaps": "the list holds at least one of these",
+    "len_eq": "the list has this many elements",
+    "len_gt": "the list has more elements than this",
+    "len_lt": "the list has fewer elements than this",
+}
+
+# ------------------------------------------------------------------ scalars
+
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+
+def _parse_bigint(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"BigInt cannot represent {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"BigInt cannot represent {value!r}") from None
+
+
+def _parse_bigint_literal(node: ValueNode, _variables: Any = None) -> int:
+    if isinstance(node, (IntValueNode, StringValueNode)):
+        return _parse_bigint(node.value)
+    raise ValueError("BigInt cannot represent a non-integer value")
+
+
+def _temporal(name: str, *, date_only: bool) -> GraphQLScalarType:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not _DATETIME.match(value):
+            raise ValueError(f"{name} cannot represent {value!r}: expected ISO 8601 text")
+        text = value.replace("Z", "+00:00").replace(" ", "T", 1)
+        try:
+            if date_only:
+                dt.date.fromisoformat(text)
+            else:
+                dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{name} cannot represent {value!r}: {exc}") from None
+        return value
+
+    def parse_literal(node: ValueNode, _variables: Any = None) -> str:
+        if not isinstance(node, StringValueNode):
+            raise ValueError(f"{name} cannot represent a non-string value")
+        return parse(node.value)
+
+    pattern = "YYYY-MM-DD" if date_only else "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]"
+    return GraphQLScalarType(
+        name,
+        parse_value=parse,
+        parse_literal=parse_literal,
+        description=f"ISO 8601 text: {pattern}",
+    )
+
+
+def _json_literal(node: ValueNode, variables: Any = None) -> Any:
+    return value_from_ast_untyped(node, variables)
+
+
+BigInt = GraphQLScalarType(
+    "BigInt",
+    parse_value=_parse_bigint,
+    parse_literal=_parse_bigint_literal,
+    description="A 64-bit integer (GraphQL's Int is 32-bit); accepts digits in a string too",
+)
+DateTime = _temporal("DateTime", date_only=False)
+Date = _temporal("Date", date_only=True)
+JSON = GraphQLScalarType(
+    "JSON", parse_value=lambda v: v, parse_literal=_json_literal, description="Any JSON value"
+)
+_SCALARS: dict[str, GraphQLScalarType] = {
+    "Int": GraphQLInt,
+    "BigInt": BigInt,
+    "Float": GraphQLFloat,
+    "String": GraphQLString,
+    "Boolean": GraphQLBoolean,
+    "ID": GraphQLID,
+    "DateTime": DateTime,
+    "Date": Date,
+    "JSON": JSON,
+}
+
+
+# ------------------------------------------------------------------ builder
+
+
+class _Builder:
+    """Builds each shared type once; one builder per Schema."""
+
+    def __init__(self) -> None:
+        self.filters: dict[str, GraphQLInputObjectType] = {}
+        self.direction = GraphQLEnumType(
+            "OrderDirection",
+            {name: GraphQLEnumValue(name) for name in DIRECTIONS},
+            description="Sort direction; NULLs sort last unless a NULLS_FIRST direction says so",
+        )
+
+    def scalar_filter(self, scalar: str) -> GraphQLInputObjectType:
+        name = f"{scalar}Filter"
+        if name not in self.filters:
+            gql = _SCALARS[scalar]
+
+            def field_type(op: str) -> Any:
+                if op in ("in", "nin"):
+                    return GraphQLList(GraphQLNonNull(gql))
+                if op == "isnull":
+                    return GraphQLBoolean
+                if op == "strictly_contains":
+                    return JSON
+                if op in _TEXT:
+                    return GraphQLString
+                return gql
+
+            self.filters[name] = GraphQLInputObjectType(
+                name,
+                {
+                    op: GraphQLInputField(field_type(op), description=_OP_DOCS[op])
+                    for op in SCALAR_OPERATORS[scalar]
+                },
+                description=f"Conditions on a {scalar} field; all given must hold",
+            )
+        return self.filters[name]
+
+    def list_filter(self, item: FieldType) -> GraphQLInputObjectType:
+        scalar = item.scalar if item.kind == "scalar" and item.scalar else "JSON"
+        name = f"{scalar}ListFilter"
+        if name not in self.filters:
+            gql = _SCALARS[scalar]
+            types: dict[str, Any] = {
+                "array_contains": GraphQLList(GraphQLNonNull(gql)),
+                "array_overlaps": GraphQLList(GraphQLNonNull(gql)),
+                "len_eq": GraphQLInt,
+                "len_gt": GraphQLInt,
+                "len_lt": GraphQLInt,
+                "isnull": GraphQLBoolean,
+                "strictly_contains": JSON,
+            }
+            self.filters[name] = GraphQLInputObjectType(
+                name,
+                {
+                    op: GraphQLInputField(types[op], description=_OP_DOCS[op])
+                    for op in LIST_OPERATORS
+                },
+                description=f"Conditions on a list of {scalar}",
+            )
+        return self.filters[name]
+
+    # ------------------------------------------------------------ entities
+
+    def entity_types(self, entity: Entity) -> tuple[GraphQLObjectType, Any, Any]:
+        objects: dict[str, GraphQLObjectType] = {}
+        wheres: dict[str, GraphQLInputObjectType] = {}
+        orders: dict[str, GraphQLInputObjectType] = {}
+
+        def output(ftype: FieldType) -> Any:
+            if ftype.kind == "object":
+                return object_type(ftype)
+            if ftype.kind == "list":
+                return GraphQLList(output(ftype.item or FieldType(kind="scalar", scalar="JSON")))
+            return _SCALARS[ftype.scalar or "JSON"]
+
+        def object_type(ftype: FieldType) -> GraphQLObjectType:
+            name = ftype.type_name or "Object"
+            if name not in objects:
+                objects[name] = GraphQLObjectType(
+                    name,
+                    lambda: {
+                        f.name: GraphQLField(
+                            output(f.type) if f.nullable else GraphQLNonNull(output(f.type))
+                        )
+                        for f in ftype.fields
+                    },
+                )
+            return objects[name]
+
+        def where_type(ftype: FieldType) -> GraphQLInputObjectType:
+            name = f"{ftype.type_name}WhereInput"
+            if name not in wheres:
+
+                def thunk() -> dict[str, GraphQLInputField]:
+                    out: dict[str, GraphQLInputField] = {}
+                    for f in ftype.fields:
+                        if f.type.kind == "object":
+                            out[f.name] = GraphQLInputField(where_type(f.type))
+                        elif f.type.kind == "list":
+                            out[f.name] = GraphQLInputField(
+                                self.list_filter(
+                                    f.type.item or FieldType(kind="scalar", scalar="JSON")
+                                )
+                            )
+                        else:
+                            out[f.name] = GraphQLInputField(
+                                self.scalar_filter(f.type.scalar or "JSON")
+                            )
+                    me = wheres[name]
+                    out.setdefault(
+                        "_and",
+                        GraphQLInputField(
+                            GraphQLList(GraphQLNonNull(me)), description="all of these"
+                        ),
+                    )
+                    out.setdefault(
+                        "_or",
+                        GraphQLInputField(
+                            GraphQLList(GraphQLNonNull(me)), description="at least one of these"
+                        ),
+                    )
+                    out.setdefault("_not", GraphQLInputField(me, description="not this"))
+                    out.setdefault(
+                        "strictly_contains",
+                        GraphQLInputField(JSON, description=_OP_DOCS["strictly_contains"]),
+                    )
+                    return out
+
+                wheres[name] = GraphQLInputObjectType(
+                    name, thunk, description=f"Conditions on {ftype.type_name}; all given must hold"
+                )
+            return wheres[name]
+
+        def order_type(ftype: FieldType) -> GraphQLInputObjectType:
+            name = f"{ftype.type_name}OrderByInput"
+            if name not in orders:
+                orders[name] = GraphQLInputObjectType(
+                    name,
+                    lambda: {
+                        f.name: GraphQLInputField(
+                            order_type(f.type) if f.type.kind == "object" else self.direction
+                        )
+                        for f in ftype.fields
+                        if f.type.kind in ("object", "scalar")
+                    },
+                    description=f"Sort keys of {ftype.type_name}, in the order written",
+                )
+            return orders[name]
+
+        root = entity.type
+        return object_type(root), where_type(root), order_type(root)
+
+    # -------------------------------------------------------------- facts
+
+    def fact_fields(self, fact: FactTable) -> dict[str, GraphQLField]:
+        stem = fact.type_stem
+        column_scalars = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
+        column_scalars.update({d.name: d.scalar for d in fact.dimensions})
+
+        def and_or_not(
+            name: str, fields: Callable[[], dict[str, GraphQLInputField]]
+        ) -> GraphQLInputObjectType:
+            holder: dict[str, GraphQLInputObjectType] = {}
+
+            def thunk() -> dict[str, GraphQLInputField]:
+                me = holder["type"]
+                return {
+                    **fields(),
+                    "_and": GraphQLInputField(
+                        GraphQLList(GraphQLNonNull(me)), description="all of these"
+                    ),
+                    "_or": GraphQLInputField(
+                        GraphQLList(GraphQLNonNull(me)), description="at least one of these"
+                    ),
+                    "_not": GraphQLInputField(me, description="not this"),
+                }
+
+            holder["type"] = GraphQLInputObjectType(name, thunk)
+            return holder["type"]
+
+        where = and_or_not(
+            f"{stem}WhereInput",
+            lambda: {
+                n: GraphQLInputField(self.scalar_filter(s)) for n, s in column_scalars.items()
+            },
+        )
+
+        # aggregate
+        keys = {c.name: c.scalar for c in fact.filters if c.name != fact.id_column}
+        keys.update({d.name: d.scalar for d in fact.dimensions})
+        keys.update({b: "Date" for b in fact.buckets})
+        aggregates: dict[str, str] = {"count": "Int"}
+        for m in fact.measures:
+            for agg in AGGREGATES:
+                aggregates[f"{m.name}_{agg}"] = "Float"
+        for n in column_scalars:
+            aggregates[f"{n}_count_distinct"] = "Int"
+        group_by = GraphQLInputObjectType(
+            f"{stem}GroupByInput",
+            {k: GraphQLInputField(GraphQLBoolean) for k in keys},
+            description="Group keys: dimension paths, filter columns and time buckets",
+        )
+        having = and_or_not(
+            f"{stem}HavingInput",
+            lambda: {
+                n: GraphQLInputField(self.scalar_filter(s))
+                for n, s in {**keys, **aggregates}.items()
+            },
+        )
+        agg_order = GraphQLInputObjectType(
+            f"{stem}AggregateOrderByInput",
+            {n: GraphQLInputField(self.direction) for n in {**keys, **aggregates}},
+            description="Sort by group keys and selected aggregates",
+        )
+        agg_row = GraphQLObjectType(
+            f"{stem}Aggregate",
+            {n: GraphQLField(_SCALARS[s]) for n, s in {**keys, **aggregates}.items()},
+        )
+
+        # window
+        row_columns = fact.row_columns
+        column_enum = GraphQLEnumType(
+            f"{stem}Column", {n: GraphQLEnumValue(n) for n in row_columns}
+        )
+        measure_enum = GraphQLEnumType(
+            f"{stem}Measure", {m.name: GraphQLEnumValue(m.name) for m in fact.measures}
+        )
+        win_order = GraphQLInputObjectType(
+            f"{stem}WindowOrderByInput",
+            {n: GraphQLInputField(self.direction) for n in row_columns},
+        )
+        over = {
+            "partitionBy": GraphQLArgument(
+                GraphQLList(GraphQLNonNull(column_enum)),
+                description="overrides the query's partitionBy",
+            ),
+            "orderBy": GraphQLArgument(
+                GraphQLList(GraphQLNonNull(win_order)), description="overrides the query's orderBy"
+            ),
+        }
+        frame = {
+            "preceding": GraphQLArgument(
+                GraphQLInt,
+                description="frame starts this many rows before (default: partition start)",
+            ),
+            "following": GraphQLArgument(
+                GraphQLInt, description="frame ends this many rows after (default: current row)"
+            ),
+        }
+        win_fields: dict[str, GraphQLField] = {
+            n: GraphQLField(_SCALARS[column_scalars.get(n, "BigInt")]) for n in row_columns
+        }
+        for fn in RANKING_FUNCTIONS:
+            args = dict(over)
+            if fn == "ntile":
+                args = {"buckets": GraphQLArgument(GraphQLNonNull(GraphQLInt)), **over}
+            kind = GraphQLFloat if fn in ("percent_rank", "cume_dist") else GraphQLInt
+            win_fields[fn] = GraphQLField(kind, args)
+        for fn in ("lag", "lead"):
+            win_fields[fn] = GraphQLField(
+                JSON,
+                {
+                    "field": GraphQLArgument(GraphQLNonNull(column_enum)),
+                    "offset": GraphQLArgument(GraphQLInt, default_value=1),
+                    "default": GraphQLArgument(JSON),
+                    **over,
+                },
+            )
+        for fn in ("first_value", "last_value"):
+            win_fields[fn] = GraphQLField(
+                JSON, {"field": GraphQLArgument(GraphQLNonNull(column_enum)), **frame, **over}
+            )
+        for fn in RUNNING_FUNCTIONS:
+            field_arg = GraphQLArgument(
+                measure_enum if fn == "running_count" else GraphQLNonNull(measure_enum)
+            )
+            kind = GraphQLInt if fn == "running_count" else GraphQLFloat
+            win_fields[fn] = GraphQLField(kind, {"field": field_arg, **frame, **over})
+        win_row = GraphQLObjectType(f"{stem}WindowRow", win_fields)
+
+        paging = {
+            "limit": GraphQLArgument(GraphQLInt),
+            "offset": GraphQLArgument(GraphQLInt),
+        }
+        return {
+            fact.aggregate_query: GraphQLField(
+                GraphQLNonNull(GraphQLList(GraphQLNonNull(agg_row))),
+                {
+                    "where": GraphQLArgument(where),
+                    "groupBy": GraphQLArgument(group_by),
+                    "having": GraphQLArgument(having),
+                    "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(agg_order))),
+                    **paging,
+                },
+                description=f"Aggregates of {fact.schema}.{fact.relation}",
+            ),
+            fact.window_query: GraphQLField(
+                GraphQLNonNull(GraphQLList(GraphQLNonNull(win_row))),
+                {
+                    "where": GraphQLArgument(where),
+                    "partitionBy": GraphQLArgument(GraphQLList(GraphQLNonNull(column_enum))),
+                    "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(win_order))),
+                    **paging,
+                },
+                description=f"Rows of {fact.schema}.{fact.relation} with window functions",
+            ),
+        }
+
+
+def build_graphql_schema(schema: Schema) -> GraphQLSchema:
+    """The graphql-core schema of everything ``schema`` offers."""
+    builder = _Builder()
+    query_fields: dict[str, GraphQLField] = {}
+    for entity in schema.entities:
+        obj, where, order = builder.entity_types(entity)
+        query_fields[entity.list_query] = GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(obj))),
+            {
+                "where": GraphQLArgument(where),
+                "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(order))),
+                "limit": GraphQLArgument(GraphQLInt),
+                "offset": GraphQLArgument(GraphQLInt),
+                "collation": GraphQLArgument(
+                    GraphQLString, description="collation for text sort keys"
+                ),
+            },
+            description=f"Documents of {entity.schema}.{entity.relation}",
+        )
+        query_fields[entity.single_query] = GraphQLField(
+            obj,
+            {"id": GraphQLArgument(GraphQLNonNull(GraphQLID))},
+            description=f"One document of {entity.schema}.{entity.relation} by id",
+        )
+    for fact in schema.facts:
+        query_fields.update(builder.fact_fields(fact))
+    if not query_fields:
+        query_fields["_empty"] = GraphQLField(
+            GraphQLBoolean, description="the database has no entity views or fact tables"
+        )
+    return GraphQLSchema(GraphQLObjectType("Query", query_fields))

@@ -1,0 +1,300 @@
+"""Build a :class:`Schema` by reading a database's catalogue and sampling its documents.
+
+Zero configuration: entity views are the relations named ``v_*``/``tv_*``
+with ``id`` and ``data jsonb``; fact tables are the relations named
+``tf_*``. Field types come from the first ``sample_size`` documents of each
+view (``LIMIT``, so the cost is that of reading those rows, not the view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from fraiseql_nb.schema.infer import infer_fields
+from fraiseql_nb.schema.model import (
+    BUCKETS,
+    Calendar,
+    Column,
+    Dimension,
+    Entity,
+    FactTable,
+    Field,
+    FieldType,
+    Problem,
+    Schema,
+)
+from fraiseql_nb.schema.naming import graphql_name, pascal, plural
+
+__all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
+
+DEFAULT_SAMPLE_SIZE = 1000
+_DIMENSION_COLUMNS = ("dimensions", "data")
+_MAX_DIMENSION_DEPTH = 3
+_PG_SCALARS = {
+    "int2": "Int",
+    "int4": "Int",
+    "int8": "BigInt",
+    "numeric": "Float",
+    "float4": "Float",
+    "float8": "Float",
+    "bool": "Boolean",
+    "timestamptz": "DateTime",
+    "timestamp": "DateTime",
+    "date": "Date",
+    "uuid": "ID",
+}
+
+_RELATIONS = """
+SELECT c.oid, n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND (c.relname LIKE 'v\\_%%' OR c.relname LIKE 'tv\\_%%' OR c.relname LIKE 'tf\\_%%')
+ORDER BY array_position(%(schemas)s, n.nspname::text), c.relname
+"""
+_COLUMNS = """
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+_COLLATIONS = """
+SELECT collname FROM pg_collation
+WHERE collencoding IN (-1, (SELECT encoding FROM pg_database WHERE datname = current_database()))
+ORDER BY collname
+"""
+
+
+def introspect(
+    conn: psycopg.Connection[Any],
+    *,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    schemas: Iterable[str] | None = None,
+) -> Schema:
+    """Read the entity views and fact tables of the database behind ``conn``.
+
+    Args:
+        conn: an open connection; only read.
+        sample_size: documents (and dimension values) sampled per relation.
+        schemas: PostgreSQL schemas to look in; default: the search path.
+    """
+    if schemas is None:
+        row = conn.execute("SELECT current_schemas(false)").fetchone()
+        schema_list = list(row[0]) if row else ["public"]
+    else:
+        schema_list = list(schemas)
+    relations = conn.execute(_RELATIONS, {"schemas": schema_list}).fetchall()
+    columns: dict[int, list[tuple[str, str, str, str]]] = {}
+    for oid, name, pretty, typname, category in conn.execute(
+        _COLUMNS, ([r[0] for r in relations],)
+    ):
+        columns.setdefault(oid, []).append((name, pretty, typname, category))
+
+    entities: list[Entity] = []
+    facts: list[FactTable] = []
+    problems: list[Problem] = []
+    taken_types: set[str] = set()
+    taken_queries: set[str] = set()
+    # A tv_ projection table serves reads better than its v_ view: look at it first.
+    ordered = sorted(relations, key=lambda r: (not r[2].startswith("tv_"), r[2]))
+    for oid, nsp, rel in ordered:
+        cols = columns.get(oid, [])
+        if rel.startswith("tf_"):
+            fact = _fact(conn, nsp, rel, cols, sample_size, problems, taken_queries)
+            if fact is not None:
+                facts.append(fact)
+        else:
+            entity = _entity(
+                conn, nsp, rel, cols, sample_size, problems, taken_types, taken_queries
+            )
+            if entity is not None:
+                entities.append(entity)
+    collations = tuple(r[0] for r in conn.execute(_COLLATIONS))
+    return Schema(
+        entities=tuple(sorted(entities, key=lambda e: e.relation)),
+        facts=tuple(facts),
+        collations=collations,
+        problems=tuple(problems),
+    )
+
+
+def _entity(
+    conn: psycopg.Connection[Any],
+    nsp: str,
+    rel: str,
+    cols: list[tuple[str, str, str, str]],
+    sample_size: int,
+    problems: list[Problem],
+    taken_types: set[str],
+    taken_queries: set[str],
+) -> Entity | None:
+    base = rel.split("_", 1)[1]
+    name = graphql_name(base)
+    queries = (plural(base), base) if name else ()
+    kinds = {c[0]: c[2] for c in cols}
+    if name is None or "id" not in kinds or kinds.get("data") != "jsonb":
+        have = ", ".join(f"{c[0]} {c[1]}" for c in cols) or "no columns"
+        problems.append(
+            Problem(
+                relation=f"{nsp}.{rel}",
+                queries=queries,
+                message=f"{nsp}.{rel} is not an entity view: it needs columns id and data jsonb"
+                f" (it has {have})",
+            )
+        )
+        return None
+    if set(queries) & taken_queries:
+        problems.append(
+            Problem(
+                relation=f"{nsp}.{rel}",
+                queries=(),
+                message=f"{nsp}.{rel} is skipped: its queries {', '.join(queries)} are taken "
+                "by another relation",
+            )
+        )
+        return None
+    taken_queries.update(queries)
+    type_name = pascal(base)
+    docs = conn.execute(
+        sql.SQL("SELECT data::text FROM {} WHERE data IS NOT NULL LIMIT {}").format(
+            sql.Identifier(nsp, rel), sql.Literal(sample_size)
+        )
+    ).fetchall()
+    fields, sampled = infer_fields((orjson.loads(d[0]) for d in docs), type_name, taken_types)
+    if not any(f.name == "id" for f in fields):
+        # The view's id column is always there, even when documents lack the key.
+        numeric = kinds["id"] in ("int2", "int4", "int8", "numeric")
+        id_type = FieldType(kind="scalar", scalar="ID", json="number" if numeric else "string")
+        fields = (Field(name="id", key="id", type=id_type), *fields)
+    return Entity(
+        name=type_name,
+        schema=nsp,
+        relation=rel,
+        list_query=queries[0],
+        single_query=queries[1],
+        id_type=next(c[1] for c in cols if c[0] == "id"),
+        fields=fields,
+        sampled=sampled,
+    )
+
+
+def _fact(
+    conn: psycopg.Connection[Any],
+    nsp: str,
+    rel: str,
+    cols: list[tuple[str, str, str, str]],
+    sample_size: int,
+    problems: list[Problem],
+    taken_queries: set[str],
+) -> FactTable | None:
+    name = rel[3:]
+    queries = (f"{name}_aggregate", f"{name}_window")
+    where = f"{nsp}.{rel}"
+
+    def problem(message: str) -> None:
+        problems.append(Problem(relation=where, queries=queries, message=message))
+
+    if graphql_name(name) != name:
+        problem(f"fact table {where}: {name!r} cannot be a GraphQL name")
+        return None
+    if set(queries) & taken_queries:
+        problem(f"fact table {where} is skipped: {', '.join(queries)} are taken")
+        return None
+    measures: list[Column] = []
+    filters: list[Column] = []
+    jsonb: list[str] = []
+    for col, pretty, typname, category in cols:
+        if typname == "jsonb":
+            jsonb.append(col)
+            continue
+        if graphql_name(col) != col:
+            continue  # not addressable by name in GraphQL
+        if category == "N" and col != "id" and not col.endswith("_id"):
+            measures.append(
+                Column(name=col, pg_type=pretty, scalar=_PG_SCALARS.get(typname, "Float"))
+            )
+        else:
+            filters.append(
+                Column(name=col, pg_type=pretty, scalar=_PG_SCALARS.get(typname, "String"))
+            )
+    if not measures:
+        problem(
+            f"fact table {where} has no measures: it needs a numeric column other than id and *_id"
+        )
+        return None
+    dimension_columns = [c for c in _DIMENSION_COLUMNS if c in jsonb]
+    if len(dimension_columns) > 1:
+        problem(
+            f"fact table {where} has two candidate dimension columns"
+            f" ({' and '.join(dimension_columns)}); keep one"
+        )
+        return None
+    taken_queries.update(queries)
+    taken_names = {c.name for c in (*measures, *filters)}
+    dimensions: list[Dimension] = []
+    if dimension_columns:
+        column = dimension_columns[0]
+        docs = _sample_json(conn, nsp, rel, column, sample_size)
+        fields, _ = infer_fields(docs, f"{pascal(name)}Dimensions")
+        for dim in _flatten(fields, column):
+            if dim.name in taken_names:
+                problem(
+                    f"fact table {where}: dimension {'.'.join(dim.path)} flattens to"
+                    f" {dim.name}, which is already a column; it is left out"
+                )
+                continue
+            taken_names.add(dim.name)
+            dimensions.append(dim)
+    time_columns = [c.name for c in filters if c.scalar in ("DateTime", "Date")]
+    calendars: list[Calendar] = []
+    for column in (c for c in jsonb if c.endswith("_info")):
+        keys = set()
+        for doc in _sample_json(conn, nsp, rel, column, min(sample_size, 100)):
+            if isinstance(doc, dict):
+                keys.update(doc)
+        held = tuple(k for k in BUCKETS.values() if k in keys)
+        serves = time_columns[0] if len(time_columns) == 1 else None
+        if held:
+            calendars.append(Calendar(column=column, keys=held, serves=serves))
+    return FactTable(
+        name=name,
+        schema=nsp,
+        relation=rel,
+        id_column="id" if any(c.name == "id" for c in filters) else None,
+        measures=tuple(measures),
+        filters=tuple(filters),
+        dimensions=tuple(dimensions),
+        calendars=tuple(calendars),
+    )
+
+
+def _sample_json(
+    conn: psycopg.Connection[Any], nsp: str, rel: str, column: str, limit: int
+) -> list[Any]:
+    rows = conn.execute(
+        sql.SQL("SELECT {col}::text FROM {rel} WHERE {col} IS NOT NULL LIMIT {n}").format(
+            col=sql.Identifier(column), rel=sql.Identifier(nsp, rel), n=sql.Literal(limit)
+        )
+    ).fetchall()
+    return [orjson.loads(r[0]) for r in rows]
+
+
+def _flatten(
+    fields: tuple[Field, ...], column: str, keys: tuple[str, ...] = (), names: tuple[str, ...] = ()
+) -> list[Dimension]:
+    """Dimension leaves up to three levels deep; ``product.brand`` becomes ``product_brand``."""
+    out: list[Dimension] = []
+    for f in fields:
+        path, name = (*keys, f.key), (*names, f.name)
+        if f.type.kind == "object" and len(path) < _MAX_DIMENSION_DEPTH:
+            out += _flatten(f.type.fields, column, path, name)
+        elif f.type.kind == "scalar" and f.type.scalar != "JSON":
+            scalar = f.type.scalar or "String"
+            if scalar == "ID":  # *_id inside dimensions: keep its JSON kind
+                scalar = "BigInt" if f.type.json == "number" else "String"
+            out.append(Dimension(name="_".join(name), column=column, path=path, scalar=scalar))
+    return out
