@@ -28,7 +28,11 @@ class FraiseQLError(Exception):
 
 
 class QueryError(FraiseQLError):
-    """A query is invalid; ``line``/``column`` point into its text when known."""
+    """A query is invalid; ``line``/``column`` point into its text when known.
+
+    ``errors`` holds every problem found as ``(message, line, column)``;
+    the first one is also in ``line``/``column``.
+    """
 
     def __init__(
         self,
@@ -36,13 +40,16 @@ class QueryError(FraiseQLError):
         *,
         line: int | None = None,
         column: int | None = None,
+        errors: tuple[tuple[str, int | None, int | None], ...] = (),
         secrets: tuple[str, ...] = (),
     ) -> None:
-        self.line = line
-        self.column = column
-        if line is not None and column is not None:
-            message = f"{message} (at {line}:{column})"
-        super().__init__(message, secrets=secrets)
+        self.errors = errors or ((message, line, column),)
+        self.line, self.column = self.errors[0][1], self.errors[0][2]
+        super().__init__("; ".join(_located(*e) for e in self.errors), secrets=secrets)
+
+
+def _located(message: str, line: int | None, column: int | None) -> str:
+    return f"{message} (at {line}:{column})" if line is not None and column is not None else message
 
 
 class SchemaError(FraiseQLError):

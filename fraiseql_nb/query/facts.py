@@ -1,0 +1,247 @@
+"""Build AggregateQuery and WindowQuery IR from fact-table root fields."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from graphql import FieldNode, Node
+
+from fraiseql_nb.query.ir import (
+    Aggregate,
+    AggregateQuery,
+    GroupKey,
+    OrderItem,
+    WindowColumn,
+    WindowFunction,
+    WindowQuery,
+)
+from fraiseql_nb.query.rows import check_paging
+from fraiseql_nb.query.where import build_column_where, is_empty
+from fraiseql_nb.schema.graphql import AGGREGATES, DIRECTIONS, PERCENTILES
+from fraiseql_nb.schema.model import FactTable
+
+if TYPE_CHECKING:
+    from fraiseql_nb.query.parse import Context
+
+__all__ = ["build_aggregate_query", "build_window_query", "parse_aggregate"]
+
+# Functions whose result depends on row order: they need an orderBy.
+_ORDERED = (
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+)
+
+
+# ---------------------------------------------------------------- aggregate
+
+
+def parse_aggregate(fact: FactTable, name: str) -> Aggregate | None:
+    """The aggregate an output field name stands for, or None when it is not one."""
+    if name == "count":
+        return Aggregate(name=name, function="count")
+    if name.endswith("_count_distinct"):
+        field = name[: -len("_count_distinct")]
+        if fact.column(field) is not None or fact.dimension(field) is not None:
+            return Aggregate(name=name, function="count_distinct", field=field)
+        return None
+    for measure in fact.measures:
+        prefix = f"{measure.name}_"
+        if name.startswith(prefix) and name[len(prefix) :] in AGGREGATES:
+            function = name[len(prefix) :]
+            return Aggregate(
+                name=name,
+                function=function,
+                field=measure.name,
+                percentile=PERCENTILES.get(function),
+            )
+    return None
+
+
+def _group_keys(fact: FactTable) -> dict[str, GroupKey]:
+    keys: dict[str, GroupKey] = {}
+    for col in fact.filters:
+        if col.name != fact.id_column:
+            keys[col.name] = GroupKey(name=col.name, source="column")
+    for dim in fact.dimensions:
+        keys[dim.name] = GroupKey(name=dim.name, source="dimension")
+    for name, (column, unit) in fact.buckets.items():
+        keys[name] = GroupKey(name=name, source="bucket", column=column, unit=unit)
+    return keys
+
+
+def build_aggregate_query(
+    ctx: Context, key: str, fact: FactTable, nodes: list[FieldNode], args: dict[str, Any]
+) -> AggregateQuery:
+    node = nodes[0]
+    universe = _group_keys(fact)
+    grouped = [name for name, on in (args.get("groupBy") or {}).items() if on]
+    group_keys = tuple(universe[name] for name in grouped)
+
+    columns: list[tuple[str, str]] = []
+    aggregates: dict[str, Aggregate] = {}
+    for out, fnodes in ctx.sub_fields(nodes).items():
+        name = fnodes[0].name.value
+        if name in universe:
+            if name not in grouped:
+                raise ctx.error(
+                    f"{name} is selected but not grouped: add groupBy: {{{name}: true}}", fnodes[0]
+                )
+        else:
+            agg = parse_aggregate(fact, name)
+            if agg is None:  # __typename, or unreachable after validation
+                raise ctx.error(
+                    f"{name} is not a group key or an aggregate of {fact.name}", fnodes[0]
+                )
+            aggregates.setdefault(name, agg)
+        columns.append((out, name))
+    if not columns:
+        raise ctx.error(f"{fact.aggregate_query} selects nothing", node)
+
+    def output_scalar(name: str, what: str, at: Node) -> str:
+        if name in grouped:
+            return fact.scalar_of(name) or "String"
+        if name in aggregates:
+            return "Int" if aggregates[name].function in ("count", "count_distinct") else "Float"
+        if name in universe:
+            raise ctx.error(
+                f"{what} on {name}, which is not grouped: add groupBy: {{{name}: true}}", at
+            )
+        raise ctx.error(f"{what} on {name}, which is not selected: add it to the selection", at)
+
+    where = _where(ctx, node, fact, args)
+    having = None
+    if args.get("having") is not None:
+        at = ctx.argument_node(node, "having")
+        tree = build_column_where(
+            ctx, at, args["having"], lambda name: output_scalar(name, "having", at)
+        )
+        having = None if is_empty(tree) else tree
+    order: list[OrderItem] = []
+    at = ctx.argument_node(node, "orderBy")
+    for item in args.get("orderBy") or ():
+        for name, direction in item.items():
+            order.append(_order_item(ctx, at, name, direction, output_scalar(name, "orderBy", at)))
+    limit, offset = check_paging(ctx, node, args)
+    return AggregateQuery(
+        key=key,
+        fact=fact.name,
+        columns=tuple(columns),
+        group_keys=group_keys,
+        aggregates=tuple(aggregates.values()),
+        where=where,
+        having=having,
+        order=tuple(order),
+        limit=limit,
+        offset=offset,
+    )
+
+
+# ------------------------------------------------------------------- window
+
+
+def build_window_query(
+    ctx: Context, key: str, fact: FactTable, nodes: list[FieldNode], args: dict[str, Any]
+) -> WindowQuery:
+    node = nodes[0]
+    row_type = ctx.gql.get_type(f"{fact.type_stem}WindowRow")
+    partition = tuple(args.get("partitionBy") or ())
+    order = _window_order(ctx, ctx.argument_node(node, "orderBy"), fact, args.get("orderBy"))
+    outputs: list[WindowColumn | WindowFunction] = []
+    for out, fnodes in ctx.sub_fields(nodes).items():
+        fnode = fnodes[0]
+        name = fnode.name.value
+        if name in fact.row_columns:
+            outputs.append(WindowColumn(name=out, column=name))
+            continue
+        if name == "__typename":
+            raise ctx.error("__typename cannot be selected in a window query", fnode)
+        fargs = ctx.arguments(row_type.fields[name], fnode)  # type: ignore[union-attr]
+        own_order = fargs.get("orderBy")
+        fn_order = (
+            _window_order(ctx, ctx.argument_node(fnode, "orderBy"), fact, own_order)
+            if own_order is not None
+            else order
+        )
+        own_partition = fargs.get("partitionBy")
+        if name in _ORDERED and not fn_order:
+            raise ctx.error(
+                f"{name} needs an order: give the query or the function an orderBy", fnode
+            )
+        for arg in ("preceding", "following", "offset"):
+            if fargs.get(arg) is not None and fargs[arg] < 0:
+                raise ctx.error(
+                    f"{name}: {arg} must be 0 or more, got {fargs[arg]}",
+                    ctx.argument_node(fnode, arg),
+                )
+        if name == "ntile" and fargs["buckets"] < 1:
+            raise ctx.error(
+                f"ntile: buckets must be 1 or more, got {fargs['buckets']}",
+                ctx.argument_node(fnode, "buckets"),
+            )
+        outputs.append(
+            WindowFunction(
+                name=out,
+                function=name,
+                field=fargs.get("field"),
+                offset=fargs.get("offset") if name in ("lag", "lead") else None,
+                default=fargs.get("default"),
+                buckets=fargs.get("buckets"),
+                partition_by=tuple(own_partition) if own_partition is not None else partition,
+                order=fn_order,
+                preceding=fargs.get("preceding"),
+                following=fargs.get("following"),
+            )
+        )
+    if not outputs:
+        raise ctx.error(f"{fact.window_query} selects nothing", node)
+    limit, offset = check_paging(ctx, node, args)
+    return WindowQuery(
+        key=key,
+        fact=fact.name,
+        outputs=tuple(outputs),
+        where=_where(ctx, node, fact, args),
+        partition_by=partition,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _where(ctx: Context, node: FieldNode, fact: FactTable, args: dict[str, Any]) -> Any:
+    if args.get("where") is None:
+        return None
+    tree = build_column_where(
+        ctx,
+        ctx.argument_node(node, "where"),
+        args["where"],
+        lambda name: fact.scalar_of(name) or "String",
+    )
+    return None if is_empty(tree) else tree
+
+
+def _window_order(
+    ctx: Context, at: Node, fact: FactTable, items: list[dict[str, Any]] | None
+) -> tuple[OrderItem, ...]:
+    out: list[OrderItem] = []
+    for item in items or ():
+        for name, direction in item.items():
+            out.append(_order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
+    return tuple(out)
+
+
+def _order_item(ctx: Context, at: Node, name: str, direction: Any, scalar: str) -> OrderItem:
+    if direction is None:
+        raise ctx.error(f"orderBy {name}: needs a direction, got null", at)
+    descending, nulls_first = DIRECTIONS[direction]
+    return OrderItem(path=(name,), scalar=scalar, descending=descending, nulls_first=nulls_first)

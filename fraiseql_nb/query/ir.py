@@ -1,0 +1,217 @@
+"""The query IR: what a validated GraphQL query asks for, as frozen data.
+
+Built by :mod:`fraiseql_nb.query.parse`; compiled to SQL by
+:mod:`fraiseql_nb.sql` or run by a data plane. It never writes SQL nor
+touches a connection. Names in it come from the schema; values are the
+user's, already coerced to Python types by graphql-core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Aggregate",
+    "AggregateQuery",
+    "And",
+    "Compare",
+    "Document",
+    "GroupKey",
+    "Not",
+    "Or",
+    "OrderItem",
+    "Query",
+    "RowQuery",
+    "Selection",
+    "Where",
+    "WindowColumn",
+    "WindowFunction",
+    "WindowQuery",
+]
+
+
+# ------------------------------------------------------------------ where
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compare:
+    """One condition: ``field op value``.
+
+    ``path`` is the JSON key path inside an entity document, or the single
+    column / dimension / aggregate name of a fact-table query. ``scalar`` is
+    the schema type that picks the SQL cast; ``is_list`` marks list fields.
+    """
+
+    path: tuple[str, ...]
+    op: str
+    value: Any
+    scalar: str
+    json: str | None = None
+    is_list: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class And:
+    items: tuple[Where, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Or:
+    items: tuple[Where, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Not:
+    item: Where
+
+
+Where = Compare | And | Or | Not
+
+
+# ------------------------------------------------------------------ shared
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderItem:
+    """A sort key: a JSON path (entities) or a column/output name (facts)."""
+
+    path: tuple[str, ...]
+    scalar: str
+    json: str | None = None
+    descending: bool = False
+    nulls_first: bool = False
+
+
+# -------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """A selected document field: output name (alias or field), JSON key, sub-selection."""
+
+    name: str
+    key: str
+    kind: str  # "scalar" | "object" | "list"
+    scalar: str | None = None
+    children: tuple[Selection, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowQuery:
+    """Documents of an entity view: ``users(where, orderBy, limit, offset) { … }``."""
+
+    key: str  # result key: alias or field name
+    entity: str  # GraphQL type name of the entity
+    selection: tuple[Selection, ...]
+    where: Where | None = None
+    order: tuple[OrderItem, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+    collation: str | None = None
+    by_id: Any = None  # set for the single query, ``user(id: …)``
+
+    kind = "rows"
+
+
+# --------------------------------------------------------------- aggregates
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupKey:
+    """A group key: a filter column, a dimension, or a time bucket of a column."""
+
+    name: str
+    source: str  # "column" | "dimension" | "bucket"
+    column: str | None = None  # the time column of a bucket
+    unit: str | None = None  # day | week | month | quarter | year
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregate:
+    """``count``, ``<measure>_<fn>`` or ``<field>_count_distinct``."""
+
+    name: str  # the output field name, e.g. revenue_sum
+    function: str  # count | sum | avg | … | median | p90 | count_distinct
+    field: str | None = None
+    percentile: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregateQuery:
+    """``<fact>_aggregate``: group keys, aggregates, having, order, paging."""
+
+    key: str
+    fact: str
+    columns: tuple[tuple[str, str], ...]  # (output name, key or aggregate name), selection order
+    group_keys: tuple[GroupKey, ...]
+    aggregates: tuple[Aggregate, ...]
+    where: Where | None = None
+    having: Where | None = None
+    order: tuple[OrderItem, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+
+    kind = "aggregate"
+
+
+# ------------------------------------------------------------------ windows
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowColumn:
+    """A plain column of a window query's rows."""
+
+    name: str  # output name
+    column: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowFunction:
+    """A window function field: ``alias: fn(field, offset, …, partitionBy, orderBy)``."""
+
+    name: str
+    function: str
+    field: str | None = None
+    offset: int | None = None
+    default: Any = None
+    buckets: int | None = None
+    partition_by: tuple[str, ...] = ()
+    order: tuple[OrderItem, ...] = ()
+    preceding: int | None = None
+    following: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowQuery:
+    """``<fact>_window``: rows with window functions over partitions."""
+
+    key: str
+    fact: str
+    outputs: tuple[WindowColumn | WindowFunction, ...]  # selection order
+    where: Where | None = None
+    partition_by: tuple[str, ...] = ()
+    order: tuple[OrderItem, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+
+    kind = "window"
+
+
+Query = RowQuery | AggregateQuery | WindowQuery
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document:
+    """A parsed document: one query per root field, keyed by alias or name, in order."""
+
+    queries: tuple[Query, ...]
+
+    def __getitem__(self, key: str) -> Query:
+        for q in self.queries:
+            if q.key == key:
+                return q
+        raise KeyError(key)
+
+    def keys(self) -> list[str]:
+        return [q.key for q in self.queries]

@@ -1,0 +1,136 @@
+"""Build a RowQuery from an entity root field: selection, where, order, paging."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from graphql import FieldNode
+
+from fraiseql_nb.query.ir import OrderItem, RowQuery, Selection
+from fraiseql_nb.query.where import build_entity_where, is_empty
+from fraiseql_nb.schema.graphql import DIRECTIONS
+from fraiseql_nb.schema.model import Entity, FieldType
+
+if TYPE_CHECKING:
+    from fraiseql_nb.query.parse import Context
+
+__all__ = ["build_row_query", "check_paging"]
+
+
+def build_row_query(
+    ctx: Context,
+    key: str,
+    entity: Entity,
+    root_name: str,
+    nodes: list[FieldNode],
+    args: dict[str, Any],
+) -> RowQuery:
+    node = nodes[0]
+    selection = _selection(ctx, ctx.sub_fields(nodes), entity.type)
+    if root_name == entity.single_query:
+        by_id = args["id"]
+        id_field = entity.field("id")
+        if id_field is not None and id_field.type.json == "number":
+            try:
+                by_id = int(by_id)
+            except ValueError:
+                raise ctx.error(
+                    f"{root_name}(id: {by_id!r}): ids of {entity.name} are numbers",
+                    ctx.argument_node(node, "id"),
+                ) from None
+        return RowQuery(key=key, entity=entity.name, selection=selection, by_id=by_id, limit=1)
+
+    where = None
+    if args.get("where") is not None:
+        tree = build_entity_where(ctx, ctx.argument_node(node, "where"), args["where"], entity.type)
+        where = None if is_empty(tree) else tree
+    order: list[OrderItem] = []
+    for item in args.get("orderBy") or ():
+        order += _order(ctx, ctx.argument_node(node, "orderBy"), item, entity.type, ())
+    limit, offset = check_paging(ctx, node, args)
+    collation = args.get("collation")
+    if collation is not None and ctx.schema.collations and collation not in ctx.schema.collations:
+        raise ctx.error(
+            f"unknown collation {collation!r}",
+            ctx.argument_node(node, "collation"),
+            near=collation,
+            choices=ctx.schema.collations,
+        )
+    return RowQuery(
+        key=key,
+        entity=entity.name,
+        selection=selection,
+        where=where,
+        order=tuple(order),
+        limit=limit,
+        offset=offset,
+        collation=collation,
+    )
+
+
+def check_paging(
+    ctx: Context, node: FieldNode, args: dict[str, Any]
+) -> tuple[int | None, int | None]:
+    """limit and offset, refused when negative."""
+    out = []
+    for name in ("limit", "offset"):
+        value = args.get(name)
+        if value is not None and value < 0:
+            raise ctx.error(f"{name} must be 0 or more, got {value}", ctx.argument_node(node, name))
+        out.append(value)
+    return out[0], out[1]
+
+
+def _selection(ctx: Context, fields: Any, otype: FieldType) -> tuple[Selection, ...]:
+    out: list[Selection] = []
+    for key, nodes in fields.items():
+        name = nodes[0].name.value
+        if name == "__typename":
+            out.append(Selection(name=key, key=name, kind="typename", scalar=otype.type_name))
+            continue
+        field = otype.field(name)
+        if field is None:  # unreachable after validation
+            raise ctx.error(f"unknown field {name!r}", nodes[0])
+        ftype = field.type
+        item = ftype.item if ftype.kind == "list" else None
+        target = item if item is not None else ftype
+        children: tuple[Selection, ...] = ()
+        if target.kind == "object":
+            children = _selection(ctx, ctx.sub_fields(nodes), target)
+        out.append(
+            Selection(
+                name=key,
+                key=field.key,
+                kind=ftype.kind,
+                scalar=target.scalar if target.kind == "scalar" else None,
+                children=children,
+            )
+        )
+    return tuple(out)
+
+
+def _order(
+    ctx: Context, node: Any, item: dict[str, Any], otype: FieldType, prefix: tuple[str, ...]
+) -> list[OrderItem]:
+    out: list[OrderItem] = []
+    for name, direction in item.items():
+        field = otype.field(name)
+        if field is None:  # unreachable after validation
+            raise ctx.error(f"unknown orderBy field {name!r}", node)
+        path = (*prefix, field.key)
+        if isinstance(direction, dict):
+            out += _order(ctx, node, direction, field.type, path)
+            continue
+        if direction is None:
+            raise ctx.error(f"orderBy {name}: needs a direction, got null", node)
+        descending, nulls_first = DIRECTIONS[direction]
+        out.append(
+            OrderItem(
+                path=path,
+                scalar=field.type.scalar or "JSON",
+                json=field.type.json,
+                descending=descending,
+                nulls_first=nulls_first,
+            )
+        )
+    return out

@@ -1,0 +1,144 @@
+"""Coerced ``where``/``having`` arguments -> Where trees of the IR.
+
+graphql-core has already checked names and value types; what is left is
+what GraphQL cannot say: a null where a value is needed, a regular
+expression too long to be reasonable, a NUL byte PostgreSQL text cannot hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from graphql import Node
+
+from fraiseql_nb.query.ir import And, Compare, Not, Or, Where
+from fraiseql_nb.schema.model import FieldType
+
+if TYPE_CHECKING:
+    from fraiseql_nb.query.parse import Context
+
+__all__ = ["MAX_REGEX_LENGTH", "build_column_where", "build_entity_where", "is_empty"]
+
+MAX_REGEX_LENGTH = 1000
+_BOOLEANS = ("_and", "_or", "_not")
+_VALUE_OPS_WITH_LIST = ("in", "nin", "array_contains", "array_overlaps")
+
+
+def is_empty(where: Where) -> bool:
+    """True for the tree that matches everything (an empty And)."""
+    return isinstance(where, And) and not where.items
+
+
+def build_entity_where(
+    ctx: Context, node: Node, value: dict[str, Any], otype: FieldType, prefix: tuple[str, ...] = ()
+) -> Where:
+    """The Where tree of a ``<Entity>WhereInput`` value over document paths."""
+    items: list[Where] = []
+    for name, arg in value.items():
+        if name in _BOOLEANS:
+            items.append(
+                _boolean(name, arg, lambda v: build_entity_where(ctx, node, v, otype, prefix))
+            )
+        elif name == "strictly_contains" and otype.field(name) is None:
+            items.append(_compare(ctx, node, name, prefix, "strictly_contains", arg, "JSON", None))
+        else:
+            field = otype.field(name)
+            if field is None:  # validation makes this unreachable; keep it loud
+                raise ctx.error(f"unknown field {name!r} in where", node)
+            path = (*prefix, field.key)
+            ftype = field.type
+            if ftype.kind == "object":
+                items.append(build_entity_where(ctx, node, arg, ftype, path))
+                continue
+            is_list = ftype.kind == "list"
+            scalar_type = (ftype.item if is_list else ftype) or FieldType(kind="scalar")
+            scalar = scalar_type.scalar if scalar_type.kind == "scalar" else "JSON"
+            for op, operand in arg.items():
+                items.append(
+                    _compare(
+                        ctx,
+                        node,
+                        name,
+                        path,
+                        op,
+                        operand,
+                        scalar or "JSON",
+                        scalar_type.json,
+                        is_list=is_list,
+                    )
+                )
+    return items[0] if len(items) == 1 else And(items=tuple(items))
+
+
+def build_column_where(
+    ctx: Context,
+    node: Node,
+    value: dict[str, Any],
+    resolve: Callable[[str], str],
+) -> Where:
+    """The Where tree of a fact table's where/having value; ``resolve`` gives a name's scalar."""
+    items: list[Where] = []
+    for name, arg in value.items():
+        if name in _BOOLEANS:
+            items.append(_boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve)))
+            continue
+        scalar = resolve(name)
+        for op, operand in arg.items():
+            items.append(_compare(ctx, node, name, (name,), op, operand, scalar, None))
+    return items[0] if len(items) == 1 else And(items=tuple(items))
+
+
+def _boolean(name: str, arg: Any, build: Callable[[Any], Where]) -> Where:
+    if name == "_not":
+        return Not(item=build(arg))
+    parts = tuple(build(v) for v in arg)
+    return And(items=parts) if name == "_and" else Or(items=parts)
+
+
+def _compare(
+    ctx: Context,
+    node: Node,
+    name: str,
+    path: tuple[str, ...],
+    op: str,
+    value: Any,
+    scalar: str,
+    json: str | None,
+    *,
+    is_list: bool = False,
+) -> Compare:
+    where = f"{name}.{op}"
+    if value is None:
+        hint = "; to match missing values use isnull: true" if op in ("eq", "neq") else ""
+        raise ctx.error(f"{where} needs a value, got null{hint}", node)
+    _check_text(ctx, node, where, value)
+    if op in ("regex", "iregex") and len(value) > MAX_REGEX_LENGTH:
+        raise ctx.error(
+            f"{where}: the pattern has {len(value)} characters; at most {MAX_REGEX_LENGTH}", node
+        )
+    if scalar == "ID" and json == "number" and op not in ("isnull", "strictly_contains"):
+        value = _as_number(ctx, node, where, value)
+    return Compare(path=path, op=op, value=value, scalar=scalar, json=json, is_list=is_list)
+
+
+def _check_text(ctx: Context, node: Node, where: str, value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ctx.error(f"{where}: text values cannot contain NUL characters", node)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_text(ctx, node, where, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(ctx, node, where, key)
+            _check_text(ctx, node, where, item)
+
+
+def _as_number(ctx: Context, node: Node, where: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_number(ctx, node, where, v) for v in value]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ctx.error(f"{where}: {value!r} is not an id (ids here are numbers)", node) from None
