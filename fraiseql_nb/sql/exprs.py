@@ -1,0 +1,92 @@
+"""SQL expressions that read one field: a path in a JSONB document, or a plain column.
+
+Every comparison, sort and projection goes through a :class:`FieldSQL`, so
+the rules for reading a value live in one place: numbers and booleans are
+read only from JSON values of that kind (anything else reads as NULL, so a
+stray string never makes a query fail), timestamps and dates are cast from
+text, and text is read with ``->>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+__all__ = ["FieldSQL", "column_field", "document_field", "json_path"]
+
+# SQL type of the typed value of each scalar read from JSON.
+_JSON_CASTS = {
+    "Int": "numeric",
+    "BigInt": "numeric",
+    "Float": "numeric",
+    "DateTime": "timestamptz",
+    "Date": "date",
+    "Boolean": "boolean",
+    "String": "text",
+}
+
+
+@dataclass(frozen=True)
+class FieldSQL:
+    """How to read one field.
+
+    Attributes:
+        value: the typed value (NULL when missing or of another JSON kind).
+        text: the value as text.
+        jsonb: the value as jsonb (plain columns: ``to_jsonb(col)``).
+        pg_type: the SQL type of ``value``; parameters compared to it are cast to it.
+    """
+
+    value: sql.Composable
+    text: sql.Composable
+    jsonb: sql.Composable
+    pg_type: str
+
+
+def json_path(
+    base: sql.Composable, path: tuple[str, ...], *, as_text: bool = False
+) -> sql.Composable:
+    """``base -> 'a' -> 'b'`` (``->>`` for the last step when ``as_text``)."""
+    if not path:
+        return base
+    parts: list[sql.Composable] = [base]
+    for i, key in enumerate(path):
+        arrow = "->>" if as_text and i == len(path) - 1 else "->"
+        parts += [sql.SQL(f" {arrow} "), sql.Literal(key)]
+    return sql.Composed([sql.SQL("("), *parts, sql.SQL(")")])
+
+
+def document_field(
+    base: sql.Composable, path: tuple[str, ...], scalar: str, json: str | None = None
+) -> FieldSQL:
+    """Read the field at ``path`` of the JSONB document ``base``."""
+    jsonb = json_path(base, path)
+    text = json_path(base, path, as_text=True)
+    kind = scalar
+    if scalar == "ID":
+        kind = "Int" if json == "number" else "String"
+    if kind == "JSON":
+        return FieldSQL(value=jsonb, text=text, jsonb=jsonb, pg_type="jsonb")
+    pg_type = _JSON_CASTS.get(kind, "text")
+    if kind in ("Int", "BigInt", "Float", "Boolean"):
+        json_kind = "boolean" if kind == "Boolean" else "number"
+        value: sql.Composable = sql.SQL(
+            "(CASE WHEN jsonb_typeof({j}) = {k} THEN {t}::{c} END)"
+        ).format(j=jsonb, k=sql.Literal(json_kind), t=text, c=sql.SQL(pg_type))
+    elif pg_type == "text":
+        value = text
+    else:
+        value = sql.SQL("({t})::{c}").format(t=text, c=sql.SQL(pg_type))
+    return FieldSQL(value=value, text=text, jsonb=jsonb, pg_type=pg_type)
+
+
+def column_field(column: str, pg_type: str) -> FieldSQL:
+    """Read a plain column of type ``pg_type``."""
+    ident = sql.Identifier(column)
+    return FieldSQL(
+        value=ident,
+        text=sql.SQL("{}::text").format(ident),
+        jsonb=sql.SQL("to_jsonb({})").format(ident),
+        pg_type=pg_type,
+    )
