@@ -135,8 +135,20 @@ def ensure_database(server_dsn: str, name: str) -> str:
     with connect(server_dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
+            # A fixed, OS-independent collation: text sorts by code point on
+            # every machine, so results (and notebook outputs) are the same.
+            (version,) = conn.execute("SHOW server_version_num").fetchone() or ("0",)
+            locale = (
+                "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
+                if int(version) >= 170000
+                else "LOCALE 'C'"
+            )
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' " + locale
+                    ).format(sql.Identifier(name))
+                )
             except psycopg.errors.DuplicateDatabase:
                 pass  # created by a concurrent load in the meantime
             except psycopg.Error as exc:

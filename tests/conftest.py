@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -105,3 +106,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 
 def database_dsn(server_dsn: str, name: str) -> str:
     return with_database(server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def demo_schema(demo_dsn: str) -> Any:
+    """The introspected schema of the small demo database."""
+    from fraiseql_nb.schema import introspect
+
+    with psycopg.connect(demo_dsn) as conn:
+        return introspect(conn)
+
+
+SCHEMA_FILE = REPO / "tests" / "data" / "demo_schema.json"
+
+
+@pytest.fixture(scope="session")
+def schema() -> Any:
+    """The demo schema saved in tests/data, for pure tests that need no database."""
+    from fraiseql_nb.schema import Schema
+
+    return Schema.load(SCHEMA_FILE)
