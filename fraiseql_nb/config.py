@@ -1,0 +1,247 @@
+"""Configuration: ``fraiseql.toml``, a dict, and ``FRAISEQL_*`` environment overrides.
+
+Precedence, lowest first: defaults, the file (``$FRAISEQL_CONFIG``, else
+``./fraiseql.toml`` when present) or the dict given to ``fq.connect``, then
+environment variables ``FRAISEQL_<SECTION>_<KEY>`` (e.g.
+``FRAISEQL_WIRE_BACKEND_POOL_SIZE=8``). An unknown section or key, a value
+of the wrong type or out of range raises ConfigError naming the key and
+where it came from. ``examples/fraiseql.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from fraiseql_nb.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "ArrowBackendConfig",
+    "BackendsConfig",
+    "Config",
+    "DatabaseConfig",
+    "RoutingConfig",
+    "WireBackendConfig",
+    "load_config",
+]
+
+ENV_CONFIG = "FRAISEQL_CONFIG"
+DEFAULT_FILE = "fraiseql.toml"
+
+
+def _range(low: float, high: float) -> dict[str, Any]:
+    return {"range": (low, high)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    """Where to connect. ``analytics_connection`` lets the analytics plane read a replica."""
+
+    standard_connection: str | None = None
+    analytics_connection: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendsConfig:
+    """Which planes may run. With a plane off, its queries take the fallback path."""
+
+    use_wire_backend: bool = True
+    use_arrow_backend: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class WireBackendConfig:
+    """The row plane: connection pool and streaming."""
+
+    pool_size: int = field(default=16, metadata=_range(1, 256))
+    chunk_size: int = field(default=256, metadata=_range(1, 1_000_000))
+    enable_tls: bool = False
+    statement_timeout_ms: int = field(default=300_000, metadata=_range(0, 86_400_000))
+    pool_timeout_s: float = field(default=30.0, metadata=_range(0.01, 3600))
+    connect_timeout_s: int = field(default=10, metadata=_range(1, 600))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrowBackendConfig:
+    """The analytics plane: cache of loaded Arrow data."""
+
+    cache_enabled: bool = True
+    cache_size_mb: int = field(default=1024, metadata=_range(0, 1_048_576))
+    parallel_execution: bool = True
+    cache_ttl_s: float = field(default=0.0, metadata=_range(0, 31_536_000))
+    exact_decimals: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    """How ``backend="auto"`` chooses between the arrow and postgres planes."""
+
+    max_load_mb: float = field(default=512.0, metadata=_range(0, 1_048_576))
+    min_rows_for_arrow: int = field(default=0, metadata=_range(0, 10**12))
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """All settings. Build with :func:`load_config`; immutable."""
+
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    backends: BackendsConfig = field(default_factory=BackendsConfig)
+    wire_backend: WireBackendConfig = field(default_factory=WireBackendConfig)
+    arrow_backend: ArrowBackendConfig = field(default_factory=ArrowBackendConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    source: str = "defaults"
+
+
+_SECTIONS = {
+    "database": DatabaseConfig,
+    "backends": BackendsConfig,
+    "wire_backend": WireBackendConfig,
+    "arrow_backend": ArrowBackendConfig,
+    "routing": RoutingConfig,
+}
+
+
+def load_config(
+    config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the configuration.
+
+    Args:
+        config: a TOML file path, a dict with the same sections, a Config, or
+            None for ``$FRAISEQL_CONFIG`` / ``./fraiseql.toml`` / defaults.
+        environ: the environment to read overrides from (default ``os.environ``).
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(config, Config):
+        base = config
+    elif isinstance(config, dict):
+        base = _from_mapping(config, "the config dict")
+    else:
+        path = config if config is not None else env.get(ENV_CONFIG)
+        if path is None and Path(DEFAULT_FILE).is_file():
+            path = DEFAULT_FILE
+        base = _from_file(Path(path)) if path is not None else Config()
+    return _apply_env(base, env)
+
+
+def _from_file(path: Path) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}", source=str(path)
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", source=str(path)) from None
+    return _from_mapping(data, str(path))
+
+
+def _from_mapping(data: dict[str, Any], source: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections", source=source)
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(
+                f"{source}: unknown section [{name}] (known: {', '.join(_SECTIONS)})",
+                key=name,
+                source=source,
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{source}: [{name}] must be a table of keys", key=name, source=source
+            )
+        sections[name] = _section(cls, name, values, source)
+    return Config(**sections, source=source)
+
+
+def _section(cls: type, section: str, values: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key {section}.{key} (known: {', '.join(known)})",
+                key=f"{section}.{key}",
+                source=source,
+            )
+        kwargs[key] = _check(known[key], section, key, value, source)
+    return cls(**kwargs)
+
+
+def _check(f: Any, section: str, key: str, value: Any, source: str) -> Any:
+    name = f"{section}.{key}"
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "str | None": value is None or isinstance(value, str),
+    }[kind]
+    if not ok:
+        want = {
+            "str | None": "text",
+            "bool": "true or false",
+            "int": "a whole number",
+            "float": "a number",
+            "str": "text",
+        }[kind]
+        raise ConfigError(
+            f"{source}: {name} must be {want}, got {value!r}", key=name, source=source
+        )
+    low_high = f.metadata.get("range")
+    if low_high is not None and not low_high[0] <= value <= low_high[1]:
+        raise ConfigError(
+            f"{source}: {name} must be between {low_high[0]:,} and {low_high[1]:,}, got {value!r}",
+            key=name,
+            source=source,
+        )
+    return float(value) if kind == "float" else value
+
+
+def _apply_env(base: Config, env: dict[str, str] | os._Environ[str]) -> Config:
+    out = base
+    for section, cls in _SECTIONS.items():
+        prefix = f"FRAISEQL_{section.upper()}_"
+        changes = {}
+        for f in fields(cls):
+            var = prefix + f.name.upper()
+            if var not in env:
+                continue
+            changes[f.name] = _check(f, section, f.name, _parse_env(env[var], f), var)
+        if changes:
+            out = replace(out, **{section: replace(getattr(out, section), **changes)})
+    return out
+
+
+def _parse_env(text: str, f: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return text
+    if kind in ("int", "float"):
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            return text
+    return text

@@ -1,0 +1,90 @@
+"""Configuration: file, dict, environment; every bad key or value named with its source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import fraiseql_nb as fq
+from fraiseql_nb.config import Config, load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fraiseql.toml"
+
+
+def test_defaults() -> None:
+    cfg = load_config(None, environ={})
+    assert cfg.wire_backend.pool_size == 16
+    assert cfg.wire_backend.chunk_size == 256
+    assert cfg.arrow_backend.cache_size_mb == 1024
+    assert cfg.backends.use_wire_backend
+    assert cfg.backends.use_arrow_backend
+    assert cfg.source == "defaults"
+
+
+def test_file_dict_and_environment_precedence(tmp_path: Path) -> None:
+    path = tmp_path / "fraiseql.toml"
+    path.write_text(
+        "[wire_backend]\npool_size = 4\nchunk_size = 64\n[backends]\nuse_arrow_backend = false\n"
+    )
+    cfg = load_config(path, environ={"FRAISEQL_WIRE_BACKEND_CHUNK_SIZE": "1000"})
+    assert (cfg.wire_backend.pool_size, cfg.wire_backend.chunk_size) == (4, 1000)
+    assert cfg.backends.use_arrow_backend is False
+    assert cfg.source == str(path)
+    from_dict = load_config({"wire_backend": {"statement_timeout_ms": 5}}, environ={})
+    assert from_dict.wire_backend.statement_timeout_ms == 5
+    from_env = load_config(None, environ={"FRAISEQL_CONFIG": str(path)})
+    assert from_env.wire_backend.pool_size == 4
+
+
+def test_the_example_file_documents_every_key_with_its_default() -> None:
+    cfg = load_config(EXAMPLE, environ={})
+    assert cfg == Config(source=str(EXAMPLE))  # every value in the example is the default
+    text = EXAMPLE.read_text()
+    for section in ("database", "backends", "wire_backend", "arrow_backend", "routing"):
+        assert f"[{section}]" in text
+    for key in Config.__dataclass_fields__["wire_backend"].default_factory.__dataclass_fields__:  # type: ignore[attr-defined]
+        assert key in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "[wire_backend]\nchunk_size = 0\n",
+            "wire_backend.chunk_size must be between 1 and 1,000,000, got 0",
+        ),
+        (
+            "[wire_backend]\npool_size = 100000\n",
+            "wire_backend.pool_size must be between 1 and 256",
+        ),
+        (
+            '[wire_backend]\npool_size = "8"\n',
+            "wire_backend.pool_size must be a whole number, got '8'",
+        ),
+        ("[wire_backend]\npoolsize = 8\n", "unknown key wire_backend.poolsize"),
+        ("[wires]\npool_size = 8\n", "unknown section [wires]"),
+        ("[backends]\nuse_wire_backend = 1\n", "backends.use_wire_backend must be true or false"),
+        ("[wire_backend\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_key_and_the_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(fq.ConfigError) as info:
+        load_config(path, environ={})
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_bad_environment_values_name_the_variable() -> None:
+    with pytest.raises(
+        fq.ConfigError,
+        match=r"FRAISEQL_WIRE_BACKEND_CHUNK_SIZE: wire_backend\.chunk_size must be a whole number, got 'many'",
+    ):
+        load_config(None, environ={"FRAISEQL_WIRE_BACKEND_CHUNK_SIZE": "many"})
+
+
+def test_missing_file() -> None:
+    with pytest.raises(fq.ConfigError, match="does not exist"):
+        load_config("/nonexistent/fraiseql.toml", environ={})
