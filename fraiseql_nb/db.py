@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
 from fraiseql_nb.errors import BackendError
 
-__all__ = ["CONNECT_TIMEOUT_S", "backend_error", "connect"]
+__all__ = ["CONNECT_TIMEOUT_S", "backend_error", "connect", "query_error"]
 
 CONNECT_TIMEOUT_S = 10
 
@@ -51,4 +51,26 @@ def backend_error(exc: BaseException, dsn: str, *, action: str) -> BackendError:
         f"cannot {action}: {detail}; dsn: {mask_dsn(dsn)}",
         sqlstate=getattr(exc, "sqlstate", None),
         secrets=secrets_of(dsn),
+    )
+
+
+# SQLSTATEs that mean the connection went away under a running query.
+_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+
+
+def query_error(exc: BaseException, dsn: str, *, timeout_ms: int | None = None) -> BackendError:
+    """A BackendError for a failure while running a query, saying what happened."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in detail:
+        message = (
+            f"the query ran longer than the statement timeout ({timeout_ms} ms) and was"
+            " cancelled; narrow it, or raise [wire_backend] statement_timeout_ms"
+        )
+    elif sqlstate in _LOST or (isinstance(exc, psycopg.OperationalError) and sqlstate is None):
+        message = f"the connection to PostgreSQL was lost during the query: {detail}"
+    else:
+        message = f"PostgreSQL refused the query: {detail}"
+    return BackendError(
+        f"{message}; dsn: {mask_dsn(dsn)}", sqlstate=sqlstate, secrets=secrets_of(dsn)
     )

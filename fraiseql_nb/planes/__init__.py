@@ -1,0 +1,1 @@
+"""The data planes: I/O only. Each takes query IR and returns a Result."""

@@ -1,0 +1,149 @@
+"""Polars dtypes for selected document fields, and the parsing of NDJSON batches.
+
+A batch is parsed by Arrow's multi-threaded JSON reader with the explicit
+schema (the fastest here: 0.36 s for 200K user documents against 0.6 s for
+Polars' reader, timestamps included). Arrow refuses a batch with a value of
+another JSON kind than the schema says; such a batch is read again by
+Polars' reader, which turns those values into nulls (as they read as NULL in
+filters). Polars parses timestamps slowly (about 8 µs a value), so that path
+reads them as text and converts them with vectorised ``str.to_datetime``
+(RFC 3339 first, then the other ISO 8601 shapes; a time without an offset is
+UTC, as in the session).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from fraiseql_nb.query.ir import Selection
+
+__all__ = ["parse_ndjson", "polars_schema"]
+
+_SCALAR_DTYPES: dict[str, Any] = {
+    "Int": pl.Int64,
+    "BigInt": pl.Int64,
+    "Float": pl.Float64,
+    "String": pl.String,
+    "Boolean": pl.Boolean,
+    "DateTime": pl.Datetime("us", "UTC"),
+    "Date": pl.Date,
+    "JSON": pl.String,
+}
+_DATETIME_FORMATS = (
+    "%+",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+)
+
+
+def polars_schema(selection: tuple[Selection, ...]) -> dict[str, Any]:
+    """Polars dtypes of the selected fields, from the schema (not from the data)."""
+    return {s.name: _dtype(s) for s in selection}
+
+
+def _dtype(sel: Selection) -> Any:
+    if sel.kind == "typename":
+        return pl.String
+    if sel.children:
+        struct = pl.Struct({c.name: _dtype(c) for c in sel.children})
+        return pl.List(struct) if sel.kind == "list" else struct
+    scalar = sel.scalar or "JSON"
+    if scalar == "ID":
+        scalar = "Int" if sel.json == "number" else "String"
+    dtype = _SCALAR_DTYPES.get(scalar, pl.String)
+    return pl.List(dtype) if sel.kind == "list" else dtype
+
+
+def parse_ndjson(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    """Parse one NDJSON batch into a DataFrame of exactly ``schema``."""
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema([(n, _arrow_type(t)) for n, t in schema.items()]),
+                unexpected_field_behavior="ignore",
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _parse_leniently(data, schema)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _arrow_type(dtype: Any) -> pa.DataType:
+    if isinstance(dtype, pl.Datetime):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(dtype, pl.Struct):
+        return pa.struct([(f.name, _arrow_type(f.dtype)) for f in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return pa.list_(_arrow_type(dtype.inner))
+    return {
+        pl.Int64: pa.int64(),
+        pl.Float64: pa.float64(),
+        pl.String: pa.string(),
+        pl.Boolean: pa.bool_(),
+        pl.Date: pa.date32(),
+    }[dtype]
+
+
+def _parse_leniently(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    as_text = {name: _text_version(dtype) for name, dtype in schema.items()}
+    frame = pl.read_ndjson(data, schema=as_text, ignore_errors=True)
+    fixes = []
+    for name, dtype in schema.items():
+        if as_text[name] == dtype:
+            continue
+        if isinstance(dtype, pl.Datetime):
+            fixes.append(_datetime_column(frame[name]))
+        else:
+            fixes.append(_convert(pl.col(name), dtype).alias(name))
+    return frame.with_columns(fixes) if fixes else frame
+
+
+def _datetime_column(text: pl.Series) -> pl.Series:
+    """Top-level timestamps: RFC 3339 (the usual form) first, other shapes only if needed."""
+    parsed = text.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
+    if parsed.null_count() == text.null_count():
+        return parsed
+    return text.to_frame().select(_convert(pl.col(text.name), pl.Datetime("us", "UTC"))).to_series()
+
+
+def _text_version(dtype: Any) -> Any:
+    if isinstance(dtype, (pl.Datetime, pl.Date)) or dtype in (pl.Date,):
+        return pl.String
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _text_version(f.dtype) for f in dtype.fields})
+    if isinstance(dtype, pl.List):
+        return pl.List(_text_version(dtype.inner))
+    return dtype
+
+
+def _convert(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        return pl.coalesce(
+            [
+                expr.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+                for f in _DATETIME_FORMATS
+            ]
+            + [expr.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us", "UTC"))]
+        )
+    if isinstance(dtype, pl.Date) or dtype == pl.Date:
+        return expr.str.to_date("%Y-%m-%d", strict=False)
+    if isinstance(dtype, pl.Struct):
+        changed = [f for f in dtype.fields if _text_version(f.dtype) != f.dtype]
+        return expr.struct.with_fields(
+            [_convert(pl.field(f.name), f.dtype).alias(f.name) for f in changed]
+        )
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(_convert(pl.element(), dtype.inner))
+    return expr

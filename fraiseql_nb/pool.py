@@ -1,0 +1,101 @@
+"""The psycopg connection pool every plane draws from, and its health figures.
+
+Connections are read-only (``default_transaction_read_only``), carry a
+``statement_timeout``, a UTC (or configured) time zone and an
+``application_name``, run in autocommit (each statement its own
+transaction), and are checked on checkout so that a restarted server or a
+killed backend costs one reconnect, not an error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from fraiseql_nb.config import Config
+from fraiseql_nb.db import connect
+from fraiseql_nb.errors import BackendError, ConfigError
+
+__all__ = ["APPLICATION_NAME", "PoolTimeout", "connection_kwargs", "open_pool", "pool_stats"]
+
+APPLICATION_NAME = "fraiseql-nb"
+_TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]+$")
+
+
+def connection_kwargs(
+    dsn: str, config: Config, *, application_name: str = APPLICATION_NAME
+) -> dict[str, Any]:
+    """libpq parameters of a plane connection (they override the DSN's own)."""
+    wire = config.wire_backend
+    timezone = config.routing.timezone
+    if not _TIMEZONE.match(timezone):
+        raise ConfigError(
+            f"routing.timezone {timezone!r} is not a time zone name", key="routing.timezone"
+        )
+    ours = (
+        f"-c default_transaction_read_only=on -c statement_timeout={wire.statement_timeout_ms}"
+        f" -c TimeZone={timezone}"
+    )
+    existing = conninfo_to_dict(dsn).get("options")
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "application_name": application_name,
+        "connect_timeout": wire.connect_timeout_s,
+        "options": f"{existing} {ours}" if existing else ours,
+    }
+    if wire.enable_tls:
+        kwargs["sslmode"] = "require"
+    return kwargs
+
+
+def open_pool(dsn: str, config: Config, *, name: str = "fraiseql-nb") -> ConnectionPool:
+    """Open the pool; an unreachable DSN raises BackendError (password masked) at once."""
+    kwargs = connection_kwargs(dsn, config)
+    # One direct connection first: its error says why, where the pool would only time out.
+    probe_kwargs = {k: v for k, v in kwargs.items() if k != "autocommit"}
+    connect(dsn, autocommit=True, **probe_kwargs).close()
+    wire = config.wire_backend
+    pool: ConnectionPool = ConnectionPool(
+        dsn,
+        kwargs=kwargs,
+        min_size=1,
+        max_size=wire.pool_size,
+        open=False,
+        check=ConnectionPool.check_connection,
+        reset=_reset,
+        timeout=wire.pool_timeout_s,
+        name=name,
+    )
+    try:
+        pool.open(wait=True, timeout=wire.connect_timeout_s)
+    except PoolTimeout:
+        pool.close()
+        raise BackendError(
+            f"could not open a connection pool within {wire.connect_timeout_s} s"
+        ) from None
+    return pool
+
+
+def _reset(conn: Any) -> None:
+    """Undo session changes a plane makes (the row plane reads bytes via SQL_ASCII)."""
+    if conn.info.parameter_status("client_encoding") != b"UTF8":
+        conn.execute("RESET client_encoding")
+
+
+def pool_stats(pool: ConnectionPool | None) -> dict[str, int]:
+    """Pool gauges: size, idle, active, waiting, max."""
+    if pool is None:
+        return {"size": 0, "idle": 0, "active": 0, "waiting": 0, "max": 0}
+    stats = pool.get_stats()
+    size = stats.get("pool_size", 0)
+    idle = stats.get("pool_available", 0)
+    return {
+        "size": size,
+        "idle": idle,
+        "active": max(size - idle, 0),
+        "waiting": stats.get("requests_waiting", 0),
+        "max": pool.max_size,
+    }

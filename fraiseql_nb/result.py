@@ -1,0 +1,127 @@
+"""Query results: a DataFrame (or Arrow table) plus which plane ran it and what it cost."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from fraiseql_nb.telemetry import QueryMetrics
+
+__all__ = ["Result", "Results"]
+
+
+class Result:
+    """The answer to one root field.
+
+    Attributes:
+        key: the root field's alias or name.
+        kind: "rows", "aggregate" or "window".
+        backend: the plane that ran it.
+        metrics: what it cost (:class:`~fraiseql_nb.telemetry.QueryMetrics`).
+        sql: the SQL that ran, values inlined.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        kind: str,
+        backend: str,
+        metrics: QueryMetrics,
+        frame: pl.DataFrame | None = None,
+        table: pa.Table | None = None,
+        next_page: Callable[[], Result | None] | None = None,
+    ) -> None:
+        if frame is None and table is None:
+            raise ValueError("a Result needs a frame or a table")
+        self.key = key
+        self.kind = kind
+        self.backend = backend
+        self.metrics = metrics
+        self._frame = frame
+        self._table = table
+        self._next_page = next_page
+
+    @property
+    def sql(self) -> str:
+        return self.metrics.sql
+
+    @property
+    def df(self) -> pl.DataFrame:
+        """The result as a Polars DataFrame."""
+        if self._frame is None:
+            assert self._table is not None
+            frame = pl.from_arrow(self._table)
+            assert isinstance(frame, pl.DataFrame)
+            self._frame = frame
+        return self._frame
+
+    def to_arrow(self) -> pa.Table:
+        """The result as a pyarrow Table."""
+        if self._table is None:
+            self._table = self.df.to_arrow()
+        return self._table
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per row, values as JSON would carry them (timestamps as ISO text)."""
+        return [_jsonable(row) for row in self.df.to_dicts()]
+
+    def to_graphql(self) -> dict[str, Any]:
+        """``{"data": {key: [...]}}``, as a GraphQL server would answer."""
+        return {"data": {self.key: self.to_dicts()}}
+
+    def next_page(self) -> Result | None:
+        """The next page of a paged row query (keyset paging), or None after the last page."""
+        if self._next_page is None:
+            raise ValueError("next_page() needs a row query with a limit; this result is not paged")
+        return self._next_page()
+
+    def __len__(self) -> int:
+        return self.df.height
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (
+            f"<Result {self.key}: {m.rows:,} rows via {self.backend} in {m.duration_ms:.1f} ms"
+            f"{'' if m.cache_hit is None else ' cache ' + ('hit' if m.cache_hit else 'miss')}>"
+        )
+
+
+class Results(Mapping[str, Result]):
+    """The results of a document with several root fields, by alias or name, in order."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self._results = {r.key: r for r in results}
+
+    def __getitem__(self, key: str) -> Result:
+        return self._results[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def to_graphql(self) -> dict[str, Any]:
+        return {"data": {k: r.to_dicts() for k, r in self._results.items()}}
+
+    def __repr__(self) -> str:
+        return "<Results " + ", ".join(repr(r) for r in self._results.values()) + ">"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and value.utcoffset() == dt.timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
