@@ -92,8 +92,9 @@ class Selection:
 
     name: str
     key: str
-    kind: str  # "scalar" | "object" | "list"
+    kind: str  # "scalar" | "object" | "list" | "typename"
     scalar: str | None = None
+    json: str | None = None
     children: tuple[Selection, ...] = ()
 
 
@@ -109,6 +110,7 @@ class RowQuery:
     limit: int | None = None
     offset: int | None = None
     collation: str | None = None
+    after: Any = None  # keyset paging: rows after the row with this id
     by_id: Any = None  # set for the single query, ``user(id: …)``
 
     kind = "rows"

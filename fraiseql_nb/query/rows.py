@@ -28,16 +28,7 @@ def build_row_query(
     node = nodes[0]
     selection = _selection(ctx, ctx.sub_fields(nodes), entity.type)
     if root_name == entity.single_query:
-        by_id = args["id"]
-        id_field = entity.field("id")
-        if id_field is not None and id_field.type.json == "number":
-            try:
-                by_id = int(by_id)
-            except ValueError:
-                raise ctx.error(
-                    f"{root_name}(id: {by_id!r}): ids of {entity.name} are numbers",
-                    ctx.argument_node(node, "id"),
-                ) from None
+        by_id = _id_value(ctx, entity, args["id"], ctx.argument_node(node, "id"), "id")
         return RowQuery(key=key, entity=entity.name, selection=selection, by_id=by_id, limit=1)
 
     where = None
@@ -48,6 +39,9 @@ def build_row_query(
     for item in args.get("orderBy") or ():
         order += _order(ctx, ctx.argument_node(node, "orderBy"), item, entity.type, ())
     limit, offset = check_paging(ctx, node, args)
+    after = args.get("after")
+    if after is not None:
+        after = _id_value(ctx, entity, after, ctx.argument_node(node, "after"), "after")
     collation = args.get("collation")
     if collation is not None and ctx.schema.collations and collation not in ctx.schema.collations:
         raise ctx.error(
@@ -65,7 +59,21 @@ def build_row_query(
         limit=limit,
         offset=offset,
         collation=collation,
+        after=after,
     )
+
+
+def _id_value(ctx: Context, entity: Entity, value: Any, at: Any, arg: str) -> Any:
+    """An id argument as the view's ids are: a number when they are numbers."""
+    id_field = entity.field("id")
+    if id_field is not None and id_field.type.json == "number":
+        try:
+            return int(value)
+        except ValueError:
+            raise ctx.error(
+                f"{arg}: {value!r} is not an id (ids of {entity.name} are numbers)", at
+            ) from None
+    return value
 
 
 def check_paging(
@@ -103,6 +111,7 @@ def _selection(ctx: Context, fields: Any, otype: FieldType) -> tuple[Selection, 
                 key=field.key,
                 kind=ftype.kind,
                 scalar=target.scalar if target.kind == "scalar" else None,
+                json=target.json if target.kind == "scalar" else None,
                 children=children,
             )
         )

@@ -540,6 +540,11 @@ def build_graphql_schema(schema: Schema) -> GraphQLSchema:
                 "collation": GraphQLArgument(
                     GraphQLString, description="collation for text sort keys"
                 ),
+                "after": GraphQLArgument(
+                    GraphQLID,
+                    description="keyset paging: the rows that follow the row with this id"
+                    " in this ordering (pass the last id of the previous page)",
+                ),
             },
             description=f"Documents of {entity.schema}.{entity.relation}",
         )
