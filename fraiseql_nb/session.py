@@ -1,30 +1,44 @@
 """The front door: ``fq.connect()`` returns a Session over one database.
 
-This module resolves where to connect and builds the schema; the data
-planes (row streaming, analytics) attach to the session in later stages.
+A Session resolves where to connect, builds the schema, owns the connection
+pool, and sends each root field of a query to a data plane.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+from psycopg_pool import ConnectionPool
+
 from fraiseql_nb import demo
-from fraiseql_nb.conninfo import mask_dsn, secrets_of
-from fraiseql_nb.db import connect as db_connect
-from fraiseql_nb.errors import ConfigError
+from fraiseql_nb.config import Config, load_config
+from fraiseql_nb.conninfo import mask_dsn
+from fraiseql_nb.errors import ConfigError, QueryError
+from fraiseql_nb.planes.rows import RowPlane
+from fraiseql_nb.pool import open_pool, pool_stats
+from fraiseql_nb.query import RowQuery, parse_query
+from fraiseql_nb.query.ir import Query
+from fraiseql_nb.result import Result, Results
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
 
-__all__ = ["Session", "connect", "resolve_dsn"]
+__all__ = ["BACKENDS", "Session", "connect", "resolve_dsn"]
+
+BACKENDS = ("auto", "wire", "arrow", "postgres")
 
 
-def resolve_dsn(dsn: str | None = None) -> str:
-    """``dsn``, else ``$FRAISEQL_DSN``, else the embedded server's small demo database."""
+def resolve_dsn(dsn: str | None = None, config: Config | None = None) -> str:
+    """``dsn``, else ``$FRAISEQL_DSN``, else ``[database] standard_connection``,
+    else the embedded server's small demo database (started and loaded if needed)."""
     if dsn:
         return dsn
     env = os.environ.get(demo.ENV_DSN)
     if env:
         return env
+    if config is not None and config.database.standard_connection:
+        return config.database.standard_connection
     small = demo.SCALES[demo.DEFAULT_SCALE]
     target = demo.resolve_target(small)
     demo.load(target, small, if_missing=True)
@@ -32,13 +46,18 @@ def resolve_dsn(dsn: str | None = None) -> str:
 
 
 class Session:
-    """A connection to one database and what it offers to query."""
+    """A connection pool to one database, what it offers to query, and the planes."""
 
-    def __init__(self, dsn: str, schema: Schema) -> None:
+    def __init__(self, dsn: str, config: Config, pool: ConnectionPool, schema: Schema) -> None:
         self._dsn = dsn
+        self.config = config
+        self._pool = pool
         self._schema = schema
-        self._secrets = secrets_of(dsn)
+        self._rows = RowPlane(pool, dsn, config)
+        self._lock = threading.Lock()
         self.closed = False
+
+    # ------------------------------------------------------------ properties
 
     @property
     def dsn(self) -> str:
@@ -50,9 +69,79 @@ class Session:
         """The entities and fact tables of the database (a :class:`~fraiseql_nb.Schema`)."""
         return self._schema
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connection pool gauges: size, idle, active, waiting, max."""
+        return pool_stats(None if self.closed else self._pool)
+
+    # ------------------------------------------------------------ queries
+
+    def execute(
+        self, query: str, variables: dict[str, Any] | None = None, backend: str = "auto"
+    ) -> Result | Results:
+        """Run every root field of ``query``.
+
+        Args:
+            query: GraphQL text.
+            variables: values of the operation's variables.
+            backend: "auto", or a plane to force: "wire", "arrow", "postgres".
+
+        Returns:
+            A Result for a single root field, else Results keyed by alias or name.
+        """
+        self._check_open()
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
+            )
+        document = parse_query(query, self._schema, variables)
+        results = [self._run(q, backend) for q in document.queries]
+        return results[0] if len(results) == 1 else Results(results)
+
+    def stream(
+        self, query: str, variables: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the documents of one row query one by one, in constant memory.
+
+        Leaving the loop early cancels the query on the server.
+        """
+        self._check_open()
+        document = parse_query(query, self._schema, variables)
+        if len(document.queries) != 1 or not isinstance(document.queries[0], RowQuery):
+            raise QueryError(
+                "stream() takes exactly one row query (an entity list or single query);"
+                " use execute() for aggregates, windows or several root fields"
+            )
+        q = document.queries[0]
+        entity = self._schema.entity(q.entity)
+        assert entity is not None
+        return self._rows.stream(q, entity)
+
+    def _run(self, query: Query, backend: str) -> Result:
+        if isinstance(query, RowQuery):
+            if backend not in ("auto", "wire"):
+                raise QueryError(
+                    f"{query.key} is a row query: it runs on the 'wire' plane, not {backend!r}"
+                )
+            entity = self._schema.entity(query.entity)
+            assert entity is not None
+            return self._page(query, entity)
+        raise QueryError(f"{query.key}: {query.kind} queries are not available yet")
+
+    def _page(self, query: RowQuery, entity: Any) -> Result:
+        return self._rows.execute(query, entity, next_page=lambda q: self._page(q, entity))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise QueryError("this session is closed; open a new one with fq.connect()")
+
     def close(self) -> None:
-        """Release the session's connections."""
-        self.closed = True
+        """Close the session's connections. Idempotent."""
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self._pool.close()
 
     def __enter__(self) -> Session:
         return self
@@ -69,31 +158,39 @@ class Session:
 def connect(
     dsn: str | None = None,
     *,
-    config: str | dict[str, Any] | None = None,
+    config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
     schema: Schema | str | os.PathLike[str] | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
 ) -> Session:
     """Open a session.
 
     Args:
-        dsn: libpq DSN or URI; default ``$FRAISEQL_DSN``, else the embedded
-            demo database (started and loaded on first use).
-        config: reserved for the configuration file or dict.
+        dsn: libpq DSN or URI; default ``$FRAISEQL_DSN``, then the config's
+            ``[database] standard_connection``, then the embedded demo database
+            (started and loaded on first use).
+        config: a ``fraiseql.toml`` path, a dict with the same sections, or a
+            Config; default ``$FRAISEQL_CONFIG`` or ``./fraiseql.toml`` if present.
         schema: a Schema, or the path of a schema file; default: introspect.
         sample_size: documents sampled per view to infer field types.
     """
-    if config is not None and not isinstance(config, (str, dict, os.PathLike)):
-        raise ConfigError(f"config must be a TOML path or a dict, not {type(config).__name__}")
     if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
         raise ConfigError(
             f"sample_size must be a whole number ≥ 1, got {sample_size!r}", key="sample_size"
         )
-    target = resolve_dsn(dsn)
+    cfg = load_config(config)
+    target = resolve_dsn(dsn, cfg)
     if isinstance(schema, Schema):
-        built = schema
+        built: Schema | None = schema
     elif schema is not None:
         built = Schema.load(schema)
     else:
-        with db_connect(target, autocommit=True) as conn:
-            built = introspect(conn, sample_size=sample_size)
-    return Session(target, built)
+        built = None
+    pool = open_pool(target, cfg)
+    try:
+        if built is None:
+            with pool.connection() as conn:
+                built = introspect(conn, sample_size=sample_size)
+    except BaseException:
+        pool.close()
+        raise
+    return Session(target, cfg, pool, built)

@@ -54,12 +54,23 @@ def short_tempdir(prefix: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> str:
+def embedded_home() -> Path | None:
+    """The embedded test server's folder (None when $FRAISEQL_TEST_DSN is used)."""
+    if os.environ.get(ENV_TEST_DSN):
+        return None
+    home = short_tempdir("fqt-")
+    embedded.start(home, cleanup="delete")
+    return home
+
+
+@pytest.fixture(scope="session")
+def server_dsn(embedded_home: Path | None) -> str:
     """A DSN on the test server, for creating databases."""
     env = os.environ.get(ENV_TEST_DSN)
     if env:
         return env
-    return embedded.start(short_tempdir("fqt-"), cleanup="delete").dsn()
+    assert embedded_home is not None
+    return embedded.status(embedded_home).dsn()
 
 
 @pytest.fixture(scope="session")

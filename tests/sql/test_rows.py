@@ -42,11 +42,26 @@ def run(
 def test_projection_of_exactly_the_selection(schema: Schema) -> None:
     sql, params = compile_text("{ users { id who: name address { city } } }", schema)
     assert sql == (
-        "SELECT json_build_object('id', (\"data\" -> 'id'), 'who', (\"data\" -> 'name'), 'address', "
-        "(CASE WHEN jsonb_typeof((\"data\" -> 'address')) = 'object' THEN json_build_object('city', "
-        '(("data" -> \'address\') -> \'city\')) END)) AS data FROM "public"."v_user" ORDER BY "id" ASC'
-    )
+        "SELECT json_build_object('id', (\"d\".\"data\" -> 'id'), 'who', (\"d\".\"data\" -> 'name'), "
+        "'address', (CASE WHEN jsonb_typeof((\"d\".\"data\" -> 'address')) = 'object' THEN "
+        "json_build_object('city', ((\"d\".\"data\" -> 'address') -> 'city')) END)) AS data "
+        'FROM "public"."v_user" AS v CROSS JOIN LATERAL (SELECT v.data OFFSET 0) AS d'
+    )  # no ORDER BY: nothing to order or page, so rows stream without a sort
     assert params == {}
+
+
+def test_the_whole_document_is_sent_as_stored(schema: Schema) -> None:
+    every = "id name email status age score created_at address { zip city country } tags"
+    sql, _ = compile_text(f"{{ users {{ {every} }} }}", schema)
+    assert sql == 'SELECT "v"."data" AS data FROM "public"."v_user" AS v'
+    sql, _ = compile_text(f'{{ users(where: {{status: {{eq: "x"}}}}) {{ {every} }} }}', schema)
+    assert sql.startswith(
+        'SELECT "d"."data" AS data FROM "public"."v_user" AS v CROSS JOIN LATERAL'
+    )
+    renamed, _ = compile_text(
+        every.replace("email", "mail: email").join(["{ users { ", " } }"]), schema
+    )
+    assert "json_build_object" in renamed
 
 
 def test_order_limit_offset_and_collation(schema: Schema) -> None:
@@ -56,24 +71,39 @@ def test_order_limit_offset_and_collation(schema: Schema) -> None:
         schema,
     )
     assert sql.endswith(
-        'ORDER BY ("data" ->> \'name\') COLLATE "C" DESC NULLS FIRST, '
-        "(\"data\" -> 'address' ->> 'city') COLLATE \"C\" ASC NULLS LAST, "
-        "(CASE WHEN jsonb_typeof((\"data\" -> 'age')) = 'number' THEN (\"data\" ->> 'age')::numeric END)"
-        ' DESC NULLS LAST, "id" ASC LIMIT (%(p1)s::bigint) OFFSET (%(p2)s::bigint)'
+        'ORDER BY ("d"."data" ->> \'name\') COLLATE "C" DESC NULLS FIRST, '
+        '("d"."data" -> \'address\' ->> \'city\') COLLATE "C" ASC NULLS LAST, '
+        '(CASE WHEN jsonb_typeof(("d"."data" -> \'age\')) = \'number\' THEN ("d"."data" ->> \'age\')::numeric END)'
+        ' DESC NULLS LAST, "v"."id" ASC LIMIT (%(p1)s::bigint) OFFSET (%(p2)s::bigint)'
     )
     assert params == {"p1": 10, "p2": 20}
+
+
+def test_keyset_condition_follows_the_ordering(schema: Schema) -> None:
+    sql, params = compile_text(
+        "{ users(orderBy: {age: DESC}, limit: 5, after: 42) { id } }", schema
+    )
+    assert 'CROSS JOIN LATERAL (SELECT (CASE WHEN jsonb_typeof(("anchor"."data" -> \'age\'))' in sql
+    assert 'WHERE anchor.id = (%(p1)s::bigint)) AS "anchor"' in sql
+    assert (
+        '("anchor"."k0" IS NOT NULL AND (' in sql
+    )  # NULLs last: a NULL anchor has nothing after it
+    assert 'IS NOT DISTINCT FROM "anchor"."k0" AND "v"."id" > "anchor"."k_id"' in sql
+    assert params == {"p1": 42, "p2": 5}
+    plain, _ = compile_text("{ users(limit: 5, after: 42) { id } }", schema)
+    assert 'WHERE "v"."id" > (%(p1)s::bigint) ORDER BY "v"."id" ASC' in plain
 
 
 def test_single_query_and_typename(schema: Schema) -> None:
     sql, params = compile_text("{ order(id: 3) { __typename id } }", schema)
     assert "'__typename', 'Order'::text" in sql
-    assert 'WHERE "id" = (%(p1)s::bigint)' in sql
+    assert 'WHERE "v"."id" = (%(p1)s::bigint)' in sql
     assert params == {"p1": 3, "p2": 1}
 
 
 def test_lists_of_objects_keep_element_order(schema: Schema) -> None:
     sql, _ = compile_text("{ orders { items { q: quantity } } }", schema)
-    assert "jsonb_array_elements((\"data\" -> 'items')) WITH ORDINALITY AS e(v, n)" in sql
+    assert 'jsonb_array_elements(("d"."data" -> \'items\')) WITH ORDINALITY AS e(v, n)' in sql
     assert "ORDER BY e.n" in sql
     assert "'[]'::json" in sql
 

@@ -6,14 +6,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from psycopg import sql as pgsql
 from psycopg.types.json import Jsonb
 
 from fraiseql_nb.query.ir import And, Compare, Not, Or
 from fraiseql_nb.schema.graphql import LIST_OPERATORS, SCALAR_OPERATORS
 from fraiseql_nb.sql.exprs import column_field, document_field
 from fraiseql_nb.sql.params import Params, cast
-from fraiseql_nb.sql.rows import DATA
 from fraiseql_nb.sql.where import OPERATORS, compile_where, escape_like
+
+DATA = pgsql.Identifier("data")
 
 TEXT = "(\"data\" -> 'a' ->> 'b')"
 NUM = "(CASE WHEN jsonb_typeof((\"data\" -> 'a' -> 'b')) = 'number' THEN (\"data\" -> 'a' ->> 'b')::numeric END)"
