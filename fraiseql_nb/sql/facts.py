@@ -1,0 +1,359 @@
+"""Aggregate and window IR -> SQL over a fact table. Pure.
+
+Two kinds of statement:
+
+- **pushdown**: the whole query as one SELECT (GROUP BY, ``date_trunc``,
+  ``percentile_cont``, HAVING, window functions with ROWS frames) returning
+  one JSON document per output row, for the ``postgres`` plane;
+- **load**: the columns a query needs, for the ``arrow`` plane (ADBC), with
+  values written as literals (a load with bound parameters makes ADBC skip
+  COPY), numerics cast so they arrive as numbers and dimension paths
+  extracted from JSONB in SQL.
+
+Both planes must return the same rows, so the conventions are shared:
+aggregates of measures are float8 (counts bigint); text sorts with
+``COLLATE "C"`` (code-point order, as Polars sorts); NULLs sort last unless
+asked; group output is ordered by the query's orderBy, then by every group
+key; row-order window functions and window output break ties on the fact's
+id column.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from fraiseql_nb.query.ir import (
+    Aggregate,
+    AggregateQuery,
+    Compare,
+    GroupKey,
+    OrderItem,
+    WindowColumn,
+    WindowFunction,
+    WindowQuery,
+)
+from fraiseql_nb.schema.model import BUCKETS, FactTable
+from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
+from fraiseql_nb.sql.params import Params
+from fraiseql_nb.sql.where import compile_where
+
+__all__ = [
+    "ROW_ORDER_FUNCTIONS",
+    "compile_aggregate",
+    "compile_load",
+    "compile_window",
+    "field_sql",
+    "output_pg_type",
+]
+
+#: Window functions whose value depends on the order of rows among peers:
+#: they break ties on the id column (ranks, by definition, do not).
+ROW_ORDER_FUNCTIONS = (
+    "row_number",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "running_sum",
+    "running_avg",
+    "running_count",
+    "running_min",
+    "running_max",
+)
+_SQL_AGGREGATES = {
+    "sum": "sum",
+    "avg": "avg",
+    "min": "min",
+    "max": "max",
+    "stddev": "stddev_samp",
+    "variance": "var_samp",
+}
+_TEXT_TYPES = ("text",)
+
+
+# ------------------------------------------------------------------ fields
+
+
+def field_sql(fact: FactTable, name: str, *, exact: bool = False) -> FieldSQL:
+    """How to read column, dimension or measure ``name`` of the fact table."""
+    col = fact.column(name)
+    if col is not None:
+        return column_field(col.name, col.pg_type)
+    dim = fact.dimension(name)
+    if dim is None:
+        raise KeyError(name)
+    return document_field(sql.Identifier(dim.column), dim.path, dim.scalar)
+
+
+def _bucket(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
+    assert key.column is not None
+    assert key.unit is not None
+    column = fact.column(key.column)
+    assert column is not None
+    calendar = fact.calendar_for(key.column, key.unit) if timezone == "UTC" else None
+    if calendar is not None:
+        return sql.SQL("({} ->> {})::date").format(
+            sql.Identifier(calendar.column), sql.Literal(BUCKETS[key.unit])
+        )
+    ident = sql.Identifier(key.column)
+    if column.scalar == "Date":
+        local: sql.Composable = sql.SQL("{}::timestamp").format(ident)
+    elif column.pg_type.startswith("timestamp with"):
+        local = sql.SQL("({} AT TIME ZONE {})").format(ident, sql.Literal(timezone))
+    else:
+        local = ident
+    return sql.SQL("date_trunc({}, {})::date").format(sql.Literal(key.unit), local)
+
+
+def _key_expr(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
+    if key.source == "bucket":
+        return _bucket(fact, key, timezone)
+    return field_sql(fact, key.name).value
+
+
+def output_pg_type(fact: FactTable, name: str, aggregates: dict[str, Aggregate]) -> str:
+    """The SQL type of an aggregate query's output column ``name``."""
+    agg = aggregates.get(name)
+    if agg is not None:
+        return "bigint" if agg.function in ("count", "count_distinct") else "float8"
+    if name in fact.buckets:
+        return "date"
+    return field_sql(fact, name).pg_type
+
+
+def _order_by(
+    items: list[tuple[sql.Composable, str, OrderItem | None]],
+) -> sql.Composable:
+    """ORDER BY for (expression, SQL type, item) — item None means ascending, NULLs last."""
+    parts = []
+    for expr, pg_type, item in items:
+        if pg_type in _TEXT_TYPES:
+            expr = sql.SQL('{} COLLATE "C"').format(expr)
+        desc = item is not None and item.descending
+        first = item is not None and item.nulls_first
+        parts.append(
+            sql.SQL("{} {} NULLS {}").format(
+                expr, sql.SQL("DESC" if desc else "ASC"), sql.SQL("FIRST" if first else "LAST")
+            )
+        )
+    return sql.SQL(", ").join(parts)
+
+
+# --------------------------------------------------------------- aggregate
+
+
+def _aggregate_expr(fact: FactTable, agg: Aggregate) -> sql.Composable:
+    if agg.function == "count":
+        return sql.SQL("count(*)")
+    assert agg.field is not None
+    value = field_sql(fact, agg.field).value
+    if agg.function == "count_distinct":
+        return sql.SQL("count(DISTINCT {})").format(value)
+    if agg.percentile is not None:
+        return sql.SQL("(percentile_cont({}) WITHIN GROUP (ORDER BY {}))::float8").format(
+            sql.Literal(agg.percentile), value
+        )
+    return sql.SQL("({}({}))::float8").format(sql.SQL(_SQL_AGGREGATES[agg.function]), value)
+
+
+def compile_aggregate(
+    query: AggregateQuery, fact: FactTable, params: Params, *, timezone: str = "UTC"
+) -> sql.Composed:
+    """One SELECT returning a JSON text document per output row."""
+    relation = sql.Identifier(fact.schema, fact.relation)
+    aggregates = {a.name: a for a in query.aggregates}
+    inner_cols = [
+        sql.SQL("{} AS {}").format(_key_expr(fact, k, timezone), sql.Identifier(k.name))
+        for k in query.group_keys
+    ] + [
+        sql.SQL("{} AS {}").format(_aggregate_expr(fact, a), sql.Identifier(a.name))
+        for a in query.aggregates
+    ]
+    inner = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(inner_cols), relation)
+    if query.where is not None:
+        inner = sql.SQL("{} WHERE {}").format(
+            inner, compile_where(query.where, lambda c: field_sql(fact, c.path[0]), params)
+        )
+    if query.group_keys:
+        inner = sql.SQL("{} GROUP BY {}").format(
+            inner, sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(query.group_keys)))
+        )
+
+    def q_field(c: Compare) -> FieldSQL:
+        name = c.path[0]
+        return column_field(name, output_pg_type(fact, name, aggregates))
+
+    outer = sql.SQL("SELECT * FROM ({}) AS __fq_q").format(inner)
+    if query.having is not None:
+        outer = sql.SQL("{} WHERE {}").format(outer, compile_where(query.having, q_field, params))
+    order: list[tuple[sql.Composable, str, OrderItem | None]] = [
+        (sql.Identifier(o.path[0]), output_pg_type(fact, o.path[0], aggregates), o)
+        for o in query.order
+    ]
+    order += [
+        (sql.Identifier(k.name), output_pg_type(fact, k.name, aggregates), None)
+        for k in query.group_keys
+    ]
+    if order:
+        outer = sql.SQL("{} ORDER BY {}").format(outer, _order_by(order))
+    outer = _paging(outer, query.limit, query.offset, params)
+    columns = sql.SQL(", ").join(
+        sql.SQL("__fq_q.{} AS {}").format(sql.Identifier(source), sql.Identifier(out))
+        for out, source in query.columns
+    )
+    # Internal aliases start with "__": no GraphQL name (hence no output column) can.
+    return sql.SQL(
+        "SELECT row_to_json(__fq_row)::text FROM (SELECT {} FROM ({}) AS __fq_q) AS __fq_row"
+    ).format(columns, outer)
+
+
+def _paging(
+    stmt: sql.Composable, limit: int | None, offset: int | None, params: Params
+) -> sql.Composed:
+    out = sql.Composed([stmt])
+    if limit is not None:
+        out = sql.SQL("{} LIMIT {}").format(out, params.add(limit, "bigint"))
+    if offset:
+        out = sql.SQL("{} OFFSET {}").format(out, params.add(offset, "bigint"))
+    return out
+
+
+# ------------------------------------------------------------------ window
+
+
+def _window_value(fact: FactTable, name: str) -> sql.Composable:
+    value = field_sql(fact, name).value
+    return sql.SQL("({})::float8").format(value) if _is_numeric_measure(fact, name) else value
+
+
+def _is_numeric_measure(fact: FactTable, name: str) -> bool:
+    measure = next((m for m in fact.measures if m.name == name), None)
+    return measure is not None and measure.scalar == "Float"
+
+
+def _over(fact: FactTable, fn: WindowFunction) -> sql.Composable:
+    parts: list[sql.Composable] = []
+    if fn.partition_by:
+        parts.append(
+            sql.SQL("PARTITION BY {}").format(
+                sql.SQL(", ").join(field_sql(fact, p).value for p in fn.partition_by)
+            )
+        )
+    if fn.order:
+        items: list[tuple[sql.Composable, str, OrderItem | None]] = [
+            (field_sql(fact, o.path[0]).value, field_sql(fact, o.path[0]).pg_type, o)
+            for o in fn.order
+        ]
+        if fn.function in ROW_ORDER_FUNCTIONS and fact.id_column:
+            items.append((sql.Identifier(fact.id_column), "bigint", None))
+        parts.append(sql.SQL("ORDER BY {}").format(_order_by(items)))
+        if fn.function.startswith("running_") or fn.function in ("first_value", "last_value"):
+            parts.append(_frame(fn))
+    return sql.SQL("OVER ({})").format(sql.SQL(" ").join(parts))
+
+
+def _frame(fn: WindowFunction) -> sql.Composable:
+    whole = fn.function in ("first_value", "last_value")
+    if fn.preceding is not None:
+        start = sql.SQL("{} PRECEDING").format(sql.Literal(fn.preceding))
+    else:
+        start = sql.SQL("UNBOUNDED PRECEDING")
+    if fn.following is not None:
+        end = sql.SQL("{} FOLLOWING").format(sql.Literal(fn.following))
+    elif whole and fn.preceding is None:
+        end = sql.SQL("UNBOUNDED FOLLOWING")
+    else:
+        end = sql.SQL("CURRENT ROW")
+    return sql.SQL("ROWS BETWEEN {} AND {}").format(start, end)
+
+
+def _window_expr(fact: FactTable, fn: WindowFunction, params: Params) -> sql.Composable:
+    over = _over(fact, fn)
+    name = fn.function
+    if name in ("row_number", "rank", "dense_rank"):
+        return sql.SQL("({}() {})::bigint").format(sql.SQL(name), over)
+    if name in ("percent_rank", "cume_dist"):
+        return sql.SQL("({}() {})::float8").format(sql.SQL(name), over)
+    if name == "ntile":
+        return sql.SQL("(ntile({}) {})::bigint").format(sql.Literal(fn.buckets), over)
+    if name in ("lag", "lead"):
+        assert fn.field is not None
+        value = _window_value(fact, fn.field)
+        offset = sql.Literal(fn.offset if fn.offset is not None else 1)
+        if fn.default is None:
+            return sql.SQL("{}({}, {}) {}").format(sql.SQL(name), value, offset, over)
+        pg_type = (
+            "float8" if _is_numeric_measure(fact, fn.field) else field_sql(fact, fn.field).pg_type
+        )
+        return sql.SQL("{}({}, {}, {}) {}").format(
+            sql.SQL(name), value, offset, params.add(fn.default, pg_type), over
+        )
+    if name in ("first_value", "last_value"):
+        assert fn.field is not None
+        return sql.SQL("{}({}) {}").format(sql.SQL(name), _window_value(fact, fn.field), over)
+    kind = name[len("running_") :]
+    if kind == "count":
+        target = field_sql(fact, fn.field).value if fn.field else sql.SQL("*")
+        return sql.SQL("(count({}) {})::bigint").format(target, over)
+    assert fn.field is not None
+    func = {"sum": "sum", "avg": "avg", "min": "min", "max": "max"}[kind]
+    return sql.SQL("({}({}) {})::float8").format(
+        sql.SQL(func), field_sql(fact, fn.field).value, over
+    )
+
+
+def compile_window(query: WindowQuery, fact: FactTable, params: Params) -> sql.Composed:
+    """One SELECT returning a JSON text document per output row."""
+    relation = sql.Identifier(fact.schema, fact.relation)
+    columns: list[sql.Composable] = []
+    for out in query.outputs:
+        if isinstance(out, WindowColumn):
+            expr = _window_value(fact, out.column)
+        else:
+            expr = _window_expr(fact, out, params)
+        columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(out.name)))
+    stmt = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), relation)
+    if query.where is not None:
+        stmt = sql.SQL("{} WHERE {}").format(
+            stmt, compile_where(query.where, lambda c: field_sql(fact, c.path[0]), params)
+        )
+    order: list[tuple[sql.Composable, str, OrderItem | None]] = [
+        (field_sql(fact, o.path[0]).value, field_sql(fact, o.path[0]).pg_type, o)
+        for o in query.order
+    ]
+    if fact.id_column:
+        order.append((sql.Identifier(fact.id_column), "bigint", None))
+    if order:
+        stmt = sql.SQL("{} ORDER BY {}").format(stmt, _order_by(order))
+    stmt = _paging(stmt, query.limit, query.offset, params)
+    return sql.SQL("SELECT row_to_json(__fq_row)::text FROM ({}) AS __fq_row").format(stmt)
+
+
+# -------------------------------------------------------------------- load
+
+
+def compile_load(
+    fact: FactTable,
+    names: list[str],
+    *,
+    where: sql.Composable | None = None,
+    exact_decimals: bool = False,
+) -> sql.Composed:
+    """SELECT the named columns for an ADBC load; ``where`` must hold literals only."""
+    columns = []
+    for name in names:
+        f = field_sql(fact, name)
+        expr = f.value
+        measure = next((m for m in fact.measures if m.name == name), None)
+        if measure is not None and measure.scalar == "Float" and not exact_decimals:
+            expr = sql.SQL("({})::float8").format(expr)
+        elif measure is not None and measure.scalar == "Float":
+            expr = sql.SQL("({})::text").format(expr)
+        columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+    stmt = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(columns), sql.Identifier(fact.schema, fact.relation)
+    )
+    if where is not None:
+        stmt = sql.SQL("{} WHERE {}").format(stmt, where)
+    return stmt
