@@ -1,0 +1,498 @@
+"""The Polars engine of the analytics plane: aggregate and window IR over loaded columns.
+
+Pure computation, no I/O: it takes the fact table's loaded columns as a
+Polars DataFrame (one column per needed name) and returns the query's
+output. SQL semantics are kept so that the ``arrow`` and ``postgres`` planes
+agree: aggregates skip NULLs and an aggregate over no value is NULL (Polars'
+``sum`` would say 0); ``count`` counts rows and ``count_distinct`` ignores
+NULLs (Polars' ``n_unique`` would count them); percentiles interpolate like
+``percentile_cont``; stddev and variance are the sample versions; NULL is a
+group key of its own; filters use three-valued logic. Output is ordered by
+the query's orderBy then every group key (aggregates) or the id (windows),
+NULLs last, text by code point — as :mod:`fraiseql_nb.sql.facts` orders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from fraiseql_nb.query.ir import (
+    Aggregate,
+    AggregateQuery,
+    And,
+    Compare,
+    GroupKey,
+    Not,
+    Or,
+    OrderItem,
+    Where,
+    WindowColumn,
+    WindowFunction,
+    WindowQuery,
+)
+from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.sql.facts import ROW_ORDER_FUNCTIONS
+from fraiseql_nb.sql.where import escape_like
+
+__all__ = [
+    "UnsupportedError",
+    "needed_columns",
+    "output_schema",
+    "run_aggregate",
+    "run_window",
+    "where_expr",
+]
+
+_TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+_SCALAR_DTYPES: dict[str, Any] = {
+    "Int": pl.Int64,
+    "BigInt": pl.Int64,
+    "Float": pl.Float64,
+    "String": pl.String,
+    "Boolean": pl.Boolean,
+    "DateTime": pl.Datetime("us", "UTC"),
+    "Date": pl.Date,
+    "ID": pl.String,
+    "JSON": pl.String,
+}
+
+
+class UnsupportedError(Exception):
+    """The query uses something this engine does not compute; the postgres plane can."""
+
+
+# ------------------------------------------------------------------ schema
+
+
+def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[str, Any]:
+    """Column names and Polars dtypes of a query's output (the same on both planes)."""
+    if isinstance(query, AggregateQuery):
+        aggs = {a.name: a for a in query.aggregates}
+        out: dict[str, Any] = {}
+        for name, source in query.columns:
+            agg = aggs.get(source)
+            if agg is not None:
+                out[name] = pl.Int64 if agg.function in ("count", "count_distinct") else pl.Float64
+            else:
+                out[name] = _column_dtype(fact, source)
+        return out
+    out = {}
+    for o in query.outputs:
+        if isinstance(o, WindowColumn):
+            out[o.name] = _column_dtype(fact, o.column)
+        elif o.function in ("row_number", "rank", "dense_rank", "ntile", "running_count"):
+            out[o.name] = pl.Int64
+        elif o.function in ("lag", "lead", "first_value", "last_value"):
+            out[o.name] = _column_dtype(fact, o.field or "")
+        else:
+            out[o.name] = pl.Float64
+    return out
+
+
+def _column_dtype(fact: FactTable, name: str) -> Any:
+    if name in fact.buckets:
+        return pl.Date
+    scalar = fact.scalar_of(name) or "String"
+    return _SCALAR_DTYPES.get(scalar, pl.String)
+
+
+def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list[str]:
+    """The fact columns (and dimensions) a query reads, id included when there is one."""
+    names: list[str] = []
+
+    def add(name: str | None) -> None:
+        if name is not None and name not in names:
+            names.append(name)
+
+    def add_where(w: Where | None) -> None:
+        if isinstance(w, Compare):
+            add(w.path[0])
+        elif isinstance(w, (And, Or)):
+            for item in w.items:
+                add_where(item)
+        elif isinstance(w, Not):
+            add_where(w.item)
+
+    add_where(query.where)
+    if isinstance(query, AggregateQuery):
+        for k in query.group_keys:
+            add(k.column if k.source == "bucket" else k.name)
+        for a in query.aggregates:
+            add(a.field)
+    else:
+        for p in query.partition_by:
+            add(p)
+        for o in query.order:
+            add(o.path[0])
+        for out in query.outputs:
+            if isinstance(out, WindowColumn):
+                add(out.column)
+            else:
+                add(out.field)
+                for p in out.partition_by:
+                    add(p)
+                for o in out.order:
+                    add(o.path[0])
+        add(fact.id_column)
+    if not names:
+        # count alone still needs the rows: load the narrowest column there is.
+        add(fact.id_column or fact.measures[0].name)
+    return names
+
+
+# ------------------------------------------------------------------- where
+
+
+def where_expr(where: Where, dtypes: dict[str, Any], timezone: str = "UTC") -> pl.Expr:
+    """A Polars boolean expression with SQL's three-valued logic (Polars' is Kleene too).
+
+    A time written without an offset is in ``timezone``, as PostgreSQL reads it.
+    """
+    if isinstance(where, And):
+        if not where.items:
+            return pl.lit(True)
+        out = where_expr(where.items[0], dtypes, timezone)
+        for item in where.items[1:]:
+            out = out & where_expr(item, dtypes, timezone)
+        return out
+    if isinstance(where, Or):
+        if not where.items:
+            return pl.lit(False)
+        out = where_expr(where.items[0], dtypes, timezone)
+        for item in where.items[1:]:
+            out = out | where_expr(item, dtypes, timezone)
+        return out
+    if isinstance(where, Not):
+        return ~where_expr(where.item, dtypes, timezone)
+    return _compare(where, dtypes, timezone)
+
+
+def _value(value: Any, dtype: Any, timezone: str) -> Any:
+    if isinstance(value, list):
+        return [_value(v, dtype, timezone) for v in value]
+    if isinstance(dtype, pl.Datetime) and isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
+        return parsed.astimezone(dt.timezone.utc)
+    if dtype == pl.Date and isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    return value
+
+
+def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
+    name = c.path[0]
+    col = pl.col(name)
+    dtype = dtypes.get(name)
+    op, value = c.op, _value(c.value, dtypes.get(name), timezone)
+    if op == "isnull":
+        return col.is_null() if value else col.is_not_null()
+    if isinstance(dtype, pl.Decimal):
+        col, dtype = col.cast(pl.Float64), pl.Float64
+    if op in ("eq", "neq", "gt", "gte", "lt", "lte"):
+        lit = pl.lit(value, dtype=dtype) if dtype is not None else pl.lit(value)
+        return {
+            "eq": col == lit,
+            "neq": col != lit,
+            "gt": col > lit,
+            "gte": col >= lit,
+            "lt": col < lit,
+            "lte": col <= lit,
+        }[op]
+    if op in ("in", "nin"):
+        if not value:
+            return pl.lit(op == "nin")
+        member = pl.any_horizontal([col == pl.lit(v, dtype=dtype) for v in value])
+        return member if op == "in" else ~member
+    text = col.cast(pl.String)
+    if op in ("contains", "startswith", "endswith"):
+        return {
+            "contains": text.str.contains(value, literal=True),
+            "startswith": text.str.starts_with(value),
+            "endswith": text.str.ends_with(value),
+        }[op]
+    if op in ("icontains", "istartswith", "iendswith", "like", "ilike"):
+        pattern = {
+            "icontains": f"%{escape_like(value)}%",
+            "istartswith": f"{escape_like(value)}%",
+            "iendswith": f"%{escape_like(value)}",
+        }.get(op, value)
+        return text.str.contains(_like_regex(pattern, case_insensitive=op != "like"))
+    if op in ("regex", "iregex"):
+        return text.str.contains(("(?i)" if op == "iregex" else "") + value)
+    raise UnsupportedError(f"the operator {op} on {name}")
+
+
+def _like_regex(pattern: str, *, case_insensitive: bool) -> str:
+    out = ["(?is)^" if case_insensitive else "(?s)^"]
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(re.escape(nxt))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    out.append("$")
+    return "".join(out)
+
+
+# --------------------------------------------------------------- aggregate
+
+
+def _key_expr(key: GroupKey, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
+    if key.source != "bucket":
+        return pl.col(key.name)
+    assert key.column is not None
+    assert key.unit is not None
+    col = pl.col(key.column)
+    if isinstance(dtypes.get(key.column), pl.Datetime):
+        local = col.dt.convert_time_zone(timezone)
+        return local.dt.truncate(_TRUNCATE[key.unit]).dt.date().alias(key.name)
+    return col.dt.truncate(_TRUNCATE[key.unit]).alias(key.name)
+
+
+def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
+    if agg.function == "count":
+        return pl.len().cast(pl.Int64).alias(agg.name)
+    assert agg.field is not None
+    col = pl.col(agg.field)
+    if agg.function == "count_distinct":
+        return col.drop_nulls().n_unique().cast(pl.Int64).alias(agg.name)
+    num = col.cast(pl.Float64)
+    # Exact decimals (``exact_decimals``) are summed, compared and kept exact,
+    # then rounded once to float64, as PostgreSQL's numeric result is.
+    exact = col if isinstance(dtypes.get(agg.field), pl.Decimal) else num
+    if agg.percentile is not None:
+        expr = num.quantile(agg.percentile, interpolation="linear")
+    elif agg.function == "sum":
+        # SQL: the sum of no value is NULL, where Polars says 0.
+        expr = pl.when(col.count() > 0).then(exact.sum())
+    elif agg.function == "avg":
+        expr = num.mean()
+    elif agg.function == "min":
+        expr = exact.min()
+    elif agg.function == "max":
+        expr = exact.max()
+    elif agg.function == "stddev":
+        expr = pl.when(col.count() > 1).then(num.std(ddof=1))
+    else:
+        expr = pl.when(col.count() > 1).then(num.var(ddof=1))
+    return expr.cast(pl.Float64).alias(agg.name)
+
+
+def _sort(
+    frame: pl.DataFrame, keys: list[tuple[str, OrderItem | None]], *, computed: bool = False
+) -> pl.DataFrame:
+    if not keys or frame.height == 0:
+        return frame
+
+    def key(name: str) -> pl.Expr:
+        # Computed floats (sums, averages…) carry float rounding that PostgreSQL's
+        # exact numeric arithmetic does not: equal values must tie, as they do there.
+        if computed and frame.schema[name] == pl.Float64:
+            return pl.col(name).round_sig_figs(12)
+        return pl.col(name)
+
+    return frame.sort(
+        [key(k) for k, _ in keys],
+        descending=[bool(o and o.descending) for _, o in keys],
+        nulls_last=[not (o and o.nulls_first) for _, o in keys],
+        maintain_order=True,
+    )
+
+
+def _page(frame: pl.DataFrame, limit: int | None, offset: int | None) -> pl.DataFrame:
+    start = offset or 0
+    return frame.slice(start, limit) if (limit is not None or start) else frame
+
+
+def run_aggregate(
+    data: pl.DataFrame, query: AggregateQuery, fact: FactTable, *, timezone: str = "UTC"
+) -> pl.DataFrame:
+    """The output of an aggregate query over the loaded columns ``data``."""
+    dtypes = dict(data.schema)
+    lf = data.lazy()
+    if query.where is not None:
+        lf = lf.filter(where_expr(query.where, dtypes, timezone))
+    aggs = [_aggregate_expr(a, dtypes) for a in query.aggregates]
+    if query.group_keys:
+        keys = [_key_expr(k, dtypes, timezone).alias(k.name) for k in query.group_keys]
+        out = lf.group_by(keys).agg(aggs).collect()
+    else:
+        out = lf.select(aggs).collect()
+    if query.having is not None:
+        out = out.filter(where_expr(query.having, dict(out.schema)))
+    order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
+    order += [(k.name, None) for k in query.group_keys]
+    out = _page(_sort(out, order, computed=True), query.limit, query.offset)
+    schema = output_schema(query, fact)
+    return out.select(
+        [pl.col(source).alias(name).cast(schema[name]) for name, source in query.columns]
+    )
+
+
+# ------------------------------------------------------------------ window
+
+
+def run_window(
+    data: pl.DataFrame, query: WindowQuery, fact: FactTable, *, timezone: str = "UTC"
+) -> pl.DataFrame:
+    """The output of a window query over the loaded columns ``data``."""
+    dtypes = dict(data.schema)
+    frame = data
+    if query.where is not None:
+        frame = frame.filter(where_expr(query.where, dtypes, timezone))
+    frame = frame.with_row_index("__row")
+    results: dict[str, pl.Series] = {}
+    for out in query.outputs:
+        if isinstance(out, WindowFunction):
+            results[out.name] = _window_function(frame, out, fact)
+    frame = frame.with_columns([s.alias(name) for name, s in results.items()])
+    order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
+    order.append((fact.id_column, None) if fact.id_column else ("__row", None))
+    frame = _page(_sort(frame, order), query.limit, query.offset)
+    schema = output_schema(query, fact)
+    columns = []
+    for o in query.outputs:
+        source = o.column if isinstance(o, WindowColumn) else o.name
+        columns.append(pl.col(source).alias(o.name).cast(schema[o.name]))
+    return frame.select(columns)
+
+
+def _window_function(frame: pl.DataFrame, fn: WindowFunction, fact: FactTable) -> pl.Series:
+    """The function's value for every row of ``frame``, in ``frame``'s order."""
+    part = list(fn.partition_by)
+    keys: list[tuple[str, OrderItem | None]] = [(p, None) for p in part]
+    keys += [(o.path[0], o) for o in fn.order]
+    row_order = fn.function in ROW_ORDER_FUNCTIONS
+    if row_order and fact.id_column:
+        keys.append((fact.id_column, None))
+    keys.append(("__row", None))
+    ordered = _sort(frame, keys).with_row_index("__i")
+    over = part or None
+
+    def by_partition(expr: pl.Expr) -> pl.Expr:
+        return expr.over(over) if over else expr
+
+    i = pl.col("__i").cast(pl.Int64)
+    start = by_partition(i.min())
+    n = by_partition(pl.len().cast(pl.Int64))
+    number = i - start + 1
+    name = fn.function
+    if name == "row_number":
+        value: pl.Expr = number
+    elif name in ("rank", "dense_rank", "percent_rank", "cume_dist"):
+        value = _rank(name, fn, i, start, n, by_partition)
+    elif name == "ntile":
+        value = _ntile(number, n, fn.buckets or 1)
+    elif name in ("lag", "lead"):
+        assert fn.field is not None
+        shift = (fn.offset if fn.offset is not None else 1) * (1 if name == "lag" else -1)
+        col = pl.col(fn.field)
+        default = pl.lit(fn.default) if fn.default is not None else None
+        shifted = by_partition(col.shift(shift))
+        if default is not None:
+            # The default fills positions outside the partition only, not NULL values.
+            position = number - 1 - shift
+            outside = (position < 0) | (position >= n)
+            shifted = pl.when(outside).then(default).otherwise(shifted)
+        value = shifted
+    else:
+        return _back_frame(_framed(ordered, fn, over))
+    computed = ordered.select(pl.col("__row"), value.alias("__value"))
+    return _back_frame(computed)
+
+
+def _rank(
+    name: str,
+    fn: WindowFunction,
+    i: pl.Expr,
+    start: pl.Expr,
+    n: pl.Expr,
+    by_partition: Callable[[pl.Expr], pl.Expr],
+) -> pl.Expr:
+    keys = [pl.col(o.path[0]) for o in fn.order]
+    first = i == start
+    changed = first
+    for k in keys:
+        changed = changed | by_partition(k.ne_missing(k.shift(1)))
+    peer_start = pl.when(changed).then(i).forward_fill()
+    rank = peer_start - start + 1
+    if name == "rank":
+        return rank
+    if name == "dense_rank":
+        return by_partition(changed.cast(pl.Int64).cum_sum())
+    if name == "percent_rank":
+        return pl.when(n > 1).then((rank - 1).cast(pl.Float64) / (n - 1)).otherwise(0.0)
+    last = by_partition(changed.shift(-1).fill_null(True))
+    peer_end = pl.when(last).then(i).backward_fill()
+    return (peer_end - start + 1).cast(pl.Float64) / n
+
+
+def _ntile(number: pl.Expr, n: pl.Expr, buckets: int) -> pl.Expr:
+    size = n // buckets
+    extra = n % buckets
+    big = extra * (size + 1)
+    return (
+        pl.when(size == 0)
+        .then(number)
+        .when(number <= big)
+        .then((number - 1) // (size + 1) + 1)
+        .otherwise(extra + (number - big - 1) // pl.max_horizontal(size, 1) + 1)
+    )
+
+
+def _framed(ordered: pl.DataFrame, fn: WindowFunction, over: list[str] | None) -> pl.DataFrame:
+    """Frame aggregates (running_*, first/last_value) by a rolling window over row positions."""
+    kind = fn.function
+    if not fn.order:
+        if fn.preceding is not None or fn.following is not None:
+            raise UnsupportedError(f"{kind} with a frame but no orderBy")
+        # No order: the frame is the whole partition.
+        expr = _frame_agg(kind, fn.field)
+        part = over or []
+        return ordered.select(pl.col("__row"), (expr.over(part) if part else expr).alias("__value"))
+    size = ordered.height + 1
+    whole = kind in ("first_value", "last_value") and fn.preceding is None and fn.following is None
+    before = fn.preceding if fn.preceding is not None else size
+    after = fn.following if fn.following is not None else (size if whole else 0)
+    rolled = ordered.rolling(
+        index_column="__i",
+        period=f"{before + after + 1}i",
+        offset=f"{-before - 1}i",
+        group_by=over,
+    ).agg(_frame_agg(kind, fn.field).alias("__value"), pl.col("__row").last().alias("__own"))
+    # rolling() yields one row per input row, keyed by its index.
+    return rolled.join(ordered.select("__i", "__row"), on="__i").select(
+        pl.col("__row"), pl.col("__value")
+    )
+
+
+def _frame_agg(kind: str, field: str | None) -> pl.Expr:
+    if kind == "running_count":
+        return pl.col(field).count().cast(pl.Int64) if field else pl.len().cast(pl.Int64)
+    assert field is not None
+    col = pl.col(field)
+    if kind == "first_value":
+        return col.first()
+    if kind == "last_value":
+        return col.last()
+    num = col.cast(pl.Float64)
+    if kind == "running_sum":
+        return pl.when(col.count() > 0).then(num.sum())
+    return {"running_avg": num.mean(), "running_min": num.min(), "running_max": num.max()}[kind]
+
+
+def _back_frame(computed: pl.DataFrame) -> pl.Series:
+    """Values keyed by __row, put back in the order of the frame they came from."""
+    return computed.sort("__row")["__value"]
