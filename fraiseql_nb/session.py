@@ -17,11 +17,15 @@ from fraiseql_nb import demo
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import ConfigError, QueryError
+from fraiseql_nb.planes.arrow import ArrowPlane, arrow_available
+from fraiseql_nb.planes.engine import UnsupportedError, needed_columns
+from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.pool import open_pool, pool_stats
 from fraiseql_nb.query import RowQuery, parse_query
 from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results
+from fraiseql_nb.router import Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
 
 __all__ = ["BACKENDS", "Session", "connect", "resolve_dsn"]
@@ -54,6 +58,10 @@ class Session:
         self._pool = pool
         self._schema = schema
         self._rows = RowPlane(pool, dsn, config)
+        self._pushdown = PushdownPlane(pool, dsn, config)
+        self._arrow_ready = arrow_available()
+        analytics = config.database.analytics_connection or dsn
+        self._arrow = ArrowPlane(analytics, config, pool, dsn)
         self._lock = threading.Lock()
         self.closed = False
 
@@ -116,16 +124,51 @@ class Session:
         assert entity is not None
         return self._rows.stream(q, entity)
 
+    def route(self, query: Query, backend: str = "auto") -> Route:
+        """Which plane would run ``query`` (IR), and why."""
+        estimate = None
+        if not isinstance(query, RowQuery) and backend == "auto" and self._arrow_on():
+            fact = self._schema.fact(query.fact)
+            assert fact is not None
+            estimate = self._arrow.estimate(fact, needed_columns(query, fact))
+        return choose_plane(
+            query.kind,
+            backend,
+            self.config,
+            arrow_ready=self._arrow_ready,
+            estimate=estimate,
+            key=query.key,
+        )
+
+    def _arrow_on(self) -> bool:
+        return self.config.backends.use_arrow_backend and self._arrow_ready
+
     def _run(self, query: Query, backend: str) -> Result:
+        route = self.route(query, backend)
         if isinstance(query, RowQuery):
-            if backend not in ("auto", "wire"):
-                raise QueryError(
-                    f"{query.key} is a row query: it runs on the 'wire' plane, not {backend!r}"
-                )
             entity = self._schema.entity(query.entity)
             assert entity is not None
             return self._page(query, entity)
-        raise QueryError(f"{query.key}: {query.kind} queries are not available yet")
+        fact = self._schema.fact(query.fact)
+        assert fact is not None
+        if route.plane == "arrow":
+            try:
+                return self._arrow.execute(query, fact)
+            except UnsupportedError as exc:
+                if backend == "arrow":
+                    raise QueryError(
+                        f"{query.key}: the arrow plane does not compute {exc}; use"
+                        " backend='postgres' or 'auto'"
+                    ) from None
+        return self._pushdown.execute(query, fact)
+
+    def refresh(self, table: str | None = None) -> int:
+        """Drop cached analytics data (of one fact table, or all); return entries dropped."""
+        return self._arrow.refresh(table)
+
+    def cache_stats(self) -> dict[str, Any]:
+        """The analytics cache: entries, bytes, hits, misses, hit_rate."""
+        return self._arrow.cache_stats()
 
     def _page(self, query: RowQuery, entity: Any) -> Result:
         return self._rows.execute(query, entity, next_page=lambda q: self._page(q, entity))
@@ -141,6 +184,7 @@ class Session:
         with self._lock:
             if not self.closed:
                 self.closed = True
+                self._arrow.close()
                 self._pool.close()
 
     def __enter__(self) -> Session:

@@ -1,0 +1,92 @@
+"""Which plane runs a query: a pure decision, returned with its reason.
+
+Policy for ``backend="auto"``:
+
+- row queries run on ``wire``;
+- aggregate and window queries run on ``arrow`` when the analytics plane is
+  on and its packages import, and either the columns they need are cached or
+  loading them is estimated at no more than ``[routing] max_load_mb`` (and
+  the table has at least ``min_rows_for_arrow`` rows); otherwise on
+  ``postgres``.
+
+An explicit backend is obeyed, or refused with an error saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fraiseql_nb.config import Config
+from fraiseql_nb.errors import BackendError, QueryError
+from fraiseql_nb.planes.arrow import LoadEstimate
+
+__all__ = ["Route", "choose_plane"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A plane and why it was chosen."""
+
+    plane: str
+    reason: str
+
+
+def choose_plane(
+    kind: str,
+    requested: str,
+    config: Config,
+    *,
+    arrow_ready: bool,
+    estimate: LoadEstimate | None = None,
+    key: str = "query",
+) -> Route:
+    """Choose the plane for one root field.
+
+    Args:
+        kind: "rows", "aggregate" or "window".
+        requested: "auto", "wire", "arrow" or "postgres".
+        config: the session's configuration.
+        arrow_ready: whether the analytics packages import.
+        estimate: the cost of loading what an analytics query needs.
+        key: the root field, for messages.
+    """
+    arrow_on = config.backends.use_arrow_backend and arrow_ready
+    if kind == "rows":
+        if requested in ("auto", "wire"):
+            return Route("wire", "row query")
+        raise QueryError(f"{key} is a row query: it runs on the 'wire' plane, not {requested!r}")
+    if requested == "wire":
+        raise QueryError(
+            f"{key} is an {kind} query: the 'wire' plane runs row queries only;"
+            " use 'arrow', 'postgres' or 'auto'"
+        )
+    if requested == "postgres":
+        return Route("postgres", "requested")
+    if requested == "arrow":
+        if not config.backends.use_arrow_backend:
+            raise BackendError(
+                "the arrow plane is off ([backends] use_arrow_backend = false);"
+                " use backend='postgres' or 'auto'"
+            )
+        if not arrow_ready:
+            raise BackendError(
+                "the arrow plane needs adbc-driver-postgresql and pyarrow, which do not import;"
+                " use backend='postgres' or 'auto'"
+            )
+        return Route("arrow", "requested")
+    if not arrow_on:
+        why = (
+            "arrow plane off"
+            if not config.backends.use_arrow_backend
+            else "analytics packages missing"
+        )
+        return Route("postgres", why)
+    assert estimate is not None
+    if estimate.cached:
+        return Route("arrow", "cached")
+    limit = config.routing.max_load_mb
+    if estimate.rows < config.routing.min_rows_for_arrow:
+        return Route("postgres", f"{estimate.rows:,} rows < min_rows_for_arrow")
+    if estimate.mb <= limit:
+        return Route("arrow", f"load {estimate.mb:.0f} MB ≤ {limit:g} MB")
+    return Route("postgres", f"load {estimate.mb:.0f} MB > {limit:g} MB")
