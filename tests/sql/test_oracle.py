@@ -441,7 +441,12 @@ def test_sql_and_python_select_the_same_documents(
     matched_some = 0
     cols = Columns(docs)
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(where=where_strategy(docs, code_point_order))
     def check(where: dict[str, Any]) -> None:
         nonlocal matched_some

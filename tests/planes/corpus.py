@@ -1,0 +1,117 @@
+"""Hand-written aggregate and window queries over the demo tf_sales: the agreement corpus."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+AGGREGATES = [
+    # every aggregate, no group keys
+    "{ sales_aggregate { count } }",
+    "{ sales_aggregate { revenue_sum revenue_avg revenue_min revenue_max } }",
+    "{ sales_aggregate { revenue_stddev revenue_variance quantity_stddev quantity_variance } }",
+    "{ sales_aggregate { revenue_median revenue_p25 revenue_p75 revenue_p90 revenue_p95 revenue_p99 } }",
+    "{ sales_aggregate { cost_sum cost_avg cost_median discount_sum discount_avg discount_p90 } }",
+    "{ sales_aggregate { customer_id_count_distinct product_id_count_distinct category_count_distinct channel_count_distinct } }",
+    "{ sales_aggregate { quantity_sum quantity_min quantity_max quantity_median } }",
+    # one key of each kind
+    "{ sales_aggregate(groupBy: {category: true}) { category count revenue_sum } }",
+    "{ sales_aggregate(groupBy: {region: true}) { region revenue_avg quantity_sum } }",
+    "{ sales_aggregate(groupBy: {channel: true}) { channel count discount_avg } }",  # NULL channel is a group
+    "{ sales_aggregate(groupBy: {product_brand: true}) { product_brand revenue_max cost_min } }",
+    "{ sales_aggregate(groupBy: {product_name: true}, orderBy: {revenue_sum: DESC}, limit: 10) { product_name revenue_sum } }",
+    "{ sales_aggregate(groupBy: {customer_id: true}, orderBy: {count: DESC}, limit: 25) { customer_id count } }",
+    "{ sales_aggregate(groupBy: {product_id: true}, orderBy: [{quantity_sum: DESC}, {product_id: ASC}], limit: 20) { product_id quantity_sum } }",
+    # every bucket
+    "{ sales_aggregate(groupBy: {occurred_at_day: true}, orderBy: {occurred_at_day: ASC}, limit: 40) { occurred_at_day count revenue_sum } }",
+    "{ sales_aggregate(groupBy: {occurred_at_week: true}) { occurred_at_week count } }",
+    "{ sales_aggregate(groupBy: {occurred_at_month: true}) { occurred_at_month revenue_sum revenue_median } }",
+    "{ sales_aggregate(groupBy: {occurred_at_quarter: true}) { occurred_at_quarter revenue_p90 } }",
+    "{ sales_aggregate(groupBy: {occurred_at_year: true}) { occurred_at_year count cost_sum } }",
+    # several keys
+    "{ sales_aggregate(groupBy: {category: true, region: true}) { category region count revenue_sum quantity_avg } }",
+    "{ sales_aggregate(groupBy: {category: true, occurred_at_month: true}) { category occurred_at_month revenue_sum } }",
+    "{ sales_aggregate(groupBy: {region: true, channel: true, occurred_at_year: true}) { region channel occurred_at_year count } }",
+    "{ sales_aggregate(groupBy: {product_brand: true, category: true}, orderBy: {revenue_avg: DESC}) { product_brand category revenue_avg } }",
+    # aliases and repeated fields
+    "{ s: sales_aggregate(groupBy: {region: true}) { r: region n: count total: revenue_sum revenue_sum } }",
+    # filters on every column kind
+    '{ sales_aggregate(where: {occurred_at: {gte: "2024-01-01", lt: "2024-04-01"}}) { count revenue_sum } }',
+    '{ sales_aggregate(where: {occurred_at: {gte: "2024-06-01T12:00:00+02:00"}}, groupBy: {occurred_at_year: true}) { occurred_at_year count } }',
+    "{ sales_aggregate(where: {customer_id: {in: [1, 2, 3, 4, 5]}}, groupBy: {customer_id: true}) { customer_id count revenue_sum } }",
+    "{ sales_aggregate(where: {product_id: {lte: 10}}) { count product_id_count_distinct } }",
+    '{ sales_aggregate(where: {category: {eq: "books"}}, groupBy: {region: true}) { region count } }',
+    '{ sales_aggregate(where: {category: {nin: ["books", "toys"]}}) { count } }',
+    "{ sales_aggregate(where: {channel: {isnull: true}}) { count revenue_sum } }",
+    "{ sales_aggregate(where: {channel: {isnull: false}}, groupBy: {channel: true}) { channel count } }",
+    '{ sales_aggregate(where: {product_brand: {startswith: "A"}}, groupBy: {product_brand: true}) { product_brand count } }',
+    '{ sales_aggregate(where: {product_name: {icontains: "LAMP"}}) { count revenue_avg } }',
+    '{ sales_aggregate(where: {product_name: {like: "%Drone 1_"}}, groupBy: {product_name: true}) { product_name count } }',
+    '{ sales_aggregate(where: {region: {regex: "^(EU|NA)$"}}, groupBy: {region: true}) { region count } }',
+    "{ sales_aggregate(where: {revenue: {gt: 1000}}) { count revenue_min } }",
+    "{ sales_aggregate(where: {discount: {isnull: true}}) { count discount_sum discount_avg } }",  # NULL measures: sum is NULL
+    "{ sales_aggregate(where: {discount: {gte: 0.15}}, groupBy: {category: true}) { category discount_avg discount_count_distinct } }",
+    "{ sales_aggregate(where: {quantity: {in: [1, 2]}, cost: {lt: 50}}) { count quantity_sum } }",
+    '{ sales_aggregate(where: {_or: [{category: {eq: "books"}}, {region: {eq: "MEA"}}]}) { count } }',
+    '{ sales_aggregate(where: {_not: {region: {in: ["EU", "NA"]}}}, groupBy: {region: true}) { region count } }',
+    '{ sales_aggregate(where: {_and: [{revenue: {gt: 100}}, {_or: [{channel: {eq: "web"}}, {channel: {isnull: true}}]}]}) { count } }',
+    # empty results
+    '{ sales_aggregate(where: {category: {eq: "no such category"}}) { count revenue_sum revenue_avg revenue_median customer_id_count_distinct } }',
+    "{ sales_aggregate(where: {category: {in: []}}, groupBy: {category: true}) { category count } }",
+    '{ sales_aggregate(where: {occurred_at: {gte: "2030-01-01"}}, groupBy: {occurred_at_month: true}) { occurred_at_month count } }',
+    # having
+    "{ sales_aggregate(groupBy: {category: true}, having: {revenue_sum: {gt: 5000000}}) { category revenue_sum } }",
+    "{ sales_aggregate(groupBy: {region: true, channel: true}, having: {count: {gte: 3000}}) { region channel count } }",
+    '{ sales_aggregate(groupBy: {category: true}, having: {category: {neq: "books"}, revenue_avg: {lt: 500}}) { category revenue_avg } }',
+    "{ sales_aggregate(groupBy: {product_brand: true}, having: {_or: [{count: {lt: 5900}}, {revenue_median: {gt: 250}}]}) { product_brand count revenue_median } }",
+    "{ sales_aggregate(groupBy: {occurred_at_month: true}, having: {revenue_sum: {gt: 1e12}}) { occurred_at_month revenue_sum } }",
+    # ordering and paging
+    "{ sales_aggregate(groupBy: {category: true}, orderBy: {category: DESC}) { category count } }",
+    "{ sales_aggregate(groupBy: {channel: true}, orderBy: {channel: ASC_NULLS_FIRST}) { channel count } }",
+    "{ sales_aggregate(groupBy: {channel: true}, orderBy: {channel: DESC_NULLS_FIRST}) { channel count } }",
+    "{ sales_aggregate(groupBy: {occurred_at_month: true}, orderBy: {revenue_sum: ASC}, limit: 5, offset: 3) { occurred_at_month revenue_sum } }",
+    "{ sales_aggregate(groupBy: {region: true}, orderBy: {count: DESC}, limit: 0) { region count } }",
+    "{ sales_aggregate(groupBy: {category: true}, offset: 5) { category count } }",
+]
+
+WINDOWS = [
+    '{ sales_window(where: {region: {eq: "EU"}}, partitionBy: [category], orderBy: {occurred_at: ASC}, limit: 1000) {'
+    " id category occurred_at revenue rn: row_number revenue_rank: rank(orderBy: {revenue: DESC})"
+    " running_revenue: running_sum(field: revenue) revenue_ma7: running_avg(field: revenue, preceding: 6)"
+    " prev_revenue: lag(field: revenue, offset: 1) } }",
+    "{ sales_window(where: {customer_id: {lte: 20}}, partitionBy: [customer_id], orderBy: {occurred_at: ASC}) {"
+    " id customer_id revenue n: row_number d: dense_rank(orderBy: {quantity: DESC}) pr: percent_rank(orderBy: {revenue: ASC})"
+    " cd: cume_dist(orderBy: {quantity: ASC}) t: ntile(buckets: 3) } }",
+    "{ sales_window(where: {product_id: {in: [3, 7]}}, partitionBy: [product_id], orderBy: {id: ASC}) {"
+    " id product_id quantity nxt: lead(field: quantity, offset: 2, default: -1) prv: lag(field: discount)"
+    " f: first_value(field: revenue) l: last_value(field: revenue) } }",
+    "{ sales_window(where: {customer_id: {lt: 10}}, orderBy: [{revenue: DESC}], limit: 200) {"
+    " id revenue r: rank dr: dense_rank rn: row_number } }",
+    '{ sales_window(where: {category: {eq: "toys"}, occurred_at: {lt: "2023-03-01"}}, partitionBy: [region], orderBy: {occurred_at: ASC}) {'
+    " id region discount s: running_sum(field: discount) c: running_count(field: discount) cr: running_count"
+    " mn: running_min(field: cost, preceding: 2, following: 2) mx: running_max(field: cost, preceding: 0, following: 3) } }",
+    "{ sales_window(where: {customer_id: {eq: 42}}) { id revenue tot: running_sum(field: revenue) n: running_count } }",
+    "{ sales_window(where: {product_id: {eq: 11}}, partitionBy: [channel], orderBy: {occurred_at: DESC}) {"
+    ' id channel occurred_at w: first_value(field: occurred_at, preceding: 1, following: 1) ch: lag(field: channel, default: "none") } }',
+    "{ sales_window(where: {customer_id: {lte: 3}}, orderBy: {occurred_at: ASC}, offset: 5, limit: 10) {"
+    " id customer_id avg3: running_avg(field: revenue, preceding: 2) t: ntile(buckets: 7) } }",
+    '{ sales_window(where: {category: {eq: "nothing"}}, orderBy: {id: ASC}) { id rn: row_number } }',
+]
+
+
+def assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
+    """Same schema, rows and order; floats within 1e-9 relative."""
+    assert a.schema == b.schema, what
+    assert a.height == b.height, what
+    for name in a.columns:
+        x, y = a[name].to_list(), b[name].to_list()
+        if a.schema[name] == pl.Float64:
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                assert (u is None) == (v is None), f"{what}: {name}[{i}] {u} != {v}"
+                if u is not None:
+                    assert math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9), (
+                        f"{what}: {name}[{i}] {u} != {v}"
+                    )
+        else:
+            assert x == y, f"{what}: column {name} differs"

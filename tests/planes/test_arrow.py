@@ -1,0 +1,208 @@
+"""The analytics plane: loads, cache hits and misses, freshness, bounds, fallbacks, routing."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import fraiseql_nb as fq
+from fraiseql_nb import demo
+from fraiseql_nb.query import parse_query
+from tests.planes.corpus import assert_same
+
+TINY = demo.Counts(users=200, products=20, orders=50, sales=2_000)
+TOTAL = "{ sales_aggregate { count revenue_sum } }"
+
+
+@pytest.fixture
+def tiny(scratch_dsn: str) -> str:
+    demo.load(scratch_dsn, TINY)
+    return scratch_dsn
+
+
+def arrow(s: fq.Session, query: str) -> fq.Result:
+    r = s.execute(query, backend="arrow")
+    assert isinstance(r, fq.Result)
+    assert r.backend == "arrow"
+    return r
+
+
+def totals(dsn: str) -> tuple[int, float]:
+    with psycopg.connect(dsn) as conn:
+        n, total = conn.execute("SELECT count(*), sum(revenue)::float8 FROM tf_sales").fetchone()
+    return n, total
+
+
+def test_cache_hits_misses_and_partial_loads(tiny: str) -> None:
+    with fq.connect(tiny) as s:
+        plane = s._arrow
+        first = arrow(s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }")
+        assert first.metrics.cache_hit is False
+        assert first.metrics.bytes > 0
+        assert 'SELECT ("dimensions" ->> \'category\') AS "category"' in first.sql
+        loads = plane.loads
+        again = arrow(
+            s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_avg revenue_max } }"
+        )
+        assert again.metrics.cache_hit is True
+        assert plane.loads == loads  # same columns: no statement touched the table
+        filtered = arrow(s, '{ sales_aggregate(where: {category: {eq: "books"}}) { revenue_sum } }')
+        assert filtered.metrics.cache_hit is True  # an unfiltered load answers a filtered query
+        more = arrow(s, "{ sales_aggregate(groupBy: {region: true}) { region quantity_sum } }")
+        assert more.metrics.cache_hit is False
+        assert '"region"' in more.sql and '"category"' not in more.sql  # only the missing columns
+        assert more.metrics.bytes < first.metrics.bytes * 2
+        stats = s.cache_stats()
+        assert (stats["hits"], stats["misses"], stats["entries"]) == (2, 2, 1)
+        assert stats["bytes"] > 0
+        # Results match the database's own arithmetic.
+        n, total = totals(tiny)
+        whole = arrow(s, TOTAL).df.to_dicts()[0]
+        assert whole["count"] == n
+        assert whole["revenue_sum"] == pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "INSERT INTO tf_sales SELECT id + 1000000, customer_id, product_id, occurred_at, revenue, quantity,"
+        " cost, discount, dimensions, date_info FROM tf_sales WHERE id <= 10",
+        "UPDATE tf_sales SET revenue = revenue + 1 WHERE id <= 5",
+        "DELETE FROM tf_sales WHERE id > 1990",
+        "TRUNCATE tf_sales",
+    ],
+)
+def test_a_changed_table_is_never_answered_from_stale_data(tiny: str, change: str) -> None:
+    with fq.connect(tiny) as s:
+        before = arrow(s, TOTAL).df.to_dicts()[0]
+        assert arrow(s, TOTAL).metrics.cache_hit is True
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(change)
+        n, total = totals(tiny)
+        after = arrow(s, TOTAL)
+        assert after.metrics.cache_hit is False
+        assert after.df["count"][0] == n
+        assert (after.df["revenue_sum"][0] or 0) == pytest.approx(total or 0, rel=1e-12)
+        assert after.df.to_dicts()[0] != before
+
+
+def test_refresh_and_ttl(tiny: str) -> None:
+    with fq.connect(tiny, config={"arrow_backend": {"cache_ttl_s": 0.5}}) as s:
+        arrow(s, TOTAL)
+        assert arrow(s, TOTAL).metrics.cache_hit is True
+        assert s.refresh("tf_sales") == 1
+        assert arrow(s, TOTAL).metrics.cache_hit is False
+        time.sleep(0.7)
+        assert arrow(s, TOTAL).metrics.cache_hit is False  # older than the TTL
+        assert s.refresh() == 1
+
+
+def test_the_cache_stays_within_its_budget(tiny: str) -> None:
+    with fq.connect(tiny, config={"arrow_backend": {"cache_size_mb": 0}}) as s:
+        arrow(s, TOTAL)
+        assert s.cache_stats()["entries"] == 0  # nothing fits in 0 MB: used once, not kept
+        assert arrow(s, TOTAL).metrics.cache_hit is False
+    with fq.connect(tiny, config={"arrow_backend": {"cache_enabled": False}}) as s:
+        arrow(s, TOTAL)
+        assert s.cache_stats()["bytes"] == 0
+
+
+def test_big_loads_push_filters_down_as_literals(tiny: str) -> None:
+    query = '{ sales_aggregate(where: {category: {eq: "books"}, quantity: {gte: 2}}, groupBy: {region: true}) { region count revenue_sum } }'
+    with fq.connect(tiny, config={"routing": {"max_load_mb": 0}}) as s:
+        r = arrow(s, query)
+        assert "WHERE" in r.sql
+        assert "'books'" in r.sql and "%(" not in r.sql  # literals: ADBC keeps COPY
+        pg = s.execute(query, backend="postgres")
+        assert_same(r.df, pg.df, query)  # type: ignore[union-attr]
+        assert arrow(s, query).metrics.cache_hit is True  # the same filter again
+        assert arrow(s, query.replace("gte: 2", "gte: 3")).metrics.cache_hit is False
+
+
+def test_routing_and_explicit_backends(tiny: str) -> None:
+    with fq.connect(tiny) as s:
+        auto = s.execute(TOTAL)
+        assert auto.backend == "arrow"  # type: ignore[union-attr]
+        assert s.route(parse_query(TOTAL, s.schema).queries[0]).reason == "cached"
+        with pytest.raises(fq.QueryError, match="the 'wire' plane runs row queries only"):
+            s.execute(TOTAL, backend="wire")
+        with pytest.raises(fq.QueryError, match="runs on the 'wire' plane, not 'arrow'"):
+            s.execute("{ users { id } }", backend="arrow")
+        with pytest.raises(
+            fq.ConfigError, match="backend must be one of auto, wire, arrow, postgres"
+        ):
+            s.execute(TOTAL, backend="duckdb")
+    with fq.connect(tiny, config={"backends": {"use_arrow_backend": False}}) as s:
+        assert s.execute(TOTAL).backend == "postgres"  # type: ignore[union-attr]
+        with pytest.raises(fq.BackendError, match="use_arrow_backend = false"):
+            s.execute(TOTAL, backend="arrow")
+    with fq.connect(tiny, config={"routing": {"max_load_mb": 0}}) as s:
+        r = s.execute(TOTAL)
+        assert r.backend == "postgres"  # type: ignore[union-attr]
+
+
+def test_estimates_come_from_the_catalogue(tiny: str) -> None:
+    with fq.connect(tiny) as s:
+        fact = s.schema.fact("sales")
+        assert fact is not None
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute("ANALYZE tf_sales")
+        est = s._arrow.estimate(fact, ["revenue", "category"])
+        assert est.rows == TINY.sales
+        assert 2_000 * 16 <= est.bytes <= 2_000 * 200
+        assert not est.cached
+        arrow(s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }")
+        assert s._arrow.estimate(fact, ["revenue", "category"]).cached
+
+
+@pytest.fixture
+def slow_fact(server_dsn: str) -> Iterator[str]:
+    name = f"fq_slow_{uuid.uuid4().hex[:8]}"
+    dsn = demo.ensure_database(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
+            " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
+            " FROM generate_series(1, 2000) AS g"
+        )
+    yield dsn
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def test_interrupting_a_load_cancels_it(slow_fact: str) -> None:
+    with fq.connect(slow_fact, sample_size=1) as s:
+        threading.Timer(0.5, _thread.interrupt_main).start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            s.execute("{ slow_aggregate { amount_sum } }", backend="arrow")
+        assert time.monotonic() - started < 3
+        with psycopg.connect(slow_fact) as conn:
+            running = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fraiseql-nb arrow'"
+                " AND state = 'active'"
+            ).fetchone()
+        assert running == (0,)
+        r = s.execute(
+            "{ slow_aggregate(where: {id: {lte: 3}}) { amount_sum } }", backend="postgres"
+        )
+        assert r.df["amount_sum"][0] == 6.0  # type: ignore[union-attr]
+
+
+def test_exact_decimals_sum_like_postgresql(tiny: str) -> None:
+    query = "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum revenue_max discount_sum } }"
+    with fq.connect(tiny, config={"arrow_backend": {"exact_decimals": True}}) as s:
+        exact = arrow(s, query)
+        assert "::text" in exact.sql
+        pg = s.execute(query, backend="postgres")
+        # Summed exactly then rounded once: bit-identical to PostgreSQL's numeric sum.
+        assert exact.df.to_dicts() == pg.df.to_dicts()  # type: ignore[union-attr]
