@@ -65,6 +65,12 @@ def _parser() -> _Parser:
     for name in ("users", "products", "orders", "sales"):
         demo_cmd.add_argument(f"--{name}", type=_count, metavar="N", help=f"number of {name}")
     demo_cmd.add_argument("--database", help="target database (default: one per scale)")
+
+    serve = commands.add_parser("serve", help="serve GraphQL, health and metrics over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--dsn", help="database (default: $FRAISEQL_DSN, else the embedded demo)")
+    serve.add_argument("--config", help="fraiseql.toml to use")
     return parser
 
 
@@ -76,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "serve":
+            return _serve(args)
         _parser().print_help()
         return EXIT_USAGE
     except FraiseQLError as exc:
@@ -139,6 +147,74 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"dsn: {mask_dsn(target)}")
         return 0
     _print_summary(target, state)
+    _showcase(target)
+    return 0
+
+
+SHOWCASE = [
+    (
+        "row query (wire plane, streamed)",
+        '{ users(where: {age: {gte: 65}, status: {eq: "active"}}, orderBy: {score: DESC}, limit: 5)'
+        " { id name age score address { city } } }",
+    ),
+    (
+        "aggregate, cold (arrow plane loads the columns)",
+        "{ sales_aggregate(groupBy: {category: true}, orderBy: {revenue_sum: DESC}, limit: 5)"
+        " { category count revenue_sum revenue_median } }",
+    ),
+    (
+        "the same aggregate, warm (answered from the cache)",
+        "{ sales_aggregate(groupBy: {category: true}, orderBy: {revenue_sum: DESC}, limit: 5)"
+        " { category count revenue_sum revenue_median } }",
+    ),
+    (
+        "window query",
+        "{ sales_window(where: {customer_id: {eq: 42}}, orderBy: {occurred_at: ASC}, limit: 5)"
+        " { id occurred_at revenue running: running_sum(field: revenue)"
+        " prev: lag(field: revenue) } }",
+    ),
+]
+
+
+def _showcase(target: str) -> None:
+    """Run a few queries through the router and show what ran and what it cost."""
+    import polars as pl
+
+    import fraiseql_nb as fq
+
+    print()
+    print("Showcase (each query goes through the router):")
+    table_style = pl.Config(tbl_rows=5, tbl_cols=8, fmt_str_lengths=24, fmt_float="full")
+    with fq.connect(target) as session, table_style:
+        for title, query in SHOWCASE:
+            result = session.execute(query)
+            assert isinstance(result, fq.Result)
+            m = result.metrics
+            cache = (
+                "" if m.cache_hit is None else (" · cache hit" if m.cache_hit else " · cache miss")
+            )
+            print()
+            cost = f"{m.duration_ms:.1f} ms · {m.rows:,} rows · {m.bytes:,} bytes"
+            print(f"{title}: {m.backend} · {cost}{cache}")
+            print(result.df)
+        health = session.health()
+        planes = ", ".join(f"{k} {v['status']}" for k, v in health["backends"].items())
+        print()
+        print(f"health: {health['status']} ({planes})")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    import fraiseql_nb as fq
+    from fraiseql_nb.http import create_app
+
+    session = fq.connect(args.dsn, config=args.config)
+    print(f"serving {session.dsn} on http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    try:
+        uvicorn.run(create_app(session), host=args.host, port=args.port, log_level="warning")
+    finally:
+        session.close()
     return 0
 
 

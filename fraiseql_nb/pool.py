@@ -19,7 +19,14 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.db import connect
 from fraiseql_nb.errors import BackendError, ConfigError
 
-__all__ = ["APPLICATION_NAME", "PoolTimeout", "connection_kwargs", "open_pool", "pool_stats"]
+__all__ = [
+    "APPLICATION_NAME",
+    "PoolTimeout",
+    "connection_kwargs",
+    "open_pool",
+    "pool_stats",
+    "probe",
+]
 
 APPLICATION_NAME = "fraiseql-nb"
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]+$")
@@ -55,8 +62,7 @@ def open_pool(dsn: str, config: Config, *, name: str = "fraiseql-nb") -> Connect
     """Open the pool; an unreachable DSN raises BackendError (password masked) at once."""
     kwargs = connection_kwargs(dsn, config)
     # One direct connection first: its error says why, where the pool would only time out.
-    probe_kwargs = {k: v for k, v in kwargs.items() if k != "autocommit"}
-    connect(dsn, autocommit=True, **probe_kwargs).close()
+    probe(dsn, config)
     wire = config.wire_backend
     pool: ConnectionPool = ConnectionPool(
         dsn,
@@ -77,6 +83,12 @@ def open_pool(dsn: str, config: Config, *, name: str = "fraiseql-nb") -> Connect
             f"could not open a connection pool within {wire.connect_timeout_s} s"
         ) from None
     return pool
+
+
+def probe(dsn: str, config: Config) -> None:
+    """Connect once, directly: raises BackendError saying why the database does not answer."""
+    kwargs = {k: v for k, v in connection_kwargs(dsn, config).items() if k != "autocommit"}
+    connect(dsn, autocommit=True, **kwargs).close()
 
 
 def _reset(conn: Any) -> None:

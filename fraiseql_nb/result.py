@@ -35,6 +35,7 @@ class Result:
         frame: pl.DataFrame | None = None,
         table: pa.Table | None = None,
         next_page: Callable[[], Result | None] | None = None,
+        single: bool = False,
     ) -> None:
         if frame is None and table is None:
             raise ValueError("a Result needs a frame or a table")
@@ -45,6 +46,7 @@ class Result:
         self._frame = frame
         self._table = table
         self._next_page = next_page
+        self.single = single  # answers a single query (``user(id: …)``): one object or null
 
     @property
     def sql(self) -> str:
@@ -72,7 +74,13 @@ class Result:
 
     def to_graphql(self) -> dict[str, Any]:
         """``{"data": {key: [...]}}``, as a GraphQL server would answer."""
-        return {"data": {self.key: self.to_dicts()}}
+        return {"data": {self.key: self._graphql_value()}}
+
+    def _graphql_value(self) -> Any:
+        rows = self.to_dicts()
+        if self.single:
+            return rows[0] if rows else None
+        return rows
 
     def next_page(self) -> Result | None:
         """The next page of a paged row query (keyset paging), or None after the last page."""
@@ -107,7 +115,7 @@ class Results(Mapping[str, Result]):
         return len(self._results)
 
     def to_graphql(self) -> dict[str, Any]:
-        return {"data": {k: r.to_dicts() for k, r in self._results.items()}}
+        return {"data": {k: r._graphql_value() for k, r in self._results.items()}}
 
     def __repr__(self) -> str:
         return "<Results " + ", ".join(repr(r) for r in self._results.values()) + ">"

@@ -2,7 +2,8 @@
 
 Policy for ``backend="auto"``:
 
-- row queries run on ``wire``;
+- row queries run on ``wire``, or, with ``[backends] use_wire_backend =
+  false``, through one plain buffered psycopg query (reported as ``postgres``);
 - aggregate and window queries run on ``arrow`` when the analytics plane is
   on and its packages import, and either the columns they need are cached or
   loading them is estimated at no more than ``[routing] max_load_mb`` (and
@@ -52,9 +53,21 @@ def choose_plane(
     """
     arrow_on = config.backends.use_arrow_backend and arrow_ready
     if kind == "rows":
-        if requested in ("auto", "wire"):
+        wire_on = config.backends.use_wire_backend
+        if requested == "postgres":
+            return Route("postgres", "requested: one buffered query")
+        if requested == "arrow":
+            raise QueryError(
+                f"{key} is a row query: it runs on the 'wire' plane (or 'postgres'), not 'arrow'"
+            )
+        if requested == "wire" and not wire_on:
+            raise BackendError(
+                "the wire plane is off ([backends] use_wire_backend = false);"
+                " use backend='postgres' or 'auto'"
+            )
+        if wire_on:
             return Route("wire", "row query")
-        raise QueryError(f"{key} is a row query: it runs on the 'wire' plane, not {requested!r}")
+        return Route("postgres", "wire plane off: one buffered query")
     if requested == "wire":
         raise QueryError(
             f"{key} is an {kind} query: the 'wire' plane runs row queries only;"

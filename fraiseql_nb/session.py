@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import polars as pl
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.conninfo import mask_dsn
-from fraiseql_nb.errors import ConfigError, QueryError
+from fraiseql_nb.errors import ConfigError, FraiseQLError, QueryError
+from fraiseql_nb.explain import Explanation, Plan
+from fraiseql_nb.health import check_health
 from fraiseql_nb.planes.arrow import ArrowPlane, arrow_available
 from fraiseql_nb.planes.engine import UnsupportedError, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
@@ -27,6 +31,10 @@ from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results
 from fraiseql_nb.router import Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
+from fraiseql_nb.sql.facts import compile_load
+from fraiseql_nb.sql.params import Params
+from fraiseql_nb.sql.rows import compile_row_query
+from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
 __all__ = ["BACKENDS", "Session", "connect", "resolve_dsn"]
 
@@ -62,6 +70,7 @@ class Session:
         self._arrow_ready = arrow_available()
         analytics = config.database.analytics_connection or dsn
         self._arrow = ArrowPlane(analytics, config, pool, dsn)
+        self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
 
@@ -84,7 +93,12 @@ class Session:
     # ------------------------------------------------------------ queries
 
     def execute(
-        self, query: str, variables: dict[str, Any] | None = None, backend: str = "auto"
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        backend: str = "auto",
+        *,
+        operation_name: str | None = None,
     ) -> Result | Results:
         """Run every root field of ``query``.
 
@@ -92,6 +106,7 @@ class Session:
             query: GraphQL text.
             variables: values of the operation's variables.
             backend: "auto", or a plane to force: "wire", "arrow", "postgres".
+            operation_name: which operation to run when the document has several.
 
         Returns:
             A Result for a single root field, else Results keyed by alias or name.
@@ -101,9 +116,72 @@ class Session:
             raise ConfigError(
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
             )
-        document = parse_query(query, self._schema, variables)
+        document = self._parse(query, variables, operation_name)
         results = [self._run(q, backend) for q in document.queries]
         return results[0] if len(results) == 1 else Results(results)
+
+    def explain(
+        self, query: str, variables: dict[str, Any] | None = None, backend: str = "auto"
+    ) -> Explanation:
+        """For each root field: its kind, the plane that would run it and why, the SQL each
+        plane would send, and the estimates — without running anything but catalogue reads."""
+        self._check_open()
+        document = parse_query(query, self._schema, variables)
+        plans = []
+        for q in document.queries:
+            route = self.route(q, backend)
+            statements: dict[str, str] = {}
+            estimate: dict[str, Any] = {}
+            if isinstance(q, RowQuery):
+                entity = self._schema.entity(q.entity)
+                assert entity is not None
+                text = compile_row_query(q, entity, Params(literal=True), as_text=True)
+                statements["wire" if route.plane == "wire" else "postgres"] = text.as_string(None)
+            else:
+                fact = self._schema.fact(q.fact)
+                assert fact is not None
+                names = needed_columns(q, fact)
+                pushed = self._pushdown.compile(q, fact, Params(literal=True))
+                statements["postgres"] = pushed.as_string(None)
+                if self._arrow_on():
+                    load = compile_load(fact, names)
+                    statements["arrow"] = f"{load.as_string(None)}  -- then computed in Polars"
+                    est = self._arrow.estimate(fact, names)
+                    estimate = {
+                        "rows": est.rows,
+                        "load MB": round(est.mb, 1),
+                        "cached": est.cached,
+                        "columns": ", ".join(names),
+                    }
+            plans.append(
+                Plan(
+                    key=q.key,
+                    kind=q.kind,
+                    backend=route.plane,
+                    reason=route.reason,
+                    sql=statements,
+                    estimate=estimate,
+                )
+            )
+        return Explanation(plans=tuple(plans))
+
+    def _parse(
+        self, query: str, variables: dict[str, Any] | None, operation_name: str | None = None
+    ) -> Any:
+        started = time.perf_counter()
+        try:
+            return parse_query(query, self._schema, variables, operation_name)
+        except FraiseQLError as exc:
+            self.telemetry.record(
+                QueryMetrics(
+                    backend="none",
+                    kind="invalid",
+                    root_field="",
+                    duration_ms=(time.perf_counter() - started) * 1e3,
+                    error=str(exc),
+                )
+            )
+            raise
 
     def stream(
         self, query: str, variables: dict[str, Any] | None = None
@@ -113,7 +191,7 @@ class Session:
         Leaving the loop early cancels the query on the server.
         """
         self._check_open()
-        document = parse_query(query, self._schema, variables)
+        document = self._parse(query, variables)
         if len(document.queries) != 1 or not isinstance(document.queries[0], RowQuery):
             raise QueryError(
                 "stream() takes exactly one row query (an entity list or single query);"
@@ -144,10 +222,32 @@ class Session:
         return self.config.backends.use_arrow_backend and self._arrow_ready
 
     def _run(self, query: Query, backend: str) -> Result:
-        route = self.route(query, backend)
+        started = time.perf_counter()
+        plane = "none"
+        try:
+            route = self.route(query, backend)
+            plane = route.plane
+            result = self._dispatch(query, backend, route)
+        except BaseException as exc:
+            self.telemetry.record(
+                QueryMetrics(
+                    backend=plane,
+                    kind=query.kind,
+                    root_field=query.key,
+                    duration_ms=(time.perf_counter() - started) * 1e3,
+                    error=str(exc) or type(exc).__name__,
+                )
+            )
+            raise
+        self.telemetry.record(result.metrics)
+        return result
+
+    def _dispatch(self, query: Query, backend: str, route: Route) -> Result:
         if isinstance(query, RowQuery):
             entity = self._schema.entity(query.entity)
             assert entity is not None
+            if route.plane == "postgres":
+                return self._rows.execute_buffered(query, entity)
             return self._page(query, entity)
         fact = self._schema.fact(query.fact)
         assert fact is not None
@@ -171,7 +271,33 @@ class Session:
         return self._arrow.cache_stats()
 
     def _page(self, query: RowQuery, entity: Any) -> Result:
-        return self._rows.execute(query, entity, next_page=lambda q: self._page(q, entity))
+        def follow(q: RowQuery) -> Result:
+            result = self._page(q, entity)
+            self.telemetry.record(result.metrics)
+            return result
+
+        return self._rows.execute(query, entity, next_page=follow)
+
+    # ------------------------------------------------------------ operations
+
+    @property
+    def query_log(self) -> pl.DataFrame:
+        """The last 1,000 queries' metrics, oldest first, one row each."""
+        return self.telemetry.log()
+
+    def metrics_text(self) -> str:
+        """This session's metrics in Prometheus exposition format."""
+        return self.telemetry.text(self.pool_stats(), self.cache_stats())
+
+    def health(self) -> dict[str, Any]:
+        """Each plane's status, the pool and the cache; never raises for a database that is down."""
+        return check_health(self)
+
+    def ready(self) -> dict[str, Any]:
+        """Whether queries can run now, and on which planes."""
+        h = self.health()
+        usable = [name for name, b in h["backends"].items() if b["status"] == "healthy"]
+        return {"ready": h["status"] != "unhealthy", "backends": usable}
 
     # ------------------------------------------------------------ lifecycle
 

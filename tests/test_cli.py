@@ -57,6 +57,15 @@ def test_demo_starts_the_server_loads_once_and_prints_a_summary() -> None:
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT count(*) FROM v_user").fetchone() == (10_000,)
 
+        # The showcase ran every query kind through the router.
+        assert "row query (wire plane, streamed): wire · " in first.stdout
+        assert "aggregate, cold (arrow plane loads the columns): arrow · " in first.stdout
+        assert "cache miss" in first.stdout
+        assert "the same aggregate, warm (answered from the cache): arrow · " in first.stdout
+        assert "cache hit" in first.stdout
+        assert "window query: " in first.stdout
+        assert "health: healthy (wire healthy, arrow healthy, postgres healthy)" in first.stdout
+
         second = run_cli("demo", env=env)
         assert second.returncode == 0, second.stderr
         assert "already loaded" in second.stdout
@@ -229,3 +238,42 @@ def test_a_killed_load_leaves_the_database_as_it_was(server_dsn: str, scratch_ds
 
     # And the next load works.
     assert not demo.load(scratch_dsn, TINY).skipped
+
+
+def test_serve_answers_over_http(demo_dsn: str) -> None:
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "FRAISEQL_DSN": demo_dsn}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fraiseql_nb", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
+                    assert json.loads(resp.read())["ready"] is True
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "serve never became ready"
+                time.sleep(0.2)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps({"query": "{ user(id: 2) { name } }"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read()) == {"data": {"user": {"name": "Mateo Smith"}}}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -26,6 +26,7 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.frames import parse_ndjson
+from fraiseql_nb.pool import probe
 
 __all__ = ["Fetched", "fetch_frame", "pooled", "raw_text"]
 
@@ -33,13 +34,36 @@ _BATCH_ROWS = 20_000  # documents handed to the parser at a time
 _MAX_PENDING = 2  # batches waiting for the parser: bounds memory if parsing lags
 _CHUNK = 2048  # rows per round trip
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_FIRST_WAIT_S = 1.0  # then check the database answers at all
 
 
 @contextlib.contextmanager
 def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection; the pool discards it if a failure left it unusable."""
+    """A pooled connection; the pool discards it if a failure left it unusable.
+
+    A pool that cannot reconnect (server down, database dropped) would only
+    time out after ``pool_timeout_s``: when no connection comes within a
+    second, one direct connection tells a dead database (its error, at once)
+    from a busy pool (wait the rest of the timeout).
+    """
+    wire = config.wire_backend
+    first = min(_FIRST_WAIT_S, wire.pool_timeout_s)
     try:
-        conn = pool.getconn()
+        conn = pool.getconn(timeout=first)
+    except PoolTimeout:
+        probe(dsn, config)
+        conn = _wait_for(pool, dsn, config, wire.pool_timeout_s - first)
+    try:
+        yield conn
+    finally:
+        pool.putconn(conn)
+
+
+def _wait_for(
+    pool: ConnectionPool, dsn: str, config: Config, timeout: float
+) -> psycopg.Connection[Any]:
+    try:
+        return pool.getconn(timeout=max(timeout, 0.001))
     except PoolTimeout:
         wire = config.wire_backend
         raise BackendError(
@@ -47,10 +71,6 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
             f" {wire.pool_size} of the pool are busy (raise [wire_backend] pool_size or"
             " pool_timeout_s); dsn: " + mask_dsn(dsn)
         ) from None
-    try:
-        yield conn
-    finally:
-        pool.putconn(conn)
 
 
 @contextlib.contextmanager

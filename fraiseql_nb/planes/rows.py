@@ -27,7 +27,7 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes._fetch import fetch_frame, pooled, raw_text
-from fraiseql_nb.planes.frames import polars_schema
+from fraiseql_nb.planes.frames import parse_ndjson, polars_schema
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import Entity
@@ -135,9 +135,51 @@ class RowPlane:
             metrics=metrics,
             frame=frame,
             next_page=follow,
+            single=query.by_id is not None,
         )
 
     # ------------------------------------------------------------ helpers
+
+    def execute_buffered(self, query: RowQuery, entity: Entity) -> Result:
+        """The plain path (``use_wire_backend = false``): one buffered psycopg query.
+
+        The same statement and the same DataFrame as :meth:`execute`, without
+        streaming: libpq holds the whole result before the first row.
+        """
+        params = Params()
+        statement = compile_row_query(query, entity, params, as_text=True)
+        shown = compile_row_query(query, entity, Params(literal=True), as_text=True)
+        schema = polars_schema(query.selection)
+        started = time.perf_counter()
+        try:
+            with self._connection() as conn, raw_text(conn):
+                sql_text = shown.as_string(conn)
+                docs = [r[0] for r in conn.execute(statement, params.values).fetchall()]
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+        first = time.perf_counter()
+        data = b"\n".join(docs)
+        frame = parse_ndjson(data, schema) if docs else pl.DataFrame(schema=schema)
+        done = time.perf_counter()
+        metrics = QueryMetrics(
+            backend="postgres",
+            kind="rows",
+            root_field=query.key,
+            duration_ms=(done - started) * 1e3,
+            ttfr_ms=(first - started) * 1e3,
+            rows=frame.height,
+            bytes=len(data),
+            result_bytes=int(frame.estimated_size()),
+            sql=sql_text,
+        )
+        return Result(
+            key=query.key,
+            kind="rows",
+            backend="postgres",
+            metrics=metrics,
+            frame=frame,
+            single=query.by_id is not None,
+        )
 
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         return pooled(self.pool, self._dsn, self.config)

@@ -133,7 +133,9 @@ def test_routing_and_explicit_backends(tiny: str) -> None:
         assert s.route(parse_query(TOTAL, s.schema).queries[0]).reason == "cached"
         with pytest.raises(fq.QueryError, match="the 'wire' plane runs row queries only"):
             s.execute(TOTAL, backend="wire")
-        with pytest.raises(fq.QueryError, match="runs on the 'wire' plane, not 'arrow'"):
+        with pytest.raises(
+            fq.QueryError, match=r"runs on the 'wire' plane \(or 'postgres'\), not 'arrow'"
+        ):
             s.execute("{ users { id } }", backend="arrow")
         with pytest.raises(
             fq.ConfigError, match="backend must be one of auto, wire, arrow, postgres"

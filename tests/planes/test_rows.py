@@ -156,7 +156,9 @@ def test_several_root_fields(session: fq.Session) -> None:
     rs = session.execute("{ a: users(limit: 2) { id } b: user(id: 3) { name } }")
     assert isinstance(rs, fq.Results)
     assert list(rs) == ["a", "b"]
-    assert rs.to_graphql() == {"data": {"a": [{"id": 1}, {"id": 2}], "b": [{"name": "Priya 王"}]}}
+    assert rs.to_graphql() == {"data": {"a": [{"id": 1}, {"id": 2}], "b": {"name": "Priya 王"}}}
+    missing = session.execute("{ user(id: 123456789) { name } }")
+    assert missing.to_graphql() == {"data": {"user": None}}  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------ paging

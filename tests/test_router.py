@@ -1,0 +1,113 @@
+"""The routing policy as a pure decision (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+import fraiseql_nb as fq
+from fraiseql_nb.config import load_config
+from fraiseql_nb.planes.arrow import LoadEstimate
+from fraiseql_nb.router import choose_plane
+
+DEFAULT = load_config({}, environ={})
+SMALL = LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False)
+BIG = LoadEstimate(rows=10**9, bytes=900 * 2**20, cached=False)
+CACHED = LoadEstimate(rows=10**9, bytes=0, cached=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "requested", "config", "ready", "estimate", "plane", "reason"),
+    [
+        ("rows", "auto", {}, True, None, "wire", "row query"),
+        ("rows", "wire", {}, True, None, "wire", "row query"),
+        ("rows", "postgres", {}, True, None, "postgres", "requested: one buffered query"),
+        (
+            "rows",
+            "auto",
+            {"backends": {"use_wire_backend": False}},
+            True,
+            None,
+            "postgres",
+            "wire plane off: one buffered query",
+        ),
+        ("aggregate", "auto", {}, True, SMALL, "arrow", "load 5 MB ≤ 512 MB"),
+        ("aggregate", "auto", {}, True, BIG, "postgres", "load 900 MB > 512 MB"),
+        ("window", "auto", {}, True, CACHED, "arrow", "cached"),
+        (
+            "aggregate",
+            "auto",
+            {"routing": {"max_load_mb": 1}},
+            True,
+            SMALL,
+            "postgres",
+            "load 5 MB > 1 MB",
+        ),
+        (
+            "aggregate",
+            "auto",
+            {"routing": {"min_rows_for_arrow": 10**6}},
+            True,
+            SMALL,
+            "postgres",
+            "100,000 rows < min_rows_for_arrow",
+        ),
+        (
+            "aggregate",
+            "auto",
+            {"backends": {"use_arrow_backend": False}},
+            True,
+            None,
+            "postgres",
+            "arrow plane off",
+        ),
+        ("aggregate", "auto", {}, False, None, "postgres", "analytics packages missing"),
+        ("aggregate", "postgres", {}, True, None, "postgres", "requested"),
+        ("window", "arrow", {}, True, None, "arrow", "requested"),
+    ],
+)
+def test_choices(
+    kind: str,
+    requested: str,
+    config: dict,
+    ready: bool,
+    estimate: LoadEstimate | None,
+    plane: str,
+    reason: str,
+) -> None:
+    route = choose_plane(
+        kind, requested, load_config(config, environ={}), arrow_ready=ready, estimate=estimate
+    )
+    assert (route.plane, route.reason) == (plane, reason)
+
+
+@pytest.mark.parametrize(
+    ("kind", "requested", "config", "ready", "error", "message"),
+    [
+        ("aggregate", "wire", {}, True, fq.QueryError, "the 'wire' plane runs row queries only"),
+        ("rows", "arrow", {}, True, fq.QueryError, "not 'arrow'"),
+        (
+            "rows",
+            "wire",
+            {"backends": {"use_wire_backend": False}},
+            True,
+            fq.BackendError,
+            "use_wire_backend = false",
+        ),
+        (
+            "aggregate",
+            "arrow",
+            {"backends": {"use_arrow_backend": False}},
+            True,
+            fq.BackendError,
+            "use_arrow_backend = false",
+        ),
+        ("window", "arrow", {}, False, fq.BackendError, "needs adbc-driver-postgresql"),
+    ],
+)
+def test_refusals(
+    kind: str, requested: str, config: dict, ready: bool, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        choose_plane(
+            kind, requested, load_config(config, environ={}), arrow_ready=ready, estimate=SMALL
+        )
