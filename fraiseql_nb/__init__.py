@@ -12,6 +12,20 @@ from fraiseql_nb.telemetry import QueryMetrics
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(shell: object) -> None:
+    """``%load_ext fraiseql_nb``: the ``%fraiseql`` magics."""
+    from fraiseql_nb.notebook import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: object) -> None:
+    from fraiseql_nb.notebook import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 __all__ = [
     "BackendError",
     "Config",
@@ -26,4 +40,6 @@ __all__ = [
     "Session",
     "__version__",
     "connect",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]

@@ -23,6 +23,7 @@ class Result:
         backend: the plane that ran it.
         metrics: what it cost (:class:`~fraiseql_nb.telemetry.QueryMetrics`).
         sql: the SQL that ran, values inlined.
+        reason: why the router chose that plane (e.g. "cached", "row query").
     """
 
     def __init__(
@@ -47,6 +48,8 @@ class Result:
         self._table = table
         self._next_page = next_page
         self.single = single  # answers a single query (``user(id: …)``): one object or null
+        self.reason = ""
+        self.limited: int | None = None  # the limit a notebook option added, if any
 
     @property
     def sql(self) -> str:
@@ -91,6 +94,12 @@ class Result:
     def __len__(self) -> int:
         return self.df.height
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Badge, table, SQL and metrics as text, HTML and (in Jupyter) a widget."""
+        from fraiseql_nb.notebook.display import mimebundle
+
+        return mimebundle(self)
+
     def __repr__(self) -> str:
         m = self.metrics
         return (
@@ -116,6 +125,11 @@ class Results(Mapping[str, Result]):
 
     def to_graphql(self) -> dict[str, Any]:
         return {"data": {k: r._graphql_value() for k, r in self._results.items()}}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from fraiseql_nb.notebook.display import results_mimebundle
+
+        return results_mimebundle(self)
 
     def __repr__(self) -> str:
         return "<Results " + ", ".join(repr(r) for r in self._results.values()) + ">"

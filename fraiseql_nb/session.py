@@ -99,6 +99,7 @@ class Session:
         backend: str = "auto",
         *,
         operation_name: str | None = None,
+        cache: bool = True,
     ) -> Result | Results:
         """Run every root field of ``query``.
 
@@ -107,6 +108,8 @@ class Session:
             variables: values of the operation's variables.
             backend: "auto", or a plane to force: "wire", "arrow", "postgres".
             operation_name: which operation to run when the document has several.
+            cache: False reloads analytics data from the database instead of
+                answering from the cache (the fresh load replaces the cached copy).
 
         Returns:
             A Result for a single root field, else Results keyed by alias or name.
@@ -117,7 +120,7 @@ class Session:
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
             )
         document = self._parse(query, variables, operation_name)
-        results = [self._run(q, backend) for q in document.queries]
+        results = [self._run(q, backend, cache) for q in document.queries]
         return results[0] if len(results) == 1 else Results(results)
 
     def explain(
@@ -221,13 +224,16 @@ class Session:
     def _arrow_on(self) -> bool:
         return self.config.backends.use_arrow_backend and self._arrow_ready
 
-    def _run(self, query: Query, backend: str) -> Result:
+    def _run(self, query: Query, backend: str, cache: bool = True) -> Result:
         started = time.perf_counter()
         plane = "none"
         try:
+            if not cache and not isinstance(query, RowQuery):
+                self._arrow.refresh(query.fact)
             route = self.route(query, backend)
             plane = route.plane
             result = self._dispatch(query, backend, route)
+            result.reason = route.reason
         except BaseException as exc:
             self.telemetry.record(
                 QueryMetrics(

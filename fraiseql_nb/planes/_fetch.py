@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from fraiseql_nb import progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
@@ -116,8 +117,11 @@ def fetch_frame(
                 first = list(itertools.islice(rows, 1))
                 first_row_at = time.perf_counter()
                 batch = first + list(itertools.islice(rows, _BATCH_ROWS - 1))
+                count = 0
                 while batch:
                     received += parser.submit([r[0] for r in batch])
+                    count += len(batch)
+                    progress.report("fetch", count, received)
                     batch = list(itertools.islice(rows, _BATCH_ROWS))
             finally:
                 rows.close()  # cancels the query if it is cut short

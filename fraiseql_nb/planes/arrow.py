@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from fraiseql_nb import progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
 from fraiseql_nb.errors import BackendError
@@ -354,7 +355,13 @@ class ArrowPlane:
         try:
             cursor.execute(text)
             reader = cursor.fetch_record_batch()
-            batches = list(reader)
+            batches = []
+            rows = nbytes = 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                nbytes += batch.nbytes
+                progress.report("load", rows, nbytes)
             table = pa.Table.from_batches(batches, schema=reader.schema)
         except KeyboardInterrupt:
             try:

@@ -1,0 +1,338 @@
+"""``%fraiseql`` and ``%%fraiseql``: connect, query, inspect, explore.
+
+One magic with subcommands (``connect schema metrics health refresh
+explore``) and a query form: the cell body (or the rest of the line) is a
+GraphQL document, run through :meth:`Session.execute`; the cell's value is
+the :class:`~fraiseql_nb.Result`. Options are traitlets of the ``FraiseQL``
+class, set with ``%config FraiseQL.<name> = value``.
+
+Errors stay short: a bad query or a database failure fails the cell with
+the message and, for a query, the line and column in the cell with a caret
+under it — not a traceback through this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Int, TraitError, observe, validate
+
+import fraiseql_nb as fq
+from fraiseql_nb import demo, embedded, progress
+from fraiseql_nb.conninfo import redact, secrets_of
+from fraiseql_nb.errors import FraiseQLError, QueryError
+from fraiseql_nb.notebook.display import OPTIONS, widgets_active
+from fraiseql_nb.notebook.document import Prepared, prepare
+from fraiseql_nb.notebook.progress import ProgressView
+from fraiseql_nb.notebook.views import HealthView, SchemaView
+from fraiseql_nb.result import Result
+from fraiseql_nb.session import BACKENDS
+
+__all__ = ["FraiseQL", "short_error"]
+
+USAGE = """\
+%fraiseql connect [DSN | $variable | --demo] [--config PATH]
+%%fraiseql [-o VAR] [--backend auto|wire|arrow|postgres] [--explain] [--no-cache] [--limit N]
+<GraphQL query>
+%fraiseql [options] { … }          the query on one line
+%fraiseql schema | metrics | health | refresh [TABLE] | explore TABLE
+%config FraiseQL.displaylimit / autolimit / widgets / progress"""
+
+SUBCOMMANDS = ("connect", "schema", "metrics", "health", "refresh", "explore")
+_QUERY_START = re.compile(r"(?:^|\s)(\{|query\b)")
+SHORT = "_fraiseql_short"  # attribute carrying the short message of a cell's error
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit the kernel
+        raise UsageError(f"{message}\n{USAGE}")
+
+
+def _query_options() -> _Parser:
+    p = _Parser(prog="%%fraiseql", add_help=False)
+    p.add_argument("-o", "--out", metavar="VAR")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--explain", action="store_true")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--limit", type=int)
+    return p
+
+
+def _connect_options() -> _Parser:
+    p = _Parser(prog="%fraiseql connect", add_help=False)
+    p.add_argument("dsn", nargs="?")
+    p.add_argument("--demo", action="store_true")
+    p.add_argument("--config")
+    return p
+
+
+@magics_class
+class FraiseQL(Magics):
+    """The fraiseql magics and their options (``%config FraiseQL``)."""
+
+    displaylimit = Int(20, help="Rows of a result shown (0 shows all).").tag(config=True)
+    autolimit = Int(0, help="A limit added to row and window queries that set none (0: off).").tag(
+        config=True
+    )
+    widgets = Bool(True, help="Show results as widgets in Jupyter (tabs).").tag(config=True)
+    progress = Bool(True, help="Show progress of loads longer than a second.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.session: fq.Session | None = None
+        OPTIONS.displaylimit = self.displaylimit
+        OPTIONS.widgets = self.widgets
+
+    @validate("displaylimit", "autolimit")
+    def _not_negative(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"FraiseQL.{proposal['trait'].name} must be 0 or more")
+        return int(proposal["value"])
+
+    @observe("displaylimit", "widgets")
+    def _sync(self, change: Any) -> None:
+        setattr(OPTIONS, change["name"], change["new"])
+
+    # ------------------------------------------------------------ entry
+
+    @no_var_expand  # "$name" is a GraphQL variable, not IPython's expansion
+    @line_cell_magic
+    def fraiseql(self, line: str, cell: str | None = None) -> Any:
+        """Run a GraphQL query, or a subcommand; ``%fraiseql?`` lists them."""
+        words = line.split(None, 1)
+        command = words[0] if words else ""
+        rest = words[1] if len(words) > 1 else ""
+        if command in SUBCOMMANDS:
+            if cell is not None:
+                raise UsageError(f"%%fraiseql {command} takes no cell body\n{USAGE}")
+            return getattr(self, f"_{command}")(rest)
+        if cell is not None:
+            return self._query(line, cell, line_offset=1, prefix="")
+        found = _QUERY_START.search(line)
+        if not found:
+            raise UsageError(f"nothing to run: give a query or a subcommand\n{USAGE}")
+        start = found.start(1)
+        # A line query sits on the cell's first line, after "%fraiseql " and its options.
+        return self._query(
+            line[:start], line[start:], line_offset=0, prefix="%fraiseql " + line[:start]
+        )
+
+    # ------------------------------------------------------------ queries
+
+    def _query(self, options: str, text: str, *, line_offset: int, prefix: str) -> Any:
+        opts = _query_options().parse_args(shlex.split(options))
+        session = self._session()
+        if opts.limit is not None and opts.limit < 0:
+            raise UsageError("--limit must be 0 or more")
+        limit = opts.limit if opts.limit is not None else (self.autolimit or None)
+        try:
+            prepared = prepare(text, session.schema, self.shell.user_ns, limit=limit)
+        except QueryError as exc:
+            raise _in_cell(exc, text, Prepared(text, {}), line_offset, prefix) from None
+        try:
+            if opts.explain:
+                return session.explain(prepared.text, prepared.variables, opts.backend)
+            result = self._execute(session, prepared, opts)
+        except QueryError as exc:
+            raise _in_cell(exc, text, prepared, line_offset, prefix) from None
+        except FraiseQLError as exc:
+            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
+            raise
+        for r in [result] if isinstance(result, Result) else list(result.values()):
+            r.limited = prepared.limited.get(r.key)
+        if opts.out:
+            if not opts.out.isidentifier():
+                raise UsageError(f"-o needs a Python name, got {opts.out!r}")
+            self.shell.user_ns[opts.out] = result
+        return result
+
+    def _execute(self, session: fq.Session, prepared: Prepared, opts: Any) -> Any:
+        if not self.progress:
+            return session.execute(
+                prepared.text, prepared.variables, backend=opts.backend, cache=not opts.no_cache
+            )
+        view = ProgressView("fraiseql", widget=widgets_active())
+        outcome = "interrupted"
+        try:
+            with progress.listening(view):
+                result = session.execute(
+                    prepared.text,
+                    prepared.variables,
+                    backend=opts.backend,
+                    cache=not opts.no_cache,
+                )
+            outcome = "done"
+            return result
+        except FraiseQLError:
+            outcome = "failed"
+            raise
+        finally:
+            view.close(outcome)
+
+    # ------------------------------------------------------------ subcommands
+
+    def _connect(self, rest: str) -> None:
+        secrets = secrets_of(rest)
+        try:
+            opts = _connect_options().parse_args(shlex.split(rest))
+        except ValueError as exc:  # shlex: unbalanced quotes
+            raise UsageError(f"connect: {exc}") from None
+        finally:
+            self._scrub_history(secrets)
+        dsn = opts.dsn
+        if dsn and dsn.startswith("$"):
+            name = dsn[1:]
+            if name not in self.shell.user_ns:
+                raise UsageError(f"connect: ${name} is not defined in the notebook")
+            dsn = str(self.shell.user_ns[name])
+        if opts.demo:
+            if dsn:
+                raise UsageError("connect: give a DSN or --demo, not both")
+            dsn = _demo_dsn()
+        try:
+            session = fq.connect(dsn, config=opts.config)
+        except FraiseQLError as exc:
+            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
+            raise
+        if self.session is not None:
+            self.session.close()
+        self.session = session
+        s = session.schema
+        entities = ", ".join(e.list_query for e in s.entities) or "none"
+        facts = ", ".join(f.name for f in s.facts) or "none"
+        print(
+            f"connected to {session.dsn}\n"
+            f"{len(s.entities)} entities ({entities}); {len(s.facts)} fact tables ({facts})"
+        )
+
+    def _schema(self, rest: str) -> SchemaView:
+        return SchemaView(self._session().schema)
+
+    def _metrics(self, rest: str) -> Any:
+        # The SQL of each query is in its result; here it would only crowd the table.
+        return self._session().query_log.drop("sql")
+
+    def _health(self, rest: str) -> HealthView:
+        return HealthView(self._session().health())
+
+    def _refresh(self, rest: str) -> None:
+        table = rest.strip() or None
+        dropped = self._session().refresh(table)
+        what = f"of {table}" if table else "in all"
+        print(f"dropped {dropped} cached load{'' if dropped == 1 else 's'} {what}")
+
+    def _explore(self, rest: str) -> Any:
+        from fraiseql_nb.notebook.explorer import Explorer
+
+        table = rest.strip()
+        if not table:
+            raise UsageError("explore needs a fact table, e.g. %fraiseql explore sales")
+        try:
+            return Explorer(self._session(), table)
+        except FraiseQLError as exc:
+            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
+            raise
+
+    # ------------------------------------------------------------ helpers
+
+    def _session(self) -> fq.Session:
+        if self.session is None or self.session.closed:
+            raise UsageError("not connected: run %fraiseql connect --demo (or connect DSN) first")
+        return self.session
+
+    def _scrub_history(self, secrets: tuple[str, ...]) -> None:
+        """Take a typed password out of the input history, in memory and on disk."""
+        if not secrets:
+            return
+        hm = getattr(self.shell, "history_manager", None)
+        if hm is None:
+            return
+        hide = lambda text: redact(text, secrets) if isinstance(text, str) else text  # noqa: E731
+        for history in (hm.input_hist_parsed, hm.input_hist_raw):
+            history[:] = [hide(t) for t in history]
+        for attr in ("_i", "_ii", "_iii", "_i00"):
+            if isinstance(getattr(hm, attr, None), str):
+                setattr(hm, attr, hide(getattr(hm, attr)))
+        ns = self.shell.user_ns
+        for key in [k for k in ns if re.fullmatch(r"_i\d*|_ii|_iii", k)]:
+            if isinstance(ns[key], str):
+                ns[key] = hide(ns[key])
+        with hm.db_input_cache_lock:
+            hm.db_input_cache[:] = [(n, hide(p), hide(r)) for n, p, r in hm.db_input_cache]
+        db = getattr(hm, "db", None)
+        if db is None or not getattr(hm, "enabled", True):
+            return
+        try:
+            with db:
+                for secret in secrets:
+                    rows = db.execute(
+                        "SELECT session, line, source, source_raw FROM history"
+                        " WHERE instr(source_raw, ?) > 0 OR instr(source, ?) > 0",
+                        (secret, secret),
+                    ).fetchall()
+                    for session, number, source, raw in rows:
+                        db.execute(
+                            "UPDATE history SET source = ?, source_raw = ?"
+                            " WHERE session = ? AND line = ?",
+                            (hide(source), hide(raw), session, number),
+                        )
+        except Exception:  # noqa: BLE001 - a history file we cannot write holds no secret of ours
+            pass
+
+
+def _demo_dsn() -> str:
+    """The embedded server's small demo database (started and loaded when needed)."""
+    small = demo.SCALES[demo.DEFAULT_SCALE]
+    server = embedded.start()
+    name = demo.database_for(small)
+    demo.ensure_database(server.dsn(), name)
+    dsn = server.dsn(name)
+    demo.load(dsn, small, if_missing=True)
+    return dsn
+
+
+def _in_cell(
+    exc: QueryError, text: str, prepared: Prepared, line_offset: int, prefix: str
+) -> QueryError:
+    """The error with its positions moved onto the cell, and a short rendering of it."""
+    source = text.splitlines()
+    errors = []
+    short = []
+    for message, line, column in exc.errors:
+        if line is None or column is None:
+            errors.append((message, None, None))
+            short.append(f"QueryError: {message}")
+            continue
+        line, column = prepared.locate(line, column)
+        cell_line = line + line_offset
+        cell_column = column + (len(prefix) if line == 1 else 0)
+        errors.append((message, cell_line, cell_column))
+        snippet = source[line - 1] if 0 < line <= len(source) else ""
+        if line == 1:
+            snippet = prefix + snippet
+        short += [
+            f"QueryError: {message}",
+            f"  at cell line {cell_line}, column {cell_column}:",
+            f"    {snippet}",
+            "    " + " " * (cell_column - 1 if line == 1 else column - 1) + "^",
+        ]
+    located = QueryError(errors[0][0], errors=tuple(errors))
+    setattr(located, SHORT, short)
+    return located
+
+
+def short_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+) -> Any:
+    """IPython's handler for FraiseQLError: the short message for a magic's error,
+    the usual traceback for one raised by the user's own code."""
+    stb = getattr(value, SHORT, None)
+    if stb is None:
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)
+    return stb

@@ -1,0 +1,323 @@
+"""The %fraiseql magics in a real IPython shell against the demo database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from psycopg import sql
+from traitlets import TraitError
+
+import fraiseql_nb as fq
+from fraiseql_nb import demo
+from fraiseql_nb.notebook.magics import FraiseQL
+
+from .conftest import fail, run
+
+FIRST_USERS = [{"id": 1, "name": "Émilie Martin"}, {"id": 2, "name": "Mateo Smith"}]
+
+
+def test_cell_value_is_the_result_and_o_stores_it(ip: InteractiveShell) -> None:
+    r = run(ip, "%%fraiseql -o top\n{ users(limit: 2, orderBy: [{id: ASC}]) { id name } }")
+    assert isinstance(r, fq.Result)
+    assert r.backend == "wire"
+    assert r.to_dicts() == FIRST_USERS
+    assert ip.user_ns["top"] is r
+    assert ip.user_ns["_"] is r  # the displayhook saw it
+
+
+def test_line_form_and_several_root_fields(ip: InteractiveShell) -> None:
+    r = run(ip, "%fraiseql { a: users(limit: 1) { id } b: sales_aggregate { count } }")
+    assert isinstance(r, fq.Results)
+    assert r.to_graphql() == {"data": {"a": [{"id": 1}], "b": [{"count": 100_000}]}}
+
+
+@pytest.mark.parametrize("backend", ["arrow", "postgres"])
+def test_backend_option_is_obeyed(ip: InteractiveShell, backend: str) -> None:
+    r = run(
+        ip,
+        f"%%fraiseql --backend {backend}\n"
+        "{ sales_aggregate(groupBy: {region: true}, orderBy: [{region: ASC}]) { region count } }",
+    )
+    assert r.backend == backend
+    assert sum(r.df["count"]) == 100_000
+
+
+def test_wrong_backend_for_the_query_fails_the_cell(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fail(ip, "%%fraiseql --backend wire\n{ sales_aggregate { count } }")
+    assert isinstance(err, fq.QueryError)
+    out = capsys.readouterr().out
+    assert "the 'wire' plane runs row queries only" in out
+    assert "Traceback" not in out
+
+
+def test_explain_option_runs_nothing(ip: InteractiveShell) -> None:
+    before = len(_log(ip))
+    plan = run(ip, "%%fraiseql --explain\n{ users(limit: 1) { id } }")
+    assert plan["users"].backend == "wire"
+    assert "LIMIT (1::bigint)" in plan["users"].sql["wire"]
+    assert len(_log(ip)) == before
+
+
+def test_no_cache_reloads(ip: InteractiveShell) -> None:
+    q = "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }"
+    run(ip, f"%%fraiseql --backend arrow\n{q}")
+    warm = run(ip, f"%%fraiseql --backend arrow\n{q}")
+    assert warm.metrics.cache_hit is True
+    fresh = run(ip, f"%%fraiseql --backend arrow --no-cache\n{q}")
+    assert fresh.metrics.cache_hit is False
+    assert fresh.metrics.bytes > 0
+    a, b = fresh.df.sort("category"), warm.df.sort("category")
+    assert a["category"].to_list() == b["category"].to_list()
+    # Float sums may differ in the last bit: Polars adds in parallel chunks.
+    assert a["revenue_sum"].to_list() == pytest.approx(b["revenue_sum"].to_list(), rel=1e-12)
+
+
+def test_limit_option_and_autolimit(ip: InteractiveShell) -> None:
+    r = run(ip, "%%fraiseql --limit 3\n{ users(orderBy: [{id: ASC}]) { id } }")
+    assert r.df["id"].to_list() == [1, 2, 3]
+    assert r.limited == 3
+    assert "limited to 3 rows" in r._repr_mimebundle_()["text/plain"]
+    # An explicit limit in the query wins over the option.
+    assert run(ip, "%fraiseql --limit 3 { users(limit: 1) { id } }").df.height == 1
+    run(ip, "%config FraiseQL.autolimit = 4")
+    try:
+        assert run(ip, "%fraiseql { users { id } }").df.height == 4
+        assert run(ip, "%fraiseql { sales_aggregate { count } }").df["count"][0] == 100_000
+    finally:
+        run(ip, "%config FraiseQL.autolimit = 0")
+    assert run(ip, "%fraiseql { users { id } }").df.height == 10_000
+
+
+def test_variables_bind_from_the_namespace(ip: InteractiveShell) -> None:
+    ip.user_ns.update(n=2, names=("Mateo Smith", "Émilie Martin"), since=dt.date(1990, 1, 1))
+    r = run(
+        ip,
+        "%%fraiseql\n"
+        "{ users(limit: $n, orderBy: [{id: ASC}], where: {name: {in: $names}}) { id name } }",
+    )
+    assert r.to_dicts() == FIRST_USERS
+    # Declared variables: the namespace's value, else the default.
+    r = run(ip, "%%fraiseql\nquery ($n: Int = 5) { users(limit: $n) { id } }")
+    assert r.df.height == 2
+    del ip.user_ns["n"]
+    r = run(ip, "%%fraiseql\nquery ($n: Int = 5) { users(limit: $n) { id } }")
+    assert r.df.height == 5
+    err = fail(ip, "%%fraiseql\n{ users(limit: $missing) { id } }")
+    assert isinstance(err, fq.QueryError)
+    assert "$missing is not declared and not defined in the notebook" in str(err)
+    assert (err.line, err.column) == (2, 16)
+    ip.user_ns["n"] = "three"
+    err = fail(ip, "%fraiseql { users(limit: $n) { id } }")
+    assert isinstance(err, fq.QueryError)
+    assert "Int cannot represent" in str(err)
+
+
+def test_a_bad_query_fails_short_with_the_cell_position(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fail(ip, "%%fraiseql\n{\n  users { id nme }\n}")
+    assert isinstance(err, fq.QueryError)
+    assert (err.line, err.column) == (3, 14)
+    out = capsys.readouterr().out
+    assert out.splitlines()[:4] == [
+        "QueryError: Cannot query field 'nme' on type 'User'. Did you mean 'name' or 'age'?",
+        "  at cell line 3, column 14:",
+        "      users { id nme }",
+        "                 ^",
+    ]
+    assert len(out.splitlines()) <= 5
+    # The same on one line: the column counts "%fraiseql " too.
+    err = fail(ip, "%fraiseql { users(limit: 1) { nme } }")
+    assert (err.line, err.column) == (1, 31)  # type: ignore[attr-defined]
+    # A syntax error, with a bound variable inserted before it.
+    ip.user_ns["k"] = 1
+    err = fail(ip, "%%fraiseql\n{ users(limit: $k) { id ! } }")
+    assert isinstance(err, fq.QueryError)
+    assert (err.line, err.column) == (2, 25)
+
+
+def test_user_code_errors_keep_their_traceback(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns["fq"] = fq
+    fail(ip, "def f():\n    raise fq.QueryError('from my code')\nf()")
+    out = capsys.readouterr().out
+    assert "from my code" in out
+    assert "Traceback" in out or "----> " in out
+
+
+def test_a_database_failure_fails_the_cell(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fail(
+        ip, "%fraiseql connect 'postgresql://fq:sekrit-pw@127.0.0.1:1/nowhere?connect_timeout=2'"
+    )
+    assert isinstance(err, fq.BackendError)
+    out = capsys.readouterr().out
+    assert out.startswith("BackendError: ")
+    assert "sekrit-pw" not in out
+    assert "sekrit-pw" not in str(err)
+    # The failed connect kept the session that was open.
+    assert run(ip, "%fraiseql { user(id: 1) { id } }").to_graphql() == {"data": {"user": {"id": 1}}}
+
+
+def test_password_never_shown_nor_kept_in_history(
+    ip: InteractiveShell, demo_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "pw-" + uuid.uuid4().hex[:8]
+    dsn = f"{demo_dsn} password={secret}"  # the embedded server trusts local users
+    run(ip, f'%fraiseql connect "{dsn}"')
+    shown = capsys.readouterr().out
+    assert shown.startswith("connected to ")
+    assert "password=***" in shown
+    hm = ip.history_manager
+    hm.writeout_cache()
+    assert not [h for h in hm.input_hist_raw + hm.input_hist_parsed if secret in h]
+    assert not [k for k, v in ip.user_ns.items() if isinstance(v, str) and secret in v]
+    stored = [src for _, _, src in hm.get_range(raw=True)] + [
+        src for _, _, src in hm.get_range(raw=False)
+    ]
+    assert not [s for s in stored if secret in s]
+    assert secret not in repr(ip.magics_manager.registry["FraiseQL"].session)
+    run(ip, "%fraiseql connect $demo_dsn")
+
+
+def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    schema = run(ip, "%fraiseql schema")
+    text = repr(schema)
+    assert "users" in text and "sales_aggregate" in text
+    assert "measures: quantity, revenue, discount" in text or "measures:" in text
+    assert "<details>" in schema._repr_html_()
+    health = run(ip, "%fraiseql health")
+    assert health["status"] == "healthy"
+    assert repr(health).startswith("healthy (wire healthy, arrow healthy, postgres healthy)")
+    run(ip, "%fraiseql { sales_aggregate { count } }")
+    log = run(ip, "%fraiseql metrics")
+    assert "sql" not in log.columns
+    assert log["root_field"][-1] == "sales_aggregate"
+    capsys.readouterr()
+    run(ip, "%fraiseql refresh sales")
+    assert capsys.readouterr().out.startswith("dropped ")
+    assert run(ip, "%fraiseql { sales_aggregate { count } }").metrics.cache_hit in (False, None)
+
+
+def test_usage_errors(ip: InteractiveShell) -> None:
+    from IPython.core.error import UsageError
+
+    for cell in (
+        "%fraiseql",
+        "%fraiseql --backend duck { users { id } }",
+        "%fraiseql explore",
+        "%%fraiseql schema\n{ users { id } }",
+    ):
+        assert isinstance(fail(ip, cell), UsageError), cell
+    assert isinstance(fail(ip, "%fraiseql explore nothing"), fq.QueryError)
+
+
+def test_config_options(ip: InteractiveShell) -> None:
+    magics = ip.magics_manager.registry["FraiseQL"]
+    assert isinstance(magics, FraiseQL)
+    run(ip, "%config FraiseQL.displaylimit = 3")
+    try:
+        r = run(ip, "%fraiseql { users(limit: 10) { id } }")
+        text = r._repr_mimebundle_()["text/plain"]
+        assert "showing 3 of 10 rows" in text
+        assert "│ 3   │" in text and "│ 4   │" not in text
+        assert "showing 3 of 10 rows" in r._repr_mimebundle_()["text/html"]
+    finally:
+        run(ip, "%config FraiseQL.displaylimit = 20")
+    with pytest.raises(TraitError):
+        magics.displaylimit = -1
+    run(ip, "%config FraiseQL.widgets = False")
+    run(ip, "%config FraiseQL.progress = False")
+    assert (magics.widgets, magics.progress) == (False, False)
+    run(ip, "%config FraiseQL.widgets = True")
+    run(ip, "%config FraiseQL.progress = True")
+
+
+def test_not_connected_is_a_clear_error(demo_dsn: str) -> None:
+    from IPython.core.error import UsageError
+
+    shell = InteractiveShell.instance()
+    magics = FraiseQL(shell=shell)
+    with pytest.raises(UsageError, match="not connected: run %fraiseql connect --demo"):
+        magics.fraiseql("{ users { id } }")
+
+
+# ---------------------------------------------------------------- interrupt
+
+
+@pytest.fixture
+def endless_dsn(server_dsn: str) -> Iterator[str]:
+    name = f"fq_nb_{uuid.uuid4().hex[:10]}"
+    dsn = demo.ensure_database(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE VIEW v_endless AS"
+            " SELECT g::bigint AS id, jsonb_build_object('id', g, 'pad', repeat('x', 100)) AS data"
+            " FROM (SELECT generate_series(1, 1000000000) AS g) AS s"
+        )
+        conn.execute(
+            "CREATE VIEW v_few AS SELECT g::bigint AS id, jsonb_build_object('id', g) AS data"
+            " FROM generate_series(1, 3) AS g"
+        )
+    yield dsn
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _active(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'active' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_interrupt_stops_the_server_query_and_the_next_cell_works(
+    ip: InteractiveShell, endless_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns["endless"] = endless_dsn
+    run(ip, "%fraiseql connect $endless")
+    try:
+        capsys.readouterr()
+        # A kernel interrupt is a SIGINT to the process; Python raises it in the main thread.
+        timer = threading.Timer(1.6, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        started = time.monotonic()
+        err = fail(ip, "%%fraiseql\n{ endlesses { id pad } }")
+        stopped = time.monotonic() - started
+        timer.join()
+        assert isinstance(err, KeyboardInterrupt)
+        assert stopped < 1.6 + 1.0
+        deadline = time.monotonic() + 1.0
+        while _active(endless_dsn) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _active(endless_dsn) == 0
+        progress = capsys.readouterr().err
+        assert "fraiseql: fetching " in progress
+        assert "rows · " in progress and "batches" in progress
+        assert "fraiseql: interrupted after " in progress
+        r = run(ip, "%fraiseql { fews { id } }")
+        assert r.df["id"].to_list() == [1, 2, 3]
+    finally:
+        run(ip, "%fraiseql connect $demo_dsn")
+
+
+def _log(ip: InteractiveShell) -> list[object]:
+    return ip.magics_manager.registry["FraiseQL"].session.query_log.to_dicts()
