@@ -137,3 +137,13 @@ def schema() -> Any:
     from fraiseql_nb.schema import Schema
 
     return Schema.load(SCHEMA_FILE)
+
+
+@pytest.fixture(scope="module")
+def session(demo_dsn: str) -> Iterator[Any]:
+    """A session on the small demo database, shared by a module's tests."""
+    import fraiseql_nb as fq
+
+    s = fq.connect(demo_dsn)
+    yield s
+    s.close()

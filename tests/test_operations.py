@@ -19,6 +19,7 @@ ROWS = '{ users(where: {status: {eq: "banned"}}, orderBy: {id: DESC}, limit: 7) 
 
 @pytest.fixture
 def session(demo_dsn: str) -> Iterator[fq.Session]:
+    """A fresh session per test here: metric counts start from zero."""
     s = fq.connect(demo_dsn)
     yield s
     s.close()

@@ -36,14 +36,15 @@ from fraiseql_nb.session import BACKENDS
 __all__ = ["FraiseQL", "short_error"]
 
 USAGE = """\
-%fraiseql connect [DSN | $variable | --demo] [--config PATH]
+%fraiseql connect [DSN | $variable | --demo] [--config PATH | $variable]
 %%fraiseql [-o VAR] [--backend auto|wire|arrow|postgres] [--explain] [--no-cache] [--limit N]
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
 %fraiseql schema | metrics | health | refresh [TABLE] | explore TABLE
+%fraiseql session                  the fraiseql_nb.Session, for the Python API
 %config FraiseQL.displaylimit / autolimit / widgets / progress"""
 
-SUBCOMMANDS = ("connect", "schema", "metrics", "health", "refresh", "explore")
+SUBCOMMANDS = ("connect", "session", "schema", "metrics", "health", "refresh", "explore")
 _QUERY_START = re.compile(r"(?:^|\s)(\{|query\b)")
 SHORT = "_fraiseql_short"  # attribute carrying the short message of a cell's error
 
@@ -110,7 +111,8 @@ class FraiseQL(Magics):
         if command in SUBCOMMANDS:
             if cell is not None:
                 raise UsageError(f"%%fraiseql {command} takes no cell body\n{USAGE}")
-            return getattr(self, f"_{command}")(rest)
+            handler = self._session_ if command == "session" else getattr(self, f"_{command}")
+            return handler(rest)
         if cell is not None:
             return self._query(line, cell, line_offset=1, prefix="")
         found = _QUERY_START.search(line)
@@ -184,18 +186,14 @@ class FraiseQL(Magics):
             raise UsageError(f"connect: {exc}") from None
         finally:
             self._scrub_history(secrets)
-        dsn = opts.dsn
-        if dsn and dsn.startswith("$"):
-            name = dsn[1:]
-            if name not in self.shell.user_ns:
-                raise UsageError(f"connect: ${name} is not defined in the notebook")
-            dsn = str(self.shell.user_ns[name])
+        dsn = self._value_of(opts.dsn)
+        config = self._value_of(opts.config)
         if opts.demo:
             if dsn:
                 raise UsageError("connect: give a DSN or --demo, not both")
             dsn = _demo_dsn()
         try:
-            session = fq.connect(dsn, config=opts.config)
+            session = fq.connect(dsn, config=config)
         except FraiseQLError as exc:
             setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
             raise
@@ -209,6 +207,18 @@ class FraiseQL(Magics):
             f"connected to {session.dsn}\n"
             f"{len(s.entities)} entities ({entities}); {len(s.facts)} fact tables ({facts})"
         )
+
+    def _value_of(self, arg: str | None) -> str | None:
+        """``$name`` reads a notebook variable (keeps a password out of the cell's text)."""
+        if not arg or not arg.startswith("$"):
+            return arg
+        name = arg[1:]
+        if name not in self.shell.user_ns:
+            raise UsageError(f"connect: ${name} is not defined in the notebook")
+        return str(self.shell.user_ns[name])
+
+    def _session_(self, rest: str) -> fq.Session:
+        return self._session()
 
     def _schema(self, rest: str) -> SchemaView:
         return SchemaView(self._session().schema)

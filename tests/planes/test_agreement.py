@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -12,13 +11,6 @@ from hypothesis import strategies as st
 
 import fraiseql_nb as fq
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
-
-
-@pytest.fixture(scope="module")
-def session(demo_dsn: str) -> Iterator[fq.Session]:
-    s = fq.connect(demo_dsn)
-    yield s
-    s.close()
 
 
 def both(session: fq.Session, query: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -32,13 +32,6 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def session(demo_dsn: str) -> Iterator[fq.Session]:
-    s = fq.connect(demo_dsn)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
 def odd_dsn(server_dsn: str) -> Iterator[str]:
     """A database with views for fault tests: endless, slow, and nulls-first documents."""
     name = f"fq_rows_{uuid.uuid4().hex[:10]}"
