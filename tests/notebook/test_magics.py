@@ -321,3 +321,37 @@ def test_interrupt_stops_the_server_query_and_the_next_cell_works(
 
 def _log(ip: InteractiveShell) -> list[object]:
     return ip.magics_manager.registry["FraiseQL"].session.query_log.to_dicts()
+
+
+def test_a_real_kernel_interrupt(endless_dsn: str) -> None:
+    """Through Jupyter's own machinery: a kernel, an interrupt request, the next cell."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+
+        def execute(code: str, timeout: float = 60) -> dict[str, object]:
+            msg_id = kc.execute(code)
+            return kc.get_shell_msg(timeout=timeout)["content"] if msg_id else {}
+
+        connect = execute(f"%load_ext fraiseql_nb\n%fraiseql connect {endless_dsn!r}")
+        assert connect["status"] == "ok", connect
+        msg_id = kc.execute("%%fraiseql\n{ endlesses { id pad } }")
+        time.sleep(1.5)
+        assert _active(endless_dsn) == 1
+        interrupted = time.monotonic()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert time.monotonic() - interrupted < 1.5
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        deadline = time.monotonic() + 1.0
+        while _active(endless_dsn) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _active(endless_dsn) == 0
+        after = execute("r = %fraiseql { fews { id } }\nassert r.df['id'].to_list() == [1, 2, 3]")
+        assert after["status"] == "ok", after
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
