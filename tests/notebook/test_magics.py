@@ -8,16 +8,13 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from psycopg import sql
 from traitlets import TraitError
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
 from fraiseql_nb.notebook.magics import FraiseQL
 
 from .conftest import fail, run
@@ -259,10 +256,8 @@ def test_not_connected_is_a_clear_error(demo_dsn: str) -> None:
 
 
 @pytest.fixture
-def endless_dsn(server_dsn: str) -> Iterator[str]:
-    name = f"fq_nb_{uuid.uuid4().hex[:10]}"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def endless_dsn(scratch_dsn: str) -> str:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
         conn.execute(
             "CREATE VIEW v_endless AS"
             " SELECT g::bigint AS id, jsonb_build_object('id', g, 'pad', repeat('x', 100)) AS data"
@@ -272,11 +267,7 @@ def endless_dsn(server_dsn: str) -> Iterator[str]:
             "CREATE VIEW v_few AS SELECT g::bigint AS id, jsonb_build_object('id', g) AS data"
             " FROM generate_series(1, 3) AS g"
         )
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    return scratch_dsn
 
 
 def _active(dsn: str) -> int:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import _thread
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 import fraiseql_nb as fq
 from fraiseql_nb import demo
@@ -165,20 +162,14 @@ def test_estimates_come_from_the_catalogue(tiny: str) -> None:
 
 
 @pytest.fixture
-def slow_fact(server_dsn: str) -> Iterator[str]:
-    name = f"fq_slow_{uuid.uuid4().hex[:8]}"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def slow_fact(scratch_dsn: str) -> str:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
         conn.execute(
             "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
             " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
             " FROM generate_series(1, 2000) AS g"
         )
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    return scratch_dsn
 
 
 def test_interrupting_a_load_cancels_it(slow_fact: str) -> None:
