@@ -179,13 +179,14 @@ class FraiseQL(Magics):
     # ------------------------------------------------------------ subcommands
 
     def _connect(self, rest: str) -> None:
-        secrets = secrets_of(rest)
         try:
-            opts = _connect_options().parse_args(shlex.split(rest))
-        except ValueError as exc:  # shlex: unbalanced quotes
+            tokens = shlex.split(rest)
+        except ValueError as exc:  # unbalanced quotes
+            self._scrub_history((), rest)
             raise UsageError(f"connect: {exc}") from None
-        finally:
-            self._scrub_history(secrets)
+        # Whatever the cell says, a password typed in it leaves the history now.
+        self._scrub_history(tuple(s for t in tokens for s in secrets_of(t)), rest)
+        opts = _connect_options().parse_args(tokens)
         dsn = self._value_of(opts.dsn)
         config = self._value_of(opts.config)
         if opts.demo:
@@ -255,10 +256,10 @@ class FraiseQL(Magics):
             raise UsageError("not connected: run %fraiseql connect --demo (or connect DSN) first")
         return self.session
 
-    def _scrub_history(self, secrets: tuple[str, ...]) -> None:
+    def _scrub_history(self, secrets: tuple[str, ...], line: str) -> None:
         """Take a typed password out of the input history, in memory and on disk."""
-        if not secrets:
-            return
+        if not secrets and redact(line) == line:
+            return  # nothing that looks like a password
         hm = getattr(self.shell, "history_manager", None)
         if hm is None:
             return
@@ -279,17 +280,16 @@ class FraiseQL(Magics):
             return
         try:
             with db:
-                for secret in secrets:
-                    rows = db.execute(
-                        "SELECT session, line, source, source_raw FROM history"
-                        " WHERE instr(source_raw, ?) > 0 OR instr(source, ?) > 0",
-                        (secret, secret),
-                    ).fetchall()
-                    for session, number, source, raw in rows:
+                rows = db.execute(
+                    "SELECT line, source, source_raw FROM history WHERE session = ?",
+                    (hm.session_number,),
+                ).fetchall()
+                for number, source, raw in rows:
+                    if hide(source) != source or hide(raw) != raw:
                         db.execute(
                             "UPDATE history SET source = ?, source_raw = ?"
                             " WHERE session = ? AND line = ?",
-                            (hide(source), hide(raw), session, number),
+                            (hide(source), hide(raw), hm.session_number, number),
                         )
         except Exception:  # noqa: BLE001 - a history file we cannot write holds no secret of ours
             pass

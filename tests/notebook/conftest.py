@@ -12,14 +12,14 @@ from IPython.testing.globalipapp import get_ipython, start_ipython
 
 def run(shell: InteractiveShell, code: str) -> Any:
     """Run a cell that must succeed; return its value."""
-    result: ExecutionResult = shell.run_cell(code)
+    result: ExecutionResult = shell.run_cell(code, store_history=True)  # as a notebook cell is run
     assert result.success, f"cell failed: {result.error_before_exec or result.error_in_exec!r}"
     return result.result
 
 
 def fail(shell: InteractiveShell, code: str) -> BaseException:
     """Run a cell that must fail; return what it raised."""
-    result: ExecutionResult = shell.run_cell(code)
+    result: ExecutionResult = shell.run_cell(code, store_history=True)  # as a notebook cell is run
     assert not result.success, f"cell succeeded: {result.result!r}"
     error = result.error_before_exec or result.error_in_exec
     assert error is not None

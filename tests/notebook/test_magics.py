@@ -187,6 +187,21 @@ def test_password_never_shown_nor_kept_in_history(
     ]
     assert not [s for s in stored if secret in s]
     assert secret not in repr(ip.magics_manager.registry["FraiseQL"].session)
+    # A URI password, in a cell that also fails: gone from the history all the same.
+    uri_secret = "pw-" + uuid.uuid4().hex[:8]
+    fail(
+        ip,
+        f"%fraiseql connect postgresql://fq:{uri_secret}@127.0.0.1:1/x --config /nonexistent.toml",
+    )
+    assert uri_secret not in capsys.readouterr().out
+    hm.writeout_cache()
+    assert not [h for h in hm.input_hist_raw if uri_secret in h]
+    assert not [s for _, _, s in hm.get_range(raw=True) if uri_secret in s]
+    on_disk = hm.db.execute("SELECT source, source_raw FROM history").fetchall()
+    assert any("%fraiseql connect" in raw for _, raw in on_disk)  # the history was written
+    assert not [
+        row for row in on_disk if uri_secret in row[0] + row[1] or secret in row[0] + row[1]
+    ]
     run(ip, "%fraiseql connect $demo_dsn")
 
 
