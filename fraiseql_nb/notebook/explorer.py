@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as w
 import polars as pl
 
-from fraiseql_nb.errors import FraiseQLError, QueryError
+from fraiseql_nb.errors import QueryError
 from fraiseql_nb.notebook import display as nbdisplay
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.graphql import AGGREGATES
@@ -136,7 +136,7 @@ class Explorer:
                 f"<details><summary>query</summary><pre>{html.escape(text)}</pre></details>"
             )
             result = self.session.execute(text)
-        except (FraiseQLError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a widget callback's error would go to the kernel log unseen
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.error.value = (
                 "<pre style='color:#c53030;white-space:pre-wrap'>"
