@@ -21,7 +21,7 @@ from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import ConfigError, FraiseQLError, QueryError
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import check_health
-from fraiseql_nb.planes.arrow import ArrowPlane, arrow_available
+from fraiseql_nb.planes.arrow import ArrowPlane, LoadEstimate, arrow_available
 from fraiseql_nb.planes.engine import UnsupportedError, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
@@ -132,10 +132,10 @@ class Session:
         document = parse_query(query, self._schema, variables)
         plans = []
         for q in document.queries:
-            route = self.route(q, backend)
             statements: dict[str, str] = {}
             estimate: dict[str, Any] = {}
             if isinstance(q, RowQuery):
+                route = self.route(q, backend)
                 entity = self._schema.entity(q.entity)
                 assert entity is not None
                 text = compile_row_query(q, entity, Params(literal=True), as_text=True)
@@ -146,10 +146,11 @@ class Session:
                 names = needed_columns(q, fact)
                 pushed = self._pushdown.compile(q, fact, Params(literal=True))
                 statements["postgres"] = pushed.as_string(None)
-                if self._arrow_on():
+                est = self._arrow.estimate(fact, names) if self._arrow_on() else None
+                route = self.route(q, backend, estimate=est)
+                if est is not None:
                     load = compile_load(fact, names)
                     statements["arrow"] = f"{load.as_string(None)}  -- then computed in Polars"
-                    est = self._arrow.estimate(fact, names)
                     estimate = {
                         "rows": est.rows,
                         "load MB": round(est.mb, 1),
@@ -205,10 +206,16 @@ class Session:
         assert entity is not None
         return self._rows.stream(q, entity)
 
-    def route(self, query: Query, backend: str = "auto") -> Route:
-        """Which plane would run ``query`` (IR), and why."""
-        estimate = None
-        if not isinstance(query, RowQuery) and backend == "auto" and self._arrow_on():
+    def route(
+        self, query: Query, backend: str = "auto", *, estimate: LoadEstimate | None = None
+    ) -> Route:
+        """Which plane would run ``query`` (IR), and why (``estimate``: already measured)."""
+        if (
+            estimate is None
+            and not isinstance(query, RowQuery)
+            and backend == "auto"
+            and self._arrow_on()
+        ):
             fact = self._schema.fact(query.fact)
             assert fact is not None
             estimate = self._arrow.estimate(fact, needed_columns(query, fact))
@@ -252,9 +259,7 @@ class Session:
         if isinstance(query, RowQuery):
             entity = self._schema.entity(query.entity)
             assert entity is not None
-            if route.plane == "postgres":
-                return self._rows.execute_buffered(query, entity)
-            return self._page(query, entity)
+            return self._page(query, entity, buffered=route.plane == "postgres")
         fact = self._schema.fact(query.fact)
         assert fact is not None
         if route.plane == "arrow":
@@ -276,13 +281,13 @@ class Session:
         """The analytics cache: entries, bytes, hits, misses, hit_rate."""
         return self._arrow.cache_stats()
 
-    def _page(self, query: RowQuery, entity: Any) -> Result:
+    def _page(self, query: RowQuery, entity: Any, *, buffered: bool = False) -> Result:
         def follow(q: RowQuery) -> Result:
-            result = self._page(q, entity)
+            result = self._page(q, entity, buffered=buffered)
             self.telemetry.record(result.metrics)
             return result
 
-        return self._rows.execute(query, entity, next_page=follow)
+        return self._rows.execute(query, entity, next_page=follow, buffered=buffered)
 
     # ------------------------------------------------------------ operations
 

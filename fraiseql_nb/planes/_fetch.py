@@ -29,7 +29,7 @@ from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.frames import parse_ndjson
 from fraiseql_nb.pool import probe
 
-__all__ = ["Fetched", "fetch_frame", "pooled", "raw_text"]
+__all__ = ["Fetched", "fetch_buffered", "fetch_frame", "pooled", "raw_text"]
 
 _BATCH_ROWS = 20_000  # documents handed to the parser at a time
 _MAX_PENDING = 2  # batches waiting for the parser: bounds memory if parsing lags
@@ -129,6 +129,21 @@ def fetch_frame(
     finally:
         parser.close()
     return Fetched(frame=frame, first_row_at=first_row_at or time.perf_counter(), received=received)
+
+
+def fetch_buffered(
+    conn: psycopg.Connection[Any],
+    statement: sql.Composable,
+    params: dict[str, Any],
+    schema: dict[str, Any],
+) -> Fetched:
+    """:func:`fetch_frame` without streaming: one plain query, libpq buffering it all."""
+    with raw_text(conn):
+        docs = [r[0] for r in conn.execute(statement, params).fetchall()]
+    first_row_at = time.perf_counter()
+    data = b"\n".join(docs)
+    frame = parse_ndjson(data, schema) if docs else pl.DataFrame(schema=schema)
+    return Fetched(frame=frame, first_row_at=first_row_at, received=len(data))
 
 
 class _BatchParser:

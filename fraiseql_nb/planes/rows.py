@@ -26,8 +26,8 @@ from psycopg_pool import ConnectionPool
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
 from fraiseql_nb.errors import BackendError
-from fraiseql_nb.planes._fetch import fetch_frame, pooled, raw_text
-from fraiseql_nb.planes.frames import parse_ndjson, polars_schema
+from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_text
+from fraiseql_nb.planes.frames import polars_schema
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import Entity
@@ -77,8 +77,14 @@ class RowPlane:
         entity: Entity,
         *,
         next_page: Callable[[RowQuery], Result | None] | None = None,
+        buffered: bool = False,
     ) -> Result:
-        """The whole result as a DataFrame, with dtypes from the schema."""
+        """The whole result as a DataFrame, with dtypes from the schema.
+
+        ``buffered`` is the plain path (``use_wire_backend = false``, reported
+        as ``postgres``): the same statement and DataFrame, fetched by one
+        buffered psycopg query — libpq holds the whole result before the first row.
+        """
         paged = query.limit is not None and query.by_id is None
         # A whole-document selection carries its own id; others get a hidden one.
         cursor = "id" if selects_whole_document(query.selection, entity.fields) else CURSOR_KEY
@@ -98,9 +104,11 @@ class RowPlane:
         try:
             with self._connection() as conn:
                 sql_text = shown.as_string(conn)
-                fetched = fetch_frame(conn, statement, params.values, schema)
+                fetch = fetch_buffered if buffered else fetch_frame
+                fetched = fetch(conn, statement, params.values, schema)
         except psycopg.Error as exc:
             raise self._error(exc) from None
+        backend = "postgres" if buffered else self.name
         frame = fetched.frame
         ttfr = fetched.first_row_at
         received = fetched.received
@@ -112,7 +120,7 @@ class RowPlane:
                 frame = frame.drop(CURSOR_KEY)
         done = time.perf_counter()
         metrics = QueryMetrics(
-            backend=self.name,
+            backend=backend,
             kind="rows",
             root_field=query.key,
             duration_ms=(done - started) * 1e3,
@@ -131,7 +139,7 @@ class RowPlane:
         return Result(
             key=query.key,
             kind="rows",
-            backend=self.name,
+            backend=backend,
             metrics=metrics,
             frame=frame,
             next_page=follow,
@@ -139,47 +147,6 @@ class RowPlane:
         )
 
     # ------------------------------------------------------------ helpers
-
-    def execute_buffered(self, query: RowQuery, entity: Entity) -> Result:
-        """The plain path (``use_wire_backend = false``): one buffered psycopg query.
-
-        The same statement and the same DataFrame as :meth:`execute`, without
-        streaming: libpq holds the whole result before the first row.
-        """
-        params = Params()
-        statement = compile_row_query(query, entity, params, as_text=True)
-        shown = compile_row_query(query, entity, Params(literal=True), as_text=True)
-        schema = polars_schema(query.selection)
-        started = time.perf_counter()
-        try:
-            with self._connection() as conn, raw_text(conn):
-                sql_text = shown.as_string(conn)
-                docs = [r[0] for r in conn.execute(statement, params.values).fetchall()]
-        except psycopg.Error as exc:
-            raise self._error(exc) from None
-        first = time.perf_counter()
-        data = b"\n".join(docs)
-        frame = parse_ndjson(data, schema) if docs else pl.DataFrame(schema=schema)
-        done = time.perf_counter()
-        metrics = QueryMetrics(
-            backend="postgres",
-            kind="rows",
-            root_field=query.key,
-            duration_ms=(done - started) * 1e3,
-            ttfr_ms=(first - started) * 1e3,
-            rows=frame.height,
-            bytes=len(data),
-            result_bytes=int(frame.estimated_size()),
-            sql=sql_text,
-        )
-        return Result(
-            key=query.key,
-            kind="rows",
-            backend="postgres",
-            metrics=metrics,
-            frame=frame,
-            single=query.by_id is not None,
-        )
 
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         return pooled(self.pool, self._dsn, self.config)
