@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from fraiseql_nb.planes.frames import SCALAR_DTYPES
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -50,17 +51,6 @@ __all__ = [
 ]
 
 _TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
-_SCALAR_DTYPES: dict[str, Any] = {
-    "Int": pl.Int64,
-    "BigInt": pl.Int64,
-    "Float": pl.Float64,
-    "String": pl.String,
-    "Boolean": pl.Boolean,
-    "DateTime": pl.Datetime("us", "UTC"),
-    "Date": pl.Date,
-    "ID": pl.String,
-    "JSON": pl.String,
-}
 
 
 class UnsupportedError(Exception):
@@ -99,7 +89,7 @@ def _column_dtype(fact: FactTable, name: str) -> Any:
     if name in fact.buckets:
         return pl.Date
     scalar = fact.scalar_of(name) or "String"
-    return _SCALAR_DTYPES.get(scalar, pl.String)
+    return SCALAR_DTYPES.get(scalar, pl.String)
 
 
 def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list[str]:

@@ -22,9 +22,10 @@ import pyarrow.json as pa_json
 
 from fraiseql_nb.query.ir import Selection
 
-__all__ = ["parse_ndjson", "polars_schema"]
+__all__ = ["SCALAR_DTYPES", "parse_ndjson", "polars_schema"]
 
-_SCALAR_DTYPES: dict[str, Any] = {
+#: The Polars dtype of each GraphQL scalar, shared by every plane's results.
+SCALAR_DTYPES: dict[str, Any] = {
     "Int": pl.Int64,
     "BigInt": pl.Int64,
     "Float": pl.Float64,
@@ -32,6 +33,7 @@ _SCALAR_DTYPES: dict[str, Any] = {
     "Boolean": pl.Boolean,
     "DateTime": pl.Datetime("us", "UTC"),
     "Date": pl.Date,
+    "ID": pl.String,
     "JSON": pl.String,
 }
 _DATETIME_FORMATS = (
@@ -59,7 +61,7 @@ def _dtype(sel: Selection) -> Any:
     scalar = sel.scalar or "JSON"
     if scalar == "ID":
         scalar = "Int" if sel.json == "number" else "String"
-    dtype = _SCALAR_DTYPES.get(scalar, pl.String)
+    dtype = SCALAR_DTYPES.get(scalar, pl.String)
     return pl.List(dtype) if sel.kind == "list" else dtype
 
 
