@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import fraiseql_nb as fq
 from fraiseql_nb import demo, embedded
 from fraiseql_nb.conninfo import with_database
 
@@ -140,10 +141,8 @@ def schema() -> Any:
 
 
 @pytest.fixture(scope="module")
-def session(demo_dsn: str) -> Iterator[Any]:
+def session(demo_dsn: str) -> Iterator[fq.Session]:
     """A session on the small demo database, shared by a module's tests."""
-    import fraiseql_nb as fq
-
     s = fq.connect(demo_dsn)
     yield s
     s.close()

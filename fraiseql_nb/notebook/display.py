@@ -70,7 +70,7 @@ def shown_rows(result: Result) -> tuple[pl.DataFrame, str]:
     frame = result.df
     limit = OPTIONS.displaylimit
     notes = []
-    limited = getattr(result, "limited", None)
+    limited = result.limited
     if limited is not None and frame.height >= limited:
         notes.append(f"the query was limited to {limited:,} rows (--limit / FraiseQL.autolimit)")
     if limit and frame.height > limit:
@@ -87,9 +87,15 @@ def _table_text(frame: pl.DataFrame) -> str:
         return str(frame)
 
 
-def table_html(frame: pl.DataFrame) -> str:
+def _table_html(frame: pl.DataFrame) -> str:
     with pl.Config(tbl_rows=max(frame.height, 1), tbl_cols=-1, fmt_str_lengths=60):
         return frame._repr_html_()
+
+
+def table_html(result: Result) -> str:
+    """The shown rows as an HTML table, with the truncation note if any."""
+    frame, note = shown_rows(result)
+    return _table_html(frame) + (f"<p><i>{html.escape(note)}</i></p>" if note else "")
 
 
 def metrics_rows(result: Result) -> list[tuple[str, str]]:
@@ -154,10 +160,8 @@ def _plan_html(result: Result) -> str:
 
 
 def html_view(result: Result) -> str:
-    frame, note = shown_rows(result)
-    note_html = f"<p><i>{html.escape(note)}</i></p>" if note else ""
     return (
-        f"<div class='fraiseql-result'>{badge_html(result)}{table_html(frame)}{note_html}"
+        f"<div class='fraiseql-result'>{badge_html(result)}{table_html(result)}"
         f"<details><summary>SQL</summary>{_sql_html(result)}</details>"
         f"<details><summary>Metrics</summary>{_kv_table(metrics_rows(result))}</details>"
         "</div>"
@@ -168,11 +172,9 @@ def result_widget(result: Result) -> Any:
     """The badge above a Tab: Results | SQL | Metrics | Plan."""
     import ipywidgets as w
 
-    frame, note = shown_rows(result)
-    note_html = f"<p><i>{html.escape(note)}</i></p>" if note else ""
     tab = w.Tab(
         children=[
-            w.HTML(table_html(frame) + note_html),
+            w.HTML(table_html(result)),
             w.HTML(_sql_html(result)),
             w.HTML(_kv_table(metrics_rows(result))),
             w.HTML(_plan_html(result)),

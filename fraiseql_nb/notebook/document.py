@@ -101,12 +101,11 @@ def prepare(
         # A declared variable takes the notebook's value when there is one, else its default.
         if name not in given and name in namespace:
             given[name] = _jsonable(namespace[name])
-    for name, expected in wanted.items():
+    for name, (expected, offset) in wanted.items():
         if name in declared or name in given:
             continue
         if name not in namespace:
-            loc = wanted_locations(op)[name]
-            where = get_location(source, loc)
+            where = get_location(source, offset)
             raise QueryError(
                 f"variable ${name} is not declared and not defined in the notebook",
                 line=where.line,
@@ -164,28 +163,17 @@ def prepare(
 
 
 def _variable_usages(op: OperationDefinitionNode, schema: Schema) -> dict[str, Any]:
-    """Each variable used in ``op`` and the input type GraphQL expects at its first use."""
+    """Each variable used in ``op``: the input type GraphQL expects at its first use
+    (None where it cannot tell), and where that use is (character offset)."""
     type_info = TypeInfo(schema.graphql)
-    found: dict[str, GraphQLInputType | None] = {}
+    found: dict[str, tuple[GraphQLInputType | None, int]] = {}
 
     class Usages(Visitor):
         def enter_variable(self, node: VariableNode, *_: Any) -> None:
-            found.setdefault(node.name.value, type_info.get_input_type())
+            offset = node.loc.start if node.loc is not None else 0
+            found.setdefault(node.name.value, (type_info.get_input_type(), offset))
 
     visit(op, TypeInfoVisitor(type_info, Usages()))
-    return found
-
-
-def wanted_locations(op: OperationDefinitionNode) -> dict[str, int]:
-    """Where each variable is first used (character offset)."""
-    found: dict[str, int] = {}
-
-    class First(Visitor):
-        def enter_variable(self, node: VariableNode, *_: Any) -> None:
-            if node.loc is not None:
-                found.setdefault(node.name.value, node.loc.start)
-
-    visit(op.selection_set, First())
     return found
 
 

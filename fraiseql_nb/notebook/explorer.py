@@ -148,10 +148,7 @@ class Explorer:
         self.error.value = ""
         self.result = result
         self.badge.value = nbdisplay.badge_html(result)
-        frame, note = nbdisplay.shown_rows(result)
-        self.table.value = nbdisplay.table_html(frame) + (
-            f"<p><i>{html.escape(note)}</i></p>" if note else ""
-        )
+        self.table.value = nbdisplay.table_html(result)
         self.chart = self._chart(result.df)
         self.chart_area.clear_output()
         if self.chart is not None:

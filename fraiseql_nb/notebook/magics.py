@@ -14,8 +14,10 @@ under it — not a traceback through this module.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shlex
+import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -46,7 +48,7 @@ USAGE = """\
 
 SUBCOMMANDS = ("connect", "session", "schema", "metrics", "health", "refresh", "explore")
 _QUERY_START = re.compile(r"(?:^|\s)(\{|query\b)")
-SHORT = "_fraiseql_short"  # attribute carrying the short message of a cell's error
+SHORT = "_fraiseql_short"  # attribute carrying a query error's rendering on the cell
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,8 +113,7 @@ class FraiseQL(Magics):
         if command in SUBCOMMANDS:
             if cell is not None:
                 raise UsageError(f"%%fraiseql {command} takes no cell body\n{USAGE}")
-            handler = self._session_ if command == "session" else getattr(self, f"_{command}")
-            return handler(rest)
+            return getattr(self, f"_{command}")(rest)
         if cell is not None:
             return self._query(line, cell, line_offset=1, prefix="")
         found = _QUERY_START.search(line)
@@ -128,7 +129,7 @@ class FraiseQL(Magics):
 
     def _query(self, options: str, text: str, *, line_offset: int, prefix: str) -> Any:
         opts = _query_options().parse_args(shlex.split(options))
-        session = self._session()
+        session = self._require_session()
         if opts.limit is not None and opts.limit < 0:
             raise UsageError("--limit must be 0 or more")
         limit = opts.limit if opts.limit is not None else (self.autolimit or None)
@@ -142,9 +143,6 @@ class FraiseQL(Magics):
             result = self._execute(session, prepared, opts)
         except QueryError as exc:
             raise _in_cell(exc, text, prepared, line_offset, prefix) from None
-        except FraiseQLError as exc:
-            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
-            raise
         for r in [result] if isinstance(result, Result) else list(result.values()):
             r.limited = prepared.limited.get(r.key)
         if opts.out:
@@ -154,14 +152,10 @@ class FraiseQL(Magics):
         return result
 
     def _execute(self, session: fq.Session, prepared: Prepared, opts: Any) -> Any:
-        if not self.progress:
-            return session.execute(
-                prepared.text, prepared.variables, backend=opts.backend, cache=not opts.no_cache
-            )
-        view = ProgressView("fraiseql", widget=widgets_active())
+        view = ProgressView("fraiseql", widget=widgets_active()) if self.progress else None
         outcome = "interrupted"
         try:
-            with progress.listening(view):
+            with progress.listening(view) if view else contextlib.nullcontext():
                 result = session.execute(
                     prepared.text,
                     prepared.variables,
@@ -174,7 +168,8 @@ class FraiseQL(Magics):
             outcome = "failed"
             raise
         finally:
-            view.close(outcome)
+            if view is not None:
+                view.close(outcome)
 
     # ------------------------------------------------------------ subcommands
 
@@ -193,11 +188,7 @@ class FraiseQL(Magics):
             if dsn:
                 raise UsageError("connect: give a DSN or --demo, not both")
             dsn = _demo_dsn()
-        try:
-            session = fq.connect(dsn, config=config)
-        except FraiseQLError as exc:
-            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
-            raise
+        session = fq.connect(dsn, config=config)
         if self.session is not None:
             self.session.close()
         self.session = session
@@ -218,22 +209,22 @@ class FraiseQL(Magics):
             raise UsageError(f"connect: ${name} is not defined in the notebook")
         return str(self.shell.user_ns[name])
 
-    def _session_(self, rest: str) -> fq.Session:
-        return self._session()
+    def _session(self, rest: str) -> fq.Session:
+        return self._require_session()
 
     def _schema(self, rest: str) -> SchemaView:
-        return SchemaView(self._session().schema)
+        return SchemaView(self._require_session().schema)
 
     def _metrics(self, rest: str) -> Any:
         # The SQL of each query is in its result; here it would only crowd the table.
-        return self._session().query_log.drop("sql")
+        return self._require_session().query_log.drop("sql")
 
     def _health(self, rest: str) -> HealthView:
-        return HealthView(self._session().health())
+        return HealthView(self._require_session().health())
 
     def _refresh(self, rest: str) -> None:
         table = rest.strip() or None
-        dropped = self._session().refresh(table)
+        dropped = self._require_session().refresh(table)
         what = f"of {table}" if table else "in all"
         print(f"dropped {dropped} cached load{'' if dropped == 1 else 's'} {what}")
 
@@ -243,15 +234,11 @@ class FraiseQL(Magics):
         table = rest.strip()
         if not table:
             raise UsageError("explore needs a fact table, e.g. %fraiseql explore sales")
-        try:
-            return Explorer(self._session(), table)
-        except FraiseQLError as exc:
-            setattr(exc, SHORT, [f"{type(exc).__name__}: {exc}"])
-            raise
+        return Explorer(self._require_session(), table)
 
     # ------------------------------------------------------------ helpers
 
-    def _session(self) -> fq.Session:
+    def _require_session(self) -> fq.Session:
         if self.session is None or self.session.closed:
             raise UsageError("not connected: run %fraiseql connect --demo (or connect DSN) first")
         return self.session
@@ -342,6 +329,10 @@ def short_error(
     """IPython's handler for FraiseQLError: the short message for a magic's error,
     the usual traceback for one raised by the user's own code."""
     stb = getattr(value, SHORT, None)
+    if stb is None and any(
+        frame.f_code is FraiseQL.fraiseql.__code__ for frame, _ in traceback.walk_tb(tb)
+    ):
+        stb = [f"{etype.__name__}: {value}"]
     if stb is None:
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
     shell._showtraceback(etype, value, stb)
