@@ -8,7 +8,9 @@ Policy for ``backend="auto"``:
   on and its packages import, and either the columns they need are cached or
   loading them is estimated at no more than ``[routing] max_load_mb`` (and
   the table has at least ``min_rows_for_arrow`` rows); otherwise on
-  ``postgres``.
+  ``postgres``. A query the analytics plane declines (it touches a column of
+  a type that plane does not load exactly, such as ``inet``) runs on
+  ``postgres``: that plane answers exactly or not at all.
 
 An explicit backend is obeyed, or refused with an error saying why.
 """
@@ -40,6 +42,7 @@ def choose_plane(
     arrow_ready: bool,
     estimate: LoadEstimate | None = None,
     key: str = "query",
+    declined: str | None = None,
 ) -> Route:
     """Choose the plane for one root field.
 
@@ -50,6 +53,7 @@ def choose_plane(
         arrow_ready: whether the analytics packages import.
         estimate: the cost of loading what an analytics query needs.
         key: the root field, for messages.
+        declined: why the analytics plane would not answer this query, if it would not.
     """
     arrow_on = config.backends.use_arrow_backend and arrow_ready
     if kind == "rows":
@@ -86,6 +90,11 @@ def choose_plane(
                 "the arrow plane needs adbc-driver-postgresql and pyarrow, which do not import;"
                 " use backend='postgres' or 'auto'"
             )
+        if declined is not None:
+            raise QueryError(
+                f"{key}: the arrow plane does not handle {declined}; use backend='postgres'"
+                " or 'auto'"
+            )
         return Route("arrow", "requested")
     if not arrow_on:
         why = (
@@ -94,6 +103,8 @@ def choose_plane(
             else "analytics packages missing"
         )
         return Route("postgres", why)
+    if declined is not None:
+        return Route("postgres", f"arrow declines {declined}")
     assert estimate is not None
     if estimate.cached:
         return Route("arrow", "cached")

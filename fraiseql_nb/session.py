@@ -22,7 +22,7 @@ from fraiseql_nb.errors import ConfigError, FraiseQLError, QueryError
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import check_health
 from fraiseql_nb.planes.arrow import ArrowPlane, LoadEstimate, arrow_available
-from fraiseql_nb.planes.engine import UnsupportedError, needed_columns
+from fraiseql_nb.planes.engine import UnsupportedError, declines, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.pool import open_pool, pool_stats
@@ -210,15 +210,13 @@ class Session:
         self, query: Query, backend: str = "auto", *, estimate: LoadEstimate | None = None
     ) -> Route:
         """Which plane would run ``query`` (IR), and why (``estimate``: already measured)."""
-        if (
-            estimate is None
-            and not isinstance(query, RowQuery)
-            and backend == "auto"
-            and self._arrow_on()
-        ):
+        declined = None
+        if not isinstance(query, RowQuery) and self._arrow_on():
             fact = self._schema.fact(query.fact)
             assert fact is not None
-            estimate = self._arrow.estimate(fact, needed_columns(query, fact))
+            declined = declines(query, fact)
+            if estimate is None and backend == "auto" and declined is None:
+                estimate = self._arrow.estimate(fact, needed_columns(query, fact))
         return choose_plane(
             query.kind,
             backend,
@@ -226,6 +224,7 @@ class Session:
             arrow_ready=self._arrow_ready,
             estimate=estimate,
             key=query.key,
+            declined=declined,
         )
 
     def _arrow_on(self) -> bool:

@@ -146,3 +146,41 @@ def session(demo_dsn: str) -> Iterator[fq.Session]:
     s = fq.connect(demo_dsn)
     yield s
     s.close()
+
+
+CONVENTIONS_SQL = REPO / "tests" / "data" / "conventions.sql"
+TENANT_ROLE = "fq_tenant_reader"
+
+
+@pytest.fixture(scope="session")
+def conventions_dsn(server_dsn: str) -> str:
+    """A database laid out with real FraiseQL conventions (tests/data/conventions.sql),
+    rebuilt once per test session, with a login role subject to its row-level security."""
+    name = "fq_conventions"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    dsn = demo.ensure_database(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(CONVENTIONS_SQL.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+        conn.execute(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN"
+                " CREATE ROLE {role} LOGIN; END IF; END $$"
+            ).format(name=sql.Literal(TENANT_ROLE), role=sql.Identifier(TENANT_ROLE))
+        )
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                sql.Identifier(TENANT_ROLE)
+            )
+        )
+    return dsn
+
+
+def tenant_dsn(dsn: str, tenant: int | None) -> str:
+    """``dsn`` as the row-level-security-bound role, for ``tenant`` (None: no tenant set)."""
+    from psycopg.conninfo import make_conninfo
+
+    options = f"-c app.tenant_id={tenant}" if tenant is not None else ""
+    return make_conninfo(dsn, user=TENANT_ROLE, options=options)

@@ -190,3 +190,18 @@ def test_a_database_failure_is_a_503_without_the_password(
         metrics = get(f"{url}/metrics")[1].decode()
         assert secret not in metrics
         assert 'outcome="error"' in metrics
+
+
+def test_uuid_keys_cross_http_as_text_in_json_and_arrow(conventions_dsn: str) -> None:
+    query = "{ orders_aggregate(groupBy: {customer_id: true}, limit: 2) { customer_id count } }"
+    with fq.connect(conventions_dsn) as session, serving(session) as url:
+        expected = session.execute(query, backend="postgres").df.to_dicts()  # type: ignore[union-attr]
+        status, body, _ = post(f"{url}/graphql", {"query": query})
+        assert status == 200
+        assert json.loads(body)["data"]["orders_aggregate"] == expected
+        status, body, content_type = post(f"{url}/graphql", {"query": query}, accept=ARROW_STREAM)
+        assert (status, content_type) == (200, ARROW_STREAM)
+        table = pa.ipc.open_stream(body).read_all()
+        assert pa.types.is_large_string(table.schema.field("customer_id").type)  # Polars' text
+        assert table.to_pylist() == expected
+    assert len(expected[0]["customer_id"]) == 36

@@ -31,8 +31,9 @@ from fraiseql_nb.errors import FraiseQLError, QueryError
 from fraiseql_nb.notebook.display import OPTIONS, widgets_active
 from fraiseql_nb.notebook.document import Prepared, prepare
 from fraiseql_nb.notebook.progress import ProgressView
-from fraiseql_nb.notebook.views import HealthView, SchemaView
+from fraiseql_nb.notebook.views import HealthView
 from fraiseql_nb.result import Result
+from fraiseql_nb.schema import Schema
 from fraiseql_nb.session import BACKENDS
 
 __all__ = ["FraiseQL", "short_error"]
@@ -212,8 +213,8 @@ class FraiseQL(Magics):
     def _session(self, rest: str) -> fq.Session:
         return self._require_session()
 
-    def _schema(self, rest: str) -> SchemaView:
-        return SchemaView(self._require_session().schema)
+    def _schema(self, rest: str) -> Schema:
+        return self._require_session().schema
 
     def _metrics(self, rest: str) -> Any:
         # The SQL of each query is in its result; here it would only crowd the table.

@@ -56,7 +56,7 @@ from fraiseql_nb.planes.engine import needed_columns, run_aggregate, run_window
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import compile_load, field_sql
+from fraiseql_nb.sql.facts import compile_load, where_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 from fraiseql_nb.telemetry import QueryMetrics
@@ -300,7 +300,7 @@ class ArrowPlane:
     ) -> tuple[_Store, int, str, bool]:
         literal = Params(literal=True)
         assert query.where is not None
-        where = compile_where(query.where, lambda c: field_sql(fact, c.path[0]), literal)
+        where = compile_where(query.where, lambda c: where_field(fact, c), literal)
         key_text = where.as_string(None)
         key = (fact.name, key_text)
         store = self._fresh(key, version)

@@ -38,11 +38,12 @@ from fraiseql_nb.query.ir import (
     WindowQuery,
 )
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import ROW_ORDER_FUNCTIONS
+from fraiseql_nb.sql.facts import ROW_ORDER_FUNCTIONS, load_refusal
 from fraiseql_nb.sql.where import escape_like
 
 __all__ = [
     "UnsupportedError",
+    "declines",
     "needed_columns",
     "output_schema",
     "run_aggregate",
@@ -92,6 +93,16 @@ def _column_dtype(fact: FactTable, name: str) -> Any:
     return SCALAR_DTYPES.get(scalar, pl.String)
 
 
+def declines(query: AggregateQuery | WindowQuery, fact: FactTable) -> str | None:
+    """Why this engine will not answer ``query`` exactly (a column type it does not
+    load as such), or None. The query then runs on PostgreSQL."""
+    for name in needed_columns(query, fact):
+        reason = load_refusal(fact, name)
+        if reason is not None:
+            return reason
+    return None
+
+
 def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list[str]:
     """The fact columns (and dimensions) a query reads, id included when there is one."""
     names: list[str] = []
@@ -131,8 +142,10 @@ def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list
                     add(o.path[0])
         add(fact.id_column)
     if not names:
-        # count alone still needs the rows: load the narrowest column there is.
-        add(fact.id_column or fact.measures[0].name)
+        # count alone still needs the rows: load a narrow column.
+        id_column = fact.column(fact.id_column or "")
+        narrow = id_column is not None and id_column.scalar in ("Int", "BigInt")
+        add(fact.id_column if narrow else fact.measures[0].name)
     return names
 
 
@@ -160,6 +173,8 @@ def where_expr(where: Where, dtypes: dict[str, Any], timezone: str = "UTC") -> p
         return out
     if isinstance(where, Not):
         return ~where_expr(where.item, dtypes, timezone)
+    if not isinstance(where, Compare):
+        raise UnsupportedError(f"the condition {type(where).__name__}")
     return _compare(where, dtypes, timezone)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode, Node
@@ -9,13 +10,19 @@ from graphql import FieldNode, Node
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
+    And,
+    Compare,
     GroupKey,
+    Not,
+    Or,
     OrderItem,
+    Where,
     WindowColumn,
     WindowFunction,
     WindowQuery,
 )
 from fraiseql_nb.query.rows import check_paging
+from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
 from fraiseql_nb.schema.graphql import AGGREGATES, DIRECTIONS, PERCENTILES
 from fraiseql_nb.schema.model import FactTable
@@ -67,9 +74,8 @@ def parse_aggregate(fact: FactTable, name: str) -> Aggregate | None:
 
 def _group_keys(fact: FactTable) -> dict[str, GroupKey]:
     keys: dict[str, GroupKey] = {}
-    for col in fact.filters:
-        if col.name != fact.id_column:
-            keys[col.name] = GroupKey(name=col.name, source="column")
+    for col in fact.key_columns:
+        keys[col.name] = GroupKey(name=col.name, source="column")
     for dim in fact.dimensions:
         keys[dim.name] = GroupKey(name=dim.name, source="dimension")
     for name, (column, unit) in fact.buckets.items():
@@ -192,7 +198,14 @@ def build_window_query(
                 function=name,
                 field=fargs.get("field"),
                 offset=fargs.get("offset") if name in ("lag", "lead") else None,
-                default=fargs.get("default"),
+                default=_default(
+                    ctx,
+                    ctx.argument_node(fnode, "default"),
+                    fact,
+                    name,
+                    fargs.get("field"),
+                    fargs.get("default"),
+                ),
                 buckets=fargs.get("buckets"),
                 partition_by=tuple(own_partition) if own_partition is not None else partition,
                 order=fn_order,
@@ -221,13 +234,46 @@ def build_window_query(
 def _where(ctx: Context, node: FieldNode, fact: FactTable, args: dict[str, Any]) -> Any:
     if args.get("where") is None:
         return None
-    tree = build_column_where(
-        ctx,
-        ctx.argument_node(node, "where"),
-        args["where"],
-        lambda name: fact.scalar_of(name) or "String",
-    )
-    return None if is_empty(tree) else tree
+    at = ctx.argument_node(node, "where")
+    tree = build_column_where(ctx, at, args["where"], lambda name: fact.scalar_of(name) or "String")
+    return None if is_empty(tree) else _checked(ctx, at, tree, fact)
+
+
+def _checked(ctx: Context, at: Node, where: Where, fact: FactTable) -> Where:
+    """``where`` with every value compared to a column checked against the column's type."""
+    if isinstance(where, (And, Or)):
+        items = tuple(_checked(ctx, at, w, fact) for w in where.items)
+        return replace(where, items=items)
+    if isinstance(where, Not):
+        return replace(where, item=_checked(ctx, at, where.item, fact))
+    if not isinstance(where, Compare) or where.op not in TYPED_OPS:
+        return where
+    column = fact.column(where.path[0])
+    if column is None:
+        return where
+    try:
+        return replace(where, value=check_value(column.pg_type, where.value))
+    except ValueError as exc:
+        raise ctx.error(f"{where.path[0]}.{where.op}: {exc}", at) from None
+
+
+def _default(
+    ctx: Context, at: Node, fact: FactTable, fn: str, field: str | None, value: Any
+) -> Any:
+    """A lag/lead ``default`` (typed JSON in GraphQL), checked against its field's type."""
+    if value is None or field is None:
+        return value
+    column = fact.column(field)
+    try:
+        value = check_scalar(fact.scalar_of(field) or "String", value)
+        return check_value(column.pg_type, value) if column is not None else value
+    except ValueError as exc:
+        raise ctx.error(f"{fn}: default {exc} ({field} is {_kind(fact, field)})", at) from None
+
+
+def _kind(fact: FactTable, name: str) -> str:
+    column = fact.column(name)
+    return column.pg_type if column is not None else (fact.scalar_of(name) or "String")
 
 
 def _window_order(

@@ -15,6 +15,7 @@ __all__ = [
     "Aggregate",
     "AggregateQuery",
     "And",
+    "AnyItem",
     "Compare",
     "Document",
     "GroupKey",
@@ -49,6 +50,7 @@ class Compare:
     scalar: str
     json: str | None = None
     is_list: bool = False
+    column: str | None = None  # a column of the entity's relation, not a document path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +68,16 @@ class Not:
     item: Where
 
 
-Where = Compare | And | Or | Not
+@dataclass(frozen=True, kw_only=True)
+class AnyItem:
+    """A list of objects at ``path`` holds at least one element matching ``item``,
+    whose paths are relative to the element."""
+
+    path: tuple[str, ...]
+    item: Where
+
+
+Where = Compare | And | Or | Not | AnyItem
 
 
 # ------------------------------------------------------------------ shared
@@ -81,6 +92,7 @@ class OrderItem:
     json: str | None = None
     descending: bool = False
     nulls_first: bool = False
+    column: str | None = None  # a column of the entity's relation, not a document path
 
 
 # -------------------------------------------------------------------- rows
@@ -96,6 +108,7 @@ class Selection:
     scalar: str | None = None
     json: str | None = None
     children: tuple[Selection, ...] = ()
+    column: str | None = None  # a column of the entity's relation, not a document key
 
 
 @dataclass(frozen=True, kw_only=True)

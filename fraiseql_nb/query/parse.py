@@ -211,7 +211,7 @@ def _parse_and_validate(text: str, schema: Schema, gql: GraphQLSchema) -> Docume
     _check_problem_fields(document, schema)
     errors = validate(gql, document, _rules_for(text))
     if errors:
-        raise _query_error(errors)
+        raise _with_hint(_query_error(errors), schema)
     cache[text] = document
     if len(cache) > _CACHE_SIZE:
         cache.popitem(last=False)
@@ -267,6 +267,19 @@ def _check_problem_fields(document: DocumentNode, schema: Schema) -> None:
                     problem = schema.problem_for(sel.name.value)
                     if problem is not None:
                         raise SchemaError(problem.message)
+
+
+def _with_hint(error: QueryError, schema: Schema) -> QueryError:
+    """Say why a type is bare when its fields are unknown because no document was seen."""
+    for entity in schema.entities:
+        if entity.sampled == 0 and f"on type '{entity.name}'" in str(error):
+            where = f"{entity.schema}.{entity.relation}"
+            problem = next((p for p in schema.problems if p.relation == where), None)
+            if problem is not None:
+                (first, line, column), *rest = error.errors
+                amended = (f"{first} ({problem.message})", line, column)
+                return QueryError(amended[0], errors=(amended, *rest))
+    return error
 
 
 def _operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode
 
-from fraiseql_nb.query.ir import OrderItem, RowQuery, Selection
+from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
+from fraiseql_nb.query.values import TYPED_OPS, check_value
 from fraiseql_nb.query.where import build_entity_where, is_empty
 from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import Entity, FieldType
@@ -33,8 +35,9 @@ def build_row_query(
 
     where = None
     if args.get("where") is not None:
-        tree = build_entity_where(ctx, ctx.argument_node(node, "where"), args["where"], entity.type)
-        where = None if is_empty(tree) else tree
+        at = ctx.argument_node(node, "where")
+        tree = build_entity_where(ctx, at, args["where"], entity.type)
+        where = None if is_empty(tree) else _checked_ids(ctx, at, tree, entity)
     order: list[OrderItem] = []
     for item in args.get("orderBy") or ():
         order += _order(ctx, ctx.argument_node(node, "orderBy"), item, entity.type, ())
@@ -64,7 +67,15 @@ def build_row_query(
 
 
 def _id_value(ctx: Context, entity: Entity, value: Any, at: Any, arg: str) -> Any:
-    """An id argument as the view's ids are: a number when they are numbers."""
+    """An id argument as the entity's ids are (see ``Entity.identity``), checked before
+    any SQL: a uuid, a number in the column type's range, or the documents' own ids."""
+    if entity.identity == "column":
+        try:
+            return check_value(entity.id_type, value)
+        except ValueError as exc:
+            raise ctx.error(
+                f"{arg}: {exc} (ids of {entity.name} are {entity.id_type})", at
+            ) from None
     id_field = entity.field("id")
     if id_field is not None and id_field.type.json == "number":
         try:
@@ -74,6 +85,21 @@ def _id_value(ctx: Context, entity: Entity, value: Any, at: Any, arg: str) -> An
                 f"{arg}: {value!r} is not an id (ids of {entity.name} are numbers)", at
             ) from None
     return value
+
+
+def _checked_ids(ctx: Context, at: Any, where: Where, entity: Entity) -> Where:
+    """Values compared with a column of the relation (the id), checked against its type."""
+    if isinstance(where, (And, Or)):
+        return replace(where, items=tuple(_checked_ids(ctx, at, w, entity) for w in where.items))
+    if isinstance(where, Not):
+        return replace(where, item=_checked_ids(ctx, at, where.item, entity))
+    if isinstance(where, Compare) and where.column is not None and where.op in TYPED_OPS:
+        try:
+            return replace(where, value=check_value(entity.id_type, where.value))
+        except ValueError as exc:
+            name = where.path[-1]
+            raise ctx.error(f"{name}.{where.op}: {exc} ({name} is {entity.id_type})", at) from None
+    return where
 
 
 def check_paging(
@@ -113,6 +139,7 @@ def _selection(ctx: Context, fields: Any, otype: FieldType) -> tuple[Selection, 
                 scalar=target.scalar if target.kind == "scalar" else None,
                 json=target.json if target.kind == "scalar" else None,
                 children=children,
+                column=field.column,
             )
         )
     return tuple(out)
@@ -140,6 +167,7 @@ def _order(
                 json=field.type.json,
                 descending=descending,
                 nulls_first=nulls_first,
+                column=field.column,
             )
         )
     return out

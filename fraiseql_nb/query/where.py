@@ -8,11 +8,12 @@ expression too long to be reasonable, a NUL byte PostgreSQL text cannot hold.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
-from fraiseql_nb.query.ir import And, Compare, Not, Or, Where
+from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.schema.model import FieldType
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ def build_entity_where(
             items.append(
                 _boolean(name, arg, lambda v: build_entity_where(ctx, node, v, otype, prefix))
             )
-        elif name == "strictly_contains" and otype.field(name) is None:
-            items.append(_compare(ctx, node, name, prefix, "strictly_contains", arg, "JSON", None))
+        elif name in ("strictly_contains", "isnull") and otype.field(name) is None:
+            # On the object itself: its document (strictly_contains), or whether it is there.
+            items.append(_compare(ctx, node, name, prefix, name, arg, "JSON", None))
         else:
             field = otype.field(name)
             if field is None:  # validation makes this unreachable; keep it loud
@@ -55,19 +57,26 @@ def build_entity_where(
             scalar_type = (ftype.item if is_list else ftype) or FieldType(kind="scalar")
             scalar = scalar_type.scalar if scalar_type.kind == "scalar" else "JSON"
             for op, operand in arg.items():
-                items.append(
-                    _compare(
-                        ctx,
-                        node,
-                        name,
-                        path,
-                        op,
-                        operand,
-                        scalar or "JSON",
-                        scalar_type.json,
-                        is_list=is_list,
-                    )
+                if op == "any":
+                    if operand is None:
+                        raise ctx.error(f"{name}.any needs conditions, got null", node)
+                    inner = build_entity_where(ctx, node, operand, scalar_type)
+                    items.append(AnyItem(path=path, item=inner))
+                    continue
+                compare = _compare(
+                    ctx,
+                    node,
+                    name,
+                    path,
+                    op,
+                    operand,
+                    scalar or "JSON",
+                    scalar_type.json,
+                    is_list=is_list,
                 )
+                if field.column is not None:
+                    compare = replace(compare, column=field.column)
+                items.append(compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
 
 

@@ -132,6 +132,7 @@ _OP_DOCS = {
     "len_eq": "the list has this many elements",
     "len_gt": "the list has more elements than this",
     "len_lt": "the list has fewer elements than this",
+    "any": "at least one element matches these conditions",
 }
 
 # ------------------------------------------------------------------ scalars
@@ -304,7 +305,7 @@ class _Builder:
                 )
             return objects[name]
 
-        def where_type(ftype: FieldType) -> GraphQLInputObjectType:
+        def where_type(ftype: FieldType, *, nested: bool = False) -> GraphQLInputObjectType:
             name = f"{ftype.type_name}WhereInput"
             if name not in wheres:
 
@@ -312,12 +313,13 @@ class _Builder:
                     out: dict[str, GraphQLInputField] = {}
                     for f in ftype.fields:
                         if f.type.kind == "object":
-                            out[f.name] = GraphQLInputField(where_type(f.type))
+                            out[f.name] = GraphQLInputField(where_type(f.type, nested=True))
                         elif f.type.kind == "list":
+                            item = f.type.item or FieldType(kind="scalar", scalar="JSON")
                             out[f.name] = GraphQLInputField(
-                                self.list_filter(
-                                    f.type.item or FieldType(kind="scalar", scalar="JSON")
-                                )
+                                objects_filter(item)
+                                if item.kind == "object"
+                                else self.list_filter(item)
                             )
                         else:
                             out[f.name] = GraphQLInputField(
@@ -341,10 +343,38 @@ class _Builder:
                         "strictly_contains",
                         GraphQLInputField(JSON, description=_OP_DOCS["strictly_contains"]),
                     )
+                    if nested:
+                        out.setdefault(
+                            "isnull",
+                            GraphQLInputField(GraphQLBoolean, description=_OP_DOCS["isnull"]),
+                        )
                     return out
 
                 wheres[name] = GraphQLInputObjectType(
                     name, thunk, description=f"Conditions on {ftype.type_name}; all given must hold"
+                )
+            return wheres[name]
+
+        def objects_filter(item: FieldType) -> GraphQLInputObjectType:
+            """Conditions on a list of objects: ``any`` element matching, lengths, null."""
+            name = f"{item.type_name}ListFilter"
+            if name not in wheres:
+                wheres[name] = GraphQLInputObjectType(
+                    name,
+                    lambda: {
+                        "any": GraphQLInputField(where_type(item), description=_OP_DOCS["any"]),
+                        **{
+                            op: GraphQLInputField(
+                                GraphQLInt if op.startswith("len_") else GraphQLBoolean,
+                                description=_OP_DOCS[op],
+                            )
+                            for op in ("len_eq", "len_gt", "len_lt", "isnull")
+                        },
+                        "strictly_contains": GraphQLInputField(
+                            JSON, description=_OP_DOCS["strictly_contains"]
+                        ),
+                    },
+                    description=f"Conditions on a list of {item.type_name}",
                 )
             return wheres[name]
 
@@ -403,7 +433,7 @@ class _Builder:
         )
 
         # aggregate
-        keys = {c.name: c.scalar for c in fact.filters if c.name != fact.id_column}
+        keys = {c.name: c.scalar for c in fact.key_columns}
         keys.update({d.name: d.scalar for d in fact.dimensions})
         keys.update({b: "Date" for b in fact.buckets})
         aggregates: dict[str, str] = {"count": "Int"}

@@ -5,7 +5,8 @@ when any sampled document has it null or lacks it; objects become object
 types and arrays list types of their elements' type; integers too large for
 GraphQL's 32-bit ``Int`` become ``BigInt``; strings that are all ISO
 timestamps (dates) become ``DateTime`` (``Date``); ``id`` and ``*_id``
-fields become ``ID``; anything mixed becomes ``JSON``.
+fields become ``ID``; anything mixed becomes ``JSON``. A ``__typename`` key
+(FraiseQL writes one into documents) is GraphQL's meta field, not a field.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def _fields(acc: _Acc, type_name: str, taken: set[str], *, top: bool = False) ->
     out: list[Field] = []
     used: set[str] = set()
     for key, sub in acc.keys.items():
+        if key == "__typename":
+            continue  # GraphQL's own meta field, answered from the type name
         name = graphql_name(key)
         if name is None or name in used:
             continue  # no valid GraphQL name: reachable only through the JSON scalar

@@ -8,6 +8,7 @@ view (``LIMIT``, so the cost is that of reading those rows, not the view).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,13 +29,15 @@ from fraiseql_nb.schema.model import (
     Problem,
     Schema,
 )
-from fraiseql_nb.schema.naming import graphql_name, pascal, plural
+from fraiseql_nb.schema.naming import entity_names, graphql_name, pascal
 
 __all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
 
 DEFAULT_SAMPLE_SIZE = 1000
 _DIMENSION_COLUMNS = ("dimensions", "data")
 _MAX_DIMENSION_DEPTH = 3
+# Numeric types whose sums and averages mean something (money, oid… are not measures).
+_MEASURE_TYPES = ("int2", "int4", "int8", "numeric", "float4", "float8")
 _PG_SCALARS = {
     "int2": "Int",
     "int4": "Int",
@@ -99,20 +102,21 @@ def introspect(
     problems: list[Problem] = []
     taken_types: set[str] = set()
     taken_queries: set[str] = set()
-    # A tv_ projection table serves reads better than its v_ view: look at it first.
-    ordered = sorted(relations, key=lambda r: (not r[2].startswith("tv_"), r[2]))
-    for oid, nsp, rel in ordered:
+    twins: dict[str, list[tuple[str, str, list[tuple[str, str, str, str]]]]] = {}
+    for oid, nsp, rel in relations:
         cols = columns.get(oid, [])
         if rel.startswith("tf_"):
             fact = _fact(conn, nsp, rel, cols, sample_size, problems, taken_queries)
             if fact is not None:
                 facts.append(fact)
         else:
-            entity = _entity(
-                conn, nsp, rel, cols, sample_size, problems, taken_types, taken_queries
-            )
-            if entity is not None:
-                entities.append(entity)
+            twins.setdefault(rel.split("_", 1)[1], []).append((nsp, rel, cols))
+    for base in sorted(twins):
+        # A tv_ projection table serves reads better than its v_ view: look at it first.
+        candidates = sorted(twins[base], key=lambda c: not c[1].startswith("tv_"))
+        entity = _entity(conn, base, candidates, sample_size, problems, taken_types, taken_queries)
+        if entity is not None:
+            entities.append(entity)
     collations = tuple(r[0] for r in conn.execute(_COLLATIONS))
     return Schema(
         entities=tuple(sorted(entities, key=lambda e: e.relation)),
@@ -124,62 +128,150 @@ def introspect(
 
 def _entity(
     conn: psycopg.Connection[Any],
-    nsp: str,
-    rel: str,
-    cols: list[tuple[str, str, str, str]],
+    base: str,
+    candidates: list[tuple[str, str, list[tuple[str, str, str, str]]]],
     sample_size: int,
     problems: list[Problem],
     taken_types: set[str],
     taken_queries: set[str],
 ) -> Entity | None:
-    base = rel.split("_", 1)[1]
-    name = graphql_name(base)
-    queries = (plural(base), base) if name else ()
-    kinds = {c[0]: c[2] for c in cols}
-    if name is None or "id" not in kinds or kinds.get("data") != "jsonb":
-        have = ", ".join(f"{c[0]} {c[1]}" for c in cols) or "no columns"
-        problems.append(
-            Problem(
-                relation=f"{nsp}.{rel}",
-                queries=queries,
-                message=f"{nsp}.{rel} is not an entity view: it needs columns id and data jsonb"
-                f" (it has {have})",
+    """The entity named ``base``, served by the first of its relations (``tv_`` before
+    ``v_``) that has documents; every relation left aside is reported, with why."""
+    type_name, list_query, single_query = entity_names(base)
+    queries = (list_query, single_query) if graphql_name(base) else ()
+    usable: list[tuple[str, str, list[tuple[str, str, str, str]]]] = []
+    for nsp, rel, cols in candidates:
+        kinds = {c[0]: c[2] for c in cols}
+        if not queries or "id" not in kinds or kinds.get("data") != "jsonb":
+            have = ", ".join(f"{c[0]} {c[1]}" for c in cols) or "no columns"
+            problems.append(
+                Problem(
+                    relation=f"{nsp}.{rel}",
+                    queries=queries,
+                    message=f"{nsp}.{rel} is not an entity view: it needs columns id and data"
+                    f" jsonb (it has {have})",
+                )
             )
-        )
+        else:
+            usable.append((nsp, rel, cols))
+    if not usable:
         return None
     if set(queries) & taken_queries:
+        for nsp, rel, _ in usable:
+            problems.append(
+                Problem(
+                    relation=f"{nsp}.{rel}",
+                    queries=(),
+                    message=f"{nsp}.{rel} is skipped: its queries {', '.join(queries)} are taken"
+                    " by another relation",
+                )
+            )
+        return None
+    samples = []
+    for nsp, rel, cols in usable:
+        samples.append((nsp, rel, cols, _sample_documents(conn, nsp, rel, sample_size)))
+        if samples[-1][3]:
+            break  # the first relation with documents serves
+    served = next((s for s in samples if s[3]), samples[0])
+    nsp, rel, cols, rows = served
+    where = f"{nsp}.{rel}"
+    for other_nsp, other_rel, _ in usable:
+        other = f"{other_nsp}.{other_rel}"
+        if other == where:
+            continue
+        if any(s[1] == other_rel and s[0] == other_nsp for s in samples):
+            message = (
+                f"{other} has no documents yet, so {' and '.join(queries)} read {where}"
+                f" instead; reconnect once {other} is filled to read it"
+            )
+        else:
+            message = (
+                f"{other} is not used: {where} serves {' and '.join(queries)}"
+                " (a tv_ projection table is read in preference to its v_ view)"
+            )
+        problems.append(Problem(relation=other, queries=(), message=message))
+    taken_queries.update(queries)
+    id_type = next(c[1] for c in cols if c[0] == "id")
+    docs = [doc for _, doc in rows]
+    fields, sampled = infer_fields(docs, type_name, taken_types)
+    identity, id_everywhere = _identity(rows, id_type)
+    if identity == "column" and not id_everywhere:
+        # Documents without their id: the view's id column is the id.
+        numeric = dict((c[0], c[2]) for c in cols)["id"] in ("int2", "int4", "int8", "numeric")
+        id_field = Field(
+            name="id",
+            key="id",
+            type=FieldType(kind="scalar", scalar="ID", json="number" if numeric else "string"),
+            nullable=False,
+            column="id",
+        )
+        fields = (id_field, *(f for f in fields if f.name != "id"))
+    if not rows:
         problems.append(
             Problem(
-                relation=f"{nsp}.{rel}",
+                relation=where,
                 queries=(),
-                message=f"{nsp}.{rel} is skipped: its queries {', '.join(queries)} are taken "
-                "by another relation",
+                message=f"{where} returned no documents to {_current_user(conn)} (empty, or"
+                " hidden by row-level security): only its id can be queried; reconnect once"
+                " it has documents to query their fields",
             )
         )
-        return None
-    taken_queries.update(queries)
-    type_name = pascal(base)
-    docs = conn.execute(
-        sql.SQL("SELECT data::text FROM {} WHERE data IS NOT NULL LIMIT {}").format(
-            sql.Identifier(nsp, rel), sql.Literal(sample_size)
-        )
-    ).fetchall()
-    fields, sampled = infer_fields((orjson.loads(d[0]) for d in docs), type_name, taken_types)
-    if not any(f.name == "id" for f in fields):
-        # The view's id column is always there, even when documents lack the key.
-        numeric = kinds["id"] in ("int2", "int4", "int8", "numeric")
-        id_type = FieldType(kind="scalar", scalar="ID", json="number" if numeric else "string")
-        fields = (Field(name="id", key="id", type=id_type), *fields)
     return Entity(
         name=type_name,
         schema=nsp,
         relation=rel,
-        list_query=queries[0],
-        single_query=queries[1],
-        id_type=next(c[1] for c in cols if c[0] == "id"),
+        list_query=list_query,
+        single_query=single_query,
+        id_type=id_type,
         fields=fields,
         sampled=sampled,
+        identity=identity,
     )
+
+
+def _sample_documents(
+    conn: psycopg.Connection[Any], nsp: str, rel: str, limit: int
+) -> list[tuple[str, Any]]:
+    """(id as text, document) of the first ``limit`` rows with a document."""
+    rows = conn.execute(
+        sql.SQL("SELECT id::text, data::text FROM {} WHERE data IS NOT NULL LIMIT {}").format(
+            sql.Identifier(nsp, rel), sql.Literal(limit)
+        )
+    ).fetchall()
+    return [(r[0], orjson.loads(r[1])) for r in rows]
+
+
+def _identity(rows: list[tuple[str, Any]], id_type: str) -> tuple[str, bool]:
+    """("document" when a document's ``id`` differs from its row's id column, else
+    "column"), and whether every sampled document carries an ``id``."""
+    everywhere = bool(rows)
+    for column_id, doc in rows:
+        value = doc.get("id") if isinstance(doc, dict) else None
+        if value is None:
+            everywhere = False
+        elif not _same_id(column_id, value, id_type):
+            return "document", True
+    return "column", everywhere
+
+
+def _same_id(column_id: str | None, value: Any, id_type: str) -> bool:
+    if column_id is None or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return str(value) == column_id
+    if not isinstance(value, str):
+        return False
+    if id_type == "uuid":
+        try:
+            return uuid.UUID(value) == uuid.UUID(column_id)
+        except ValueError:
+            return False
+    return value == column_id
+
+
+def _current_user(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT current_user").fetchone()
+    return f"role {row[0]}" if row else "this role"
 
 
 def _fact(
@@ -207,13 +299,13 @@ def _fact(
     measures: list[Column] = []
     filters: list[Column] = []
     jsonb: list[str] = []
-    for col, pretty, typname, category in cols:
+    for col, pretty, typname, _category in cols:
         if typname == "jsonb":
             jsonb.append(col)
             continue
         if graphql_name(col) != col:
             continue  # not addressable by name in GraphQL
-        if category == "N" and col != "id" and not col.endswith("_id"):
+        if typname in _MEASURE_TYPES and col != "id" and not col.endswith("_id"):
             measures.append(
                 Column(name=col, pg_type=pretty, scalar=_PG_SCALARS.get(typname, "Float"))
             )
@@ -239,6 +331,16 @@ def _fact(
     if dimension_columns:
         column = dimension_columns[0]
         docs = _sample_json(conn, nsp, rel, column, sample_size)
+        if not docs:
+            problems.append(
+                Problem(
+                    relation=where,
+                    queries=(),
+                    message=f"{where} returned no {column} documents to {_current_user(conn)}"
+                    " (empty, or hidden by row-level security): it has no dimensions until"
+                    " reconnected once it has rows",
+                )
+            )
         fields, _ = infer_fields(docs, f"{pascal(name)}Dimensions")
         for dim in _flatten(fields, column):
             if dim.name in taken_names:

@@ -68,11 +68,21 @@ class Field:
     key: str
     type: FieldType
     nullable: bool = True
+    # Set when the value is read from this column of the relation instead of the
+    # document: the ``id`` field of a view whose documents carry no ``id`` key.
+    column: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Entity:
-    """An entity view (``v_*``/``tv_*``) exposing ``id`` and ``data jsonb``."""
+    """An entity view (``v_*``/``tv_*``) exposing ``id`` and ``data jsonb``.
+
+    ``identity`` says what the ``id`` a result shows is, and so what
+    ``<single>(id:)``, ``where: {id: …}`` and ``after:`` compare: ``"column"``
+    (the view's ``id`` column; the documents carry the same id, or none) or
+    ``"document"`` (the documents' own ``id`` key, which differs from the
+    column, e.g. a slug over a uuid key).
+    """
 
     name: str  # GraphQL type name, e.g. "User"
     schema: str  # PostgreSQL schema of the relation
@@ -82,6 +92,7 @@ class Entity:
     id_type: str  # PostgreSQL type of the id column, e.g. "bigint"
     fields: tuple[Field, ...]
     sampled: int = 0  # documents the field types were inferred from
+    identity: str = "column"  # "column" | "document"
 
     @property
     def type(self) -> FieldType:
@@ -154,6 +165,15 @@ class FactTable:
         return next((d for d in self.dimensions if d.name == name), None)
 
     @property
+    def key_columns(self) -> tuple[Column, ...]:
+        """Plain columns that can be group keys: filter columns but the id, and
+        integer measures (integer-coded categories such as ``status_code``)."""
+        return (
+            *(c for c in self.filters if c.name != self.id_column),
+            *(m for m in self.measures if m.scalar in ("Int", "BigInt")),
+        )
+
+    @property
     def time_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.filters if c.scalar in ("DateTime", "Date"))
 
@@ -200,9 +220,13 @@ class Problem:
     message: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class Schema:
-    """Everything a database offers to query. Immutable; build new ones with ``replace``."""
+    """Everything a database offers to query. Immutable; build new ones with ``replace``.
+
+    ``repr()`` (and Jupyter's display) is a readable summary: every query, type,
+    field, fact table and problem.
+    """
 
     entities: tuple[Entity, ...] = ()
     facts: tuple[FactTable, ...] = ()
@@ -244,6 +268,18 @@ class Schema:
 
     def problem_for(self, root_field: str) -> Problem | None:
         return next((p for p in self.problems if root_field in p.queries), None)
+
+    # ------------------------------------------------------------ display
+
+    def __repr__(self) -> str:
+        from fraiseql_nb.schema.summary import summary_text
+
+        return summary_text(self)
+
+    def _repr_html_(self) -> str:
+        from fraiseql_nb.schema.summary import summary_html
+
+        return summary_html(self)
 
     # ------------------------------------------------------------ GraphQL
 
@@ -329,7 +365,7 @@ def _encode(obj: Any) -> Any:
             value = getattr(obj, f.name)
             if f.name in ("fields", "item") and isinstance(obj, FieldType) and not value:
                 continue  # keep scalar types short in the file
-            if value is None and isinstance(obj, FieldType):
+            if value is None and isinstance(obj, (FieldType, Field)):
                 continue
             out[f.name] = _encode(value)
         return out

@@ -4,9 +4,43 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["graphql_name", "pascal", "plural", "singular", "unique"]
+__all__ = ["entity_names", "graphql_name", "pascal", "plural", "singular", "unique"]
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+# Words whose plural is not the rule's, both ways; and words that have no plural.
+_IRREGULAR = {
+    "person": "people",
+    "child": "children",
+    "man": "men",
+    "woman": "women",
+    "mouse": "mice",
+    "goose": "geese",
+    "tooth": "teeth",
+    "foot": "feet",
+    "leaf": "leaves",
+    "life": "lives",
+    "wife": "wives",
+    "knife": "knives",
+    "half": "halves",
+    "shelf": "shelves",
+    "criterion": "criteria",
+    "analysis": "analyses",
+    "axis": "axes",
+    "index": "indices",
+    "matrix": "matrices",
+    "vertex": "vertices",
+    "quiz": "quizzes",
+    "status": "statuses",
+    "bus": "buses",
+    "bonus": "bonuses",
+    "campus": "campuses",
+    "virus": "viruses",
+}
+_SINGULAR = {v: k for k, v in _IRREGULAR.items()}
+_UNCOUNTABLE = {
+    "data", "metadata", "news", "series", "species", "information", "equipment", "media",
+    "feedback", "software", "hardware", "staff", "sheep", "fish",
+}  # fmt: skip
 
 
 def graphql_name(key: str) -> str | None:
@@ -26,8 +60,19 @@ def pascal(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name) if part)
 
 
+def _split(word: str) -> tuple[str, str]:
+    """``order_item`` -> ("order_", "item"): inflection changes the last word only."""
+    head, _, last = word.rpartition("_")
+    return (head + "_" if head else ""), last
+
+
 def plural(word: str) -> str:
     """English plural of the last word: user -> users, category -> categories, box -> boxes."""
+    head, last = _split(word)
+    if last.lower() in _UNCOUNTABLE or last.lower() in _SINGULAR:
+        return word
+    if last.lower() in _IRREGULAR:
+        return head + _IRREGULAR[last.lower()]
     if re.search(r"[^aeiou]y$", word):
         return word[:-1] + "ies"
     if re.search(r"(s|x|z|ch|sh)$", word):
@@ -37,6 +82,11 @@ def plural(word: str) -> str:
 
 def singular(word: str) -> str:
     """Best-effort inverse of :func:`plural`, for naming list item types."""
+    head, last = _split(word)
+    if last.lower() in _UNCOUNTABLE or last.lower() in _IRREGULAR:
+        return word
+    if last.lower() in _SINGULAR:
+        return head + _SINGULAR[last.lower()]
     if word.endswith("ies") and len(word) > 3:
         return word[:-3] + "y"
     if re.search(r"(ss|x|z|ch|sh)es$", word):
@@ -53,3 +103,20 @@ def unique(name: str, taken: set[str]) -> str:
         candidate, n = f"{name}{n}", n + 1
     taken.add(candidate)
     return candidate
+
+
+def is_plural(word: str) -> bool:
+    """Whether ``word`` reads as a plural already (``authors``, ``categories``, ``people``)."""
+    one = singular(word)
+    return one != word and plural(one) == word
+
+
+def entity_names(base: str) -> tuple[str, str, str]:
+    """Type, list query and single query for a view's base name, singular or plural.
+
+    ``user`` and ``users`` both give ("User", "users", "user"); a word without
+    a plural keeps it for the list and names the single query ``<word>_by_id``.
+    """
+    one = singular(base) if is_plural(base) else base
+    many = plural(one)
+    return pascal(one), many, (one if many != one else f"{one}_by_id")

@@ -81,9 +81,9 @@ def document_field(
     return FieldSQL(value=value, text=text, jsonb=jsonb, pg_type=pg_type)
 
 
-def column_field(column: str, pg_type: str) -> FieldSQL:
-    """Read a plain column of type ``pg_type``."""
-    ident = sql.Identifier(column)
+def column_field(column: str, pg_type: str, *, table: str | None = None) -> FieldSQL:
+    """Read a plain column of type ``pg_type`` (of the relation aliased ``table``)."""
+    ident = sql.Identifier(table, column) if table else sql.Identifier(column)
     return FieldSQL(
         value=ident,
         text=sql.SQL("{}::text").format(ident),

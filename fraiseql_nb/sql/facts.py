@@ -20,6 +20,8 @@ id column.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from psycopg import sql
 
 from fraiseql_nb.query.ir import (
@@ -32,18 +34,22 @@ from fraiseql_nb.query.ir import (
     WindowFunction,
     WindowQuery,
 )
+from fraiseql_nb.query.values import base_type
 from fraiseql_nb.schema.model import BUCKETS, FactTable
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
 __all__ = [
+    "LOAD_CASTS",
     "ROW_ORDER_FUNCTIONS",
     "compile_aggregate",
     "compile_load",
     "compile_window",
     "field_sql",
+    "load_refusal",
     "output_pg_type",
+    "where_field",
 ]
 
 #: Window functions whose value depends on the order of rows among peers:
@@ -69,7 +75,26 @@ _SQL_AGGREGATES = {
     "stddev": "stddev_samp",
     "variance": "var_samp",
 }
-_TEXT_TYPES = ("text",)
+# Text types: sorted and compared by code point (COLLATE "C"), as Polars does.
+_TEXT_TYPES = ("text", "character varying", "character", "name")
+#: Column types the analytics plane loads, and the cast a load applies (None:
+#: as they are). ADBC would hand uuids over as 16-byte extension values: they
+#: are loaded as their canonical text. A query touching a column of any other
+#: type (inet, money, arrays, enums…) is declined and runs on PostgreSQL.
+LOAD_CASTS: dict[str, str | None] = {
+    "smallint": None,
+    "integer": None,
+    "bigint": None,
+    "real": "float8",
+    "double precision": None,
+    "boolean": None,
+    "date": None,
+    "timestamp without time zone": None,
+    "timestamp with time zone": None,
+    "text": None,
+    "character varying": None,
+    "uuid": "text",
+}
 
 
 # ------------------------------------------------------------------ fields
@@ -84,6 +109,33 @@ def field_sql(fact: FactTable, name: str, *, exact: bool = False) -> FieldSQL:
     if dim is None:
         raise KeyError(name)
     return document_field(sql.Identifier(dim.column), dim.path, dim.scalar)
+
+
+def where_field(fact: FactTable, compare: Compare) -> FieldSQL:
+    """How a condition reads ``compare``'s field: text compares by code point."""
+    return _collated(field_sql(fact, compare.path[0]))
+
+
+def _collated(f: FieldSQL) -> FieldSQL:
+    if not _is_text(f.pg_type):
+        return f
+    return replace(f, value=sql.SQL('({} COLLATE "C")').format(f.value))
+
+
+def _is_text(pg_type: str) -> bool:
+    return base_type(pg_type) in _TEXT_TYPES
+
+
+def load_refusal(fact: FactTable, name: str) -> str | None:
+    """Why the analytics plane cannot load ``name`` exactly, or None when it can."""
+    col = fact.column(name)
+    if col is None:
+        return None  # dimensions are extracted from JSON in SQL
+    if base_type(col.pg_type) == "numeric" and fact.column(name) in fact.measures:
+        return None  # measures arrive as float8 (or exact decimals)
+    if base_type(col.pg_type) not in LOAD_CASTS:
+        return f"column {name} (type {col.pg_type})"
+    return None
 
 
 def _bucket(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
@@ -128,7 +180,7 @@ def _order_by(
     """ORDER BY for (expression, SQL type, item) — item None means ascending, NULLs last."""
     parts = []
     for expr, pg_type, item in items:
-        if pg_type in _TEXT_TYPES:
+        if _is_text(pg_type):
             expr = sql.SQL('{} COLLATE "C"').format(expr)
         desc = item is not None and item.descending
         first = item is not None and item.nulls_first
@@ -173,7 +225,7 @@ def compile_aggregate(
     inner = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(inner_cols), relation)
     if query.where is not None:
         inner = sql.SQL("{} WHERE {}").format(
-            inner, compile_where(query.where, lambda c: field_sql(fact, c.path[0]), params)
+            inner, compile_where(query.where, lambda c: where_field(fact, c), params)
         )
     if query.group_keys:
         inner = sql.SQL("{} GROUP BY {}").format(
@@ -182,7 +234,7 @@ def compile_aggregate(
 
     def q_field(c: Compare) -> FieldSQL:
         name = c.path[0]
-        return column_field(name, output_pg_type(fact, name, aggregates))
+        return _collated(column_field(name, output_pg_type(fact, name, aggregates)))
 
     outer = sql.SQL("SELECT * FROM ({}) AS __fq_q").format(inner)
     if query.having is not None:
@@ -222,6 +274,11 @@ def _paging(
 # ------------------------------------------------------------------ window
 
 
+def _id_type(fact: FactTable) -> str:
+    column = fact.column(fact.id_column or "")
+    return column.pg_type if column is not None else "bigint"
+
+
 def _window_value(fact: FactTable, name: str) -> sql.Composable:
     value = field_sql(fact, name).value
     return sql.SQL("({})::float8").format(value) if _is_numeric_measure(fact, name) else value
@@ -246,7 +303,7 @@ def _over(fact: FactTable, fn: WindowFunction) -> sql.Composable:
             for o in fn.order
         ]
         if fn.function in ROW_ORDER_FUNCTIONS and fact.id_column:
-            items.append((sql.Identifier(fact.id_column), "bigint", None))
+            items.append((sql.Identifier(fact.id_column), _id_type(fact), None))
         parts.append(sql.SQL("ORDER BY {}").format(_order_by(items)))
         if fn.function.startswith("running_") or fn.function in ("first_value", "last_value"):
             parts.append(_frame(fn))
@@ -316,14 +373,14 @@ def compile_window(query: WindowQuery, fact: FactTable, params: Params) -> sql.C
     stmt = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), relation)
     if query.where is not None:
         stmt = sql.SQL("{} WHERE {}").format(
-            stmt, compile_where(query.where, lambda c: field_sql(fact, c.path[0]), params)
+            stmt, compile_where(query.where, lambda c: where_field(fact, c), params)
         )
     order: list[tuple[sql.Composable, str, OrderItem | None]] = [
         (field_sql(fact, o.path[0]).value, field_sql(fact, o.path[0]).pg_type, o)
         for o in query.order
     ]
     if fact.id_column:
-        order.append((sql.Identifier(fact.id_column), "bigint", None))
+        order.append((sql.Identifier(fact.id_column), _id_type(fact), None))
     if order:
         stmt = sql.SQL("{} ORDER BY {}").format(stmt, _order_by(order))
     stmt = _paging(stmt, query.limit, query.offset, params)
@@ -346,10 +403,14 @@ def compile_load(
         f = field_sql(fact, name)
         expr = f.value
         measure = next((m for m in fact.measures if m.name == name), None)
-        if measure is not None and measure.scalar == "Float" and not exact_decimals:
-            expr = sql.SQL("({})::float8").format(expr)
-        elif measure is not None and measure.scalar == "Float":
-            expr = sql.SQL("({})::text").format(expr)
+        column = fact.column(name)
+        cast = LOAD_CASTS.get(base_type(column.pg_type)) if column is not None else None
+        if measure is not None and measure.scalar == "Float":
+            cast = "text" if exact_decimals else "float8"
+        elif column is None and f.pg_type == "numeric":
+            cast = "float8"  # a number read from the dimension document
+        if cast is not None:
+            expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
         columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
     stmt = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(columns), sql.Identifier(fact.schema, fact.relation)

@@ -11,15 +11,22 @@ rows stream at once instead of after a sort of the whole view.
 Keyset paging (``after: <id>``) continues after the row with that id in the
 query's own ordering: a condition on the sort keys instead of an OFFSET, so
 a deep page costs what the first one costs.
+
+"That id" is the entity's identity (``Entity.identity``): the view's ``id``
+column, or the documents' own ``id`` where it differs from the column. The
+single query, ``after:``, the tie-break of every ordering and the page
+cursor all read the same expression, so the id a result shows finds its row.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from psycopg import sql
 
 from fraiseql_nb.query.ir import Compare, OrderItem, RowQuery, Selection
 from fraiseql_nb.schema.model import Entity, Field
-from fraiseql_nb.sql.exprs import FieldSQL, document_field, json_path
+from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, json_path
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
@@ -32,7 +39,6 @@ __all__ = ["CURSOR_KEY", "DATA", "build_object", "compile_row_query", "selects_w
 # field: 4x slower for five fields), while filters on v.id still reach the
 # view's indexes.
 DATA = sql.Identifier("d", "data")
-ID = sql.Identifier("v", "id")
 _ONCE = " AS v CROSS JOIN LATERAL (SELECT v.data OFFSET 0) AS d"
 #: Hidden key carrying each row's id, for Result.next_page(); a GraphQL name
 #: cannot start with "__", so no selected field can collide with it.
@@ -56,6 +62,7 @@ def compile_row_query(
         with_cursor: add the row's id under :data:`CURSOR_KEY`.
     """
     relation = sql.Identifier(entity.schema, entity.relation)
+    ident = identity(entity, "v").value
     whole = selects_whole_document(query.selection, entity.fields)
     filtered = query.where is not None or bool(query.order) or query.after is not None
     base = DATA if filtered or not whole else sql.Identifier("v", "data")
@@ -67,28 +74,29 @@ def compile_row_query(
         selection = query.selection
         if with_cursor:
             selection = (*selection, Selection(name=CURSOR_KEY, key="", kind="id"))
-        document = build_object(selection, base)
+        document = build_object(selection, base, ident)
     if as_text:
         document = sql.SQL("({})::text").format(document)
     source: sql.Composable = sql.Composed([relation, sql.SQL(_ONCE if base is DATA else " AS v")])
     where: list[sql.Composable] = []
+    id_type = identity(entity, "v").pg_type
     if query.by_id is not None:
-        where.append(sql.SQL("{} = {}").format(ID, params.add(query.by_id, entity.id_type)))
+        where.append(sql.SQL("{} = {}").format(ident, params.add(query.by_id, id_type)))
     if query.where is not None:
-        where.append(compile_where(query.where, _resolve, params))
+        where.append(compile_where(query.where, _resolver(entity), params))
     if query.after is not None:
-        anchor_id = params.add(query.after, entity.id_type)
+        anchor_id = params.add(query.after, id_type)
         if query.order:
-            source, condition = _keyset(query, source, relation, anchor_id)
+            source, condition = _keyset(query, entity, source, relation, anchor_id)
             where.append(condition)
         else:
-            where.append(sql.SQL("{} > {}").format(ID, anchor_id))
+            where.append(sql.SQL("{} > {}").format(ident, anchor_id))
     parts: list[sql.Composable] = [sql.SQL("SELECT {} AS data FROM {}").format(document, source)]
     if where:
         parts.append(sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)))
     paging = query.limit is not None or bool(query.offset) or query.after is not None
     if query.order or paging:
-        parts.append(_order_clause(query.order, query.collation))
+        parts.append(_order_clause(query.order, query.collation, ident))
     if query.limit is not None:
         parts.append(sql.SQL("LIMIT {}").format(params.add(query.limit, "bigint")))
     if query.offset:
@@ -106,6 +114,8 @@ def selects_whole_document(selection: tuple[Selection, ...], fields: tuple[Field
         f = by_key.get(sel.key)
         if f is None or sel.kind == "typename" or sel.name != f.key or sel.key in seen:
             return False
+        if f.column is not None:
+            return False  # read from a column: not in the stored document
         seen.add(sel.key)
         if sel.children:
             target = f.type.item if f.type.kind == "list" else f.type
@@ -114,7 +124,19 @@ def selects_whole_document(selection: tuple[Selection, ...], fields: tuple[Field
     return True
 
 
-def _sort_key(item: OrderItem, base: sql.Composable) -> FieldSQL:
+def identity(entity: Entity, table: str) -> FieldSQL:
+    """The entity's id as the row aliased ``table`` holds it (see ``Entity.identity``)."""
+    if entity.identity == "document":
+        id_field = entity.field("id")
+        json = id_field.type.json if id_field is not None else "string"
+        return document_field(sql.Identifier(table, "data"), ("id",), "ID", json)
+    return column_field("id", entity.id_type, table=table)
+
+
+def _sort_key(item: OrderItem, base: sql.Composable, table: str = "v") -> FieldSQL:
+    if item.column is not None:
+        # Only the id is ever read from a column: a plain, indexable sort key.
+        return column_field(item.column, "id", table=table)
     return document_field(base, item.path, item.scalar, item.json)
 
 
@@ -124,7 +146,9 @@ def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sq
     return expr
 
 
-def _order_clause(order: tuple[OrderItem, ...], collation: str | None) -> sql.Composable:
+def _order_clause(
+    order: tuple[OrderItem, ...], collation: str | None, ident: sql.Composable
+) -> sql.Composable:
     keys: list[sql.Composable] = []
     for item in order:
         field = _sort_key(item, DATA)
@@ -135,25 +159,40 @@ def _order_clause(order: tuple[OrderItem, ...], collation: str | None) -> sql.Co
                 sql.SQL("FIRST" if item.nulls_first else "LAST"),
             )
         )
-    keys.append(sql.SQL("{} ASC").format(ID))
+    keys.append(sql.SQL("{} ASC").format(ident))
     return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(keys))
 
 
 def _keyset(
-    query: RowQuery, source: sql.Composable, relation: sql.Composable, anchor_id: sql.Composable
+    query: RowQuery,
+    entity: Entity,
+    source: sql.Composable,
+    relation: sql.Composable,
+    anchor_id: sql.Composable,
 ) -> tuple[sql.Composable, sql.Composable]:
     """FROM clause joining the anchor row's sort keys, and "comes after the anchor"."""
     anchor_data = sql.Identifier("anchor", "data")
     values = [
-        sql.SQL("{} AS {}").format(_sort_key(item, anchor_data).value, sql.Identifier(f"k{i}"))
+        sql.SQL("{} AS {}").format(
+            _sort_key(item, anchor_data, "anchor").value, sql.Identifier(f"k{i}")
+        )
         for i, item in enumerate(query.order)
     ]
+    anchor_ident = identity(entity, "anchor").value
     joined = sql.SQL(
-        "{src} CROSS JOIN LATERAL (SELECT {values}, anchor.id AS k_id FROM {rel} AS anchor"
-        " WHERE anchor.id = {id}) AS {a}"
-    ).format(src=source, rel=relation, values=sql.SQL(", ").join(values), id=anchor_id, a=_ANCHOR)
+        "{src} CROSS JOIN LATERAL (SELECT {values}, {aid} AS k_id FROM {rel} AS anchor"
+        " WHERE {aid} = {id}) AS {a}"
+    ).format(
+        src=source,
+        rel=relation,
+        values=sql.SQL(", ").join(values),
+        aid=anchor_ident,
+        id=anchor_id,
+        a=_ANCHOR,
+    )
 
-    condition: sql.Composable = sql.SQL("{} > {}").format(ID, sql.Identifier("anchor", "k_id"))
+    ident = identity(entity, "v").value
+    condition: sql.Composable = sql.SQL("{} > {}").format(ident, sql.Identifier("anchor", "k_id"))
     for i in reversed(range(len(query.order))):
         item = query.order[i]
         field = _sort_key(item, DATA)
@@ -170,9 +209,14 @@ def _keyset(
     return joined, condition
 
 
-def build_object(selection: tuple[Selection, ...], base: sql.Composable) -> sql.Composable:
-    """A ``json`` object of the selected fields of the document ``base``, in selection order."""
-    values = [(s.name, _value(s, base)) for s in selection]
+def build_object(
+    selection: tuple[Selection, ...], base: sql.Composable, ident: sql.Composable | None = None
+) -> sql.Composable:
+    """A ``json`` object of the selected fields of the document ``base``, in selection order.
+
+    ``ident`` is the row's id (for the page cursor and a field read from the id column).
+    """
+    values = [(s.name, _value(s, base, ident)) for s in selection]
     if 2 * len(values) <= _MAX_BUILD_ARGS:
         args = [sql.SQL("{}, {}").format(sql.Literal(name), v) for name, v in values]
         return sql.SQL("json_build_object({})").format(sql.SQL(", ").join(args))
@@ -183,11 +227,14 @@ def build_object(selection: tuple[Selection, ...], base: sql.Composable) -> sql.
     )
 
 
-def _value(sel: Selection, base: sql.Composable) -> sql.Composable:
+def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -> sql.Composable:
     if sel.kind == "typename":
         return sql.SQL("{}::text").format(sql.Literal(sel.scalar))
     if sel.kind == "id":
-        return ID
+        assert ident is not None
+        return ident
+    if sel.column is not None:
+        return sql.Identifier("v", sel.column)
     value = json_path(base, (sel.key,))
     if sel.kind == "object" and sel.children:
         return sql.SQL("(CASE WHEN jsonb_typeof({v}) = 'object' THEN {o} END)").format(
@@ -205,5 +252,11 @@ def _value(sel: Selection, base: sql.Composable) -> sql.Composable:
     return value
 
 
-def _resolve(compare: Compare) -> FieldSQL:
-    return document_field(DATA, compare.path, compare.scalar, compare.json)
+def _resolver(entity: Entity) -> Callable[[Compare], FieldSQL]:
+    def resolve(compare: Compare) -> FieldSQL:
+        if compare.column is not None:
+            # Only the id is ever read from a column; values were checked against its type.
+            return column_field(compare.column, entity.id_type, table="v")
+        return document_field(DATA, compare.path, compare.scalar, compare.json)
+
+    return resolve

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from fraiseql_nb.query.ir import And, Compare, Not, Or, Where
-from fraiseql_nb.sql.exprs import FieldSQL
+from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
+from fraiseql_nb.sql.exprs import FieldSQL, document_field
 from fraiseql_nb.sql.params import Params
 
 __all__ = ["OPERATORS", "compile_where", "escape_like"]
@@ -31,20 +31,39 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def compile_where(where: Where, resolve: Resolve, params: Params) -> sql.Composable:
+def compile_where(
+    where: Where, resolve: Resolve, params: Params, *, depth: int = 0
+) -> sql.Composable:
     """The SQL condition for ``where``; ``resolve`` tells how to read each compared field."""
     if isinstance(where, And):
         if not where.items:
             return TRUE
-        return _join(" AND ", [compile_where(w, resolve, params) for w in where.items])
+        return _join(" AND ", [compile_where(w, resolve, params, depth=depth) for w in where.items])
     if isinstance(where, Or):
         if not where.items:
             return FALSE
-        return _join(" OR ", [compile_where(w, resolve, params) for w in where.items])
+        return _join(" OR ", [compile_where(w, resolve, params, depth=depth) for w in where.items])
     if isinstance(where, Not):
-        return sql.SQL("(NOT {})").format(compile_where(where.item, resolve, params))
+        return sql.SQL("(NOT {})").format(compile_where(where.item, resolve, params, depth=depth))
+    if isinstance(where, AnyItem):
+        return _any_item(where, resolve, params, depth)
     field = resolve(where)
     return OPERATORS[where.op](field, where, params)
+
+
+def _any_item(where: AnyItem, resolve: Resolve, params: Params, depth: int) -> sql.Composable:
+    """EXISTS an element of the list matching the item's conditions (read off the element)."""
+    listed = resolve(Compare(path=where.path, op="any", value=None, scalar="JSON"))
+    alias = f"__fq_e{depth}"
+    element = sql.Identifier(alias, "v")
+
+    def inner(c: Compare) -> FieldSQL:
+        return document_field(element, c.path, c.scalar, c.json)
+
+    condition = compile_where(where.item, inner, params, depth=depth + 1)
+    return sql.SQL("EXISTS (SELECT 1 FROM jsonb_array_elements({}) AS {}(v) WHERE {})").format(
+        _array(listed), sql.Identifier(alias), condition
+    )
 
 
 def _join(sep: str, parts: list[sql.Composable]) -> sql.Composable:

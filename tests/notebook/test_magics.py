@@ -209,7 +209,7 @@ def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -
     schema = run(ip, "%fraiseql schema")
     text = repr(schema)
     assert "users" in text and "sales_aggregate" in text
-    assert "measures: quantity, revenue, discount" in text or "measures:" in text
+    assert "measures:" in text and "revenue Float" in text
     assert "<details>" in schema._repr_html_()
     health = run(ip, "%fraiseql health")
     assert health["status"] == "healthy"

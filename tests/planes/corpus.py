@@ -115,3 +115,69 @@ def assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
                     )
         else:
             assert x == y, f"{what}: column {name} differs"
+
+
+# ------------------------------------------------- conventions.sql: tf_orders
+# uuid keys, an integer-coded category, nullable uuid/date/boolean/varchar
+# columns, smallint, and inet (which the arrow plane declines).
+ORDERS_AGGREGATES = [
+    "{ orders_aggregate { count amount_sum quantity_avg status_code_max } }",
+    "{ orders_aggregate(groupBy: {customer_id: true}) { customer_id count amount_sum } }",
+    "{ orders_aggregate(groupBy: {product_id: true}, orderBy: {product_id: DESC_NULLS_FIRST}) { product_id count } }",
+    "{ orders_aggregate(groupBy: {status_code: true}) { status_code count amount_avg } }",
+    "{ orders_aggregate(groupBy: {status_code: true, is_gift: true}) { status_code is_gift count } }",
+    "{ orders_aggregate(groupBy: {channel: true}) { channel count quantity_sum } }",
+    "{ orders_aggregate(groupBy: {channel: true}, orderBy: {channel: DESC}) { channel count } }",
+    "{ orders_aggregate(groupBy: {quantity: true, region: true}) { quantity region count } }",
+    "{ orders_aggregate(groupBy: {ordered_on: true}, orderBy: {ordered_on: ASC}, limit: 10) { ordered_on count } }",
+    "{ orders_aggregate(groupBy: {shipped_on_month: true}) { shipped_on_month count amount_sum } }",
+    "{ orders_aggregate(groupBy: {product_category: true, product_size: true}) { product_category product_size count } }",
+    "{ orders_aggregate { customer_id_count_distinct product_id_count_distinct shipped_on_count_distinct is_gift_count_distinct channel_count_distinct } }",
+    '{ orders_aggregate(where: {customer_id: {eq: "CUSTOMER_1"}}) { count amount_sum } }',
+    '{ orders_aggregate(where: {customer_id: {neq: "CUSTOMER_1"}}) { count } }',
+    '{ orders_aggregate(where: {customer_id: {in: ["CUSTOMER_1", "CUSTOMER_2_UPPER"]}}, groupBy: {customer_id: true}) { customer_id count } }',
+    '{ orders_aggregate(where: {customer_id: {nin: ["CUSTOMER_1"]}}) { count } }',
+    '{ orders_aggregate(where: {customer_id: {eq: "NOBODY"}}) { count amount_sum } }',
+    "{ orders_aggregate(where: {product_id: {isnull: true}}) { count } }",
+    '{ orders_aggregate(where: {product_id: {neq: "PRODUCT_3"}}) { count } }',  # NULLs never match neq
+    '{ orders_aggregate(where: {customer_id: {gt: "80000000-0000-0000-0000-000000000000"}}) { count } }',
+    "{ orders_aggregate(where: {shipped_on: {isnull: true}}, groupBy: {status_code: true}) { status_code count } }",
+    '{ orders_aggregate(where: {shipped_on: {gte: "2024-02-01"}}) { count } }',
+    '{ orders_aggregate(where: {ordered_on: {lt: "2024-01-15"}, is_gift: {eq: true}}) { count } }',
+    "{ orders_aggregate(where: {is_gift: {isnull: true}}) { count } }",
+    "{ orders_aggregate(where: {is_gift: {neq: true}}) { count } }",
+    '{ orders_aggregate(where: {channel: {in: ["web", "Web"]}}) { count } }',
+    '{ orders_aggregate(where: {channel: {gt: "p"}}, groupBy: {channel: true}) { channel count } }',
+    '{ orders_aggregate(where: {channel: {istartswith: "WE"}}) { count } }',
+    '{ orders_aggregate(where: {channel: {icontains: "ÉCL"}}) { count } }',
+    "{ orders_aggregate(where: {quantity: {in: [1, 5]}}, groupBy: {quantity: true}) { quantity count } }",
+    "{ orders_aggregate(where: {status_code: {neq: 0}}, groupBy: {status_code: true}) { status_code count } }",
+    "{ orders_aggregate(groupBy: {customer_id: true}, having: {count: {gt: 87}}) { customer_id count } }",
+]
+
+ORDERS_WINDOWS = [
+    '{ orders_window(where: {customer_id: {eq: "CUSTOMER_1"}}, orderBy: {occurred_at: ASC}) {'
+    " id customer_id occurred_at rn: row_number prev: lag(field: product_id) s: running_sum(field: amount) } }",
+    "{ orders_window(where: {quantity: {eq: 2}}, partitionBy: [customer_id], orderBy: {occurred_at: DESC}, limit: 100) {"
+    ' id customer_id channel r: rank(orderBy: {amount: DESC}) n: lead(field: channel, default: "none") } }',
+    "{ orders_window(where: {status_code: {eq: 3}}, orderBy: [{shipped_on: ASC_NULLS_FIRST}], limit: 50) {"
+    " id shipped_on is_gift f: first_value(field: shipped_on) c: running_count(field: amount) } }",
+    "{ orders_window(where: {is_gift: {eq: true}}, partitionBy: [product_id], orderBy: {id: ASC}, limit: 80) {"
+    " id product_id quantity d: dense_rank(orderBy: {quantity: DESC}) l: lag(field: quantity, default: 0) } }",
+]
+
+
+def orders_query(template: str) -> str:
+    """Fill in the uuids of tests/data/conventions.sql (md5 of the generating text)."""
+    import hashlib
+    import uuid
+
+    def md5(text: str) -> str:
+        return str(uuid.UUID(hashlib.md5(text.encode()).hexdigest()))
+
+    return (
+        template.replace("CUSTOMER_1", md5("customer-1"))
+        .replace("CUSTOMER_2_UPPER", md5("customer-2").upper())
+        .replace("PRODUCT_3", md5("product-3"))
+        .replace("NOBODY", "8ec4a1e4-6f2f-4f8f-b5a9-ca3d8a9d2c91")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -10,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fraiseql_nb as fq
-from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
+from tests.planes.corpus import (
+    AGGREGATES,
+    ORDERS_AGGREGATES,
+    ORDERS_WINDOWS,
+    WINDOWS,
+    assert_same,
+    orders_query,
+)
 
 
 def both(session: fq.Session, query: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -100,10 +108,16 @@ FILTERS = [
 
 
 @st.composite
-def aggregate_queries(draw: Any) -> str:
-    keys = draw(st.lists(st.sampled_from(GROUP_KEYS), max_size=3, unique=True))
-    aggs = draw(st.lists(st.sampled_from(AGGS), min_size=1, max_size=4, unique=True))
-    where = draw(st.sampled_from(FILTERS))
+def aggregate_queries(
+    draw: Any,
+    root: str = "sales_aggregate",
+    key_pool: list[str] = GROUP_KEYS,
+    agg_pool: list[str] = AGGS,
+    filters: list[str | None] = FILTERS,  # type: ignore[assignment]
+) -> str:
+    keys = draw(st.lists(st.sampled_from(key_pool), max_size=3, unique=True))
+    aggs = draw(st.lists(st.sampled_from(agg_pool), min_size=1, max_size=4, unique=True))
+    where = draw(st.sampled_from(filters))
     args = []
     if where:
         args.append(f"where: {where}")
@@ -120,7 +134,7 @@ def aggregate_queries(draw: Any) -> str:
         args.append(f"orderBy: {{{target}: {direction}}}")
         if draw(st.booleans()):
             args.append(f"limit: {draw(st.integers(0, 20))}")
-    head = f"sales_aggregate({', '.join(args)})" if args else "sales_aggregate"
+    head = f"{root}({', '.join(args)})" if args else root
     return "{ " + head + " { " + " ".join(keys + aggs) + " } }"
 
 
@@ -132,5 +146,153 @@ def test_generated_aggregates_agree(session: fq.Session) -> None:
     def check(query: str) -> None:
         pg, ar = both(session, query)
         assert_same(pg, ar, query)
+
+    check()
+
+
+# ------------------------------------------- real conventions: tf_orders (uuid keys)
+
+
+@pytest.fixture(scope="module")
+def orders_session(conventions_dsn: str) -> Iterator[fq.Session]:
+    s = fq.connect(conventions_dsn)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("query", ORDERS_AGGREGATES + ORDERS_WINDOWS)
+def test_uuid_keyed_facts_agree(orders_session: fq.Session, query: str) -> None:
+    pg, ar = both(orders_session, orders_query(query))
+    assert_same(pg, ar, query)
+    auto = orders_session.execute(orders_query(query))
+    assert isinstance(auto, fq.Result)
+    assert auto.backend == "arrow"
+    assert_same(pg, auto.df, query)
+
+
+def test_uuid_filters_count_what_postgresql_counts(
+    orders_session: fq.Session, conventions_dsn: str
+) -> None:
+    import psycopg
+
+    customer = orders_query("CUSTOMER_1")
+    with psycopg.connect(conventions_dsn) as conn:
+        (expected,) = conn.execute(
+            "SELECT count(*) FROM tf_orders WHERE customer_id = %s", (customer,)
+        ).fetchone()  # type: ignore[misc]
+    assert expected == 87
+    for backend in ("arrow", "postgres", "auto"):
+        for value in (customer, customer.upper(), customer.replace("-", "")):
+            r = orders_session.execute(
+                "query($c: ID!) { orders_aggregate(where: {customer_id: {eq: $c}}) { count } }",
+                {"c": value},
+                backend=backend,
+            )
+            assert r.df["count"].to_list() == [expected], (backend, value)
+
+
+def test_columns_the_arrow_plane_does_not_load_are_declined(orders_session: fq.Session) -> None:
+    query = "{ orders_aggregate(groupBy: {client_ip: true}) { client_ip count } }"
+    with pytest.raises(
+        fq.QueryError, match=r"arrow plane does not handle column client_ip \(type inet\)"
+    ):
+        orders_session.execute(query, backend="arrow")
+    auto = orders_session.execute(query)
+    pg = orders_session.execute(query, backend="postgres")
+    assert isinstance(auto, fq.Result) and isinstance(pg, fq.Result)
+    assert (auto.backend, auto.reason) == (
+        "postgres",
+        "arrow declines column client_ip (type inet)",
+    )
+    assert auto.df.to_dicts() == pg.df.to_dicts()
+    assert auto.df["client_ip"].to_list()[:2] == ["10.1.0.0", "10.1.0.1"]
+    assert sum(auto.df["count"]) == 2000
+
+
+def test_bad_values_for_typed_columns_are_query_errors(orders_session: fq.Session) -> None:
+    for query, message in [
+        ('{ orders_aggregate(where: {customer_id: {eq: "42"}}) { count } }', "'42' is not a uuid"),
+        (
+            "{ orders_aggregate(where: {quantity: {eq: 70000}}) { count } }",
+            "out of range for smallint",
+        ),
+        (
+            '{ orders_window(orderBy: {id: ASC}) { id x: lag(field: customer_id, default: "x") } }',
+            "default 'x' is not a uuid",
+        ),
+        (
+            "{ orders_window(orderBy: {id: ASC}) { id x: lag(field: amount, default: true) } }",
+            "default True is not a number",
+        ),
+        (
+            "{ orders_window(orderBy: {id: ASC}) { id x: lag(field: occurred_at, default: 5) } }",
+            "default 5 is not an ISO 8601 time",
+        ),
+    ]:
+        for backend in ("arrow", "postgres", "auto"):
+            with pytest.raises(fq.QueryError, match=message):
+                orders_session.execute(query, backend=backend)
+
+
+ORDER_KEYS = [
+    "customer_id",
+    "product_id",
+    "status_code",
+    "quantity",
+    "ordered_on",
+    "shipped_on",
+    "is_gift",
+    "channel",
+    "client_ip",
+    "region",
+    "product_size",
+    "shipped_on_week",
+]
+ORDER_AGGS = [
+    "count",
+    "amount_sum",
+    "amount_median",
+    "quantity_avg",
+    "status_code_max",
+    "customer_id_count_distinct",
+    "product_id_count_distinct",
+    "shipped_on_count_distinct",
+]
+ORDER_FILTERS = [
+    None,
+    '{customer_id: {in: ["CUSTOMER_1", "CUSTOMER_2_UPPER"]}}',
+    '{product_id: {neq: "PRODUCT_3"}}',
+    "{product_id: {isnull: true}}",
+    '{shipped_on: {lt: "2024-02-10"}}',
+    "{shipped_on: {isnull: false}, is_gift: {eq: false}}",
+    '{channel: {nin: ["web"]}}',
+    "{channel: {isnull: true}}",
+    "{quantity: {gte: 3}, status_code: {in: [1, 2]}}",
+    '{_or: [{is_gift: {isnull: true}}, {client_ip: {eq: "10.1.2.3"}}]}',
+]
+
+
+def test_generated_queries_on_new_column_types_agree_or_decline(
+    orders_session: fq.Session,
+) -> None:
+    @settings(
+        max_examples=50, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        query=aggregate_queries("orders_aggregate", ORDER_KEYS, ORDER_AGGS, ORDER_FILTERS).map(
+            orders_query
+        )
+    )
+    def check(query: str) -> None:
+        pg = orders_session.execute(query, backend="postgres")
+        auto = orders_session.execute(query)
+        assert isinstance(pg, fq.Result) and isinstance(auto, fq.Result)
+        assert_same(pg.df, auto.df, query)
+        if "client_ip" in query:
+            assert auto.backend == "postgres"
+            with pytest.raises(fq.QueryError, match="does not handle"):
+                orders_session.execute(query, backend="arrow")
+        else:
+            assert auto.backend == "arrow"
 
     check()

@@ -84,7 +84,7 @@ def test_keyset_condition_follows_the_ordering(schema: Schema) -> None:
         "{ users(orderBy: {age: DESC}, limit: 5, after: 42) { id } }", schema
     )
     assert 'CROSS JOIN LATERAL (SELECT (CASE WHEN jsonb_typeof(("anchor"."data" -> \'age\'))' in sql
-    assert 'WHERE anchor.id = (%(p1)s::bigint)) AS "anchor"' in sql
+    assert 'WHERE "anchor"."id" = (%(p1)s::bigint)) AS "anchor"' in sql
     assert (
         '("anchor"."k0" IS NOT NULL AND (' in sql
     )  # NULLs last: a NULL anchor has nothing after it
