@@ -38,8 +38,9 @@ from fraiseql_nb.query.ir import (
     WindowQuery,
 )
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import ROW_ORDER_FUNCTIONS, load_refusal
+from fraiseql_nb.sql.facts import load_refusal
 from fraiseql_nb.sql.where import escape_like
+from fraiseql_nb.vocabulary import POLARS_TRUNCATE, ROW_ORDER_FUNCTIONS
 
 __all__ = [
     "UnsupportedError",
@@ -50,8 +51,6 @@ __all__ = [
     "run_window",
     "where_expr",
 ]
-
-_TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
 
 
 class UnsupportedError(Exception):
@@ -262,8 +261,8 @@ def _key_expr(key: GroupKey, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
     col = pl.col(key.column)
     if isinstance(dtypes.get(key.column), pl.Datetime):
         local = col.dt.convert_time_zone(timezone)
-        return local.dt.truncate(_TRUNCATE[key.unit]).dt.date().alias(key.name)
-    return col.dt.truncate(_TRUNCATE[key.unit]).alias(key.name)
+        return local.dt.truncate(POLARS_TRUNCATE[key.unit]).dt.date().alias(key.name)
+    return col.dt.truncate(POLARS_TRUNCATE[key.unit]).alias(key.name)
 
 
 def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:

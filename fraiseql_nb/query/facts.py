@@ -24,27 +24,14 @@ from fraiseql_nb.query.ir import (
 from fraiseql_nb.query.rows import check_paging
 from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
-from fraiseql_nb.schema.graphql import AGGREGATES, DIRECTIONS, PERCENTILES
+from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.vocabulary import AGGREGATES, ORDERED_FUNCTIONS, PERCENTILES
 
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context
 
 __all__ = ["build_aggregate_query", "build_window_query", "parse_aggregate"]
-
-# Functions whose result depends on row order: they need an orderBy.
-_ORDERED = (
-    "row_number",
-    "rank",
-    "dense_rank",
-    "percent_rank",
-    "cume_dist",
-    "ntile",
-    "lag",
-    "lead",
-    "first_value",
-    "last_value",
-)
 
 
 # ---------------------------------------------------------------- aggregate
@@ -177,7 +164,7 @@ def build_window_query(
             else order
         )
         own_partition = fargs.get("partitionBy")
-        if name in _ORDERED and not fn_order:
+        if name in ORDERED_FUNCTIONS and not fn_order:
             raise ctx.error(
                 f"{name} needs an order: give the query or the function an orderBy", fnode
             )

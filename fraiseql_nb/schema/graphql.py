@@ -40,16 +40,12 @@ from graphql import (
 )
 
 from fraiseql_nb.schema.model import Entity, FactTable, FieldType, Schema
+from fraiseql_nb.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 
 __all__ = [
-    "AGGREGATES",
     "DIRECTIONS",
     "LIST_OPERATORS",
-    "PERCENTILES",
-    "RANKING_FUNCTIONS",
-    "RUNNING_FUNCTIONS",
     "SCALAR_OPERATORS",
-    "VALUE_FUNCTIONS",
     "build_graphql_schema",
 ]
 
@@ -99,12 +95,6 @@ DIRECTIONS: dict[str, tuple[bool, bool]] = {
     "DESC_NULLS_FIRST": (True, True),
     "DESC_NULLS_LAST": (True, False),
 }
-PERCENTILES = {"median": 0.5, "p25": 0.25, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
-#: Aggregates of a measure: ``<measure>_<aggregate>``.
-AGGREGATES = ("sum", "avg", "min", "max", "stddev", "variance", *PERCENTILES)
-RANKING_FUNCTIONS = ("row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile")
-VALUE_FUNCTIONS = ("lag", "lead", "first_value", "last_value")
-RUNNING_FUNCTIONS = ("running_sum", "running_avg", "running_count", "running_min", "running_max")
 
 _OP_DOCS = {
     "eq": "equal to",

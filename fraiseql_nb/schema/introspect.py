@@ -18,7 +18,6 @@ from psycopg import sql
 
 from fraiseql_nb.schema.infer import infer_fields
 from fraiseql_nb.schema.model import (
-    BUCKETS,
     Calendar,
     Column,
     Dimension,
@@ -30,6 +29,7 @@ from fraiseql_nb.schema.model import (
     Schema,
 )
 from fraiseql_nb.schema.naming import entity_names, graphql_name, pascal
+from fraiseql_nb.vocabulary import BUCKETS
 
 __all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
 

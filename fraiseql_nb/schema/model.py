@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraiseql_nb.errors import SchemaError
+from fraiseql_nb.vocabulary import BUCKETS
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
@@ -37,8 +38,6 @@ __all__ = [
 FORMAT_VERSION = 1
 # Scalars a field or column can have; BigInt holds 64-bit integers (GraphQL Int is 32-bit).
 SCALARS = ("Int", "BigInt", "Float", "String", "Boolean", "DateTime", "Date", "ID", "JSON")
-# Time buckets, and the calendar-column key that serves each.
-BUCKETS = {"day": "date", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
 
 
 @dataclass(frozen=True, kw_only=True)

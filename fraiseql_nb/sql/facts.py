@@ -35,14 +35,14 @@ from fraiseql_nb.query.ir import (
     WindowQuery,
 )
 from fraiseql_nb.query.values import base_type
-from fraiseql_nb.schema.model import BUCKETS, FactTable
+from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
+from fraiseql_nb.vocabulary import BUCKETS, ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
 
 __all__ = [
     "LOAD_CASTS",
-    "ROW_ORDER_FUNCTIONS",
     "compile_aggregate",
     "compile_load",
     "compile_window",
@@ -52,29 +52,6 @@ __all__ = [
     "where_field",
 ]
 
-#: Window functions whose value depends on the order of rows among peers:
-#: they break ties on the id column (ranks, by definition, do not).
-ROW_ORDER_FUNCTIONS = (
-    "row_number",
-    "ntile",
-    "lag",
-    "lead",
-    "first_value",
-    "last_value",
-    "running_sum",
-    "running_avg",
-    "running_count",
-    "running_min",
-    "running_max",
-)
-_SQL_AGGREGATES = {
-    "sum": "sum",
-    "avg": "avg",
-    "min": "min",
-    "max": "max",
-    "stddev": "stddev_samp",
-    "variance": "var_samp",
-}
 # Text types: sorted and compared by code point (COLLATE "C"), as Polars does.
 _TEXT_TYPES = ("text", "character varying", "character", "name")
 #: Column types the analytics plane loads, and the cast a load applies (None:
@@ -206,7 +183,7 @@ def _aggregate_expr(fact: FactTable, agg: Aggregate) -> sql.Composable:
         return sql.SQL("(percentile_cont({}) WITHIN GROUP (ORDER BY {}))::float8").format(
             sql.Literal(agg.percentile), value
         )
-    return sql.SQL("({}({}))::float8").format(sql.SQL(_SQL_AGGREGATES[agg.function]), value)
+    return sql.SQL("({}({}))::float8").format(sql.SQL(SQL_AGGREGATES[agg.function]), value)
 
 
 def compile_aggregate(

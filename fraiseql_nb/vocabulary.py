@@ -1,0 +1,60 @@
+"""The analytics vocabulary: aggregate, time-bucket and window-function names, in one table.
+
+The GraphQL schema (:mod:`fraiseql_nb.schema.graphql`), the IR builders
+(:mod:`fraiseql_nb.query.facts`), the SQL compiler
+(:mod:`fraiseql_nb.sql.facts`) and the Polars engine
+(:mod:`fraiseql_nb.planes.engine`) all read these names from here, so a
+function added here is one the whole pipeline knows of (or fails loudly on).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AGGREGATES",
+    "BUCKETS",
+    "ORDERED_FUNCTIONS",
+    "PERCENTILES",
+    "POLARS_TRUNCATE",
+    "RANKING_FUNCTIONS",
+    "ROW_ORDER_FUNCTIONS",
+    "RUNNING_FUNCTIONS",
+    "SQL_AGGREGATES",
+    "VALUE_FUNCTIONS",
+    "WINDOW_FUNCTIONS",
+]
+
+# ------------------------------------------------------------------ aggregates
+
+#: Percentile aggregates and the fraction each one is (interpolated, as percentile_cont).
+PERCENTILES = {"median": 0.5, "p25": 0.25, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+#: Aggregates of a measure, selected as ``<measure>_<aggregate>``.
+AGGREGATES = ("sum", "avg", "min", "max", "stddev", "variance", *PERCENTILES)
+#: The SQL function of each non-percentile aggregate (stddev and variance are the sample ones).
+SQL_AGGREGATES = {
+    "sum": "sum",
+    "avg": "avg",
+    "min": "min",
+    "max": "max",
+    "stddev": "stddev_samp",
+    "variance": "var_samp",
+}
+
+# --------------------------------------------------------------------- buckets
+
+#: Time buckets ``<column>_<unit>``, and the key of a calendar column (``date_info``)
+#: that holds each one.
+BUCKETS = {"day": "date", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
+#: How Polars truncates a time to each bucket (weeks start on Monday, as date_trunc's).
+POLARS_TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+
+# ------------------------------------------------------------ window functions
+
+RANKING_FUNCTIONS = ("row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile")
+VALUE_FUNCTIONS = ("lag", "lead", "first_value", "last_value")
+RUNNING_FUNCTIONS = ("running_sum", "running_avg", "running_count", "running_min", "running_max")
+WINDOW_FUNCTIONS = (*RANKING_FUNCTIONS, *VALUE_FUNCTIONS, *RUNNING_FUNCTIONS)
+#: Functions whose result depends on row order: they need an orderBy.
+ORDERED_FUNCTIONS = (*RANKING_FUNCTIONS, *VALUE_FUNCTIONS)
+#: Functions whose value depends on the order of rows among peers: they break
+#: ties on the id column (ranks, by definition, do not).
+ROW_ORDER_FUNCTIONS = ("row_number", "ntile", *VALUE_FUNCTIONS, *RUNNING_FUNCTIONS)
