@@ -182,6 +182,9 @@ def _value(value: Any, dtype: Any, timezone: str) -> Any:
         return [_value(v, dtype, timezone) for v in value]
     if isinstance(dtype, pl.Datetime) and isinstance(value, str):
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if dtype.time_zone is None:
+            # timestamp without time zone: PostgreSQL ignores an offset written in the value.
+            return parsed.replace(tzinfo=None)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
         return parsed.astimezone(dt.timezone.utc)
@@ -259,7 +262,8 @@ def _key_expr(key: GroupKey, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
     assert key.column is not None
     assert key.unit is not None
     col = pl.col(key.column)
-    if isinstance(dtypes.get(key.column), pl.Datetime):
+    dtype = dtypes.get(key.column)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
         local = col.dt.convert_time_zone(timezone)
         return local.dt.truncate(POLARS_TRUNCATE[key.unit]).dt.date().alias(key.name)
     return col.dt.truncate(POLARS_TRUNCATE[key.unit]).alias(key.name)
@@ -360,7 +364,7 @@ def run_window(
     results: dict[str, pl.Series] = {}
     for out in query.outputs:
         if isinstance(out, WindowFunction):
-            results[out.name] = _window_function(frame, out, fact)
+            results[out.name] = _window_function(frame, out, fact, timezone)
     frame = frame.with_columns([s.alias(name) for name, s in results.items()])
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
     order.append((fact.id_column, None) if fact.id_column else ("__row", None))
@@ -373,7 +377,9 @@ def run_window(
     return frame.select(columns)
 
 
-def _window_function(frame: pl.DataFrame, fn: WindowFunction, fact: FactTable) -> pl.Series:
+def _window_function(
+    frame: pl.DataFrame, fn: WindowFunction, fact: FactTable, timezone: str = "UTC"
+) -> pl.Series:
     """The function's value for every row of ``frame``, in ``frame``'s order."""
     part = list(fn.partition_by)
     keys: list[tuple[str, OrderItem | None]] = [(p, None) for p in part]
@@ -403,7 +409,14 @@ def _window_function(frame: pl.DataFrame, fn: WindowFunction, fact: FactTable) -
         assert fn.field is not None
         shift = (fn.offset if fn.offset is not None else 1) * (1 if name == "lag" else -1)
         col = pl.col(fn.field)
-        default = pl.lit(fn.default) if fn.default is not None else None
+        dtype = frame.schema[fn.field]
+        if isinstance(dtype, (pl.Enum, pl.Categorical)):
+            col, dtype = col.cast(pl.String), pl.String  # a default may be no category
+        default = (
+            pl.lit(_value(fn.default, dtype, timezone), dtype=dtype)
+            if fn.default is not None
+            else None
+        )
         shifted = by_partition(col.shift(shift))
         if default is not None:
             # The default fills positions outside the partition only, not NULL values.

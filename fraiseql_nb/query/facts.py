@@ -116,7 +116,7 @@ def build_aggregate_query(
         tree = build_column_where(
             ctx, at, args["having"], lambda name: output_scalar(name, "having", at)
         )
-        having = None if is_empty(tree) else tree
+        having = None if is_empty(tree) else _checked(ctx, at, tree, fact)
     order: list[OrderItem] = []
     at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():

@@ -271,10 +271,18 @@ def _check_problem_fields(document: DocumentNode, schema: Schema) -> None:
 
 def _with_hint(error: QueryError, schema: Schema) -> QueryError:
     """Say why a type is bare when its fields are unknown because no document was seen."""
-    for entity in schema.entities:
-        if entity.sampled == 0 and f"on type '{entity.name}'" in str(error):
-            where = f"{entity.schema}.{entity.relation}"
-            problem = next((p for p in schema.problems if p.relation == where), None)
+    bare = [(f"'{e.name}", f"{e.schema}.{e.relation}") for e in schema.entities if not e.sampled]
+    bare += [(f"'{f.type_stem}", f"{f.schema}.{f.relation}") for f in schema.facts]
+    for type_name, where in bare:
+        if type_name in str(error):
+            problem = next(
+                (
+                    p
+                    for p in schema.problems
+                    if p.relation == where and " returned no " in p.message
+                ),
+                None,
+            )
             if problem is not None:
                 (first, line, column), *rest = error.errors
                 amended = (f"{first} ({problem.message})", line, column)

@@ -41,6 +41,8 @@ def build_row_query(
     order: list[OrderItem] = []
     for item in args.get("orderBy") or ():
         order += _order(ctx, ctx.argument_node(node, "orderBy"), item, entity.type, ())
+    if entity.identity == "column":
+        order = [replace(o, column="id") if o.path == ("id",) else o for o in order]
     limit, offset = check_paging(ctx, node, args)
     after = args.get("after")
     if after is not None:
@@ -88,11 +90,14 @@ def _id_value(ctx: Context, entity: Entity, value: Any, at: Any, arg: str) -> An
 
 
 def _checked_ids(ctx: Context, at: Any, where: Where, entity: Entity) -> Where:
-    """Values compared with a column of the relation (the id), checked against its type."""
+    """Conditions on the id read the id column when it is the id (it is indexed, and its
+    values are what the single query finds); values are checked against its type."""
     if isinstance(where, (And, Or)):
         return replace(where, items=tuple(_checked_ids(ctx, at, w, entity) for w in where.items))
     if isinstance(where, Not):
         return replace(where, item=_checked_ids(ctx, at, where.item, entity))
+    if isinstance(where, Compare) and where.path == ("id",) and entity.identity == "column":
+        where = replace(where, column="id")
     if isinstance(where, Compare) and where.column is not None and where.op in TYPED_OPS:
         try:
             return replace(where, value=check_value(entity.id_type, where.value))

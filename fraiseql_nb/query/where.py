@@ -43,7 +43,8 @@ def build_entity_where(
             )
         elif name in ("strictly_contains", "isnull") and otype.field(name) is None:
             # On the object itself: its document (strictly_contains), or whether it is there.
-            items.append(_compare(ctx, node, name, prefix, name, arg, "JSON", None))
+            owner = ".".join(prefix) if prefix else name
+            items.append(_compare(ctx, node, owner, prefix, name, arg, "JSON", None))
         else:
             field = otype.field(name)
             if field is None:  # validation makes this unreachable; keep it loud

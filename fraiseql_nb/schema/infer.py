@@ -121,6 +121,8 @@ def _fields(acc: _Acc, type_name: str, taken: set[str], *, top: bool = False) ->
         ftype = _type(sub, f"{type_name}{pascal(name)}", taken, id_like=_id_like(name, top))
         nullable = sub.nulls > 0 or sub.present < acc.objects
         out.append(Field(name=name, key=key, type=ftype, nullable=nullable))
+    if top:
+        out.sort(key=lambda f: f.name != "id")  # the id first, the rest as first seen
     return tuple(out)
 
 

@@ -110,16 +110,19 @@ def introspect(
             if fact is not None:
                 facts.append(fact)
         else:
-            twins.setdefault(rel.split("_", 1)[1], []).append((nsp, rel, cols))
-    for base in sorted(twins):
+            # v_user, v_users and tv_user are one entity: group them by the singular.
+            base = rel.split("_", 1)[1]
+            twins.setdefault(entity_names(base)[0], []).append((nsp, rel, cols))
+    for stem in sorted(twins):
         # A tv_ projection table serves reads better than its v_ view: look at it first.
-        candidates = sorted(twins[base], key=lambda c: not c[1].startswith("tv_"))
+        candidates = sorted(twins[stem], key=lambda c: not c[1].startswith("tv_"))
+        base = candidates[0][1].split("_", 1)[1]
         entity = _entity(conn, base, candidates, sample_size, problems, taken_types, taken_queries)
         if entity is not None:
             entities.append(entity)
     collations = tuple(r[0] for r in conn.execute(_COLLATIONS))
     return Schema(
-        entities=tuple(sorted(entities, key=lambda e: e.relation)),
+        entities=tuple(sorted(entities, key=lambda e: e.list_query)),
         facts=tuple(facts),
         collations=collations,
         problems=tuple(problems),
@@ -179,7 +182,7 @@ def _entity(
         other = f"{other_nsp}.{other_rel}"
         if other == where:
             continue
-        if any(s[1] == other_rel and s[0] == other_nsp for s in samples):
+        if rows and any(s[1] == other_rel and s[0] == other_nsp for s in samples):
             message = (
                 f"{other} has no documents yet, so {' and '.join(queries)} read {where}"
                 f" instead; reconnect once {other} is filled to read it"
@@ -195,6 +198,16 @@ def _entity(
     docs = [doc for _, doc in rows]
     fields, sampled = infer_fields(docs, type_name, taken_types)
     identity, id_everywhere = _identity(rows, id_type)
+    if identity == "mixed":
+        problems.append(
+            Problem(
+                relation=where,
+                queries=(),
+                message=f"{where}: some documents carry an id that differs from the id column"
+                " and some carry none, so the id column is the id of every row",
+            )
+        )
+        identity = "column"
     if identity == "column" and not id_everywhere:
         # Documents without their id: the view's id column is the id.
         numeric = dict((c[0], c[2]) for c in cols)["id"] in ("int2", "int4", "int8", "numeric")
@@ -242,15 +255,23 @@ def _sample_documents(
 
 
 def _identity(rows: list[tuple[str, Any]], id_type: str) -> tuple[str, bool]:
-    """("document" when a document's ``id`` differs from its row's id column, else
-    "column"), and whether every sampled document carries an ``id``."""
+    """What the id is, and whether every sampled document carries an ``id``.
+
+    "document" when documents carry ids that differ from their row's id column,
+    "column" when they agree or carry none, "mixed" when some differ and some
+    documents carry none (those rows could never be found by a document id).
+    """
     everywhere = bool(rows)
+    differ = False
     for column_id, doc in rows:
         value = doc.get("id") if isinstance(doc, dict) else None
         if value is None:
             everywhere = False
         elif not _same_id(column_id, value, id_type):
-            return "document", True
+            differ = True
+    if differ:
+        # Rows without a document id could not be found by one: see the caller.
+        return ("document" if everywhere else "mixed"), everywhere
     return "column", everywhere
 
 
@@ -344,10 +365,11 @@ def _fact(
         fields, _ = infer_fields(docs, f"{pascal(name)}Dimensions")
         for dim in _flatten(fields, column):
             if dim.name in taken_names:
-                problem(
+                message = (
                     f"fact table {where}: dimension {'.'.join(dim.path)} flattens to"
                     f" {dim.name}, which is already a column; it is left out"
                 )
+                problems.append(Problem(relation=where, queries=(), message=message))
                 continue
             taken_names.add(dim.name)
             dimensions.append(dim)

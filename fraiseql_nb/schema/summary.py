@@ -43,6 +43,10 @@ def _field_rows(fields: tuple[Field, ...], depth: int = 0) -> list[tuple[int, st
     return out
 
 
+def _sampled(e: Entity) -> str:
+    return f"{e.sampled:,} document{'' if e.sampled == 1 else 's'} sampled"
+
+
 def _identity(e: Entity) -> str:
     if e.identity == "document":
         return f"id: the documents' own id (the {e.id_type} id column differs)"
@@ -58,7 +62,7 @@ def _fact_lines(f: FactTable) -> list[tuple[str, str]]:
         ("measures", ", ".join(f"{m.name} {m.scalar}" for m in f.measures)),
         ("dimensions", ", ".join(f"{d.name} {d.scalar}" for d in f.dimensions) or "none"),
         ("filters", ", ".join(f"{c.name} {c.scalar}" for c in f.filters) or "none"),
-        ("group keys", ", ".join(c.name for c in f.key_columns) + " (and the dimensions, buckets)"),
+        ("group keys", ", ".join([*(c.name for c in f.key_columns), "the dimensions and buckets"])),
         ("time buckets", ", ".join(buckets) or "none"),
     ]
     if calendars:
@@ -86,7 +90,7 @@ def summary_text(s: Schema) -> str:
     for e in s.entities:
         out.append(
             f"  {e.list_query}, {e.single_query}(id)  ->  {e.name}"
-            f"  ({e.schema}.{e.relation}; {_identity(e)}; {e.sampled:,} documents sampled)"
+            f"  ({e.schema}.{e.relation}; {_identity(e)}; {_sampled(e)})"
         )
         out += [f"      {'    ' * d}{name}: {t}" for d, name, t in _field_rows(e.fields)]
     if s.facts:
@@ -118,7 +122,7 @@ def summary_html(s: Schema) -> str:
             f"<details><summary><code>{esc(e.list_query)}</code>, "
             f"<code>{esc(e.single_query)}(id)</code> → <b>{esc(e.name)}</b> "
             f"<small>{esc(e.schema)}.{esc(e.relation)} · {esc(_identity(e))} · "
-            f"{e.sampled:,} documents sampled</small></summary>"
+            f"{esc(_sampled(e))}</small></summary>"
             f"<table>{rows}</table></details>"
         )
     if s.facts:

@@ -47,7 +47,9 @@ __all__ = [
     "compile_load",
     "compile_window",
     "field_sql",
+    "load_expression",
     "load_refusal",
+    "loadable_columns",
     "output_pg_type",
     "where_field",
 ]
@@ -62,7 +64,6 @@ LOAD_CASTS: dict[str, str | None] = {
     "smallint": None,
     "integer": None,
     "bigint": None,
-    "real": "float8",
     "double precision": None,
     "boolean": None,
     "date": None,
@@ -367,6 +368,27 @@ def compile_window(query: WindowQuery, fact: FactTable, params: Params) -> sql.C
 # -------------------------------------------------------------------- load
 
 
+def load_expression(fact: FactTable, name: str, *, exact_decimals: bool = False) -> sql.Composable:
+    """How a load reads column, dimension or measure ``name``: as a type Arrow holds exactly."""
+    f = field_sql(fact, name)
+    expr = f.value
+    measure = next((m for m in fact.measures if m.name == name), None)
+    column = fact.column(name)
+    cast = LOAD_CASTS.get(base_type(column.pg_type)) if column is not None else None
+    if measure is not None and measure.scalar == "Float":
+        cast = "text" if exact_decimals else "float8"
+    elif column is None and f.pg_type == "numeric":
+        cast = "float8"  # a number read from the dimension document
+    if cast is not None:
+        expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
+    return expr
+
+
+def loadable_columns(fact: FactTable) -> list[str]:
+    """Every column, dimension and measure the analytics plane can load."""
+    return [name for name in fact.row_columns if load_refusal(fact, name) is None]
+
+
 def compile_load(
     fact: FactTable,
     names: list[str],
@@ -375,20 +397,12 @@ def compile_load(
     exact_decimals: bool = False,
 ) -> sql.Composed:
     """SELECT the named columns for an ADBC load; ``where`` must hold literals only."""
-    columns = []
-    for name in names:
-        f = field_sql(fact, name)
-        expr = f.value
-        measure = next((m for m in fact.measures if m.name == name), None)
-        column = fact.column(name)
-        cast = LOAD_CASTS.get(base_type(column.pg_type)) if column is not None else None
-        if measure is not None and measure.scalar == "Float":
-            cast = "text" if exact_decimals else "float8"
-        elif column is None and f.pg_type == "numeric":
-            cast = "float8"  # a number read from the dimension document
-        if cast is not None:
-            expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
-        columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+    columns = [
+        sql.SQL("{} AS {}").format(
+            load_expression(fact, name, exact_decimals=exact_decimals), sql.Identifier(name)
+        )
+        for name in names
+    ]
     stmt = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(columns), sql.Identifier(fact.schema, fact.relation)
     )

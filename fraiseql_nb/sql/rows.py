@@ -96,7 +96,7 @@ def compile_row_query(
         parts.append(sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)))
     paging = query.limit is not None or bool(query.offset) or query.after is not None
     if query.order or paging:
-        parts.append(_order_clause(query.order, query.collation, ident))
+        parts.append(_order_clause(query.order, query.collation, ident, entity.id_type))
     if query.limit is not None:
         parts.append(sql.SQL("LIMIT {}").format(params.add(query.limit, "bigint")))
     if query.offset:
@@ -133,10 +133,10 @@ def identity(entity: Entity, table: str) -> FieldSQL:
     return column_field("id", entity.id_type, table=table)
 
 
-def _sort_key(item: OrderItem, base: sql.Composable, table: str = "v") -> FieldSQL:
+def _sort_key(item: OrderItem, base: sql.Composable, id_type: str, table: str = "v") -> FieldSQL:
     if item.column is not None:
         # Only the id is ever read from a column: a plain, indexable sort key.
-        return column_field(item.column, "id", table=table)
+        return column_field(item.column, id_type, table=table)
     return document_field(base, item.path, item.scalar, item.json)
 
 
@@ -147,11 +147,11 @@ def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sq
 
 
 def _order_clause(
-    order: tuple[OrderItem, ...], collation: str | None, ident: sql.Composable
+    order: tuple[OrderItem, ...], collation: str | None, ident: sql.Composable, id_type: str
 ) -> sql.Composable:
     keys: list[sql.Composable] = []
     for item in order:
-        field = _sort_key(item, DATA)
+        field = _sort_key(item, DATA, id_type)
         keys.append(
             sql.SQL("{} {} NULLS {}").format(
                 _collate(field.value, field, collation),
@@ -159,7 +159,8 @@ def _order_clause(
                 sql.SQL("FIRST" if item.nulls_first else "LAST"),
             )
         )
-    keys.append(sql.SQL("{} ASC").format(ident))
+    if not any(item.column == "id" for item in order):
+        keys.append(sql.SQL("{} ASC").format(ident))  # ties broken on the id, unique
     return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(keys))
 
 
@@ -174,7 +175,7 @@ def _keyset(
     anchor_data = sql.Identifier("anchor", "data")
     values = [
         sql.SQL("{} AS {}").format(
-            _sort_key(item, anchor_data, "anchor").value, sql.Identifier(f"k{i}")
+            _sort_key(item, anchor_data, entity.id_type, "anchor").value, sql.Identifier(f"k{i}")
         )
         for i, item in enumerate(query.order)
     ]
@@ -195,7 +196,7 @@ def _keyset(
     condition: sql.Composable = sql.SQL("{} > {}").format(ident, sql.Identifier("anchor", "k_id"))
     for i in reversed(range(len(query.order))):
         item = query.order[i]
-        field = _sort_key(item, DATA)
+        field = _sort_key(item, DATA, entity.id_type)
         key = _collate(field.value, field, query.collation)
         anchor = sql.Identifier("anchor", f"k{i}")
         beyond = sql.SQL("<" if item.descending else ">")

@@ -61,6 +61,19 @@ FROM generate_series(1, 5) AS i;
 CREATE VIEW v_tag AS
 SELECT i AS id, jsonb_build_object('label', 'tag ' || i) AS data FROM generate_series(1, 8) AS i;
 
+-- Some documents carry an id that differs from the column, some carry none:
+-- the column is the id of every row.
+CREATE VIEW v_mixed AS
+SELECT i AS id,
+       CASE WHEN i % 5 = 0 THEN jsonb_build_object('name', 'x' || i)
+            ELSE jsonb_build_object('id', 'm-' || i, 'name', 'x' || i) END AS data
+FROM generate_series(1, 25) AS i;
+
+-- A plural projection table beside a singular view: one entity, the tv_ serves.
+CREATE TABLE tv_pens (id integer PRIMARY KEY, data jsonb NOT NULL);
+INSERT INTO tv_pens VALUES (1, '{"id": 1, "ink": "blue"}'), (2, '{"id": 2, "ink": "red"}');
+CREATE VIEW v_pen AS SELECT 1 AS id, '{"id": 1, "colour": "blue"}'::jsonb AS data;
+
 -- ----------------------------------------- a tv_ projection not filled yet
 CREATE TABLE tv_post (id integer PRIMARY KEY, data jsonb NOT NULL);
 CREATE VIEW v_post AS
@@ -82,6 +95,22 @@ FROM generate_series(1, 40) AS i;
 CREATE VIEW v_authors AS
 SELECT i AS id, jsonb_build_object('__typename', 'Author', 'id', i, 'name', 'Author ' || i) AS data
 FROM generate_series(1, 6) AS i;
+
+-- --------------------- real (float4) measures, timestamps without time zone
+CREATE TABLE tf_events (
+    id       bigint PRIMARY KEY,
+    score    real NOT NULL,                 -- float4 arithmetic: the arrow plane declines it
+    weight   double precision NOT NULL,
+    at       timestamp NOT NULL,            -- no time zone
+    flag     boolean,
+    dimensions jsonb NOT NULL               -- its "flag" key clashes with the column
+);
+INSERT INTO tf_events
+SELECT i, (i * 1.1)::real, i * 0.25, timestamp '2024-03-30 00:00:00' + i * interval '37 minutes',
+       CASE WHEN i % 7 = 0 THEN NULL ELSE i % 2 = 0 END,
+       jsonb_build_object('kind', (ARRAY['click', 'view'])[1 + i % 2], 'flag', 'x',
+                          'seen_on', (date '2024-03-01' + i % 40)::text)
+FROM generate_series(1, 500) AS i;
 
 -- ------------------------------------- row-level security by a session setting
 CREATE TABLE tb_invoice (id integer PRIMARY KEY, tenant_id integer NOT NULL, total numeric(10, 2) NOT NULL);

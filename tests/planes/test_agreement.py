@@ -296,3 +296,50 @@ def test_generated_queries_on_new_column_types_agree_or_decline(
             assert auto.backend == "arrow"
 
     check()
+
+
+def test_having_on_typed_keys_is_checked_like_where(orders_session: fq.Session) -> None:
+    customer = orders_query("CUSTOMER_1")
+    query = (
+        "query($c: ID!) { orders_aggregate(groupBy: {customer_id: true},"
+        " having: {customer_id: {eq: $c}}) { customer_id count } }"
+    )
+    for backend in ("arrow", "postgres", "auto"):
+        for value in (customer, customer.upper()):
+            r = orders_session.execute(query, {"c": value}, backend=backend)
+            assert r.df.to_dicts() == [{"customer_id": customer, "count": 87}], backend  # type: ignore[union-attr]
+        with pytest.raises(fq.QueryError, match=r"customer_id\.eq: 'nope' is not a uuid"):
+            orders_session.execute(query, {"c": "nope"}, backend=backend)
+        with pytest.raises(fq.QueryError, match="out of range for smallint"):
+            orders_session.execute(
+                "{ orders_aggregate(groupBy: {quantity: true}, having: {quantity: {eq: 70000}})"
+                " { quantity count } }",
+                backend=backend,
+            )
+
+
+EVENTS = [
+    '{ events_aggregate(where: {at: {gte: "2024-03-31T02:30:00"}}) { count weight_sum } }',
+    '{ events_aggregate(where: {at: {lt: "2024-04-02T10:00:00+05:00"}}) { count } }',
+    "{ events_aggregate(groupBy: {at_day: true}, orderBy: {at_day: ASC}, limit: 4) { at_day count } }",
+    "{ events_aggregate(groupBy: {kind: true, seen_on: true}, limit: 5) { kind seen_on count } }",
+    '{ events_window(orderBy: {at: ASC}, limit: 6) { id at p: lag(field: at, default: "2020-01-01T00:00:00") n: lead(field: flag, default: false) } }',
+    '{ events_window(where: {kind: {eq: "view"}}, orderBy: {id: ASC}, limit: 6) { id kind k: lag(field: kind, default: "none") s: lag(field: seen_on, offset: 2, default: "2000-01-01") } }',
+]
+
+
+@pytest.mark.parametrize("query", EVENTS)
+def test_naive_timestamps_and_typed_defaults_agree(orders_session: fq.Session, query: str) -> None:
+    pg, ar = both(orders_session, query)
+    assert_same(pg, ar, query)
+    assert pg.height > 0
+
+
+def test_real_measures_are_declined(orders_session: fq.Session) -> None:
+    query = "{ events_aggregate(where: {score: {eq: 1.1}}) { count score_sum } }"
+    auto = orders_session.execute(query)
+    assert isinstance(auto, fq.Result)
+    assert (auto.backend, auto.reason) == ("postgres", "arrow declines column score (type real)")
+    assert auto.df["count"].to_list() == [1]
+    with pytest.raises(fq.QueryError, match=r"column score \(type real\)"):
+        orders_session.execute(query, backend="arrow")

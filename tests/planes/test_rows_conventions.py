@@ -204,3 +204,36 @@ def test_row_level_security_by_a_session_setting(conventions_dsn: str) -> None:
                 assert agg.df["tenant_id"].to_list() == ([tenant] if tenant else [])  # type: ignore[union-attr]
         counts[tenant] = (invoices, billed)
     assert counts == {1: (30, 1000), 2: (30, 1000), None: (0, 0)}
+
+
+@pytest.mark.parametrize("backend", PLANES)
+def test_id_filters_read_the_id_column_when_it_is_the_id(s: fq.Session, backend: str) -> None:
+    shop = md5_uuid("shop-4")
+    for value in (shop, shop.upper(), shop.replace("-", "")):
+        got = rows(s, f'{{ shops(where: {{id: {{eq: "{value}"}}}}) {{ id name }} }}', backend)
+        assert got == {"shops": [{"id": shop, "name": "Shop 4"}]}
+    with pytest.raises(fq.QueryError, match=r"id\.in: 'nope' is not a uuid"):
+        s.execute(
+            f'{{ shops(where: {{id: {{in: ["{shop}", "nope"]}}}}) {{ id }} }}', backend=backend
+        )
+    ordered = rows(s, "{ shops(orderBy: {id: DESC}, limit: 2) { id } }", backend)["shops"]
+    newest = sorted(md5_uuid(f"shop-{i}") for i in range(1, 6))[::-1]
+    assert [r["id"] for r in ordered] == newest[:2]
+    assert '"v"."id" =' in s.explain("{ posts(where: {id: {eq: 3}}) { id } }").plans[0].sql["wire"]
+
+
+@pytest.mark.parametrize("backend", PLANES)
+def test_rows_without_a_document_id_are_paged_too(s: fq.Session, backend: str) -> None:
+    r = s.execute("{ mixeds(limit: 7) { id name } }", backend=backend)
+    seen: list[int] = []
+    while r is not None:
+        seen += r.df["id"].to_list()
+        r = r.next_page()
+    assert seen == list(range(1, 26))
+    assert rows(s, "{ mixed(id: 5) { id name } }", backend) == {"mixed": {"id": 5, "name": "x5"}}
+
+
+@pytest.mark.parametrize("backend", PLANES)
+def test_isnull_needs_a_value_and_says_on_what(s: fq.Session, backend: str) -> None:
+    with pytest.raises(fq.QueryError, match=r"^sponsor\.isnull needs a value, got null"):
+        s.execute("{ posts(where: {sponsor: {isnull: null}}) { id } }", backend=backend)

@@ -131,7 +131,9 @@ def test_empty_where_matches_everything(schema: Schema) -> None:
 
 def test_ids_are_numbers_when_the_documents_say_so(schema: Schema) -> None:
     q = rows('{ users(where: {id: {in: ["3", 4]}}) { id } }', schema)
-    assert q.where == Compare(path=("id",), op="in", value=[3, 4], scalar="ID", json="number")
+    assert q.where == Compare(
+        path=("id",), op="in", value=[3, 4], scalar="ID", json="number", column="id"
+    )  # the id column is the id here: the condition reads it (indexed)
     with pytest.raises(QueryError, match="'abc' is not an id") as info:
         rows('{ users(where: {id: {eq: "abc"}}) { id } }', schema)
     assert (info.value.line, info.value.column) == (1, 9)  # the where argument

@@ -84,6 +84,62 @@ def test_a_filled_tv_projection_serves_and_its_view_is_reported(scratch_dsn: str
     ]
 
 
+def test_documents_with_and_without_ids_make_the_column_the_id(schema: Schema) -> None:
+    mixed = schema.entity("mixeds")
+    assert mixed is not None
+    assert mixed.identity == "column"
+    assert mixed.field("id").column == "id"  # type: ignore[union-attr]
+    assert (
+        "public.v_mixed: some documents carry an id that differs from the id column and some"
+        " carry none, so the id column is the id of every row"
+    ) in [p.message for p in schema.problems]
+
+
+def test_singular_and_plural_twins_are_one_entity(schema: Schema) -> None:
+    pen = schema.entity("pens")
+    assert pen is not None
+    assert (pen.relation, pen.single_query) == ("tv_pens", "pen")
+    assert [f.name for f in pen.fields] == ["id", "ink"]
+    assert (
+        "public.v_pen is not used: public.tv_pens serves pens and pen (a tv_ projection table"
+        " is read in preference to its v_ view)"
+    ) in [p.message for p in schema.problems]
+
+
+def test_two_empty_twins_say_which_one_serves(scratch_dsn: str) -> None:
+    with psycopg.connect(scratch_dsn) as conn:
+        conn.execute(
+            "CREATE TABLE tv_thing (id int PRIMARY KEY, data jsonb NOT NULL);"
+            "CREATE VIEW v_thing AS SELECT id, data FROM tv_thing;"
+        )
+        schema = introspect(conn)
+    assert [p.message for p in schema.problems] == [
+        "public.v_thing is not used: public.tv_thing serves things and thing (a tv_ projection"
+        " table is read in preference to its v_ view)",
+        "public.tv_thing returned no documents to role postgres (empty, or hidden by row-level"
+        " security): only its id can be queried; reconnect once it has documents to query"
+        " their fields",
+    ]
+
+
+def test_a_dimension_named_like_a_column_is_left_out_not_the_table(
+    schema: Schema, conventions_dsn: str
+) -> None:
+    events = schema.fact("events")
+    assert events is not None
+    assert {d.name for d in events.dimensions} == {"kind", "seen_on"}
+    [note] = [p for p in schema.problems if p.relation == "public.tf_events"]
+    assert note.queries == ()
+    assert "dimension flag flattens to flag, which is already a column" in note.message
+    with fq.connect(conventions_dsn) as s:
+        r = s.execute("{ events_aggregate(groupBy: {flag: true}) { flag count } }")
+        assert r.df.to_dicts() == [  # type: ignore[union-attr]
+            {"flag": False, "count": 214},
+            {"flag": True, "count": 215},
+            {"flag": None, "count": 71},
+        ]
+
+
 def test_plural_view_names_and_typename_keys(schema: Schema, conventions_dsn: str) -> None:
     author = schema.entity("v_authors")
     assert author is not None
@@ -112,6 +168,11 @@ def test_plural_view_names_and_typename_keys(schema: Schema, conventions_dsn: st
         ("status", ("Status", "statuses", "status")),
         ("address", ("Address", "addresses", "address")),
         ("news", ("News", "news", "news_by_id")),
+        ("movies", ("Movie", "movies", "movie")),
+        ("caches", ("Cache", "caches", "cache")),
+        ("aliases", ("Alias", "aliases", "alias")),
+        ("heroes", ("Hero", "heroes", "hero")),
+        ("wolves", ("Wolf", "wolves", "wolf")),
     ],
 )
 def test_entity_names_from_singular_and_plural_relations(
@@ -164,7 +225,7 @@ def test_an_entity_whose_documents_are_hidden_is_a_reported_problem(conventions_
 
 def test_the_schema_reads_well(schema: Schema) -> None:
     text = repr(schema)
-    assert text.startswith("Schema: 6 entities, 2 fact tables, 1 problem\n")
+    assert text.startswith("Schema: 8 entities, 3 fact tables, 4 problems\n")
     assert (
         "  users, user(id)  ->  User  (public.v_user; id: the documents' own id (the uuid id"
         " column differs); 60 documents sampled)" in text
@@ -174,10 +235,13 @@ def test_the_schema_reads_well(schema: Schema) -> None:
     assert "      owners: [PostOwner]!\n          role: String!\n          email: String!\n" in text
     assert "  orders_aggregate, orders_window  (public.tf_orders)" in text
     assert "      measures:     status_code Int, amount Float, quantity Int\n" in text
+    assert "      group keys:   tenant_id, the dimensions and buckets\n" in text
+    assert "(public.v_shop; id: the uuid id column; 5 documents sampled)" in text
     assert "occurred_at_{day,week,month,quarter,year}" in text
-    assert "Problems\n  public.tv_post has no documents yet" in text
+    assert "\nProblems\n  fact table public.tf_events: dimension flag flattens" in text
+    assert "\n  public.tv_post has no documents yet" in text
     page = schema._repr_html_()
-    assert page.startswith("<div class='fraiseql-schema'><p><b>Schema</b>: 6 entities")
+    assert page.startswith("<div class='fraiseql-schema'><p><b>Schema</b>: 8 entities")
     assert "<code>users</code>, <code>user(id)</code> → <b>User</b>" in page
     assert "<th style='text-align:left'>group keys</th>" in page
     assert "<li>public.tv_post has no documents yet" in page
