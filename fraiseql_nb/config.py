@@ -71,13 +71,16 @@ class WireBackendConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ArrowBackendConfig:
-    """The analytics plane: cache of loaded Arrow data."""
+    """The analytics plane: loaded columns in memory, and persisted on disk between sessions."""
 
     cache_enabled: bool = True
     cache_size_mb: int = field(default=1024, metadata=_range(0, 1_048_576))
     parallel_execution: bool = True
     cache_ttl_s: float = field(default=0.0, metadata=_range(0, 31_536_000))
     exact_decimals: bool = False
+    store_enabled: bool = True
+    store_dir: str = ""  # default: $FRAISEQL_HOME/store
+    store_size_mb: int = field(default=4096, metadata=_range(0, 1_048_576))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +90,7 @@ class RoutingConfig:
     max_load_mb: float = field(default=512.0, metadata=_range(0, 1_048_576))
     min_rows_for_arrow: int = field(default=0, metadata=_range(0, 10**12))
     timezone: str = "UTC"
+    background_loads: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

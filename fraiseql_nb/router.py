@@ -5,12 +5,16 @@ Policy for ``backend="auto"``:
 - row queries run on ``wire``, or, with ``[backends] use_wire_backend =
   false``, through one plain buffered psycopg query (reported as ``postgres``);
 - aggregate and window queries run on ``arrow`` when the analytics plane is
-  on and its packages import, and either the columns they need are cached or
-  loading them is estimated at no more than ``[routing] max_load_mb`` (and
-  the table has at least ``min_rows_for_arrow`` rows); otherwise on
-  ``postgres``. A query the analytics plane declines (it touches a column of
-  a type that plane does not load exactly, such as ``inet``) runs on
-  ``postgres``: that plane answers exactly or not at all.
+  on, its packages import and the columns they need are at hand (in memory,
+  or in the persisted store). Otherwise they run on ``postgres`` — at once,
+  never waiting for a load — and, when loading the table is estimated at no
+  more than ``[routing] max_load_mb`` (and it has at least
+  ``min_rows_for_arrow`` rows), the table starts loading in the background;
+  later queries run on ``arrow`` once it is loaded. With ``[routing]
+  background_loads = false`` such a query loads in the foreground instead.
+  A query the analytics plane declines (it touches a column of a type that
+  plane does not load exactly, such as ``inet``) runs on ``postgres``: that
+  plane answers exactly or not at all.
 
 An explicit backend is obeyed, or refused with an error saying why.
 """
@@ -21,17 +25,18 @@ from dataclasses import dataclass
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
-from fraiseql_nb.planes.arrow import LoadEstimate
+from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
 
 __all__ = ["Route", "choose_plane"]
 
 
 @dataclass(frozen=True)
 class Route:
-    """A plane and why it was chosen."""
+    """A plane and why it was chosen; ``load``: start loading the table in the background."""
 
     plane: str
     reason: str
+    load: bool = False
 
 
 def choose_plane(
@@ -40,7 +45,7 @@ def choose_plane(
     config: Config,
     *,
     arrow_ready: bool,
-    estimate: LoadEstimate | None = None,
+    readiness: Readiness | None = None,
     key: str = "query",
     declined: str | None = None,
 ) -> Route:
@@ -51,7 +56,8 @@ def choose_plane(
         requested: "auto", "wire", "arrow" or "postgres".
         config: the session's configuration.
         arrow_ready: whether the analytics packages import.
-        estimate: the cost of loading what an analytics query needs.
+        readiness: whether the columns an analytics query needs are at hand, or what
+            loading them would cost.
         key: the root field, for messages.
         declined: why the analytics plane would not answer this query, if it would not.
     """
@@ -105,12 +111,18 @@ def choose_plane(
         return Route("postgres", why)
     if declined is not None:
         return Route("postgres", f"arrow declines {declined}")
+    assert readiness is not None
+    if readiness.state in ("memory", "store"):
+        return Route("arrow", readiness.reason)
+    if readiness.state != "cold":  # loading, or a load failed a moment ago
+        return Route("postgres", readiness.reason)
+    estimate: LoadEstimate | None = readiness.estimate
     assert estimate is not None
-    if estimate.cached:
-        return Route("arrow", "cached")
     limit = config.routing.max_load_mb
     if estimate.rows < config.routing.min_rows_for_arrow:
         return Route("postgres", f"{estimate.rows:,} rows < min_rows_for_arrow")
-    if estimate.mb <= limit:
-        return Route("arrow", f"load {estimate.mb:.0f} MB ≤ {limit:g} MB")
-    return Route("postgres", f"load {estimate.mb:.0f} MB > {limit:g} MB")
+    if estimate.mb > limit:
+        return Route("postgres", f"load {estimate.mb:.0f} MB > {limit:g} MB")
+    if config.routing.background_loads:
+        return Route("postgres", "arrow cold: loading in the background", load=True)
+    return Route("arrow", f"load {estimate.mb:.0f} MB ≤ {limit:g} MB")

@@ -10,18 +10,19 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb import demo
+from fraiseql_nb import demo, embedded
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.conninfo import mask_dsn
-from fraiseql_nb.errors import ConfigError, FraiseQLError, QueryError
+from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import check_health
-from fraiseql_nb.planes.arrow import ArrowPlane, LoadEstimate, arrow_available
+from fraiseql_nb.planes.arrow import ArrowPlane, NotReady, Readiness, arrow_available
 from fraiseql_nb.planes.engine import UnsupportedError, declines, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
@@ -36,7 +37,7 @@ from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.rows import compile_row_query
 from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
-__all__ = ["BACKENDS", "Session", "connect", "resolve_dsn"]
+__all__ = ["BACKENDS", "Session", "connect", "resolve_dsn", "store_root"]
 
 BACKENDS = ("auto", "wire", "arrow", "postgres")
 
@@ -57,6 +58,17 @@ def resolve_dsn(dsn: str | None = None, config: Config | None = None) -> str:
     return target
 
 
+def store_root(config: Config) -> Path | None:
+    """Where the arrow plane persists loaded columns: ``[arrow_backend] store_dir``, else
+    ``$FRAISEQL_HOME/store``; None when the store is off."""
+    arrow = config.arrow_backend
+    if not arrow.store_enabled:
+        return None
+    if arrow.store_dir:
+        return Path(arrow.store_dir).expanduser()
+    return embedded.resolve_home()[0] / "store"
+
+
 class Session:
     """A connection pool to one database, what it offers to query, and the planes."""
 
@@ -69,7 +81,7 @@ class Session:
         self._pushdown = PushdownPlane(pool, dsn, config)
         self._arrow_ready = arrow_available()
         analytics = config.database.analytics_connection or dsn
-        self._arrow = ArrowPlane(analytics, config, pool, dsn)
+        self._arrow = ArrowPlane(analytics, config, pool, dsn, store_root(config))
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
@@ -147,7 +159,7 @@ class Session:
                 pushed = self._pushdown.compile(q, fact, Params(literal=True))
                 statements["postgres"] = pushed.as_string(None)
                 est = self._arrow.estimate(fact, names) if self._arrow_on() else None
-                route = self.route(q, backend, estimate=est)
+                route = self.route(q, backend)
                 if est is not None:
                     load = compile_load(fact, names)
                     statements["arrow"] = f"{load.as_string(None)}  -- then computed in Polars"
@@ -206,23 +218,22 @@ class Session:
         assert entity is not None
         return self._rows.stream(q, entity)
 
-    def route(
-        self, query: Query, backend: str = "auto", *, estimate: LoadEstimate | None = None
-    ) -> Route:
-        """Which plane would run ``query`` (IR), and why (``estimate``: already measured)."""
+    def route(self, query: Query, backend: str = "auto") -> Route:
+        """Which plane would run ``query`` (IR), and why."""
         declined = None
+        readiness: Readiness | None = None
         if not isinstance(query, RowQuery) and self._arrow_on():
             fact = self._schema.fact(query.fact)
             assert fact is not None
             declined = declines(query, fact)
-            if estimate is None and backend == "auto" and declined is None:
-                estimate = self._arrow.estimate(fact, needed_columns(query, fact))
+            if backend == "auto" and declined is None:
+                readiness = self._arrow.readiness(fact, needed_columns(query, fact))
         return choose_plane(
             query.kind,
             backend,
             self.config,
             arrow_ready=self._arrow_ready,
-            estimate=estimate,
+            readiness=readiness,
             key=query.key,
             declined=declined,
         )
@@ -235,11 +246,11 @@ class Session:
         plane = "none"
         try:
             if not cache and not isinstance(query, RowQuery):
-                self._arrow.refresh(query.fact)
+                self._arrow.refresh(self._facts(query.fact))
             route = self.route(query, backend)
             plane = route.plane
-            result = self._dispatch(query, backend, route)
-            result.reason = route.reason
+            result, reason = self._dispatch(query, backend, route)
+            result.reason = reason
         except BaseException as exc:
             self.telemetry.record(
                 QueryMetrics(
@@ -254,30 +265,74 @@ class Session:
         self.telemetry.record(result.metrics)
         return result
 
-    def _dispatch(self, query: Query, backend: str, route: Route) -> Result:
+    def _dispatch(self, query: Query, backend: str, route: Route) -> tuple[Result, str]:
+        """The result, and why its plane ran it."""
         if isinstance(query, RowQuery):
             entity = self._schema.entity(query.entity)
             assert entity is not None
-            return self._page(query, entity, buffered=route.plane == "postgres")
+            return self._page(query, entity, buffered=route.plane == "postgres"), route.reason
         fact = self._schema.fact(query.fact)
         assert fact is not None
+        reason, load = route.reason, route.load
         if route.plane == "arrow":
+            wait = backend == "arrow" or not self.config.routing.background_loads
             try:
-                return self._arrow.execute(query, fact)
+                return self._arrow.execute(query, fact, wait=wait), reason
+            except NotReady as exc:
+                # The table changed beyond appends (or is loading): answer now, reload aside.
+                reason, load = f"arrow {exc.reason}", True
             except UnsupportedError as exc:
                 if backend == "arrow":
                     raise QueryError(
                         f"{query.key}: the arrow plane does not compute {exc}; use"
                         " backend='postgres' or 'auto'"
                     ) from None
-        return self._pushdown.execute(query, fact)
+                reason = f"arrow does not compute {exc}"
+        result = self._pushdown.execute(query, fact)
+        if load:
+            # After the answer: the load must not slow the query that started it.
+            self._arrow.load_in_background(fact, needed_columns(query, fact))
+        return result, reason
 
     def refresh(self, table: str | None = None) -> int:
-        """Drop cached analytics data (of one fact table, or all); return entries dropped."""
-        return self._arrow.refresh(table)
+        """Drop loaded analytics data of one fact table (by name or relation, e.g. "sales"
+        or "tf_sales"), or of all, from memory and from the persisted store; return the
+        in-memory entries dropped."""
+        return self._arrow.refresh(self._facts(table))
+
+    def prefetch(self, table: str | None = None, *, wait: bool = False) -> dict[str, Any]:
+        """Load every column of one fact table (or of all) into the arrow plane, in the
+        background; with ``wait``, until done (progress is reported as for any load).
+
+        Returns:
+            ``{relation: "loaded" | "loading N%"}`` for each table.
+        """
+        self._check_open()
+        if not self._arrow_on():
+            raise BackendError(
+                "the arrow plane is off ([backends] use_arrow_backend = false) or its packages"
+                " do not import: nothing to prefetch"
+            )
+        out: dict[str, Any] = {}
+        for fact in self._facts(table):
+            job = self._arrow.prefetch(fact, wait=wait)
+            out[f"{fact.schema}.{fact.relation}"] = (
+                "loaded" if job is None or job.done.is_set() else f"loading {job.percent}%"
+            )
+        return out
+
+    def _facts(self, table: str | None) -> list[Any]:
+        if table is None:
+            return list(self._schema.facts)
+        fact = self._schema.fact(table)
+        if fact is None:
+            names = ", ".join(f.name for f in self._schema.facts) or "none"
+            raise QueryError(f"no fact table named {table!r} (fact tables: {names})")
+        return [fact]
 
     def cache_stats(self) -> dict[str, Any]:
-        """The analytics cache: entries, bytes, hits, misses, hit_rate."""
+        """The analytics cache: entries, bytes, hits, misses, hit_rate, the background
+        loads running (``loading``: relation -> percent) and the store's folder."""
         return self._arrow.cache_stats()
 
     def _page(self, query: RowQuery, entity: Any, *, buffered: bool = False) -> Result:

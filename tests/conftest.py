@@ -29,6 +29,7 @@ from fraiseql_nb import demo, embedded
 from fraiseql_nb.conninfo import with_database
 
 ENV_TEST_DSN = "FRAISEQL_TEST_DSN"
+ENV_STORE = "FRAISEQL_ARROW_BACKEND_STORE_DIR"
 REPO = Path(__file__).resolve().parent.parent
 # A user's own settings must not leak into the tests (nor the tests into them).
 _USER_ENV = ("FRAISEQL_DSN", "FRAISEQL_HOME", "FRAISEQL_CONFIG")
@@ -37,6 +38,8 @@ _USER_ENV = ("FRAISEQL_DSN", "FRAISEQL_HOME", "FRAISEQL_CONFIG")
 def pytest_configure(config: pytest.Config) -> None:
     for name in _USER_ENV:
         os.environ.pop(name, None)
+    # Loaded columns persist between sessions: the tests keep theirs in a folder of their own.
+    os.environ[ENV_STORE] = str(short_tempdir("fqs-"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -58,10 +58,14 @@ def test_demo_starts_the_server_loads_once_and_prints_a_summary() -> None:
             assert conn.execute("SELECT count(*) FROM v_user").fetchone() == (10_000,)
 
         # The showcase ran every query kind through the router.
-        assert "row query (wire plane, streamed): wire · " in first.stdout
-        assert "aggregate, cold (arrow plane loads the columns): arrow · " in first.stdout
-        assert "cache miss" in first.stdout
-        assert "the same aggregate, warm (answered from the cache): arrow · " in first.stdout
+        assert "row query (wire plane, streamed): wire (row query) · " in first.stdout
+        # A new database: PostgreSQL answers at once while the arrow plane loads aside.
+        assert (
+            "aggregate, first time: postgres (arrow cold: loading in the background) · "
+            in first.stdout
+        )
+        assert "(the arrow plane loaded tf_sales in the background: waited" in first.stdout
+        assert "the same aggregate again: arrow (cached) · " in first.stdout
         assert "cache hit" in first.stdout
         assert "window query: " in first.stdout
         assert "health: healthy (wire healthy, arrow healthy, postgres healthy)" in first.stdout
@@ -69,6 +73,8 @@ def test_demo_starts_the_server_loads_once_and_prints_a_summary() -> None:
         second = run_cli("demo", env=env)
         assert second.returncode == 0, second.stderr
         assert "already loaded" in second.stdout
+        # A new process: the loaded columns come from the store, no load at all.
+        assert "aggregate, first time: arrow (stored) · " in second.stdout
     finally:
         embedded.stop(home)
 

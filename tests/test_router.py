@@ -6,17 +6,20 @@ import pytest
 
 import fraiseql_nb as fq
 from fraiseql_nb.config import load_config
-from fraiseql_nb.planes.arrow import LoadEstimate
+from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
 from fraiseql_nb.router import choose_plane
 
 DEFAULT = load_config({}, environ={})
-SMALL = LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False)
-BIG = LoadEstimate(rows=10**9, bytes=900 * 2**20, cached=False)
-CACHED = LoadEstimate(rows=10**9, bytes=0, cached=True)
+SMALL = Readiness("cold", "not loaded", LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False))
+BIG = Readiness("cold", "not loaded", LoadEstimate(rows=10**9, bytes=900 * 2**20, cached=False))
+CACHED = Readiness("memory", "cached")
+STORED = Readiness("store", "stored")
+LOADING = Readiness("loading", "arrow loading 40%")
+FAILED = Readiness("failed", "arrow load failed: boom")
 
 
 @pytest.mark.parametrize(
-    ("kind", "requested", "config", "ready", "estimate", "plane", "reason"),
+    ("kind", "requested", "config", "ready", "readiness", "plane", "reason"),
     [
         ("rows", "auto", {}, True, None, "wire", "row query"),
         ("rows", "wire", {}, True, None, "wire", "row query"),
@@ -30,9 +33,21 @@ CACHED = LoadEstimate(rows=10**9, bytes=0, cached=True)
             "postgres",
             "wire plane off: one buffered query",
         ),
-        ("aggregate", "auto", {}, True, SMALL, "arrow", "load 5 MB ≤ 512 MB"),
+        ("aggregate", "auto", {}, True, SMALL, "postgres", "arrow cold: loading in the background"),
+        (
+            "aggregate",
+            "auto",
+            {"routing": {"background_loads": False}},
+            True,
+            SMALL,
+            "arrow",
+            "load 5 MB ≤ 512 MB",
+        ),
         ("aggregate", "auto", {}, True, BIG, "postgres", "load 900 MB > 512 MB"),
         ("window", "auto", {}, True, CACHED, "arrow", "cached"),
+        ("window", "auto", {}, True, STORED, "arrow", "stored"),
+        ("aggregate", "auto", {}, True, LOADING, "postgres", "arrow loading 40%"),
+        ("aggregate", "auto", {}, True, FAILED, "postgres", "arrow load failed: boom"),
         (
             "aggregate",
             "auto",
@@ -70,14 +85,16 @@ def test_choices(
     requested: str,
     config: dict,
     ready: bool,
-    estimate: LoadEstimate | None,
+    readiness: Readiness | None,
     plane: str,
     reason: str,
 ) -> None:
     route = choose_plane(
-        kind, requested, load_config(config, environ={}), arrow_ready=ready, estimate=estimate
+        kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=readiness
     )
     assert (route.plane, route.reason) == (plane, reason)
+    # Only a cold table under auto starts a background load (after the answer).
+    assert route.load == (reason == "arrow cold: loading in the background")
 
 
 @pytest.mark.parametrize(
@@ -109,5 +126,5 @@ def test_refusals(
 ) -> None:
     with pytest.raises(error, match=message):
         choose_plane(
-            kind, requested, load_config(config, environ={}), arrow_ready=ready, estimate=SMALL
+            kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=SMALL
         )

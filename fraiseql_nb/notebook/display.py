@@ -47,11 +47,17 @@ def duration(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
+# Reasons that say nothing the badge does not already say.
+_PLAIN_REASONS = ("", "row query", "cached", "requested")
+
+
 def badge_parts(result: Result) -> list[str]:
-    """backend · duration · rows · bytes · cache hit/miss."""
+    """backend (and why, for analytics: "arrow loading 40%") · duration · rows · bytes ·
+    cache hit/miss."""
     m = result.metrics
+    why = result.reason if result.kind != "rows" and result.reason not in _PLAIN_REASONS else ""
     parts = [
-        result.backend,
+        f"{result.backend} ({why})" if why else result.backend,
         duration(m.duration_ms),
         f"{m.rows:,} row{'' if m.rows == 1 else 's'}",
         human_bytes(m.bytes),

@@ -18,6 +18,7 @@ import contextlib
 import re
 import shlex
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -44,10 +45,20 @@ USAGE = """\
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
 %fraiseql schema | metrics | health | refresh [TABLE] | explore TABLE
+%fraiseql prefetch [TABLE] [--wait]  load fact tables into the arrow plane (in the background)
 %fraiseql session                  the fraiseql_nb.Session, for the Python API
 %config FraiseQL.displaylimit / autolimit / widgets / progress"""
 
-SUBCOMMANDS = ("connect", "session", "schema", "metrics", "health", "refresh", "explore")
+SUBCOMMANDS = (
+    "connect",
+    "session",
+    "schema",
+    "metrics",
+    "health",
+    "refresh",
+    "prefetch",
+    "explore",
+)
 _QUERY_START = re.compile(r"(?:^|\s)(\{|query\b)")
 SHORT = "_fraiseql_short"  # attribute carrying a query error's rendering on the cell
 
@@ -153,18 +164,23 @@ class FraiseQL(Magics):
         return result
 
     def _execute(self, session: fq.Session, prepared: Prepared, opts: Any) -> Any:
-        view = ProgressView("fraiseql", widget=widgets_active()) if self.progress else None
+        with self._progress("fraiseql"):
+            return session.execute(
+                prepared.text,
+                prepared.variables,
+                backend=opts.backend,
+                cache=not opts.no_cache,
+            )
+
+    @contextlib.contextmanager
+    def _progress(self, label: str) -> Iterator[None]:
+        """Show the progress of loads and fetches inside the block (after about a second)."""
+        view = ProgressView(label, widget=widgets_active()) if self.progress else None
         outcome = "interrupted"
         try:
             with progress.listening(view) if view else contextlib.nullcontext():
-                result = session.execute(
-                    prepared.text,
-                    prepared.variables,
-                    backend=opts.backend,
-                    cache=not opts.no_cache,
-                )
+                yield
             outcome = "done"
-            return result
         except FraiseQLError:
             outcome = "failed"
             raise
@@ -228,6 +244,18 @@ class FraiseQL(Magics):
         dropped = self._require_session().refresh(table)
         what = f"of {table}" if table else "in all"
         print(f"dropped {dropped} cached load{'' if dropped == 1 else 's'} {what}")
+
+    def _prefetch(self, rest: str) -> None:
+        words = rest.split()
+        wait = "--wait" in words
+        tables = [w for w in words if w != "--wait"]
+        if len(tables) > 1 or any(t.startswith("-") for t in tables):
+            raise UsageError("prefetch takes at most one fact table and --wait")
+        session = self._require_session()
+        with self._progress("prefetch"):
+            states = session.prefetch(tables[0] if tables else None, wait=wait)
+        for relation, state in states.items():
+            print(f"{relation}: {state}")
 
     def _explore(self, rest: str) -> Any:
         from fraiseql_nb.notebook.explorer import Explorer

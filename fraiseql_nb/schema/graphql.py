@@ -524,7 +524,9 @@ class _Builder:
                 GraphQLNonNull(GraphQLList(GraphQLNonNull(agg_row))),
                 {
                     "where": GraphQLArgument(where),
-                    "groupBy": GraphQLArgument(group_by),
+                    # A table with nothing to group by has no groupBy (GraphQL input
+                    # objects need a field).
+                    **({"groupBy": GraphQLArgument(group_by)} if keys else {}),
                     "having": GraphQLArgument(having),
                     "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(agg_order))),
                     **paging,

@@ -15,13 +15,15 @@ def test_explorer_runs_and_follows_the_controls(ip: InteractiveShell) -> None:
     assert isinstance(ex, Explorer)
     first = ex.result
     assert first is not None
-    assert first.backend == "arrow"
-    assert first.metrics.cache_hit is False
+    # Cold: PostgreSQL answers the first view while the table loads in the background
+    # (or goes on loading, if an earlier cell started it).
+    assert first.backend == "postgres"
+    assert first.reason.startswith(("arrow cold: loading in the background", "arrow loading "))
+    run(ip, "%fraiseql session").prefetch("sales", wait=True)
     key = ex.group.value[0]
     assert first.df.columns == [key, "count", f"{ex.measures.value[0]}_sum"]
     assert sum(first.df["count"]) == 100_000
     assert ex.chart is not None and ex.chart.to_dict()["mark"]["type"] == "bar"
-    assert "cache miss" in ex.badge.value
 
     assert key == "region"  # dimensions come first
     ex.group.value = ("category",)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import _thread
+import os
+import signal
 import threading
 import time
 
@@ -16,6 +17,10 @@ from tests.planes.corpus import assert_same
 
 TINY = demo.Counts(users=200, products=20, orders=50, sales=2_000)
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
+APPEND = (
+    "INSERT INTO tf_sales SELECT id + 1000000, customer_id, product_id, occurred_at, revenue,"
+    " quantity, cost, discount, dimensions, date_info FROM tf_sales WHERE id <= 10"
+)
 
 
 @pytest.fixture
@@ -54,8 +59,9 @@ def test_cache_hits_misses_and_partial_loads(tiny: str) -> None:
         assert filtered.metrics.cache_hit is True  # an unfiltered load answers a filtered query
         more = arrow(s, "{ sales_aggregate(groupBy: {region: true}) { region quantity_sum } }")
         assert more.metrics.cache_hit is False
-        assert '"region"' in more.sql and '"category"' not in more.sql  # only the missing columns
-        assert more.metrics.bytes < first.metrics.bytes * 2
+        # The missing columns come with the loaded ones, in one scan (rows line up).
+        assert '"region"' in more.sql and '"category"' in more.sql and '"cost"' not in more.sql
+        assert more.metrics.bytes > first.metrics.bytes
         stats = s.cache_stats()
         assert (stats["hits"], stats["misses"], stats["entries"]) == (2, 2, 1)
         assert stats["bytes"] > 0
@@ -95,9 +101,17 @@ def test_refresh_and_ttl(tiny: str) -> None:
         arrow(s, TOTAL)
         assert arrow(s, TOTAL).metrics.cache_hit is True
         assert s.refresh("tf_sales") == 1
-        assert arrow(s, TOTAL).metrics.cache_hit is False
-        time.sleep(0.7)
-        assert arrow(s, TOTAL).metrics.cache_hit is False  # older than the TTL
+        before = arrow(s, TOTAL)
+        assert before.metrics.cache_hit is False
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(APPEND)
+        # Bounded staleness, opted into: within the TTL the table is not checked...
+        stale = arrow(s, TOTAL)
+        assert (stale.metrics.cache_hit, stale.df["count"][0]) == (True, TINY.sales)
+        time.sleep(0.6)
+        # ... after it, it is, and the appended rows are loaded.
+        fresh = arrow(s, TOTAL)
+        assert (fresh.metrics.cache_hit, fresh.df["count"][0]) == (False, TINY.sales + 10)
         assert s.refresh() == 1
 
 
@@ -125,8 +139,15 @@ def test_big_loads_push_filters_down_as_literals(tiny: str) -> None:
 
 def test_routing_and_explicit_backends(tiny: str) -> None:
     with fq.connect(tiny) as s:
+        first = s.execute(TOTAL)
+        assert (first.backend, first.reason) == (
+            "postgres",
+            "arrow cold: loading in the background",
+        )  # type: ignore[union-attr]
+        assert s.prefetch("sales", wait=True) == {"public.tf_sales": "loaded"}
         auto = s.execute(TOTAL)
-        assert auto.backend == "arrow"  # type: ignore[union-attr]
+        assert (auto.backend, auto.reason) == ("arrow", "cached")  # type: ignore[union-attr]
+        assert_same(auto.df, first.df, TOTAL)  # type: ignore[union-attr]
         assert s.route(parse_query(TOTAL, s.schema).queries[0]).reason == "cached"
         with pytest.raises(fq.QueryError, match="the 'wire' plane runs row queries only"):
             s.execute(TOTAL, backend="wire")
@@ -142,9 +163,15 @@ def test_routing_and_explicit_backends(tiny: str) -> None:
         assert s.execute(TOTAL).backend == "postgres"  # type: ignore[union-attr]
         with pytest.raises(fq.BackendError, match="use_arrow_backend = false"):
             s.execute(TOTAL, backend="arrow")
-    with fq.connect(tiny, config={"routing": {"max_load_mb": 0}}) as s:
+    no_store = {"store_enabled": False}  # the sessions above left the table in the store
+    with fq.connect(tiny, config={"routing": {"max_load_mb": 0}, "arrow_backend": no_store}) as s:
         r = s.execute(TOTAL)
-        assert r.backend == "postgres"  # type: ignore[union-attr]
+        assert (r.backend, r.reason) == ("postgres", "load 0 MB > 0 MB")  # type: ignore[union-attr]
+    with fq.connect(
+        tiny, config={"routing": {"background_loads": False}, "arrow_backend": no_store}
+    ) as s:
+        r = s.execute(TOTAL)  # waits for the load instead
+        assert r.backend == "arrow" and r.reason.startswith("load ")  # type: ignore[union-attr]
 
 
 def test_estimates_come_from_the_catalogue(tiny: str) -> None:
@@ -174,7 +201,9 @@ def slow_fact(scratch_dsn: str) -> str:
 
 def test_interrupting_a_load_cancels_it(slow_fact: str) -> None:
     with fq.connect(slow_fact, sample_size=1) as s:
-        threading.Timer(0.5, _thread.interrupt_main).start()
+        # A real SIGINT, as a Jupyter kernel interrupt sends: ADBC's own handler cancels the
+        # statement on the server, and the interrupt surfaces as KeyboardInterrupt.
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             s.execute("{ slow_aggregate { amount_sum } }", backend="arrow")

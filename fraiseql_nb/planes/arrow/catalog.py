@@ -1,0 +1,240 @@
+"""What the catalogue says about a fact table: who it is, its version now, what loading costs.
+
+Cheap reads on a pooled psycopg connection (never the loading connection,
+so they never wait behind a load):
+
+- **identity** (once per session and table): the database's system identifier
+  and name, the table's oid and kind, and what decides which rows a
+  connection may see — the role, the ``row_security`` setting, whether
+  row-level security is on for the table. Loaded columns are kept under
+  that key, so no cache or store ever serves rows to a connection that could
+  not read them; tables with row-level security, and views (whose base
+  tables may have it), are not persisted at all.
+- **version** (before each answer): the current snapshot, the file nodes of
+  the table and its partitions (TRUNCATE and rewrites change them) and a
+  digest of its columns (an ALTER TABLE changes it).
+- **estimate**: rows and bytes of loading some columns, from the planner's
+  statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from fraiseql_nb.config import Config
+from fraiseql_nb.db import query_error
+from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes._fetch import pooled
+from fraiseql_nb.schema.model import FactTable
+
+__all__ = ["Catalog", "LoadEstimate", "TableIdentity", "Version", "regclass"]
+
+# The table and its partitions (a plain table is its own tree).
+_IDENTITY = """
+SELECT current_database(), c.oid::bigint, c.relkind::text, current_user::text,
+       current_setting('row_security'),
+       EXISTS (SELECT 1 FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass)
+                              UNION SELECT %(rel)s::regclass) AS t
+               JOIN pg_class AS p ON p.oid = t.relid WHERE p.relrowsecurity)
+FROM pg_class AS c WHERE c.oid = %(rel)s::regclass
+"""
+_SYSTEM = "SELECT system_identifier::text FROM pg_control_system()"
+_VERSION = """
+SELECT pg_current_snapshot()::text,
+       (SELECT string_agg(COALESCE(pg_relation_filenode(t.relid)::text, '-'), ','
+                          ORDER BY t.relid)
+        FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass)
+              UNION SELECT %(rel)s::regclass) AS t),
+       (SELECT md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod, ','
+                              ORDER BY a.attnum))
+        FROM pg_attribute AS a
+        WHERE a.attrelid = %(rel)s::regclass AND a.attnum > 0 AND NOT a.attisdropped)
+"""
+_ESTIMATE = """
+SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, COALESCE(sum(c.relpages), 0)::bigint
+FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass) UNION SELECT %(rel)s::regclass) AS t
+JOIN pg_class AS c ON c.oid = t.relid
+"""
+_UNDEFINED_TABLE = "42P01"
+_UNDEFINED_COLUMN = "42703"
+_WIDTHS = "SELECT attname, avg_width FROM pg_stats WHERE schemaname = %s AND tablename = %s"
+
+
+def regclass(fact: FactTable) -> str:
+    """The fact table's name as regclass text, quoted (names may need it)."""
+    return sql.Identifier(fact.schema, fact.relation).as_string(None)
+
+
+@dataclass(frozen=True)
+class TableIdentity:
+    """Who a fact table is, and who is looking at it."""
+
+    system: str  # the cluster's system identifier ("" when this role may not read it)
+    database: str
+    oid: int
+    kind: str  # relkind: r table, p partitioned table, v view, m materialized view, f foreign
+    role: str
+    row_security: str
+    rls: bool  # row-level security is on for the table or one of its partitions
+    relation: str  # schema.relation, for messages
+
+    @property
+    def key(self) -> str:
+        """The cache key: the table, and everything that decides which of its rows are seen."""
+        parts = (self.system, self.database, str(self.oid), self.role, self.row_security)
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+    @property
+    def persistable(self) -> bool:
+        """Whether loaded columns may be written to the store for other processes."""
+        return bool(self.system) and self.kind in ("r", "p") and not self.rls
+
+    @property
+    def partitioned(self) -> bool:
+        return self.kind == "p"
+
+    @property
+    def heap(self) -> bool:
+        """Whether its rows carry transaction ids (xmin): tables and materialized views do,
+        views and foreign tables do not (their loads are exact at one snapshot only)."""
+        return self.kind in ("r", "p", "m")
+
+
+@dataclass(frozen=True)
+class Version:
+    """What the table is now: the snapshot, its files and its columns."""
+
+    snapshot: str
+    files: str
+    attrs: str
+
+
+@dataclass(frozen=True)
+class LoadEstimate:
+    """What loading columns of a fact table would cost."""
+
+    rows: int
+    bytes: int
+    cached: bool
+
+    @property
+    def mb(self) -> float:
+        return self.bytes / 2**20
+
+
+class Catalog:
+    """Catalogue reads for the analytics plane, on the session's pool."""
+
+    def __init__(self, pool: ConnectionPool, dsn: str, config: Config) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._config = config
+        self._identities: dict[str, TableIdentity] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, fact: FactTable) -> TableIdentity:
+        """The table's identity (read once per session)."""
+        with self._lock:
+            known = self._identities.get(fact.name)
+        if known is not None:
+            return known
+        rel = regclass(fact)
+        with self._reading(fact) as conn:
+            row = conn.execute(_IDENTITY, {"rel": rel}).fetchone()
+            try:
+                with conn.transaction():
+                    system = conn.execute(_SYSTEM).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                system = None  # no cluster identity: nothing is persisted
+        assert row is not None
+        found = TableIdentity(
+            system=system[0] if system else "",
+            database=row[0],
+            oid=int(row[1]),
+            kind=row[2],
+            role=row[3],
+            row_security=row[4],
+            rls=bool(row[5]),
+            relation=f"{fact.schema}.{fact.relation}",
+        )
+        with self._lock:
+            self._identities[fact.name] = found
+        return found
+
+    def version(self, fact: FactTable) -> Version:
+        """The table's version now (one small statement)."""
+        with self._reading(fact) as conn:
+            row = conn.execute(_VERSION, {"rel": regclass(fact)}).fetchone()
+        assert row is not None
+        return Version(snapshot=row[0], files=row[1] or "", attrs=row[2] or "")
+
+    def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
+        """Rows and bytes of loading ``names`` unfiltered (from the planner's statistics)."""
+        with self._reading(fact) as conn:
+            rows, pages = conn.execute(_ESTIMATE, {"rel": regclass(fact)}).fetchone()  # type: ignore[misc]
+            widths = dict(conn.execute(_WIDTHS, (fact.schema, fact.relation)).fetchall())
+        rows = int(rows) or int(pages) * 100
+        per_row = sum(_width(fact, n, widths) for n in names)
+        return LoadEstimate(rows=rows, bytes=rows * per_row, cached=False)
+
+    def known(self) -> dict[str, TableIdentity]:
+        """The identities read so far, by fact table name."""
+        with self._lock:
+            return dict(self._identities)
+
+    @contextlib.contextmanager
+    def _reading(self, fact: FactTable) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection whose errors say which fact table could not be read."""
+        try:
+            with pooled(self._pool, self._dsn, self._config) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            error = table_error(exc, fact, self._dsn, self._config)
+            assert error is not None
+            raise error from None
+
+
+def table_error(
+    exc: BaseException, fact: FactTable, dsn: str, config: Config
+) -> BackendError | None:
+    """A BackendError naming the fact table when it is gone or changed (psycopg and ADBC
+    errors alike carry the SQLSTATE), else the psycopg plane's usual one (None for others)."""
+    where = f"{fact.schema}.{fact.relation}"
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == _UNDEFINED_TABLE:
+        return BackendError(
+            f"the fact table {where} does not exist any more (dropped or renamed since the"
+            " session connected); reconnect to read the schema again",
+            sqlstate=sqlstate,
+        )
+    if sqlstate == _UNDEFINED_COLUMN:
+        detail = str(exc).split("ERROR:", 1)[-1].split("LINE", 1)[0].split("Query was", 1)[0]
+        return BackendError(
+            f"the fact table {where} has changed since the session connected"
+            f" ({' '.join(detail.split())}); reconnect to read the schema again",
+            sqlstate=sqlstate,
+        )
+    if isinstance(exc, psycopg.Error):
+        return query_error(exc, dsn, timeout_ms=config.wire_backend.statement_timeout_ms)
+    return None
+
+
+def _width(fact: FactTable, name: str, widths: dict[str, int]) -> int:
+    if fact.dimension(name) is not None:
+        dim = fact.dimension(name)
+        assert dim is not None
+        whole = widths.get(dim.column, 64)
+        return max(8, min(64, whole // max(1, len(fact.dimensions)))) + 8
+    scalar = fact.scalar_of(name) or "String"
+    if scalar in ("String", "ID", "JSON"):
+        return widths.get(name, 16) + 8
+    return 8

@@ -1,0 +1,395 @@
+"""Loading fact-table columns through ADBC into Polars: whole tables, or the rows appended since.
+
+ADBC (``adbc-driver-postgresql``) streams ``COPY (SELECT …) TO STDOUT
+(FORMAT binary)`` into Arrow record batches. Values in a load's SQL are
+literals, never bound parameters (with parameters ADBC skips COPY and
+materialises the whole result). Each load runs in a REPEATABLE READ, READ
+ONLY transaction that also records its snapshot, so :mod:`.freshness` can
+later tell exactly what changed. Text columns with few distinct values
+become Polars Categoricals: measured on the 2M-row demo, they group 25-40 %
+faster and take half the memory of plain strings.
+
+ADBC connections read the type catalogue when they connect, so they are
+kept and reused — but checked (one round trip) before each load, so that a
+server restart or a killed backend costs nothing more than a new connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from fraiseql_nb.config import Config
+from fraiseql_nb.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes.arrow.catalog import TableIdentity, table_error
+from fraiseql_nb.planes.arrow.freshness import (
+    Snapshot,
+    appends_only,
+    check_statement,
+    new_rows,
+    parse_snapshot,
+    window_statement,
+)
+from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.sql.facts import compile_load
+
+__all__ = ["Cancel", "Connections", "Loaded", "load_appended", "load_table"]
+
+#: Progress callback: rows and bytes received so far.
+Report = Callable[[int, int], None]
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_SNAPSHOT = "SELECT pg_current_snapshot()::text AS s"
+_CANCELED = "57014"
+
+
+@dataclass
+class Loaded:
+    """What a load brought: the rows, the snapshot they are exact at, what it cost."""
+
+    frame: pl.DataFrame
+    snapshot: Snapshot
+    window: tuple[int, str]  # rows in the snapshot's window, and their hash (see freshness)
+    bytes: int
+    sql: str
+
+
+class Cancel:
+    """Lets another thread stop a running load (``close()``, an interrupt)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cursor: Any = None
+        self.cancelled = False
+
+    @contextlib.contextmanager
+    def watching(self, cursor: Any) -> Iterator[None]:
+        with self._lock:
+            if self.cancelled:
+                raise BackendError("the load was cancelled")
+            self._cursor = cursor
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._cursor = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            cursor = self._cursor
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.adbc_cancel()
+
+
+class Connections:
+    """ADBC connections for loads: opened on demand, reused, checked before each use."""
+
+    def __init__(self, dsn: str, config: Config) -> None:
+        self._dsn = dsn
+        self._config = config
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self.opened = 0
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A working connection; it is dropped (not reused) when the work fails."""
+        conn = self._take()
+        try:
+            yield conn
+        except BaseException:
+            _close(conn)
+            raise
+        with self._lock:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
+
+    def _take(self) -> Any:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._open()
+            if _alive(conn):
+                return conn
+            _close(conn)  # the server restarted or killed it: take another
+
+    def _open(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        wire = self._config.wire_backend
+        try:
+            # Autocommit: transactions are explicit (one per load), and nothing is held
+            # open between loads (a TRUNCATE would wait on us).
+            conn = adbc.connect(self._dsn, autocommit=True)
+            cur = conn.cursor()
+            try:
+                for stmt in (
+                    "SET default_transaction_read_only = on",
+                    f"SET statement_timeout = {int(wire.statement_timeout_ms)}",
+                    f"SET TimeZone = '{self._config.routing.timezone}'",
+                    "SET application_name = 'fraiseql-nb arrow'",
+                ):
+                    cur.execute(stmt)
+            finally:
+                cur.close()
+        except Exception as exc:  # noqa: BLE001 - ADBC raises its own DB-API hierarchy
+            detail = " ".join(str(exc).split())
+            raise BackendError(
+                f"the analytics plane cannot connect: {detail}; dsn: {mask_dsn(self._dsn)}",
+                secrets=secrets_of(self._dsn),
+            ) from None
+        self.opened += 1
+        return conn
+
+
+def _alive(conn: Any) -> bool:
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+            cur.fetch_arrow_table()
+        finally:
+            cur.close()
+    except Exception:  # noqa: BLE001 - any failure means: use another connection
+        return False
+    return True
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+# ---------------------------------------------------------------------- loads
+
+
+def load_table(
+    conn: Any,
+    fact: FactTable,
+    table: TableIdentity,
+    names: list[str],
+    *,
+    config: Config,
+    dsn: str,
+    report: Report | None = None,
+    cancel: Cancel | None = None,
+    where: sql.Composable | None = None,
+) -> Loaded:
+    """Every row of ``names`` (or those matching ``where``, literals only), and the
+    snapshot they are exact at."""
+    exact = config.arrow_backend.exact_decimals
+    statement = compile_load(fact, names, where=where, exact_decimals=exact)
+    relation = sql.Identifier(fact.schema, fact.relation)
+    with _failures(fact, dsn, config, cancel), _cursor(conn, cancel) as cur, _repeatable_read(cur):
+        snapshot = parse_snapshot(_scalars(cur, _SNAPSHOT)["s"])
+        window = (0, "0")
+        if snapshot.has_window and where is None and table.heap:
+            stats = _scalars(
+                cur, window_statement(relation, snapshot, partitioned=table.partitioned)
+            )
+            window = (int(stats["n"]), str(stats["h"]))
+        arrow, text = _copy(cur, statement, report)
+    frame = to_frame(arrow, fact, exact_decimals=exact)
+    return Loaded(frame=frame, snapshot=snapshot, window=window, bytes=arrow.nbytes, sql=text)
+
+
+def load_appended(
+    conn: Any,
+    fact: FactTable,
+    table: TableIdentity,
+    names: list[str],
+    *,
+    snapshot: Snapshot,
+    rows: int,
+    window: tuple[int, str],
+    config: Config,
+    dsn: str,
+    cancel: Cancel | None = None,
+) -> Loaded | None:
+    """The rows appended since ``snapshot`` (when ``rows`` loaded then are all still
+    there, unchanged), and the new snapshot; None when anything else changed."""
+    exact = config.arrow_backend.exact_decimals
+    relation = sql.Identifier(fact.schema, fact.relation)
+    with _failures(fact, dsn, config, cancel), _cursor(conn, cancel) as cur, _repeatable_read(cur):
+        now = parse_snapshot(_scalars(cur, _SNAPSHOT)["s"])
+        check = _scalars(
+            cur, check_statement(relation, snapshot, now, partitioned=table.partitioned)
+        )
+        was = (int(check["was_n"]), str(check["was_h"]))
+        if not appends_only(rows, window, int(check["old"]), was):
+            return None
+        new_window = (int(check["now_n"]), str(check["now_h"]))
+        condition: sql.Composable = new_rows(snapshot, now)
+        if check["first"] is not None:
+            # Appended rows usually sit at the end of the table: read from the first one on.
+            condition = sql.SQL("ctid >= {}::tid AND {}").format(
+                sql.Literal(check["first"]), condition
+            )
+        statement = compile_load(fact, names, where=condition, exact_decimals=exact)
+        if int(check["added"]):
+            arrow, text = _copy(cur, statement, None)
+        else:
+            arrow, text = None, ""
+    if arrow is None:
+        frame = pl.DataFrame()
+        nbytes = 0
+    else:
+        frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
+        nbytes = arrow.nbytes
+    return Loaded(frame=frame, snapshot=now, window=new_window, bytes=nbytes, sql=text)
+
+
+@contextlib.contextmanager
+def _failures(
+    fact: FactTable, dsn: str, config: Config, cancel: Cancel | None = None
+) -> Iterator[None]:
+    """ADBC's errors as BackendErrors (naming the table when it is gone or changed); a
+    statement cancelled by an interrupt as the KeyboardInterrupt it was."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ADBC raises its own DB-API hierarchy
+        detail = " ".join(str(exc).split())
+        # ADBC does not always carry the SQLSTATE of a cancelled COPY: read the message too.
+        if getattr(exc, "sqlstate", None) == _CANCELED or "canceling statement" in detail:
+            if cancel is not None and cancel.cancelled:
+                raise BackendError(
+                    f"the load of {fact.schema}.{fact.relation} was cancelled"
+                ) from None
+            if "statement timeout" in detail:
+                raise BackendError(
+                    f"loading {fact.schema}.{fact.relation} ran longer than the statement timeout"
+                    f" ({config.wire_backend.statement_timeout_ms} ms) and was cancelled; raise"
+                    " [wire_backend] statement_timeout_ms, or let backend='auto' answer on"
+                    " PostgreSQL",
+                    sqlstate=_CANCELED,
+                ) from None
+            # ADBC's SIGINT handler cancelled it on the server: the user interrupted.
+            raise KeyboardInterrupt from None
+        error = table_error(exc, fact, dsn, config)
+        if error is None:
+            error = BackendError(
+                f"the analytics plane could not load {fact.schema}.{fact.relation}: {detail};"
+                f" dsn: {mask_dsn(dsn)}",
+                sqlstate=getattr(exc, "sqlstate", None),
+                secrets=secrets_of(dsn),
+            )
+        raise error from None
+
+
+@contextlib.contextmanager
+def _cursor(conn: Any, cancel: Cancel | None) -> Iterator[Any]:
+    cur = conn.cursor()
+    try:
+        if cancel is None:
+            yield cur
+        else:
+            with cancel.watching(cur):
+                yield cur
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            cur.adbc_cancel()
+        raise
+    finally:
+        # Closing a cursor of a broken connection may fail; nothing more to do then.
+        with contextlib.suppress(Exception):
+            cur.close()
+
+
+@contextlib.contextmanager
+def _repeatable_read(cur: Any) -> Iterator[None]:
+    # On failure no ROLLBACK: it would wait for a running COPY to drain. The connection
+    # is discarded instead (Connections.connection), which ends the transaction.
+    cur.execute(_BEGIN)
+    yield
+    cur.execute("COMMIT")
+
+
+def _scalars(cur: Any, statement: str | sql.Composable) -> dict[str, Any]:
+    text = statement if isinstance(statement, str) else statement.as_string(None)
+    cur.execute(text)
+    rows = cur.fetch_arrow_table().to_pylist()
+    return rows[0]
+
+
+def _copy(cur: Any, statement: sql.Composable, report: Report | None) -> tuple[pa.Table, str]:
+    text = statement.as_string(None)
+    cur.execute(text)
+    reader = cur.fetch_record_batch()
+    batches = []
+    rows = nbytes = 0
+    last = 0.0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        nbytes += batch.nbytes
+        now = time.monotonic()
+        if report is not None and now - last > 0.1:
+            last = now
+            report(rows, nbytes)
+    if report is not None:
+        report(rows, nbytes)
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    # Keep plain Arrow types: field metadata from the driver is not data.
+    plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
+    return table.replace_schema_metadata(None).cast(plain), text
+
+
+# ------------------------------------------------------------------- frames
+
+
+def to_frame(
+    table: pa.Table, fact: FactTable, *, exact_decimals: bool, categorical: bool = True
+) -> pl.DataFrame:
+    """Loaded Arrow columns as a Polars frame: exact decimals where asked, and text with
+    few distinct values (at most one row in two) as Categorical."""
+    if exact_decimals:
+        table = _decimals(fact, table)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if not categorical or frame.height == 0:
+        return frame
+    casts = [
+        pl.col(name).cast(pl.Categorical)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String and frame[name].n_unique() <= frame.height // 2
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
+def _decimals(fact: FactTable, table: pa.Table) -> pa.Table:
+    """Measures loaded as text (``exact_decimals``) become decimal128 of their scale."""
+    for m in fact.measures:
+        if (
+            m.name in table.column_names
+            and m.scalar == "Float"
+            and pa.types.is_string(table[m.name].type)
+        ):
+            column = pc.cast(table[m.name], pa.decimal128(38, _scale(m.pg_type)))
+            table = table.set_column(table.column_names.index(m.name), m.name, column)
+    return table
+
+
+def _scale(pg_type: str) -> int:
+    """The scale of ``numeric(p,s)``; unconstrained numerics are kept to 10 decimals."""
+    match = re.search(r"numeric\(\d+,(\d+)\)", pg_type)
+    return int(match.group(1)) if match else 10

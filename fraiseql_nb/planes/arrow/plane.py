@@ -1,0 +1,490 @@
+"""The analytics plane (``arrow``): fact-table columns loaded once, kept, queried in Polars.
+
+One query, in one pass: the columns it needs (:func:`~fraiseql_nb.planes.engine.needed_columns`)
+→ the table's version (:mod:`.catalog`) → those columns, exact at that version,
+from memory (:mod:`.cache`), else from the persisted store (:mod:`.store`),
+updated by the rows appended since if that is all that changed
+(:mod:`.freshness`), else loaded (:mod:`.loader`) → computed
+(:mod:`~fraiseql_nb.planes.engine`) → Result.
+
+Under ``backend="auto"`` nothing waits for a full load: :meth:`ArrowPlane.readiness`
+tells the router whether the columns are at hand, and a query that would need
+a (re)load raises :class:`NotReady`, is answered by PostgreSQL, and the table
+loads in the background (:mod:`.background`) — every loadable column in one
+scan when that fits ``[routing] max_load_mb`` and ``[arrow_backend]
+cache_size_mb``, else the needed ones. ``backend="arrow"`` loads in the
+foreground (waiting for a background load of the same table if one runs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from fraiseql_nb import progress
+from fraiseql_nb.config import Config
+from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes.arrow.background import Job, Jobs
+from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
+from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
+from fraiseql_nb.planes.arrow.loader import Cancel, Connections, Loaded, load_appended, load_table
+from fraiseql_nb.planes.arrow.store import ColumnStore
+from fraiseql_nb.planes.engine import needed_columns, run_aggregate, run_window
+from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
+from fraiseql_nb.result import Result
+from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.sql.facts import load_expression, loadable_columns, where_field
+from fraiseql_nb.sql.params import Params
+from fraiseql_nb.sql.where import compile_where
+from fraiseql_nb.telemetry import QueryMetrics
+
+__all__ = ["ArrowPlane", "NotReady", "Readiness"]
+
+_RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
+
+
+class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
+    """The needed columns are not at hand without a full load: answer elsewhere."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a query's columns are at hand: "memory", "store", "loading" or "cold"."""
+
+    state: str
+    reason: str
+    estimate: LoadEstimate | None = None
+
+
+@dataclass(frozen=True)
+class _Got:
+    """Columns ready for one query, and what it took to get them."""
+
+    data: TableData
+    bytes: int = 0
+    sql: str = ""
+    filtered: bool = False  # the rows are those of the query's own filter
+
+
+class ArrowPlane:
+    """Runs aggregate and window queries on loaded Arrow data with Polars."""
+
+    name = "arrow"
+
+    def __init__(
+        self,
+        dsn: str,
+        config: Config,
+        pool: ConnectionPool,
+        probe_dsn: str,
+        store_root: Path | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self.config = config
+        arrow = config.arrow_backend
+        self._catalog = Catalog(pool, probe_dsn, config)
+        self._connections = Connections(dsn, config)
+        self._memory = MemoryCache(arrow.cache_size_mb, enabled=arrow.cache_enabled)
+        self._store = (
+            ColumnStore(store_root, arrow.store_size_mb)
+            if store_root is not None and arrow.store_enabled and arrow.cache_enabled
+            else None
+        )
+        self._jobs = Jobs()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-store")
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.loads = 0  # statements that loaded rows (full or appended)
+
+    # ------------------------------------------------------------ routing
+
+    def readiness(self, fact: FactTable, names: list[str]) -> Readiness:
+        """Whether ``names`` are at hand, cheaply (no table is read; a cold table is estimated)."""
+        table = self._catalog.identity(fact)
+        exprs = self._exprs(fact, names)
+        data = self._memory.get(table.key)
+        if data is not None and data.holds(exprs):
+            return Readiness("memory", "cached")
+        job = self._jobs.running(table.key)
+        if job is not None:
+            return Readiness("loading", f"arrow loading {job.percent}%")
+        failed = self._jobs.failure(table.key, within_s=_RETRY_AFTER_S)
+        if failed is not None:
+            return Readiness("failed", f"arrow load failed: {failed}")
+        if self._store is not None and table.persistable and self._store.has(table.key, exprs):
+            return Readiness("store", "stored")
+        return Readiness(
+            "cold", "not loaded", self._catalog.estimate(fact, self._plan(fact, names))
+        )
+
+    def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
+        """Rows and bytes of loading ``names`` unfiltered (``cached`` when at hand)."""
+        ready = self.readiness(fact, names)
+        if ready.state in ("memory", "store"):
+            data = self._memory.get(self._catalog.identity(fact).key)
+            rows = data.rows if data is not None else 0
+            return LoadEstimate(rows=rows, bytes=0, cached=True)
+        return self._catalog.estimate(fact, names)
+
+    # ------------------------------------------------------------ queries
+
+    def execute(
+        self, query: AggregateQuery | WindowQuery, fact: FactTable, *, wait: bool = True
+    ) -> Result:
+        """Run ``query`` on its columns, exact at the table's current version.
+
+        Args:
+            wait: load what is missing now (else raise :class:`NotReady` where a
+                full load would be needed; appended rows are always loaded).
+        """
+        started = time.perf_counter()
+        names = needed_columns(query, fact)
+        got = self._columns(query, fact, names, wait=wait)
+        frame = got.data.frame.select(names)
+        if got.filtered:
+            query = replace(query, where=None)  # the load applied the filter already
+        timezone = self.config.routing.timezone
+        if isinstance(query, AggregateQuery):
+            out = run_aggregate(frame, query, fact, timezone=timezone)
+        else:
+            out = run_window(frame, query, fact, timezone=timezone)
+        done = time.perf_counter()
+        hit = not got.sql  # nothing was loaded
+        with self._stats_lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+        metrics = QueryMetrics(
+            backend=self.name,
+            kind=query.kind,
+            root_field=query.key,
+            duration_ms=(done - started) * 1e3,
+            ttfr_ms=(done - started) * 1e3,
+            rows=out.height,
+            bytes=got.bytes,
+            result_bytes=int(out.estimated_size()),
+            cache_hit=hit,
+            sql=got.sql,
+        )
+        return Result(key=query.key, kind=query.kind, backend=self.name, metrics=metrics, frame=out)
+
+    def _columns(
+        self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
+    ) -> _Got:
+        table = self._catalog.identity(fact)
+        version = self._catalog.version(fact)
+        exprs = self._exprs(fact, names)
+        data = self._at_hand(table)
+        if data is not None and data.holds(exprs) and data.same_table(version.files, version.attrs):
+            current = self._current(fact, table, version, data, wait=wait)
+            if current is not None:
+                return current
+        if not wait:
+            raise NotReady("reloading" if data is not None and data.holds(exprs) else "cold")
+        with self._table_lock(table.key):
+            # Another thread may have loaded it while we waited.
+            data = self._at_hand(table)
+            if data is not None and data.holds(exprs):
+                version = self._catalog.version(fact)
+                if data.same_table(version.files, version.attrs):
+                    current = self._current(fact, table, version, data, wait=True, locked=True)
+                    if current is not None:
+                        return current
+            # In the foreground, as little as the query needs (with what is loaded already).
+            wanted = self._plan(fact, names, have=data, version=version, everything=False)
+            limit = self.config.routing.max_load_mb
+            if query.where is not None and self._catalog.estimate(fact, wanted).mb > limit:
+                return self._filtered(query, fact, table, names)
+            loaded = self._load(fact, table, wanted, report=_foreground_report)
+            fresh = self._keep(fact, table, version, loaded, wanted)
+            return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
+
+    def _current(
+        self,
+        fact: FactTable,
+        table: TableIdentity,
+        version: Version,
+        data: TableData,
+        *,
+        wait: bool,
+        locked: bool = False,
+    ) -> _Got | None:
+        """``data`` brought up to ``version`` (proven unchanged, or appended to), or None
+        when the table changed otherwise and must be reloaded. Without ``wait``, a load of
+        the table running elsewhere raises :class:`NotReady` instead of being waited for."""
+        if data.snapshot.text == version.snapshot:
+            return _Got(data=data)  # no transaction ran since the load: exact
+        ttl = self.config.arrow_backend.cache_ttl_s
+        if ttl > 0 and time.monotonic() - data.verified_at < ttl:
+            return _Got(data=data)  # bounded staleness, as configured
+        if not table.heap:
+            return None  # a view: no row versions to tell appends from other changes
+        if not locked:
+            lock = self._table_lock(table.key)
+            if not lock.acquire(blocking=wait):
+                raise NotReady(f"loading {self._percent(table)}")
+            try:
+                latest = self._at_hand(table) or data
+                if latest.snapshot != data.snapshot and latest.holds(data.exprs):
+                    # Refreshed by another thread in the meantime: check from there.
+                    version = self._catalog.version(fact)
+                    data = latest
+                return self._current(fact, table, version, data, wait=True, locked=True)
+            finally:
+                lock.release()
+        with self._connections.connection() as conn:
+            self._count_load()
+            loaded = load_appended(
+                conn,
+                fact,
+                table,
+                list(data.exprs),
+                snapshot=data.snapshot,
+                rows=data.rows,
+                window=data.window,
+                config=self.config,
+                dsn=self._dsn,
+            )
+        if loaded is None:
+            return None
+        fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
+        if self._memory.put(table.key, fresh):
+            # Also when nothing was appended: the next process then skips the check.
+            self._persist(table, fresh, delta=fresh.frame.slice(data.rows))
+        return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
+
+    def _filtered(
+        self,
+        query: AggregateQuery | WindowQuery,
+        fact: FactTable,
+        table: TableIdentity,
+        names: list[str],
+    ) -> _Got:
+        """Too big to load whole: load the query's own rows, exact at their snapshot only."""
+        assert query.where is not None
+        where = compile_where(query.where, lambda c: where_field(fact, c), Params(literal=True))
+        key = f"{table.key}:{where.as_string(None)}"
+        data = self._memory.get(key)
+        version = self._catalog.version(fact)
+        exprs = self._exprs(fact, names)
+        if data is not None and data.holds(exprs) and data.snapshot.text == version.snapshot:
+            return _Got(data=data, filtered=True)
+        loaded = self._load(fact, table, names, where=where, report=_foreground_report)
+        fresh = self._table_data(fact, version, loaded, names)
+        self._memory.put(key, fresh)
+        return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql, filtered=True)
+
+    # ------------------------------------------------------------ background
+
+    def load_in_background(self, fact: FactTable, names: list[str]) -> Job:
+        """Start loading ``fact`` (every loadable column when it fits, else ``names``)."""
+        table = self._catalog.identity(fact)
+        wanted = self._plan(fact, names, have=self._at_hand(table))
+        estimate = self._catalog.estimate(fact, wanted)
+
+        def work(job: Job) -> None:
+            with self._table_lock(table.key):
+                version = self._catalog.version(fact)
+                data = self._at_hand(table)
+                exprs = self._exprs(fact, wanted)
+                if (
+                    data is not None
+                    and data.holds(exprs)
+                    and data.same_table(version.files, version.attrs)
+                    and self._current(fact, table, version, data, wait=True, locked=True)
+                    is not None
+                ):
+                    return  # loaded (or brought up to date) in the meantime
+                loaded = self._load(fact, table, wanted, report=job.report, cancel=job.cancel)
+                self._keep(fact, table, version, loaded, wanted)
+
+        return self._jobs.start(table.key, table.relation, estimate.rows, work)
+
+    def prefetch(self, fact: FactTable, *, wait: bool = False) -> Job | None:
+        """Load every loadable column of ``fact``; with ``wait``, until done (progress is
+        reported to the current listener), re-raising what failed."""
+        job = self.load_in_background(fact, loadable_columns(fact))
+        if wait:
+            while not job.wait(0.25):
+                progress.report("load", job.rows, job.bytes)
+            if job.error is not None:
+                raise job.error
+            self._writer.submit(lambda: None).result()  # stored too, for other processes
+        return job
+
+    def loading(self) -> dict[str, int]:
+        """The background loads running now: relation -> percent done."""
+        return {job.relation: job.percent for job in self._jobs.all()}
+
+    # ------------------------------------------------------------ cache
+
+    def refresh(self, facts: list[FactTable]) -> int:
+        """Drop the loaded data of ``facts`` from memory and from the store (for every role:
+        it is reloaded by whoever needs it); return the in-memory entries dropped."""
+        keys = set()
+        for fact in facts:
+            try:
+                table = self._catalog.identity(fact)
+            except BackendError:
+                continue  # the database is away: nothing of it can be dropped by key
+            keys.add(table.key)
+            if self._store is not None:
+                self._store.remove(
+                    lambda e, t=table: e.relation == t.relation and e.database == t.database
+                )
+        return self._memory.drop(lambda k: k.split(":", 1)[0] in keys)
+
+    def cache_stats(self) -> dict[str, Any]:
+        entries, nbytes = self._memory.stats()
+        with self._stats_lock:
+            hits, misses = self.hits, self.misses
+        total = hits + misses
+        out: dict[str, Any] = {
+            "entries": entries,
+            "bytes": nbytes,
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": hits / total if total else 0.0,
+            "loading": self.loading(),
+        }
+        if self._store is not None:
+            out["store"] = str(self._store.root)
+        return out
+
+    def close(self) -> None:
+        """Cancel background loads, finish store writes, close connections."""
+        self._jobs.cancel_all()
+        self._writer.shutdown(wait=True)
+        self._connections.close()
+        self._memory.drop(lambda k: True)
+
+    # ------------------------------------------------------------ helpers
+
+    def _exprs(self, fact: FactTable, names: list[str]) -> dict[str, str]:
+        exact = self.config.arrow_backend.exact_decimals
+        return {n: load_expression(fact, n, exact_decimals=exact).as_string(None) for n in names}
+
+    def _plan(
+        self,
+        fact: FactTable,
+        names: list[str],
+        *,
+        have: TableData | None = None,
+        version: Version | None = None,
+        everything: bool = True,
+    ) -> list[str]:
+        """What to load for ``names``: every loadable column when asked and it fits the
+        budgets, else ``names`` and what is loaded already (in one scan: rows of separate
+        scans are not sure to line up)."""
+        if everything:
+            every = loadable_columns(fact)
+            arrow = self.config.arrow_backend
+            budget = min(self.config.routing.max_load_mb, arrow.cache_size_mb)
+            if set(names) <= set(every) and self._catalog.estimate(fact, every).mb <= budget:
+                return every
+        kept = (
+            list(have.exprs)
+            if have is not None
+            and (version is None or have.same_table(version.files, version.attrs))
+            else []
+        )
+        return list(dict.fromkeys([*names, *kept]))
+
+    def _at_hand(self, table: TableIdentity) -> TableData | None:
+        data = self._memory.get(table.key)
+        if data is None and self._store is not None and table.persistable:
+            data = self._store.read(table.key)
+            if data is not None:
+                self._memory.put(table.key, data)
+        return data
+
+    def _load(
+        self,
+        fact: FactTable,
+        table: TableIdentity,
+        names: list[str],
+        *,
+        report: Any = None,
+        cancel: Cancel | None = None,
+        where: sql.Composable | None = None,
+    ) -> Loaded:
+        with self._connections.connection() as conn:
+            self._count_load()
+            return load_table(
+                conn,
+                fact,
+                table,
+                names,
+                config=self.config,
+                dsn=self._dsn,
+                report=report,
+                cancel=cancel,
+                where=where,
+            )
+
+    def _keep(
+        self,
+        fact: FactTable,
+        table: TableIdentity,
+        version: Version,
+        loaded: Loaded,
+        names: list[str],
+    ) -> TableData:
+        fresh = self._table_data(fact, version, loaded, names)
+        if self._memory.put(table.key, fresh):
+            self._persist(table, fresh)
+        return fresh
+
+    def _table_data(
+        self, fact: FactTable, version: Version, loaded: Loaded, names: list[str]
+    ) -> TableData:
+        return TableData(
+            frame=loaded.frame,
+            exprs=self._exprs(fact, names),
+            snapshot=loaded.snapshot,
+            window=loaded.window,
+            files=version.files,
+            attrs=version.attrs,
+        )
+
+    def _persist(self, table: TableIdentity, data: TableData, delta: Any = None) -> None:
+        """Write to the store on the writer thread (a query never waits for the disk)."""
+        store = self._store
+        if store is None or not table.persistable:
+            return
+        about = {"relation": table.relation, "database": table.database, "role": table.role}
+        if delta is None:
+            self._writer.submit(store.write, table.key, data, about)
+        else:
+            self._writer.submit(store.append, table.key, data, delta, about)
+
+    def _percent(self, table: TableIdentity) -> str:
+        job = self._jobs.running(table.key)
+        return f"{job.percent}%" if job is not None else "(reloading)"
+
+    def _table_lock(self, key: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _count_load(self) -> None:
+        with self._stats_lock:
+            self.loads += 1
+
+
+def _foreground_report(rows: int, nbytes: int) -> None:
+    progress.report("load", rows, nbytes)

@@ -1,0 +1,312 @@
+"""Loaded columns on local disk, so a new process (a restarted kernel, a second notebook,
+the HTTP server) answers from them instead of loading the table again.
+
+Layout: one folder per table key (database, table, and who is looking — see
+:class:`.catalog.TableIdentity`) under the store root, holding ``meta.json``
+and Arrow IPC segment files (Polars' own IPC: Categoricals and string views
+round-trip unchanged, and reading 40 MB takes ~50 ms). Appended rows are a
+new segment; a table reloaded from scratch gets a new set of segments.
+
+- **Atomic.** Segments and meta are written to temporary files and renamed;
+  readers only ever see a complete meta naming complete segments.
+- **Several processes.** Writers take an exclusive ``flock`` on the store's
+  lock file; readers take none (a rename is atomic).
+- **Corruption.** Each segment's size and CRC-32 are in the meta and checked
+  before it is read (2 GB/s): a truncated or damaged entry is deleted and the
+  table is loaded again, never answered from.
+- **Budget.** ``[arrow_backend] store_size_mb``: after each write the least
+  recently used entries (by meta modification time, touched on every read)
+  are removed until the store fits.
+- **Privacy.** Folders are 0700 and files 0600: the store holds table data.
+
+Any failure to write (read-only folder, full disk) is one warning; the plane
+keeps working from memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fraiseql_nb.planes.arrow.cache import TableData
+from fraiseql_nb.planes.arrow.freshness import parse_snapshot
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one process per store
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["ColumnStore", "StoreEntry"]
+
+FORMAT = 1
+_META = "meta.json"
+_LOCK = ".lock"
+_MAX_SEGMENTS = 16  # then the entry is rewritten as one
+logger = logging.getLogger("fraiseql_nb.store")
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One stored table, as ``fraiseql-nb cache status`` lists it."""
+
+    key: str
+    relation: str
+    database: str
+    role: str
+    rows: int
+    bytes: int
+    columns: tuple[str, ...]
+    snapshot: str
+    used: float  # seconds since the epoch
+
+
+class ColumnStore:
+    """Tables' loaded columns under ``root``, bounded by ``budget_mb``."""
+
+    def __init__(self, root: Path, budget_mb: float) -> None:
+        self.root = Path(root)
+        self.budget = int(budget_mb * 2**20)
+        self.broken: str | None = None  # why writing is off, after a failure
+        self._local = threading.Lock()  # flock is per process; threads queue here
+
+    # ------------------------------------------------------------ reading
+
+    def read(self, key: str) -> TableData | None:
+        """The stored table, if complete and intact; a damaged one is removed."""
+        folder = self.root / key
+        try:
+            meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self._discard(key, "unreadable meta")
+            return None
+        try:
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}")
+            frames = [self._segment(folder, seg) for seg in meta["segments"]]
+            frame = (
+                pl.concat(frames, how="vertical", rechunk=False) if len(frames) > 1 else frames[0]
+            )
+            if frame.height != meta["rows"]:
+                raise ValueError(f"{frame.height} rows, the meta says {meta['rows']}")
+            data = TableData(
+                frame=frame,
+                exprs=dict(meta["columns"]),
+                snapshot=parse_snapshot(meta["snapshot"]),
+                window=(int(meta["window"][0]), str(meta["window"][1])),
+                files=meta["files"],
+                attrs=meta["attrs"],
+                verified_at=0.0,  # not verified by this process yet
+            )
+        except FileNotFoundError:
+            return None  # replaced by a writer in the meantime: load instead
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            pl.exceptions.PolarsError,
+        ) as exc:
+            self._discard(key, str(exc))
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(folder / _META)  # recently used
+        return data
+
+    def has(self, key: str, exprs: dict[str, str]) -> bool:
+        """Whether a stored table holds these columns (reads the meta only)."""
+        try:
+            meta = json.loads((self.root / key / _META).read_text(encoding="utf-8"))
+            columns = meta["columns"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return all(columns.get(n) == e for n, e in exprs.items())
+
+    def _segment(self, folder: Path, seg: dict[str, Any]) -> pl.DataFrame:
+        path = folder / seg["file"]
+        data = path.read_bytes()
+        if len(data) != seg["bytes"]:
+            raise ValueError(f"{seg['file']}: {len(data)} bytes, the meta says {seg['bytes']}")
+        if zlib.crc32(data) != seg["crc32"]:
+            raise ValueError(f"{seg['file']}: checksum mismatch")
+        return pl.read_ipc(data)
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, key: str, data: TableData, about: dict[str, str]) -> None:
+        """Store ``data`` whole (replacing what was stored under ``key``)."""
+        self._update(key, data, about, delta=None)
+
+    def append(self, key: str, data: TableData, delta: pl.DataFrame, about: dict[str, str]) -> None:
+        """Store ``data``, which is the stored rows plus ``delta``: only ``delta`` is written."""
+        self._update(key, data, about, delta=delta)
+
+    def _update(
+        self, key: str, data: TableData, about: dict[str, str], delta: pl.DataFrame | None
+    ) -> None:
+        if self.broken is not None:
+            return
+        try:
+            with self._locked():
+                folder = self.root / key
+                old = _meta(folder)
+                segments: list[dict[str, Any]]
+                if (
+                    delta is not None
+                    and old is not None
+                    and old["rows"] + delta.height == data.rows
+                    and len(old["segments"]) < _MAX_SEGMENTS
+                ):
+                    segments = list(old["segments"])
+                    if delta.height:
+                        segments.append(_write_segment(folder, delta))
+                else:
+                    segments = [_write_segment(folder, data.frame)]
+                meta = {
+                    "format": FORMAT,
+                    **about,
+                    "columns": data.exprs,
+                    "rows": data.rows,
+                    "snapshot": data.snapshot.text,
+                    "window": list(data.window),
+                    "files": data.files,
+                    "attrs": data.attrs,
+                    "segments": segments,
+                }
+                _write_file(folder / _META, json.dumps(meta, indent=1).encode())
+                keep = {s["file"] for s in segments} | {_META}
+                for path in folder.iterdir():
+                    if path.name not in keep:
+                        path.unlink(missing_ok=True)
+                self._evict(keep_key=key)
+        except OSError as exc:
+            self.broken = f"{exc.strerror or exc} ({self.root})"
+            warnings.warn(
+                f"fraiseql-nb: the arrow store cannot be written ({self.broken}); loaded"
+                " columns stay in memory only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    # ------------------------------------------------------------ managing
+
+    def entries(self) -> list[StoreEntry]:
+        """What is stored, most recently used first."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for folder in self.root.iterdir():
+            meta = _meta(folder) if folder.is_dir() else None
+            if meta is None:
+                continue
+            out.append(
+                StoreEntry(
+                    key=folder.name,
+                    relation=str(meta.get("relation", "?")),
+                    database=str(meta.get("database", "?")),
+                    role=str(meta.get("role", "?")),
+                    rows=int(meta.get("rows", 0)),
+                    bytes=sum(int(s.get("bytes", 0)) for s in meta.get("segments", ())),
+                    columns=tuple(meta.get("columns", {})),
+                    snapshot=str(meta.get("snapshot", "")),
+                    used=(folder / _META).stat().st_mtime,
+                )
+            )
+        return sorted(out, key=lambda e: e.used, reverse=True)
+
+    def remove(self, match: Callable[[StoreEntry], bool] = lambda e: True) -> int:
+        """Remove the stored tables ``match`` selects (all by default); return how many."""
+        removed = 0
+        try:
+            with self._locked():
+                for entry in self.entries():
+                    if match(entry):
+                        shutil.rmtree(self.root / entry.key, ignore_errors=True)
+                        removed += 1
+        except OSError:
+            return removed
+        return removed
+
+    def _evict(self, keep_key: str) -> None:
+        entries = self.entries()
+        total = sum(e.bytes for e in entries)
+        for entry in reversed(entries):  # least recently used first
+            if total <= self.budget:
+                break
+            if entry.key == keep_key and total - entry.bytes > 0:
+                continue
+            shutil.rmtree(self.root / entry.key, ignore_errors=True)
+            total -= entry.bytes
+
+    def _discard(self, key: str, why: str) -> None:
+        logger.warning("fraiseql-nb: stored columns %s are damaged (%s): loading again", key, why)
+        with contextlib.suppress(OSError), self._locked():
+            shutil.rmtree(self.root / key, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._local:
+            _private_dir(self.root)
+            fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+
+def _meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_segment(folder: Path, frame: pl.DataFrame) -> dict[str, Any]:
+    _private_dir(folder)
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.arrow"
+    handle = io.BytesIO()
+    frame.write_ipc(handle)
+    data = handle.getvalue()
+    _write_file(folder / name, data)
+    return {"file": name, "rows": frame.height, "bytes": len(data), "crc32": zlib.crc32(data)}
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), mode 0600."""
+    _private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

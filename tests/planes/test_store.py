@@ -1,0 +1,305 @@
+"""The persisted column store: reuse by new processes, exact incremental freshness, damage,
+concurrency, privacy, and the CLI that shows and empties it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import fraiseql_nb as fq
+from fraiseql_nb import demo
+from tests.conftest import ENV_STORE, REPO, run_cli, tenant_dsn
+from tests.planes.corpus import assert_same
+
+TINY = demo.Counts(users=200, products=20, orders=50, sales=3_000)
+QUERY = "{ sales_aggregate(groupBy: {category: true}) { category count revenue_sum } }"
+APPEND = (
+    "INSERT INTO tf_sales SELECT id + 1000000, customer_id, product_id, occurred_at, revenue,"
+    " quantity, cost, discount, dimensions, date_info FROM tf_sales WHERE id <= {n}"
+)
+
+
+@pytest.fixture
+def tiny(scratch_dsn: str) -> str:
+    demo.load(scratch_dsn, TINY)
+    return scratch_dsn
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store of the test's own (the environment wins over config: set it there)."""
+    path = tmp_path / "store"
+    monkeypatch.setenv(ENV_STORE, str(path))
+    return path
+
+
+def connect(dsn: str, store: Path) -> fq.Session:
+    assert os.environ[ENV_STORE] == str(store)
+    return fq.connect(dsn)
+
+
+def in_new_process(dsn: str, store: Path, code: str) -> dict[str, Any]:
+    """Run ``code`` (which sets ``out``) in a fresh Python with session ``s`` open."""
+    script = (
+        textwrap.dedent(
+            f"""
+        import json, fraiseql_nb as fq
+        s = fq.connect({dsn!r}, config={{"arrow_backend": {{"store_dir": {str(store)!r}}}}})
+        out = {{}}
+        """
+        )
+        + textwrap.dedent(code)
+        + "\ns.close()\nprint(json.dumps(out, default=str))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def postgres(s: fq.Session, query: str = QUERY) -> Any:
+    return s.execute(query, backend="postgres").df  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------- reuse
+
+
+def test_a_new_process_answers_from_the_store_without_reading_the_table(
+    tiny: str, store: Path
+) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+        expected = postgres(s).to_dicts()
+    # Files are the owner's only: the store holds table data.
+    [entry] = [p for p in store.iterdir() if p.is_dir()]
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in entry.iterdir()} == {0o600}
+    out = in_new_process(
+        tiny,
+        store,
+        f"""
+        r = s.execute({QUERY!r})
+        out.update(backend=r.backend, reason=r.reason, hit=r.metrics.cache_hit,
+                   loaded=r.metrics.bytes, rows=r.df.to_dicts(),
+                   adbc_connections=s._arrow._connections.opened, loads=s._arrow.loads)
+        """,
+    )
+    assert out["backend"] == "arrow" and out["reason"] == "stored" and out["hit"] is True
+    # Nothing touched the table: no load statement, not even a loading connection.
+    assert (out["loaded"], out["loads"], out["adbc_connections"]) == (0, 0, 0)
+    assert len(out["rows"]) == len(expected) == 8
+    for got, want in zip(out["rows"], expected, strict=True):
+        assert got["count"] == want["count"]
+        assert got["revenue_sum"] == pytest.approx(want["revenue_sum"], rel=1e-12)
+
+
+def test_appended_rows_are_loaded_alone_and_exactly(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s:
+        full = s.execute(QUERY, backend="arrow")
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(APPEND.format(n=30))
+        after = s.execute(QUERY, backend="arrow")
+        assert after.metrics.cache_hit is False
+        assert "xmin = ANY(" in after.sql and "ctid >= " in after.sql
+        # 30 new rows of 3,000: about 1 % of the first load's bytes.
+        assert 0 < after.metrics.bytes < full.metrics.bytes * 0.03
+        assert_same(after.df, postgres(s), QUERY)
+        assert sum(after.df["count"]) == TINY.sales + 30
+        assert s.execute(QUERY, backend="arrow").metrics.cache_hit is True
+    # The store was appended to: a new process starts from the new rows too, checking only.
+    out = in_new_process(
+        tiny,
+        store,
+        f"""
+        r = s.execute({QUERY!r}, backend="arrow")
+        out.update(n=sum(r.df["count"]), hit=r.metrics.cache_hit, loaded=r.metrics.bytes)
+        """,
+    )
+    assert out == {"n": TINY.sales + 30, "hit": True, "loaded": 0}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE tf_sales SET revenue = revenue + 1 WHERE id = 7",
+        "DELETE FROM tf_sales WHERE id = 11",
+        "TRUNCATE tf_sales",
+        "ALTER TABLE tf_sales ADD COLUMN note text",
+        # A delete and an insert that keep the row count: still a reload.
+        f"DELETE FROM tf_sales WHERE id = 12; {APPEND.format(n=1)}",
+    ],
+)
+def test_anything_but_appends_reloads_the_table(tiny: str, store: Path, change: str) -> None:
+    with connect(tiny, store) as s:
+        s.execute(QUERY, backend="arrow")
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(change)
+        after = s.execute(QUERY, backend="arrow")
+        assert after.metrics.cache_hit is False
+        assert "xmin" not in after.sql  # a whole load, not appended rows
+        assert_same(after.df, postgres(s), change)
+
+
+def test_a_write_committed_just_before_a_query_is_never_missed(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s, psycopg.connect(tiny, autocommit=True) as busy:
+        s.execute(QUERY, backend="arrow")
+        for n in (1, 2, 3):
+            # The writer keeps working: PostgreSQL's table statistics lag behind it.
+            busy.execute(APPEND.format(n=n).replace("1000000", f"{n}000000"))
+            busy.execute("SELECT count(*) FROM tf_sales")
+            r = s.execute(QUERY)
+            assert (r.backend, sum(r.df["count"])) == ("arrow", TINY.sales + n * (n + 1) // 2)
+
+
+def test_rows_of_transactions_running_during_the_load_are_not_missed(
+    tiny: str, store: Path
+) -> None:
+    with connect(tiny, store) as s, psycopg.connect(tiny) as writer:
+        writer.execute(APPEND.format(n=2))  # a top-level transaction, in progress
+        writer.execute("SAVEPOINT nested")
+        writer.execute(APPEND.format(n=3).replace("1000000", "2000000"))  # a subtransaction
+        loaded = s.execute(QUERY, backend="arrow")
+        assert sum(loaded.df["count"]) == TINY.sales  # neither is visible yet
+        writer.commit()
+        after = s.execute(QUERY, backend="arrow")
+        assert sum(after.df["count"]) == TINY.sales + 5
+        assert_same(after.df, postgres(s), QUERY)
+
+
+# ------------------------------------------------------------- damage
+
+
+def test_a_damaged_store_file_is_reloaded_never_answered_from(
+    tiny: str, store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+        expected = postgres(s)
+    [segment] = store.glob("*/*.arrow")
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the column data
+    segment.write_bytes(bytes(data))
+    with connect(tiny, store) as s:
+        r = s.execute(QUERY, backend="arrow")
+        assert r.metrics.cache_hit is False and r.metrics.bytes > 0  # loaded again
+        assert_same(r.df, expected, QUERY)
+    assert "checksum mismatch" in caplog.text
+    # A truncated file too.
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+    [segment] = store.glob("*/*.arrow")
+    segment.write_bytes(segment.read_bytes()[:100])
+    with connect(tiny, store) as s:
+        r = s.execute(QUERY, backend="arrow")
+        assert r.metrics.cache_hit is False
+        assert_same(r.df, expected, QUERY)
+
+
+def test_two_processes_writing_the_store_at_once(tiny: str, store: Path) -> None:
+    code = f"""
+    s.prefetch("sales", wait=True)
+    out["n"] = sum(s.execute({QUERY!r}, backend="arrow").df["count"])
+    """
+    script = (
+        textwrap.dedent(
+            f"""
+        import json, fraiseql_nb as fq
+        s = fq.connect({tiny!r}, config={{"arrow_backend": {{"store_dir": {str(store)!r}}}}})
+        out = {{}}
+        """
+        )
+        + textwrap.dedent(code)
+        + "\ns.close()\nprint(json.dumps(out))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    assert [json.loads(r[0].strip().splitlines()[-1]) for r in results] == [{"n": TINY.sales}] * 2
+    assert not list(store.glob("*/.tmp-*"))  # no half-written file left behind
+    out = in_new_process(
+        tiny, store, f'r = s.execute({QUERY!r}); out.update(reason=r.reason, n=sum(r.df["count"]))'
+    )
+    assert out == {"reason": "stored", "n": TINY.sales}
+
+
+def test_an_unwritable_store_warns_once_and_works_from_memory(
+    tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store's folder should be")
+    monkeypatch.setenv(ENV_STORE, str(blocked / "store"))
+
+    def load(s: fq.Session) -> None:
+        s.prefetch("sales", wait=True)
+        s._arrow._writer.submit(lambda: None).result()  # the store writer has run
+
+    with connect(tiny, blocked / "store") as s:
+        with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
+            load(s)
+        assert len(caught) == 1
+        s.refresh()
+        load(s)  # no second warning: the store is off for this session
+        r = s.execute(QUERY)
+        assert (r.backend, r.reason) == ("arrow", "cached")
+        assert_same(r.df, postgres(s), QUERY)
+
+
+# ---------------------------------------------------------- visibility
+
+
+def test_tables_under_row_level_security_are_never_stored(
+    conventions_dsn: str, store: Path
+) -> None:
+    query = "{ billing_aggregate(groupBy: {tenant_id: true}) { tenant_id count } }"
+    for tenant in (1, 2):
+        with connect(tenant_dsn(conventions_dsn, tenant), store) as s:
+            r = s.execute(query, backend="arrow")
+            assert r.df["tenant_id"].to_list() == [tenant]
+    assert not [p for p in store.glob("*") if p.is_dir()]
+
+
+def test_refresh_clears_the_store_for_that_table(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+        assert len(list(store.glob("*/meta.json"))) == 1
+        assert s.refresh("tf_sales") == 1
+        assert not list(store.glob("*/meta.json"))
+
+
+# ----------------------------------------------------------------- CLI
+
+
+def test_cache_status_and_clear(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+    env = {"FRAISEQL_ARROW_BACKEND_STORE_DIR": str(store)}
+    status = run_cli("cache", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"store {store} · 1 table · budget 4,096 MB"
+    assert "public.tf_sales" in lines[1] and "3,000 rows" in lines[1] and "postgres" in lines[1]
+    cleared = run_cli("cache", "clear", env=env)
+    assert (cleared.returncode, cleared.stdout.strip()) == (0, "removed 1 stored table")
+    assert run_cli("cache", "status", env=env).stdout.splitlines() == [
+        f"store {store} · 0 tables · budget 4,096 MB"
+    ]
+    assert not os.listdir(store) or os.listdir(store) == [".lock"]
