@@ -8,10 +8,18 @@
   (f) the pushdown plane (postgres)
 
 for a set of queries (a 2-key group with 3 aggregates, a month bucket, a
-median, a window running sum), then an exploration session: 10 different
-aggregate queries on the same table in a row, total time per approach (the
-arrow plane starting cold). Prints a markdown table, writes
-benchmarks/results/analytics.json and analytics.png.
+median, a window running sum); then, against PostgreSQL's own SQL for the same
+queries measured in the same run:
+
+  session A  the 10-query exploration session under backend="auto", first ever
+             (empty store, nothing in memory): back to back, and with a 2 s pause
+             between queries (a person reading each result)
+  session B  the same session in a new process, the store warm
+  append     the first query after appending 1 % new rows (exact, incremental)
+  health     health() latency while a background load runs
+
+Prints markdown tables, writes benchmarks/results/analytics.json and
+analytics.png.
 
     python benchmarks/analytics.py [--dsn DSN] [--repeat 2]
 """
@@ -22,8 +30,11 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -190,12 +201,56 @@ def duckdb_connection(uri: str) -> Any:
     return con
 
 
+STORE_ENV = "FRAISEQL_ARROW_BACKEND_STORE_DIR"
+APPEND_SQL = (
+    "INSERT INTO tf_sales SELECT id + 100000000, customer_id, product_id, occurred_at, revenue,"
+    " quantity, cost, discount, dimensions, date_info FROM tf_sales ORDER BY id LIMIT {n}"
+)
+
+
+def fresh_store() -> str:
+    """An empty store folder for this process (the environment wins over any config)."""
+    path = tempfile.mkdtemp(prefix="fqbench-store-")
+    os.environ[STORE_ENV] = path
+    return path
+
+
+def run_session(
+    session: fq.Session, specs: list[Spec], think_s: float = 0.0
+) -> list[dict[str, Any]]:
+    out = []
+    for spec in specs:
+        start = time.perf_counter()
+        r = session.execute(graphql(spec))
+        took = time.perf_counter() - start
+        assert isinstance(r, fq.Result)
+        out.append({"s": took, "backend": r.backend, "reason": r.reason})
+        if think_s:
+            time.sleep(think_s)
+    return out
+
+
+def child_session(dsn: str) -> None:
+    """Session B, in its own process: the store (from the environment) is warm."""
+    start = time.perf_counter()
+    session = fq.connect(dsn)
+    connected = time.perf_counter() - start
+    queries = run_session(session, EXPLORATION)
+    session.close()
+    print(json.dumps({"connect_s": connected, "queries": queries}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("FRAISEQL_DSN"))
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--child-session", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     dsn = args.dsn or _large_demo()
+    if args.child_session:
+        child_session(dsn)
+        return
+    stores = [fresh_store()]
     conn = psycopg.connect(dsn, autocommit=True)
     uri = dsn if dsn.startswith("postgres") else psycopg.conninfo.make_conninfo(dsn)
     duck = duckdb_connection(dsn)
@@ -203,7 +258,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
 
     def cold(query: str) -> float:
-        with fq.connect(dsn, schema=warm_session.schema) as s:
+        no_store = {"arrow_backend": {"store_enabled": False}}
+        with fq.connect(dsn, schema=warm_session.schema, config=no_store) as s:
             start = time.perf_counter()
             s.execute(query, backend="arrow")
             return time.perf_counter() - start
@@ -240,37 +296,81 @@ def main() -> None:
             lambda query=query: warm_session.execute(query, backend="postgres"), args.repeat
         )
         rows.append(r)
-
-    # Exploration session: 10 different queries in a row, once each.
-    print("  exploration session", file=sys.stderr)
-    explore = {"query": "exploration session (10 queries)"}
-    explore["a_postgres_sql_s"] = sum(
-        timed(lambda s=s: conn.execute(pg_sql(s)).fetchall(), 1) for s in EXPLORATION
-    )
-    explore["b_duckdb_s"] = (
-        sum(timed(lambda s=s: duck.execute(duck_sql(s)).fetchall(), 1) for s in EXPLORATION)
-        if duck
-        else None
-    )
-    explore["c_polars_adbc_s"] = sum(
-        timed(lambda s=s: polars_by_hand(s, uri), 1) for s in EXPLORATION
-    )
-    with fq.connect(dsn, schema=warm_session.schema) as fresh:
-        start = time.perf_counter()
-        for s in EXPLORATION:
-            fresh.execute(graphql(s), backend="arrow")
-        explore["d_arrow_cold_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        for s in EXPLORATION:
-            fresh.execute(graphql(s), backend="arrow")
-        explore["e_arrow_warm_s"] = time.perf_counter() - start
-    explore["f_pushdown_s"] = sum(
-        timed(lambda s=s: warm_session.execute(graphql(s), backend="postgres"), 1)
-        for s in EXPLORATION
-    )
-    rows.append(explore)
     warm_session.close()
 
+    # ------------------------------------------------------------ sessions
+    print("  sessions", file=sys.stderr)
+    pg_each = [timed(lambda s=s: conn.execute(pg_sql(s)).fetchall(), 2) for s in EXPLORATION]
+    pg_total = sum(pg_each)
+    sessions: dict[str, Any] = {"postgres_each_s": pg_each, "postgres_total_s": pg_total}
+    stores.append(fresh_store())  # nothing of the queries above may help session A
+    with fq.connect(dsn) as s:
+        sessions["a_back_to_back"] = run_session(s, EXPLORATION)
+    stores.append(fresh_store())
+    with fq.connect(dsn) as s:
+        sessions["a_with_pauses"] = run_session(s, EXPLORATION, think_s=2.0)
+    # Session B in a new process, on the store session A (with pauses) left.
+    child = subprocess.run(
+        [sys.executable, __file__, "--dsn", dsn, "--child-session"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    )
+    sessions["b_new_process"] = json.loads(child.stdout.strip().splitlines()[-1])
+
+    # ------------------------------------------------------------ appends
+    print("  appends", file=sys.stderr)
+    appends = []
+    n_rows = conn.execute("SELECT count(*) FROM tf_sales").fetchone()[0]  # type: ignore[index]
+    with fq.connect(dsn) as s:
+        s.prefetch("sales", wait=True)
+        for name, spec in (("light", EXPLORATION[0]), ("median", EXPLORATION[7])):
+            s.execute(graphql(spec))  # answered from memory, exact as of now
+            conn.execute(APPEND_SQL.format(n=n_rows // 100))
+            start = time.perf_counter()
+            r = s.execute(graphql(spec))
+            took = time.perf_counter() - start
+            pg = timed(lambda spec=spec: conn.execute(pg_sql(spec)).fetchall(), 2)
+            assert isinstance(r, fq.Result)
+            appends.append(
+                {
+                    "query": name,
+                    "s": took,
+                    "postgres_s": pg,
+                    "backend": r.backend,
+                    "loaded_bytes": r.metrics.bytes,
+                }
+            )
+            conn.execute("DELETE FROM tf_sales WHERE id > 100000000")
+            s.execute(graphql(spec), backend="postgres")
+            s.refresh("sales")
+            s.prefetch("sales", wait=True)
+    conn.execute("VACUUM tf_sales")
+
+    # ------------------------------------------------------------ health during a load
+    print("  health during a load", file=sys.stderr)
+    stores.append(fresh_store())
+    health_ms = []
+    with fq.connect(dsn) as s:
+        s.prefetch("sales")
+        while s.cache_stats()["loading"]:
+            start = time.perf_counter()
+            s.health()
+            health_ms.append((time.perf_counter() - start) * 1e3)
+            time.sleep(0.1)
+    for path in stores:
+        shutil.rmtree(path, ignore_errors=True)
+
+    report(rows, sessions, appends, health_ms)
+
+
+def report(
+    rows: list[dict[str, Any]],
+    sessions: dict[str, Any],
+    appends: list[dict[str, Any]],
+    health_ms: list[float],
+) -> None:
     cols = [
         "a_postgres_sql_s",
         "b_duckdb_s",
@@ -295,22 +395,55 @@ def main() -> None:
             + " | ".join(cells)
             + f" | {ratio_ae:.1f}× | {ratio_da:.2f} | {ratio_dc} |"
         )
-    per_query = [r["a_postgres_sql_s"] / r["e_arrow_warm_s"] for r in rows[:-1]]
+    per_query = [r["a_postgres_sql_s"] / r["e_arrow_warm_s"] for r in rows]
+    print(f"\nMedian warm speed-up over (a): {statistics.median(per_query):.1f}×")
+
+    pg = sessions["postgres_total_s"]
     print(
-        f"\nMedian warm speed-up over (a) across the query set: {statistics.median(per_query):.1f}×"
+        "\n| 10-query session | total | / PostgreSQL | first query / its SQL | queries on arrow |"
     )
-    print(
-        f"Exploration session: arrow (cold start) total / (a) total = {explore['d_arrow_cold_s'] / explore['a_postgres_sql_s']:.2f}"
-    )
+    print("|---|---:|---:|---:|---:|")
+    first_pg = sessions["postgres_each_s"][0]
+    for key, label in (
+        ("a_back_to_back", "A: auto, empty store, back to back"),
+        ("a_with_pauses", "A: auto, empty store, 2 s pause between queries"),
+        ("b_new_process", "B: new process, store warm"),
+    ):
+        queries = sessions[key] if isinstance(sessions[key], list) else sessions[key]["queries"]
+        total = sum(q["s"] for q in queries)
+        on_arrow = sum(q["backend"] == "arrow" for q in queries)
+        print(
+            f"| {label} | {total:.2f} s | {total / pg:.2f} | {queries[0]['s'] / first_pg:.2f}"
+            f" | {on_arrow} of {len(queries)} |"
+        )
+    print(f"| PostgreSQL's own SQL (best of 2 each) | {pg:.2f} s | 1.00 | 1.00 | — |")
+    print("\n| after appending 1 % rows | query | its SQL | ratio | loaded |")
+    print("|---|---:|---:|---:|---:|")
+    for a in appends:
+        print(
+            f"| {a['query']} ({a['backend']}) | {a['s']:.3f} s | {a['postgres_s']:.3f} s"
+            f" | {a['s'] / a['postgres_s']:.2f} | {a['loaded_bytes'] / 2**20:.1f} MB |"
+        )
+    if health_ms:
+        print(
+            f"\nhealth() during a load: median {statistics.median(health_ms):.1f} ms,"
+            f" max {max(health_ms):.1f} ms over {len(health_ms)} calls"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "analytics.json").write_text(
         json.dumps(
-            {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows},
+            {
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "results": rows,
+                "sessions": sessions,
+                "appends": appends,
+                "health_during_load_ms": health_ms,
+            },
             indent=2,
         )
         + "\n"
     )
-    _chart(rows, cols)
+    _chart(rows, cols, sessions)
 
 
 def _large_demo() -> str:
@@ -322,7 +455,7 @@ def _large_demo() -> str:
     return target
 
 
-def _chart(rows: list[dict[str, Any]], cols: list[str]) -> None:
+def _chart(rows: list[dict[str, Any]], cols: list[str], sessions: dict[str, Any]) -> None:
     try:
         import matplotlib
 
@@ -330,7 +463,7 @@ def _chart(rows: list[dict[str, Any]], cols: list[str]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.13
     labels = [
         "(a) PostgreSQL SQL",
@@ -347,8 +480,16 @@ def _chart(rows: list[dict[str, Any]], cols: list[str]) -> None:
         [j + 2.5 * width for j in range(len(rows))], [r["query"] for r in rows], fontsize=7
     )
     ax.set_ylabel("seconds (lower is better)")
-    ax.set_title("Analytics on 2M-row tf_sales")
+    ax.set_title("One query, 2M-row tf_sales")
     ax.legend(fontsize=7)
+    names = ["PostgreSQL SQL", "auto, empty store", "auto, 2 s pauses", "new process, store warm"]
+    totals = [sessions["postgres_total_s"]]
+    for key in ("a_back_to_back", "a_with_pauses", "b_new_process"):
+        queries = sessions[key] if isinstance(sessions[key], list) else sessions[key]["queries"]
+        totals.append(sum(q["s"] for q in queries))
+    bx.bar(names, totals, color=["#6b46c1", "#2b6cb0", "#4299e1", "#2f855a"])
+    bx.set_title("10-query exploration session (query time)")
+    bx.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / "analytics.png", dpi=110)
 

@@ -81,6 +81,7 @@ class ArrowBackendConfig:
     store_enabled: bool = True
     store_dir: str = ""  # default: $FRAISEQL_HOME/store
     store_size_mb: int = field(default=4096, metadata=_range(0, 1_048_576))
+    load_connections: int = field(default=2, metadata=_range(1, 2))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +92,7 @@ class RoutingConfig:
     min_rows_for_arrow: int = field(default=0, metadata=_range(0, 10**12))
     timezone: str = "UTC"
     background_loads: bool = True
+    wait_for_load_s: float = field(default=5.0, metadata=_range(0, 3600))
 
 
 @dataclass(frozen=True, kw_only=True)

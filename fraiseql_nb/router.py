@@ -10,8 +10,11 @@ Policy for ``backend="auto"``:
   never waiting for a load — and, when loading the table is estimated at no
   more than ``[routing] max_load_mb`` (and it has at least
   ``min_rows_for_arrow`` rows), the table starts loading in the background;
-  later queries run on ``arrow`` once it is loaded. With ``[routing]
-  background_loads = false`` such a query loads in the foreground instead.
+  later queries run on ``arrow`` once it is loaded. A query that arrives
+  while the load is expected to end within ``[routing] wait_for_load_s``
+  waits for it (running it on PostgreSQL meanwhile would cost as much, and
+  slow the load); with ``[routing] background_loads = false`` the first query
+  loads in the foreground instead.
   A query the analytics plane declines (it touches a column of a type that
   plane does not load exactly, such as ``inet``) runs on ``postgres``: that
   plane answers exactly or not at all.
@@ -32,11 +35,13 @@ __all__ = ["Route", "choose_plane"]
 
 @dataclass(frozen=True)
 class Route:
-    """A plane and why it was chosen; ``load``: start loading the table in the background."""
+    """A plane and why it was chosen; ``load``: start loading the table in the background;
+    ``wait``: wait for the table's load (running, nearly done) before answering."""
 
     plane: str
     reason: str
     load: bool = False
+    wait: bool = False
 
 
 def choose_plane(
@@ -112,8 +117,8 @@ def choose_plane(
     if declined is not None:
         return Route("postgres", f"arrow declines {declined}")
     assert readiness is not None
-    if readiness.state in ("memory", "store"):
-        return Route("arrow", readiness.reason)
+    if readiness.state in ("memory", "store", "ending"):
+        return Route("arrow", readiness.reason, wait=readiness.state == "ending")
     if readiness.state != "cold":  # loading, or a load failed a moment ago
         return Route("postgres", readiness.reason)
     estimate: LoadEstimate | None = readiness.estimate

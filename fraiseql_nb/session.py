@@ -249,7 +249,8 @@ class Session:
                 self._arrow.refresh(self._facts(query.fact))
             route = self.route(query, backend)
             plane = route.plane
-            result, reason = self._dispatch(query, backend, route)
+            with self._arrow.busy():  # the arrow store writes when queries pause
+                result, reason = self._dispatch(query, backend, route)
             result.reason = reason
         except BaseException as exc:
             self.telemetry.record(
@@ -275,7 +276,7 @@ class Session:
         assert fact is not None
         reason, load = route.reason, route.load
         if route.plane == "arrow":
-            wait = backend == "arrow" or not self.config.routing.background_loads
+            wait = backend == "arrow" or not self.config.routing.background_loads or route.wait
             try:
                 return self._arrow.execute(query, fact, wait=wait), reason
             except NotReady as exc:

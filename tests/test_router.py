@@ -15,6 +15,7 @@ BIG = Readiness("cold", "not loaded", LoadEstimate(rows=10**9, bytes=900 * 2**20
 CACHED = Readiness("memory", "cached")
 STORED = Readiness("store", "stored")
 LOADING = Readiness("loading", "arrow loading 40%")
+ENDING = Readiness("ending", "arrow: waited for its load, 1.2 s from done")
 FAILED = Readiness("failed", "arrow load failed: boom")
 
 
@@ -47,6 +48,15 @@ FAILED = Readiness("failed", "arrow load failed: boom")
         ("window", "auto", {}, True, CACHED, "arrow", "cached"),
         ("window", "auto", {}, True, STORED, "arrow", "stored"),
         ("aggregate", "auto", {}, True, LOADING, "postgres", "arrow loading 40%"),
+        (
+            "aggregate",
+            "auto",
+            {},
+            True,
+            ENDING,
+            "arrow",
+            "arrow: waited for its load, 1.2 s from done",
+        ),
         ("aggregate", "auto", {}, True, FAILED, "postgres", "arrow load failed: boom"),
         (
             "aggregate",
@@ -93,8 +103,10 @@ def test_choices(
         kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=readiness
     )
     assert (route.plane, route.reason) == (plane, reason)
-    # Only a cold table under auto starts a background load (after the answer).
+    # Only a cold table under auto starts a background load (after the answer); only a
+    # load about to end is waited for.
     assert route.load == (reason == "arrow cold: loading in the background")
+    assert route.wait == (readiness is ENDING)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
 from fraiseql_nb.planes._fetch import fetch_frame, pooled
+from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.planes.engine import output_schema
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.result import Result
@@ -56,7 +57,7 @@ class PushdownPlane:
                 sql_text = shown.as_string(conn)
                 fetched = fetch_frame(conn, statement, params.values, schema)
         except psycopg.Error as exc:
-            raise query_error(
+            raise table_error(exc, fact, self._dsn, self.config) or query_error(
                 exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms
             ) from None
         done = time.perf_counter()

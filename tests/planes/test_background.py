@@ -136,4 +136,39 @@ def test_a_dropped_fact_table_is_a_backend_error_naming_it(scratch_dsn: str) -> 
         for backend in ("arrow", "postgres", "auto"):
             with pytest.raises(fq.BackendError, match=r"public\.tf_gone") as info:
                 s.execute("{ gone_aggregate { amount_sum } }", backend=backend)
-            assert "does not exist" in str(info.value)
+            assert "does not exist any more" in str(info.value)
+
+
+def test_an_altered_fact_table_is_a_backend_error_naming_it(scratch_dsn: str) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_shift (id bigint, amount float8, extra float8);"
+            " INSERT INTO tf_shift VALUES (1, 2.5, 1)"
+        )
+    with fq.connect(scratch_dsn) as s:
+        s.execute("{ shift_aggregate { amount_sum extra_sum } }", backend="arrow")
+        with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+            conn.execute("ALTER TABLE tf_shift DROP COLUMN extra")
+        for backend in ("arrow", "postgres"):
+            with pytest.raises(fq.BackendError, match=r"public\.tf_shift has changed") as info:
+                s.execute("{ shift_aggregate { amount_sum extra_sum } }", backend=backend)
+            assert 'column "extra" does not exist' in str(info.value)
+        # What is still there still answers, on every plane.
+        for backend in ("arrow", "postgres"):
+            r = s.execute("{ shift_aggregate { amount_sum } }", backend=backend)
+            assert r.df.to_dicts() == [{"amount_sum": 2.5}]  # type: ignore[union-attr]
+
+
+def test_how_long_a_load_has_left() -> None:
+    from fraiseql_nb.planes.arrow.background import Job
+
+    unknown = Job("k", "public.v", expected_rows=0)  # a view: the planner does not know
+    assert unknown.eta_s() == float("inf") and unknown.percent == 0
+    job = Job("k", "public.t", expected_rows=1000, expected_bytes=80_000_000)
+    job.started -= 2.0
+    assert 0 <= job.eta_s() < 0.2  # nothing received yet: ~1 s of 80 MB, 2 s gone
+    job.report(250, 1)
+    assert job.percent == 25
+    assert 6.5 < job.eta_s() < 7.5  # a quarter in 2 s: 6 s more, and the frames
+    job.report(5000, 1)
+    assert job.percent == 99  # the estimate was low: never 100 before it is done

@@ -6,12 +6,15 @@ A load runs in a REPEATABLE READ transaction and records its snapshot S
 1. **Nothing ran.** The current snapshot is S itself (same next transaction id,
    same transactions in progress): no write can have committed since, anywhere.
    Cost: the probe, a fraction of a millisecond.
-2. **Something ran.** One scan of the table's row headers, in a transaction whose
-   snapshot is N, counts the row versions S could not see ("new": an xmin
-   assigned at or after S's xmax, or in progress at S) and the others ("old").
-   If the old ones number exactly the rows loaded, no row S saw was updated or
-   deleted: the change is appends only, and only the new rows are loaded (the
-   rows N sees, so the result is exact at N). Otherwise the table is reloaded.
+2. **Something ran.** In a transaction whose snapshot is N, one statement
+   counts the table's rows (by an index-only scan where PostgreSQL has one)
+   and, by one parallel scan of the row headers, the row versions S could not
+   see ("new": an xmin assigned at or after S's xmax, or in progress at S),
+   and where the first of them is. If the rows less the new ones number
+   exactly the rows loaded, no row S saw was updated or deleted: the change is
+   appends only, and only the new rows are loaded (reading from the first one
+   on; exact at N). Otherwise the table is reloaded. Cost on the 2M-row demo
+   table: 0.24 s for the check, a few ms for 1 % of new rows.
 
 PostgreSQL's snapshots do not list subtransactions in progress, so a row
 written by a subtransaction of a transaction in progress at S looks "old"
@@ -108,7 +111,8 @@ def _row_id(partitioned: bool) -> sql.Composable:
 
 
 def window_statement(relation: sql.Composable, s: Snapshot, *, partitioned: bool) -> sql.Composed:
-    """Count and hash of the rows in ``s``'s window (run in the transaction of ``s``)."""
+    """Count and hash of the rows now visible whose xmin is in ``s``'s window (run in the
+    transaction of ``s`` when loading, and again when checking)."""
     return sql.SQL(
         "SELECT count(*)::bigint AS n, COALESCE(sum({h}), 0)::text AS h FROM {rel} WHERE {w}"
     ).format(h=_row_id(partitioned), rel=relation, w=_window(s))
@@ -117,33 +121,14 @@ def window_statement(relation: sql.Composable, s: Snapshot, *, partitioned: bool
 def check_statement(
     relation: sql.Composable, loaded: Snapshot, now: Snapshot, *, partitioned: bool
 ) -> sql.Composed:
-    """One scan: rows ``loaded`` saw that remain, rows it did not, the first new row's
-    position, and the window hashes of both snapshots (run in the transaction of ``now``)."""
-    new = new_rows(loaded, now)
-    h = _row_id(partitioned)
-    first = sql.SQL("NULL::text") if partitioned else sql.SQL("min(ctid) FILTER (WHERE {})::text")
-    parts = [
-        sql.SQL("count(*) FILTER (WHERE NOT {})::bigint AS old").format(new),
-        sql.SQL("count(*) FILTER (WHERE {})::bigint AS added").format(new),
-        sql.SQL("{} AS first").format(first.format(new)),
-    ]
-    for name, s in (("was", loaded), ("now", now)):
-        if s.has_window:
-            w = _window(s)
-            parts += [
-                sql.SQL("count(*) FILTER (WHERE {})::bigint AS {}").format(
-                    w, sql.Identifier(f"{name}_n")
-                ),
-                sql.SQL("COALESCE(sum({}) FILTER (WHERE {}), 0)::text AS {}").format(
-                    h, w, sql.Identifier(f"{name}_h")
-                ),
-            ]
-        else:
-            parts += [
-                sql.SQL("0::bigint AS {}").format(sql.Identifier(f"{name}_n")),
-                sql.SQL("'0'::text AS {}").format(sql.Identifier(f"{name}_h")),
-            ]
-    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(parts), relation)
+    """Rows now, rows ``loaded`` did not see, and where the first of those is — the count
+    by the cheapest plan PostgreSQL has (often an index-only scan), the new rows by one
+    parallel scan (run in the transaction of ``now``)."""
+    first = sql.SQL("NULL::text") if partitioned else sql.SQL("min(ctid)::text")
+    return sql.SQL(
+        "SELECT (SELECT count(*) FROM {rel})::bigint AS total, count(*)::bigint AS added,"
+        " {first} AS first FROM {rel} WHERE {new}"
+    ).format(rel=relation, first=first, new=new_rows(loaded, now))
 
 
 def appends_only(

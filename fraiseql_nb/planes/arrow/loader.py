@@ -51,6 +51,8 @@ Report = Callable[[int, int], None]
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _SNAPSHOT = "SELECT pg_current_snapshot()::text AS s"
 _CANCELED = "57014"
+_USE_COPY = "adbc.postgresql.use_copy"
+_SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Cancel:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cursor: Any = None
+        self._cursors: list[Any] = []
         self.cancelled = False
 
     @contextlib.contextmanager
@@ -77,18 +79,18 @@ class Cancel:
         with self._lock:
             if self.cancelled:
                 raise BackendError("the load was cancelled")
-            self._cursor = cursor
+            self._cursors.append(cursor)
         try:
             yield
         finally:
             with self._lock:
-                self._cursor = None
+                self._cursors.remove(cursor)
 
     def __call__(self) -> None:
         with self._lock:
             self.cancelled = True
-            cursor = self._cursor
-        if cursor is not None:
+            cursors = list(self._cursors)
+        for cursor in cursors:
             with contextlib.suppress(Exception):
                 cursor.adbc_cancel()
 
@@ -192,21 +194,26 @@ def load_table(
     report: Report | None = None,
     cancel: Cancel | None = None,
     where: sql.Composable | None = None,
+    helper: Any = None,
 ) -> Loaded:
     """Every row of ``names`` (or those matching ``where``, literals only), and the
-    snapshot they are exact at."""
+    snapshot they are exact at.
+
+    With a ``helper`` connection, a plain table is read in two halves of its pages at
+    once (two server processes, two cores), both in the same snapshot.
+    """
     exact = config.arrow_backend.exact_decimals
     statement = compile_load(fact, names, where=where, exact_decimals=exact)
     relation = sql.Identifier(fact.schema, fact.relation)
     with _failures(fact, dsn, config, cancel), _cursor(conn, cancel) as cur, _repeatable_read(cur):
         snapshot = parse_snapshot(_scalars(cur, _SNAPSHOT)["s"])
         window = (0, "0")
-        if snapshot.has_window and where is None and table.heap:
-            stats = _scalars(
-                cur, window_statement(relation, snapshot, partitioned=table.partitioned)
-            )
-            window = (int(stats["n"]), str(stats["h"]))
-        arrow, text = _copy(cur, statement, report)
+        if where is None and table.heap:
+            window = _window_stats(cur, relation, snapshot, table)
+        if helper is not None and where is None and table.kind == "r":
+            arrow, text = _copy_halves(cur, helper, fact, names, exact, report, cancel)
+        else:
+            arrow, text = _copy(cur, statement, report)
     frame = to_frame(arrow, fact, exact_decimals=exact)
     return Loaded(frame=frame, snapshot=snapshot, window=window, bytes=arrow.nbytes, sql=text)
 
@@ -233,10 +240,11 @@ def load_appended(
         check = _scalars(
             cur, check_statement(relation, snapshot, now, partitioned=table.partitioned)
         )
-        was = (int(check["was_n"]), str(check["was_h"]))
-        if not appends_only(rows, window, int(check["old"]), was):
+        was = _window_stats(cur, relation, snapshot, table)
+        old = int(check["total"]) - int(check["added"])
+        if not appends_only(rows, window, old, was):
             return None
-        new_window = (int(check["now_n"]), str(check["now_h"]))
+        new_window = _window_stats(cur, relation, now, table)
         condition: sql.Composable = new_rows(snapshot, now)
         if check["first"] is not None:
             # Appended rows usually sit at the end of the table: read from the first one on.
@@ -324,10 +332,100 @@ def _repeatable_read(cur: Any) -> Iterator[None]:
     cur.execute("COMMIT")
 
 
+def _window_stats(
+    cur: Any, relation: sql.Composable, s: Snapshot, table: TableIdentity
+) -> tuple[int, str]:
+    """Rows now visible in ``s``'s window, and their hash ((0, "0") when it has none)."""
+    if not s.has_window:
+        return (0, "0")
+    stats = _scalars(cur, window_statement(relation, s, partitioned=table.partitioned))
+    return (int(stats["n"]), str(stats["h"]))
+
+
+def _copy_halves(
+    cur: Any,
+    helper: Any,
+    fact: FactTable,
+    names: list[str],
+    exact: bool,
+    report: Report | None,
+    cancel: Cancel | None,
+) -> tuple[pa.Table, str]:
+    """COPY the first half of the table's pages here and the second half on ``helper``,
+    which imports this transaction's snapshot (so both halves are exact at it)."""
+    relation = sql.Identifier(fact.schema, fact.relation)
+    info = _scalars(
+        cur,
+        sql.SQL(
+            "SELECT pg_export_snapshot() AS x,"
+            " (pg_relation_size({r}) / current_setting('block_size')::int)::bigint AS pages"
+        ).format(r=sql.Literal(relation.as_string(None))),
+    )
+    whole = compile_load(fact, names, exact_decimals=exact)
+    middle = int(info["pages"]) // 2
+    if middle < 1:
+        return _copy(cur, whole, report)
+    split = sql.Literal(f"({middle},0)")
+    first = compile_load(
+        fact, names, where=sql.SQL("ctid < {}::tid").format(split), exact_decimals=exact
+    )
+    second = compile_load(
+        fact, names, where=sql.SQL("ctid >= {}::tid").format(split), exact_decimals=exact
+    )
+    received = [(0, 0), (0, 0)]
+
+    def part(i: int) -> Report:
+        def tell(rows: int, nbytes: int) -> None:
+            received[i] = (rows, nbytes)
+            if report is not None:
+                report(received[0][0] + received[1][0], received[0][1] + received[1][1])
+
+        return tell
+
+    outcome: dict[str, Any] = {}
+    stop = cancel or Cancel()
+
+    def other_half() -> None:
+        try:
+            with _cursor(helper, stop) as c2:
+                c2.execute(_BEGIN)
+                c2.execute(
+                    sql.SQL("SET TRANSACTION SNAPSHOT {}")
+                    .format(sql.Literal(info["x"]))
+                    .as_string(None)
+                )
+                outcome["table"], _ = _copy(c2, second, part(1))
+                c2.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the main half
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=other_half, name="fraiseql-load half", daemon=True)
+    thread.start()
+    try:
+        head, _ = _copy(cur, first, part(0))
+    except BaseException:
+        stop()  # do not leave the other half running on the server
+        thread.join()
+        raise
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    table = pa.concat_tables([head, outcome["table"]])
+    if report is not None:
+        report(table.num_rows, table.nbytes)
+    return table, whole.as_string(None)
+
+
 def _scalars(cur: Any, statement: str | sql.Composable) -> dict[str, Any]:
+    """The one row of a small query, run as a plain query: ADBC would wrap it in COPY,
+    and PostgreSQL runs no COPY in parallel (the freshness check's scan is)."""
     text = statement if isinstance(statement, str) else statement.as_string(None)
-    cur.execute(text)
-    rows = cur.fetch_arrow_table().to_pylist()
+    cur.adbc_statement.set_options(**{_USE_COPY: "false"})
+    try:
+        cur.execute(text)
+        rows = cur.fetch_arrow_table().to_pylist()
+    finally:
+        cur.adbc_statement.set_options(**{_USE_COPY: "true"})
     return rows[0]
 
 
@@ -361,17 +459,18 @@ def to_frame(
     table: pa.Table, fact: FactTable, *, exact_decimals: bool, categorical: bool = True
 ) -> pl.DataFrame:
     """Loaded Arrow columns as a Polars frame: exact decimals where asked, and text with
-    few distinct values (at most one row in two) as Categorical."""
+    few distinct values (at most one in two of the first rows) as Categorical."""
     if exact_decimals:
         table = _decimals(fact, table)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     if not categorical or frame.height == 0:
         return frame
+    head = frame.head(_SAMPLE_ROWS)
     casts = [
         pl.col(name).cast(pl.Categorical)
         for name, dtype in frame.schema.items()
-        if dtype == pl.String and frame[name].n_unique() <= frame.height // 2
+        if dtype == pl.String and head[name].n_unique() <= max(head.height // 2, 1)
     ]
     return frame.with_columns(casts) if casts else frame
 

@@ -18,8 +18,10 @@ foreground (waiting for a background load of the same table if one runs).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +50,7 @@ from fraiseql_nb.telemetry import QueryMetrics
 __all__ = ["ArrowPlane", "NotReady", "Readiness"]
 
 _RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
+_IDLE_S = 1.0  # store writes wait for this long a pause between queries
 
 
 class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
@@ -60,7 +63,8 @@ class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
 
 @dataclass(frozen=True)
 class Readiness:
-    """Whether a query's columns are at hand: "memory", "store", "loading" or "cold"."""
+    """Whether a query's columns are at hand: "memory", "store", "ending" (loading, nearly
+    done), "loading", "failed" (a load failed a moment ago) or "cold"."""
 
     state: str
     reason: str
@@ -106,6 +110,9 @@ class ArrowPlane:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._active = 0  # queries of the session running now (any plane)
+        self._last_query = 0.0  # when the last one ended
+        self._hurry = threading.Event()  # write the store now (close, prefetch(wait=True))
         self.hits = 0
         self.misses = 0
         self.loads = 0  # statements that loaded rows (full or appended)
@@ -121,6 +128,9 @@ class ArrowPlane:
             return Readiness("memory", "cached")
         job = self._jobs.running(table.key)
         if job is not None:
+            eta = job.eta_s()
+            if eta <= self.config.routing.wait_for_load_s:
+                return Readiness("ending", f"arrow: waited for its load, {eta:.1f} s from done")
             return Readiness("loading", f"arrow loading {job.percent}%")
         failed = self._jobs.failure(table.key, within_s=_RETRY_AFTER_S)
         if failed is not None:
@@ -313,7 +323,7 @@ class ArrowPlane:
                 loaded = self._load(fact, table, wanted, report=job.report, cancel=job.cancel)
                 self._keep(fact, table, version, loaded, wanted)
 
-        return self._jobs.start(table.key, table.relation, estimate.rows, work)
+        return self._jobs.start(table.key, table.relation, estimate.rows, work, estimate.bytes)
 
     def prefetch(self, fact: FactTable, *, wait: bool = False) -> Job | None:
         """Load every loadable column of ``fact``; with ``wait``, until done (progress is
@@ -324,7 +334,7 @@ class ArrowPlane:
                 progress.report("load", job.rows, job.bytes)
             if job.error is not None:
                 raise job.error
-            self._writer.submit(lambda: None).result()  # stored too, for other processes
+            self._flush()  # stored too, for other processes
         return job
 
     def loading(self) -> dict[str, int]:
@@ -369,6 +379,7 @@ class ArrowPlane:
     def close(self) -> None:
         """Cancel background loads, finish store writes, close connections."""
         self._jobs.cancel_all()
+        self._hurry.set()
         self._writer.shutdown(wait=True)
         self._connections.close()
         self._memory.drop(lambda k: True)
@@ -423,7 +434,13 @@ class ArrowPlane:
         cancel: Cancel | None = None,
         where: sql.Composable | None = None,
     ) -> Loaded:
-        with self._connections.connection() as conn:
+        halves = (
+            self.config.arrow_backend.load_connections > 1 and where is None and table.kind == "r"
+        )
+        with (
+            self._connections.connection() as conn,
+            self._connections.connection() if halves else contextlib.nullcontext() as helper,
+        ):
             self._count_load()
             return load_table(
                 conn,
@@ -435,6 +452,7 @@ class ArrowPlane:
                 report=report,
                 cancel=cancel,
                 where=where,
+                helper=helper,
             )
 
     def _keep(
@@ -463,15 +481,46 @@ class ArrowPlane:
         )
 
     def _persist(self, table: TableIdentity, data: TableData, delta: Any = None) -> None:
-        """Write to the store on the writer thread (a query never waits for the disk)."""
+        """Write to the store on the writer thread, once queries pause for a moment (a query
+        never waits for the disk, nor shares the CPU with it); at once on close."""
         store = self._store
         if store is None or not table.persistable:
             return
         about = {"relation": table.relation, "database": table.database, "role": table.role}
-        if delta is None:
-            self._writer.submit(store.write, table.key, data, about)
-        else:
-            self._writer.submit(store.append, table.key, data, delta, about)
+
+        def write() -> None:
+            while not self._hurry.is_set() and not self._idle():
+                self._hurry.wait(0.1)
+            if delta is None:
+                store.write(table.key, data, about)
+            else:
+                store.append(table.key, data, delta, about)
+
+        self._writer.submit(write)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a query of the session running (on any plane): store writes wait for a pause."""
+        with self._stats_lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._stats_lock:
+                self._active -= 1
+                self._last_query = time.monotonic()
+
+    def _idle(self) -> bool:
+        with self._stats_lock:
+            return not self._active and time.monotonic() - self._last_query >= _IDLE_S
+
+    def _flush(self) -> None:
+        """Wait for the store writes queued so far."""
+        self._hurry.set()
+        try:
+            self._writer.submit(lambda: None).result()
+        finally:
+            self._hurry.clear()
 
     def _percent(self, table: TableIdentity) -> str:
         job = self._jobs.running(table.key)
