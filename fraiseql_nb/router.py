@@ -119,7 +119,7 @@ def choose_plane(
     assert readiness is not None
     if readiness.state in ("memory", "store", "ending"):
         return Route("arrow", readiness.reason, wait=readiness.state == "ending")
-    if readiness.state != "cold":  # loading, or a load failed a moment ago
+    if readiness.state != "cold":  # loading, declined, or a load failed a moment ago
         return Route("postgres", readiness.reason)
     estimate: LoadEstimate | None = readiness.estimate
     assert estimate is not None

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -303,3 +304,220 @@ def test_cache_status_and_clear(tiny: str, store: Path) -> None:
         f"store {store} · 0 tables · budget 4,096 MB"
     ]
     assert not os.listdir(store) or os.listdir(store) == [".lock"]
+
+
+# ------------------------------------------------------- review findings
+
+
+def test_a_slower_writer_never_leaves_older_rows_stamped_current(tiny: str, store: Path) -> None:
+    query = "{ sales_aggregate { count revenue_sum } }"
+    with connect(tiny, store) as a, connect(tiny, store) as b:
+        b.execute(query, backend="arrow")  # B loads before the update...
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute("UPDATE tf_sales SET revenue = revenue + 100000 WHERE id = 1")
+        a.execute(query, backend="arrow")  # ... A after it
+        a._arrow._flush()
+        b._arrow._flush()  # B's older rows land last in the store
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute("CREATE TABLE elsewhere (x int); INSERT INTO elsewhere VALUES (1)")
+        a.execute(query, backend="arrow")  # nothing appended: A records its snapshot
+        a._arrow._flush()
+        expected = postgres(a, query).to_dicts()
+    out = in_new_process(
+        tiny, store, f"out['rows'] = s.execute({query!r}, backend='arrow').df.to_dicts()"
+    )
+    assert out["rows"][0]["count"] == expected[0]["count"]
+    assert out["rows"][0]["revenue_sum"] == pytest.approx(expected[0]["revenue_sum"], rel=1e-12)
+
+
+def test_a_damaged_meta_is_reloaded(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+        expected = postgres(s).to_dicts()
+    [meta] = store.glob("*/meta.json")
+    good = json.loads(meta.read_text())
+    for damage in (
+        [1, 2],
+        {**good, "columns": None},
+        {**good, "columns": {**good["columns"], "ghost": "1"}},
+    ):
+        meta.write_text(json.dumps(damage))
+        with connect(tiny, store) as s:
+            r = s.execute(QUERY, backend="arrow")
+            assert r.metrics.cache_hit is False
+            assert r.df["count"].to_list() == [row["count"] for row in expected]
+            s.prefetch("sales", wait=True)
+        [meta] = store.glob("*/meta.json")
+        good = json.loads(meta.read_text())
+
+
+def test_a_database_recreated_from_a_template_is_not_answered_from_the_old_one(
+    server_dsn: str, store: Path
+) -> None:
+    import uuid
+
+    from fraiseql_nb.conninfo import with_database
+
+    template, copy = f"fq_tpl_{uuid.uuid4().hex[:8]}", f"fq_cpy_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(server_dsn, autocommit=True)
+    try:
+        admin.execute(f'CREATE DATABASE "{template}"')
+        with psycopg.connect(with_database(server_dsn, template), autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE tf_work (id bigint, amount float8);"
+                " INSERT INTO tf_work SELECT g, g FROM generate_series(1, 100) AS g"
+            )
+        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
+        dsn = with_database(server_dsn, copy)
+        query = "{ work_aggregate { amount_sum } }"
+        with connect(dsn, store) as s:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("UPDATE tf_work SET amount = amount + 1000 WHERE id = 1")
+            assert s.execute(query, backend="arrow").df["amount_sum"].to_list() == [6050.0]
+        admin.execute(f'DROP DATABASE "{copy}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')  # the same oids again
+        out = in_new_process(
+            dsn, store, f"out['sum'] = s.execute({query!r}, backend='arrow').df['amount_sum'][0]"
+        )
+        assert out["sum"] == 5050.0
+    finally:
+        for name in (copy, template):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_bounded_staleness_starts_from_a_check_in_each_process(tiny: str, store: Path) -> None:
+    with connect(tiny, store) as s:
+        s.prefetch("sales", wait=True)
+    with psycopg.connect(tiny, autocommit=True) as conn:
+        conn.execute("UPDATE tf_sales SET revenue = revenue + 1000000 WHERE id = 1")
+    with fq.connect(tiny, config={"arrow_backend": {"cache_ttl_s": 86400}}) as s:
+        r = s.execute(QUERY, backend="arrow")
+        assert_same(r.df, postgres(s), QUERY)  # stored data is checked before it is trusted
+
+
+def test_close_during_a_foreground_load_is_clean(tiny: str, store: Path) -> None:
+    import threading
+
+    s = connect(tiny, store)
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(s.execute(QUERY, backend="arrow"))
+        except fq.FraiseQLError as exc:
+            outcome.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - what the test is about
+            outcome.append(("raw", exc))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.02)
+    s.close()
+    worker.join(timeout=30)
+    assert outcome and not isinstance(outcome[0], tuple), outcome
+    assert s._arrow._connections._idle == []  # nothing left open
+
+
+def test_a_store_locked_by_another_process_does_not_block(
+    tiny: str, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from fraiseql_nb.planes.arrow import store as store_module
+
+    monkeypatch.setattr(store_module, "_WRITE_WAIT_S", 0.5)
+    store.mkdir(parents=True)
+    holder = os.open(store / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as a suspended kernel would hold it
+    try:
+        with connect(tiny, store) as s:
+            started = time.monotonic()
+            s.prefetch("sales", wait=True)  # its store write gives up
+            r = s.execute(QUERY)
+            s.refresh()
+            assert time.monotonic() - started < 10
+            assert r.backend == "arrow"
+            assert_same(r.df, postgres(s), QUERY)
+    finally:
+        os.close(holder)
+    assert not list(store.glob("*/meta.json"))  # nothing was written under the lock
+
+
+def test_exact_decimals_of_unconstrained_numerics_keep_every_digit(
+    scratch_dsn: str, store: Path
+) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_fine (id bigint, amount numeric);"
+            " INSERT INTO tf_fine VALUES (1, 0.123456789012345), (2, 1.5), (3, NULL)"
+        )
+    query = "{ fine_aggregate { amount_sum amount_max } }"
+    with fq.connect(scratch_dsn, config={"arrow_backend": {"exact_decimals": True}}) as s:
+        assert s.execute(query, backend="arrow").df.to_dicts() == postgres(s, query).to_dicts()
+
+
+def test_row_level_security_that_reads_other_tables_follows_them(
+    scratch_dsn: str, store: Path
+) -> None:
+    from tests.conftest import TENANT_ROLE
+
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            f"""
+            DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TENANT_ROLE}')
+            THEN CREATE ROLE {TENANT_ROLE} LOGIN; END IF; END $$;
+            CREATE TABLE grants (who text, tenant int);
+            INSERT INTO grants VALUES ('{TENANT_ROLE}', 1);
+            CREATE TABLE tf_usage (id bigint, tenant int, amount float8);
+            INSERT INTO tf_usage SELECT g, 1 + g % 2, g FROM generate_series(1, 100) AS g;
+            ALTER TABLE tf_usage ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY mine ON tf_usage USING
+                (tenant IN (SELECT tenant FROM grants WHERE who = current_user));
+            GRANT SELECT ON grants, tf_usage TO {TENANT_ROLE};
+            """
+        )
+    query = "{ usage_aggregate(groupBy: {tenant: true}) { tenant count } }"
+    with connect(tenant_dsn(scratch_dsn, None), store) as s:
+        assert s.execute(query, backend="arrow").df.to_dicts() == [{"tenant": 1, "count": 50}]
+        with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE grants SET tenant = 2")  # no row of tf_usage changed
+        for backend in ("arrow", "auto"):
+            r = s.execute(query, backend=backend)
+            assert r.df.to_dicts() == [{"tenant": 2, "count": 50}], backend
+
+
+def test_rows_of_an_inheriting_child_are_seen(tiny: str, store: Path) -> None:
+    query = "{ sales_aggregate { count revenue_sum } }"
+    with connect(tiny, store) as s:
+        s.execute(query, backend="arrow")
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE old_sales (LIKE tf_sales);"
+                " INSERT INTO old_sales SELECT * FROM tf_sales WHERE id <= 10;"
+                " BEGIN; ALTER TABLE old_sales INHERIT tf_sales;"
+                " DELETE FROM ONLY tf_sales WHERE id > 2990; COMMIT"
+            )
+        assert_same(s.execute(query, backend="arrow").df, postgres(s, query), query)
+
+
+def test_times_read_from_documents_follow_the_session_time_zone(
+    scratch_dsn: str, store: Path
+) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_seen (id bigint, amount float8, dimensions jsonb);"
+            " INSERT INTO tf_seen SELECT g, g, jsonb_build_object('seen',"
+            " to_char(timestamp '2024-02-29 00:00' + g * interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS'))"
+            " FROM generate_series(1, 100) AS g"
+        )
+    query = '{ seen_aggregate(where: {seen: {lt: "2024-03-01T12:00:00Z"}}) { count } }'
+    counts = {}
+    for zone in ("UTC", "Asia/Tokyo"):
+        config = {"routing": {"timezone": zone}}
+        with fq.connect(scratch_dsn, config=config) as s:
+            got = s.execute(query, backend="arrow").df["count"].to_list()
+            assert got == postgres(s, query)["count"].to_list(), zone
+            s._arrow._flush()
+            counts[zone] = got[0]
+    assert counts == {"UTC": 35, "Asia/Tokyo": 44}

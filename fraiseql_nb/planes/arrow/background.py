@@ -53,8 +53,8 @@ class Job:
         """Seconds until the load is expected to end: from its own pace once rows arrive,
         else from its estimated size at the pace of earlier loads."""
         elapsed = time.monotonic() - self.started
-        if not self.expected_rows:
-            return float("inf")  # no estimate of its size: cannot say
+        if not self.expected_rows or self.rows >= self.expected_rows:
+            return float("inf")  # no estimate of its size, or one proven low: cannot say
         if self.rows > 0:
             left = elapsed * max(self.expected_rows - self.rows, 0) / self.rows
         else:

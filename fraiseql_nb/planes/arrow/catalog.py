@@ -38,32 +38,43 @@ from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["Catalog", "LoadEstimate", "TableIdentity", "Version", "regclass"]
 
-# The table and its partitions (a plain table is its own tree).
-_IDENTITY = """
-SELECT current_database(), c.oid::bigint, c.relkind::text, current_user::text,
-       current_setting('row_security'),
-       EXISTS (SELECT 1 FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass)
-                              UNION SELECT %(rel)s::regclass) AS t
-               JOIN pg_class AS p ON p.oid = t.relid WHERE p.relrowsecurity)
-FROM pg_class AS c WHERE c.oid = %(rel)s::regclass
+# The table and every table it reads rows from: partitions and inheritance children
+# (a query of the parent scans them all), at any depth.
+_TREE = sql.SQL("""
+WITH RECURSIVE tree(relid) AS (
+    SELECT %(rel)s::regclass::oid
+    UNION SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.relid
+)
+""")
+_IDENTITY = _TREE + sql.SQL(
+    """
+SELECT current_database(), d.oid::bigint, c.oid::bigint, c.relkind::text, current_user::text,
+       current_setting('row_security'), pg_postmaster_start_time()::text,
+       EXISTS (SELECT 1 FROM tree JOIN pg_class AS p ON p.oid = tree.relid
+               WHERE p.relrowsecurity)
+FROM pg_class AS c, pg_database AS d
+WHERE c.oid = %(rel)s::regclass AND d.datname = current_database()
 """
+)
 _SYSTEM = "SELECT system_identifier::text FROM pg_control_system()"
-_VERSION = """
+_VERSION = _TREE + sql.SQL(
+    """
 SELECT pg_current_snapshot()::text,
-       (SELECT string_agg(COALESCE(pg_relation_filenode(t.relid)::text, '-'), ','
-                          ORDER BY t.relid)
-        FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass)
-              UNION SELECT %(rel)s::regclass) AS t),
+       (SELECT string_agg(t.relid::text || ':' || COALESCE(pg_relation_filenode(t.relid)::text,
+                                                           '-'), ',' ORDER BY t.relid)
+        FROM tree AS t),
        (SELECT md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod, ','
                               ORDER BY a.attnum))
         FROM pg_attribute AS a
         WHERE a.attrelid = %(rel)s::regclass AND a.attnum > 0 AND NOT a.attisdropped)
 """
-_ESTIMATE = """
+)
+_ESTIMATE = _TREE + sql.SQL(
+    """
 SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, COALESCE(sum(c.relpages), 0)::bigint
-FROM (SELECT relid FROM pg_partition_tree(%(rel)s::regclass) UNION SELECT %(rel)s::regclass) AS t
-JOIN pg_class AS c ON c.oid = t.relid
+FROM tree AS t JOIN pg_class AS c ON c.oid = t.relid
 """
+)
 _UNDEFINED_TABLE = "42P01"
 _UNDEFINED_COLUMN = "42703"
 _WIDTHS = "SELECT attname, avg_width FROM pg_stats WHERE schemaname = %s AND tablename = %s"
@@ -80,6 +91,9 @@ class TableIdentity:
 
     system: str  # the cluster's system identifier ("" when this role may not read it)
     database: str
+    database_oid: int
+    server: str  # when the server started: a restarted (or copied) server starts over
+    timezone: str  # loads cast text to timestamptz in the session time zone
     oid: int
     kind: str  # relkind: r table, p partitioned table, v view, m materialized view, f foreign
     role: str
@@ -90,13 +104,28 @@ class TableIdentity:
     @property
     def key(self) -> str:
         """The cache key: the table, and everything that decides which of its rows are seen."""
-        parts = (self.system, self.database, str(self.oid), self.role, self.row_security)
+        parts = (
+            self.system,
+            self.server,
+            self.database,
+            str(self.database_oid),
+            str(self.oid),
+            self.role,
+            self.row_security,
+            self.timezone,
+        )
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
     @property
     def persistable(self) -> bool:
         """Whether loaded columns may be written to the store for other processes."""
         return bool(self.system) and self.kind in ("r", "p") and not self.rls
+
+    @property
+    def reusable(self) -> bool:
+        """Whether loaded rows may answer a later query at all. A foreign table's rows change
+        with no transaction here: every query reads them again."""
+        return self.kind != "f"
 
     @property
     def partitioned(self) -> bool:
@@ -159,11 +188,14 @@ class Catalog:
         found = TableIdentity(
             system=system[0] if system else "",
             database=row[0],
-            oid=int(row[1]),
-            kind=row[2],
-            role=row[3],
-            row_security=row[4],
-            rls=bool(row[5]),
+            database_oid=int(row[1]),
+            server=row[6],
+            timezone=self._config.routing.timezone,
+            oid=int(row[2]),
+            kind=row[3],
+            role=row[4],
+            row_security=row[5],
+            rls=bool(row[7]),
             relation=f"{fact.schema}.{fact.relation}",
         )
         with self._lock:

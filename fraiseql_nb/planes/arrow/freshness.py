@@ -105,30 +105,27 @@ def _window(s: Snapshot) -> sql.Composable:
     return sql.SQL("({} AND {}{})").format(low, high, listed)
 
 
-def _row_id(partitioned: bool) -> sql.Composable:
-    text = "tableoid::text || ctid::text" if partitioned else "ctid::text"
-    return sql.SQL("hashtextextended(" + text + ", 0)")
+# A row's place: its table (a partition or inheritance child) and its position there.
+_ROW_ID = sql.SQL("hashtextextended(tableoid::text || ':' || ctid::text, 0)")
 
 
-def window_statement(relation: sql.Composable, s: Snapshot, *, partitioned: bool) -> sql.Composed:
+def window_statement(relation: sql.Composable, s: Snapshot) -> sql.Composed:
     """Count and hash of the rows now visible whose xmin is in ``s``'s window (run in the
     transaction of ``s`` when loading, and again when checking)."""
     return sql.SQL(
         "SELECT count(*)::bigint AS n, COALESCE(sum({h}), 0)::text AS h FROM {rel} WHERE {w}"
-    ).format(h=_row_id(partitioned), rel=relation, w=_window(s))
+    ).format(h=_ROW_ID, rel=relation, w=_window(s))
 
 
-def check_statement(
-    relation: sql.Composable, loaded: Snapshot, now: Snapshot, *, partitioned: bool
-) -> sql.Composed:
-    """Rows now, rows ``loaded`` did not see, and where the first of those is — the count
+def check_statement(relation: sql.Composable, loaded: Snapshot, now: Snapshot) -> sql.Composed:
+    """Rows now, rows ``loaded`` did not see, and the least position of those — the count
     by the cheapest plan PostgreSQL has (often an index-only scan), the new rows by one
-    parallel scan (run in the transaction of ``now``)."""
-    first = sql.SQL("NULL::text") if partitioned else sql.SQL("min(ctid)::text")
+    parallel scan (run in the transaction of ``now``). Positions are compared row by row
+    (also across partitions), so ``ctid >= first`` holds for every new row."""
     return sql.SQL(
         "SELECT (SELECT count(*) FROM {rel})::bigint AS total, count(*)::bigint AS added,"
-        " {first} AS first FROM {rel} WHERE {new}"
-    ).format(rel=relation, first=first, new=new_rows(loaded, now))
+        " min(ctid)::text AS first FROM {rel} WHERE {new}"
+    ).format(rel=relation, new=new_rows(loaded, now))
 
 
 def appends_only(

@@ -52,6 +52,7 @@ _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _SNAPSHOT = "SELECT pg_current_snapshot()::text AS s"
 _CANCELED = "57014"
 _USE_COPY = "adbc.postgresql.use_copy"
+_MAX_SCALE = 30  # decimals that leave 8 of decimal128's 38 digits to the integer part
 _SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
 
 
@@ -103,6 +104,7 @@ class Connections:
         self._config = config
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.opened = 0
 
     @contextlib.contextmanager
@@ -115,10 +117,14 @@ class Connections:
             _close(conn)
             raise
         with self._lock:
-            self._idle.append(conn)
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        _close(conn)  # closed while it worked
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             _close(conn)
@@ -214,7 +220,7 @@ def load_table(
             arrow, text = _copy_halves(cur, helper, fact, names, exact, report, cancel)
         else:
             arrow, text = _copy(cur, statement, report)
-    frame = to_frame(arrow, fact, exact_decimals=exact)
+        frame = to_frame(arrow, fact, exact_decimals=exact)
     return Loaded(frame=frame, snapshot=snapshot, window=window, bytes=arrow.nbytes, sql=text)
 
 
@@ -237,9 +243,7 @@ def load_appended(
     relation = sql.Identifier(fact.schema, fact.relation)
     with _failures(fact, dsn, config, cancel), _cursor(conn, cancel) as cur, _repeatable_read(cur):
         now = parse_snapshot(_scalars(cur, _SNAPSHOT)["s"])
-        check = _scalars(
-            cur, check_statement(relation, snapshot, now, partitioned=table.partitioned)
-        )
+        check = _scalars(cur, check_statement(relation, snapshot, now))
         was = _window_stats(cur, relation, snapshot, table)
         old = int(check["total"]) - int(check["added"])
         if not appends_only(rows, window, old, was):
@@ -256,12 +260,12 @@ def load_appended(
             arrow, text = _copy(cur, statement, None)
         else:
             arrow, text = None, ""
-    if arrow is None:
-        frame = pl.DataFrame()
-        nbytes = 0
-    else:
-        frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
-        nbytes = arrow.nbytes
+        if arrow is None:
+            frame = pl.DataFrame()
+            nbytes = 0
+        else:
+            frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
+            nbytes = arrow.nbytes
     return Loaded(frame=frame, snapshot=now, window=new_window, bytes=nbytes, sql=text)
 
 
@@ -338,7 +342,7 @@ def _window_stats(
     """Rows now visible in ``s``'s window, and their hash ((0, "0") when it has none)."""
     if not s.has_window:
         return (0, "0")
-    stats = _scalars(cur, window_statement(relation, s, partitioned=table.partitioned))
+    stats = _scalars(cur, window_statement(relation, s))
     return (int(stats["n"]), str(stats["h"]))
 
 
@@ -483,12 +487,25 @@ def _decimals(fact: FactTable, table: pa.Table) -> pa.Table:
             and m.scalar == "Float"
             and pa.types.is_string(table[m.name].type)
         ):
-            column = pc.cast(table[m.name], pa.decimal128(38, _scale(m.pg_type)))
+            text = table[m.name]
+            scale = _scale(m.pg_type, text)
+            if scale > _MAX_SCALE:
+                raise BackendError(
+                    f"exact_decimals: {m.name} holds values with {scale} decimals, more than"
+                    f" 128-bit decimals hold next to their digits ({_MAX_SCALE}); turn"
+                    " [arrow_backend] exact_decimals off, or run it on PostgreSQL"
+                )
+            column = pc.cast(text, pa.decimal128(38, scale))
             table = table.set_column(table.column_names.index(m.name), m.name, column)
     return table
 
 
-def _scale(pg_type: str) -> int:
-    """The scale of ``numeric(p,s)``; unconstrained numerics are kept to 10 decimals."""
+def _scale(pg_type: str, text: Any) -> int:
+    """The scale of ``numeric(p,s)``; of an unconstrained numeric, the most decimals any
+    loaded value has (so no value loses a digit)."""
     match = re.search(r"numeric\(\d+,(\d+)\)", pg_type)
-    return int(match.group(1)) if match else 10
+    if match:
+        return int(match.group(1))
+    decimals = pc.struct_field(pc.extract_regex(text, r"\.(?P<d>\d+)$"), "d")
+    digits = pc.max(pc.utf8_length(decimals))
+    return max(int(digits.as_py() or 0), 0)

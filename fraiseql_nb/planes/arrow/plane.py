@@ -122,6 +122,8 @@ class ArrowPlane:
     def readiness(self, fact: FactTable, names: list[str]) -> Readiness:
         """Whether ``names`` are at hand, cheaply (no table is read; a cold table is estimated)."""
         table = self._catalog.identity(fact)
+        if not table.reusable:
+            return Readiness("declined", f"arrow declines {table.relation}: a foreign table")
         exprs = self._exprs(fact, names)
         data = self._memory.get(table.key)
         if data is not None and data.holds(exprs):
@@ -199,7 +201,7 @@ class ArrowPlane:
         table = self._catalog.identity(fact)
         version = self._catalog.version(fact)
         exprs = self._exprs(fact, names)
-        data = self._at_hand(table)
+        data = self._at_hand(table) if table.reusable else None
         if data is not None and data.holds(exprs) and data.same_table(version.files, version.attrs):
             current = self._current(fact, table, version, data, wait=wait)
             if current is not None:
@@ -242,8 +244,10 @@ class ArrowPlane:
         ttl = self.config.arrow_backend.cache_ttl_s
         if ttl > 0 and time.monotonic() - data.verified_at < ttl:
             return _Got(data=data)  # bounded staleness, as configured
-        if not table.heap:
-            return None  # a view: no row versions to tell appends from other changes
+        if not table.heap or table.rls:
+            # A view has no row versions to tell appends from other changes; what a table
+            # under row-level security shows may change with rows of other tables.
+            return None
         if not locked:
             lock = self._table_lock(table.key)
             if not lock.acquire(blocking=wait):
@@ -275,7 +279,7 @@ class ArrowPlane:
         fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
         if self._memory.put(table.key, fresh):
             # Also when nothing was appended: the next process then skips the check.
-            self._persist(table, fresh, delta=fresh.frame.slice(data.rows))
+            self._persist(table, fresh, delta=fresh.frame.slice(data.rows), base=data)
         return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
 
     def _filtered(
@@ -464,7 +468,7 @@ class ArrowPlane:
         names: list[str],
     ) -> TableData:
         fresh = self._table_data(fact, version, loaded, names)
-        if self._memory.put(table.key, fresh):
+        if table.reusable and self._memory.put(table.key, fresh):
             self._persist(table, fresh)
         return fresh
 
@@ -480,7 +484,13 @@ class ArrowPlane:
             attrs=version.attrs,
         )
 
-    def _persist(self, table: TableIdentity, data: TableData, delta: Any = None) -> None:
+    def _persist(
+        self,
+        table: TableIdentity,
+        data: TableData,
+        delta: Any = None,
+        base: TableData | None = None,
+    ) -> None:
         """Write to the store on the writer thread, once queries pause for a moment (a query
         never waits for the disk, nor shares the CPU with it); at once on close."""
         store = self._store
@@ -491,12 +501,13 @@ class ArrowPlane:
         def write() -> None:
             while not self._hurry.is_set() and not self._idle():
                 self._hurry.wait(0.1)
-            if delta is None:
+            if delta is None or base is None:
                 store.write(table.key, data, about)
             else:
-                store.append(table.key, data, delta, about)
+                store.append(table.key, data, delta, about, base=base)
 
-        self._writer.submit(write)
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: not stored, then
+            self._writer.submit(write)
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:

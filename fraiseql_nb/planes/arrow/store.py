@@ -58,6 +58,8 @@ FORMAT = 1
 _META = "meta.json"
 _LOCK = ".lock"
 _MAX_SEGMENTS = 16  # then the entry is rewritten as one
+_WRITE_WAIT_S = 10.0  # a write waits this long for another process's lock, then is skipped
+_DISCARD_WAIT_S = 2.0
 logger = logging.getLogger("fraiseql_nb.store")
 
 
@@ -106,6 +108,8 @@ class ColumnStore:
             )
             if frame.height != meta["rows"]:
                 raise ValueError(f"{frame.height} rows, the meta says {meta['rows']}")
+            if frame.columns != list(meta["columns"]):
+                raise ValueError(f"columns {frame.columns}, the meta says {list(meta['columns'])}")
             data = TableData(
                 frame=frame,
                 exprs=dict(meta["columns"]),
@@ -113,7 +117,7 @@ class ColumnStore:
                 window=(int(meta["window"][0]), str(meta["window"][1])),
                 files=meta["files"],
                 attrs=meta["attrs"],
-                verified_at=0.0,  # not verified by this process yet
+                verified_at=float("-inf"),  # never proven current by this process
             )
         except FileNotFoundError:
             return None  # replaced by a writer in the meantime: load instead
@@ -123,9 +127,10 @@ class ColumnStore:
             KeyError,
             TypeError,
             IndexError,
+            AttributeError,
             pl.exceptions.PolarsError,
         ) as exc:
-            self._discard(key, str(exc))
+            self._discard(key, str(exc) or type(exc).__name__)
             return None
         with contextlib.suppress(OSError):
             os.utime(folder / _META)  # recently used
@@ -136,9 +141,9 @@ class ColumnStore:
         try:
             meta = json.loads((self.root / key / _META).read_text(encoding="utf-8"))
             columns = meta["columns"]
-        except (OSError, ValueError, KeyError, TypeError):
+            return all(columns.get(n) == e for n, e in exprs.items())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
-        return all(columns.get(n) == e for n, e in exprs.items())
 
     def _segment(self, folder: Path, seg: dict[str, Any]) -> pl.DataFrame:
         path = folder / seg["file"]
@@ -155,12 +160,27 @@ class ColumnStore:
         """Store ``data`` whole (replacing what was stored under ``key``)."""
         self._update(key, data, about, delta=None)
 
-    def append(self, key: str, data: TableData, delta: pl.DataFrame, about: dict[str, str]) -> None:
-        """Store ``data``, which is the stored rows plus ``delta``: only ``delta`` is written."""
-        self._update(key, data, about, delta=delta)
+    def append(
+        self,
+        key: str,
+        data: TableData,
+        delta: pl.DataFrame,
+        about: dict[str, str],
+        *,
+        base: TableData,
+    ) -> None:
+        """Store ``data``, which is ``base`` plus ``delta``: only ``delta`` is written when what
+        is stored is ``base`` (the same snapshot and columns); else ``data`` whole (another
+        process may have written something else since)."""
+        self._update(key, data, about, delta=delta, base=base)
 
     def _update(
-        self, key: str, data: TableData, about: dict[str, str], delta: pl.DataFrame | None
+        self,
+        key: str,
+        data: TableData,
+        about: dict[str, str],
+        delta: pl.DataFrame | None,
+        base: TableData | None = None,
     ) -> None:
         if self.broken is not None:
             return
@@ -171,8 +191,12 @@ class ColumnStore:
                 segments: list[dict[str, Any]]
                 if (
                     delta is not None
+                    and base is not None
                     and old is not None
-                    and old["rows"] + delta.height == data.rows
+                    and old.get("snapshot") == base.snapshot.text
+                    and old.get("columns") == base.exprs == data.exprs
+                    and old.get("rows") == base.rows
+                    and base.rows + delta.height == data.rows
                     and len(old["segments"]) < _MAX_SEGMENTS
                 ):
                     segments = list(old["segments"])
@@ -197,6 +221,8 @@ class ColumnStore:
                     if path.name not in keep:
                         path.unlink(missing_ok=True)
                 self._evict(keep_key=key)
+        except TimeoutError as exc:
+            logger.warning("fraiseql-nb: %s; not stored this time", exc)
         except OSError as exc:
             self.broken = f"{exc.strerror or exc} ({self.root})"
             warnings.warn(
@@ -241,7 +267,7 @@ class ColumnStore:
                     if match(entry):
                         shutil.rmtree(self.root / entry.key, ignore_errors=True)
                         removed += 1
-        except OSError:
+        except (OSError, TimeoutError):
             return removed
         return removed
 
@@ -258,20 +284,35 @@ class ColumnStore:
 
     def _discard(self, key: str, why: str) -> None:
         logger.warning("fraiseql-nb: stored columns %s are damaged (%s): loading again", key, why)
-        with contextlib.suppress(OSError), self._locked():
+        with contextlib.suppress(OSError, TimeoutError), self._locked(_DISCARD_WAIT_S):
             shutil.rmtree(self.root / key, ignore_errors=True)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._local:
+    def _locked(self, timeout_s: float = 0.0) -> Iterator[None]:
+        """The store's exclusive lock, waited for at most ``timeout_s`` (default
+        ``_WRITE_WAIT_S``; another process may hold it long: a suspended kernel) — then
+        TimeoutError, and the caller goes on without the store."""
+        timeout_s = timeout_s or _WRITE_WAIT_S
+        if not self._local.acquire(timeout=timeout_s):
+            raise TimeoutError("the store is locked by another thread")
+        try:
             _private_dir(self.root)
             fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+                deadline = time.monotonic() + timeout_s
+                while fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"the store {self.root} is locked") from None
+                        time.sleep(0.05)
                 yield
             finally:
                 os.close(fd)  # releases the flock
+        finally:
+            self._local.release()
 
 
 def _meta(folder: Path) -> dict[str, Any] | None:
