@@ -11,22 +11,12 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
 from fraiseql_nb.query import parse_query
+from tests.planes.conftest import TINY, append_sales
 from tests.planes.corpus import assert_same
 
-TINY = demo.Counts(users=200, products=20, orders=50, sales=2_000)
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
-APPEND = (
-    "INSERT INTO tf_sales SELECT id + 1000000, customer_id, product_id, occurred_at, revenue,"
-    " quantity, cost, discount, dimensions, date_info FROM tf_sales WHERE id <= 10"
-)
-
-
-@pytest.fixture
-def tiny(scratch_dsn: str) -> str:
-    demo.load(scratch_dsn, TINY)
-    return scratch_dsn
+APPEND = append_sales(10)
 
 
 def arrow(s: fq.Session, query: str) -> fq.Result:
@@ -182,21 +172,10 @@ def test_estimates_come_from_the_catalogue(tiny: str) -> None:
             conn.execute("ANALYZE tf_sales")
         est = s._arrow.estimate(fact, ["revenue", "category"])
         assert est.rows == TINY.sales
-        assert 2_000 * 16 <= est.bytes <= 2_000 * 200
+        assert TINY.sales * 16 <= est.bytes <= TINY.sales * 200
         assert not est.cached
         arrow(s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }")
         assert s._arrow.estimate(fact, ["revenue", "category"]).cached
-
-
-@pytest.fixture
-def slow_fact(scratch_dsn: str) -> str:
-    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
-            " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
-            " FROM generate_series(1, 2000) AS g"
-        )
-    return scratch_dsn
 
 
 def test_interrupting_a_load_cancels_it(slow_fact: str) -> None:

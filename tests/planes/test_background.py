@@ -9,23 +9,11 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
+from tests.planes.conftest import SLOW_ROWS
 
-SLOW_ROWS = 600
 SLOW = "{ slow_aggregate { count amount_sum } }"
 # Quick on PostgreSQL (the filter comes before the sleep), as slow to load as SLOW.
 FEW = "{ slow_aggregate(where: {id: {lte: 3}}) { count amount_sum } }"
-
-
-@pytest.fixture
-def slow_fact(scratch_dsn: str) -> str:
-    """A fact view that takes about 6 s to read whole (10 ms a row)."""
-    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
-            " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
-            f" FROM generate_series(1, {SLOW_ROWS}) AS g"
-        )
-    return scratch_dsn
 
 
 def active_loads(dsn: str) -> int:

@@ -17,22 +17,11 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
 from tests.conftest import ENV_STORE, REPO, run_cli, tenant_dsn
+from tests.planes.conftest import TINY, append_sales
 from tests.planes.corpus import assert_same
 
-TINY = demo.Counts(users=200, products=20, orders=50, sales=3_000)
 QUERY = "{ sales_aggregate(groupBy: {category: true}) { category count revenue_sum } }"
-APPEND = (
-    "INSERT INTO tf_sales SELECT id + 1000000, customer_id, product_id, occurred_at, revenue,"
-    " quantity, cost, discount, dimensions, date_info FROM tf_sales WHERE id <= {n}"
-)
-
-
-@pytest.fixture
-def tiny(scratch_dsn: str) -> str:
-    demo.load(scratch_dsn, TINY)
-    return scratch_dsn
 
 
 @pytest.fixture
@@ -48,22 +37,27 @@ def connect(dsn: str, store: Path) -> fq.Session:
     return fq.connect(dsn)
 
 
-def in_new_process(dsn: str, store: Path, code: str) -> dict[str, Any]:
-    """Run ``code`` (which sets ``out``) in a fresh Python with session ``s`` open."""
-    script = (
+def script(dsn: str, code: str) -> list[str]:
+    """A command running ``code`` (which sets ``out``) in a fresh Python with session ``s``
+    open (its store from the environment), printing ``out`` as JSON."""
+    text = (
         textwrap.dedent(
             f"""
-        import json, fraiseql_nb as fq
-        s = fq.connect({dsn!r}, config={{"arrow_backend": {{"store_dir": {str(store)!r}}}}})
-        out = {{}}
-        """
+            import json, fraiseql_nb as fq
+            s = fq.connect({dsn!r})
+            out = {{}}
+            """
         )
         + textwrap.dedent(code)
         + "\ns.close()\nprint(json.dumps(out, default=str))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
-    )
+    return [sys.executable, "-c", text]
+
+
+def in_new_process(dsn: str, store: Path, code: str) -> dict[str, Any]:
+    """Run ``code`` (which sets ``out``) in a fresh Python with session ``s`` open."""
+    assert os.environ[ENV_STORE] == str(store)
+    proc = subprocess.run(script(dsn, code), capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -108,7 +102,7 @@ def test_appended_rows_are_loaded_alone_and_exactly(tiny: str, store: Path) -> N
     with connect(tiny, store) as s:
         full = s.execute(QUERY, backend="arrow")
         with psycopg.connect(tiny, autocommit=True) as conn:
-            conn.execute(APPEND.format(n=30))
+            conn.execute(append_sales(30))
         after = s.execute(QUERY, backend="arrow")
         assert after.metrics.cache_hit is False
         assert "xmin = ANY(" in after.sql and "ctid >= " in after.sql
@@ -137,7 +131,7 @@ def test_appended_rows_are_loaded_alone_and_exactly(tiny: str, store: Path) -> N
         "TRUNCATE tf_sales",
         "ALTER TABLE tf_sales ADD COLUMN note text",
         # A delete and an insert that keep the row count: still a reload.
-        f"DELETE FROM tf_sales WHERE id = 12; {APPEND.format(n=1)}",
+        f"DELETE FROM tf_sales WHERE id = 12; {append_sales(1)}",
     ],
 )
 def test_anything_but_appends_reloads_the_table(tiny: str, store: Path, change: str) -> None:
@@ -156,7 +150,7 @@ def test_a_write_committed_just_before_a_query_is_never_missed(tiny: str, store:
         s.execute(QUERY, backend="arrow")
         for n in (1, 2, 3):
             # The writer keeps working: PostgreSQL's table statistics lag behind it.
-            busy.execute(APPEND.format(n=n).replace("1000000", f"{n}000000"))
+            busy.execute(append_sales(n, offset=n * 1_000_000))
             busy.execute("SELECT count(*) FROM tf_sales")
             r = s.execute(QUERY)
             assert (r.backend, sum(r.df["count"])) == ("arrow", TINY.sales + n * (n + 1) // 2)
@@ -166,9 +160,9 @@ def test_rows_of_transactions_running_during_the_load_are_not_missed(
     tiny: str, store: Path
 ) -> None:
     with connect(tiny, store) as s, psycopg.connect(tiny) as writer:
-        writer.execute(APPEND.format(n=2))  # a top-level transaction, in progress
+        writer.execute(append_sales(2))  # a top-level transaction, in progress
         writer.execute("SAVEPOINT nested")
-        writer.execute(APPEND.format(n=3).replace("1000000", "2000000"))  # a subtransaction
+        writer.execute(append_sales(3, offset=2_000_000))  # a subtransaction
         loaded = s.execute(QUERY, backend="arrow")
         assert sum(loaded.df["count"]) == TINY.sales  # neither is visible yet
         writer.commit()
@@ -211,24 +205,9 @@ def test_two_processes_writing_the_store_at_once(tiny: str, store: Path) -> None
     s.prefetch("sales", wait=True)
     out["n"] = sum(s.execute({QUERY!r}, backend="arrow").df["count"])
     """
-    script = (
-        textwrap.dedent(
-            f"""
-        import json, fraiseql_nb as fq
-        s = fq.connect({tiny!r}, config={{"arrow_backend": {{"store_dir": {str(store)!r}}}}})
-        out = {{}}
-        """
-        )
-        + textwrap.dedent(code)
-        + "\ns.close()\nprint(json.dumps(out))\n"
-    )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
+            script(tiny, code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
         )
         for _ in range(2)
     ]
