@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from fraiseql_nb import __version__, demo, embedded
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.db import connect
-from fraiseql_nb.errors import BackendError, FraiseQLError
+from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError
 
 __all__ = ["main"]
 
@@ -283,13 +283,13 @@ def _ago(seconds: float) -> str:
 
 def _check_reachable(dsn: str) -> None:
     """Fail early, saying which setting to fix, when $FRAISEQL_DSN does not connect."""
+    hint = f" (check ${demo.ENV_DSN}, or unset it to use the embedded server)"
     try:
         connect(dsn).close()
     except BackendError as exc:
-        raise BackendError(
-            f"{exc.message} (check ${demo.ENV_DSN}, or unset it to use the embedded server)",
-            sqlstate=exc.sqlstate,
-        ) from None
+        raise BackendError(exc.message + hint, sqlstate=exc.sqlstate) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.message + hint, key="dsn") from None
 
 
 def _counts_text(counts: demo.Counts) -> str:

@@ -7,36 +7,64 @@ DSN or a server error passes through :func:`redact`.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-__all__ = ["MASK", "mask_dsn", "password_of", "redact", "secrets_of", "with_database"]
+__all__ = [
+    "MASK",
+    "mask_dsn",
+    "normalize_scheme",
+    "password_of",
+    "redact",
+    "secrets_of",
+    "with_database",
+]
 
 MASK = "***"
+_SECRET_KEYS = ("password", "sslpassword")
 
 # postgresql://user:password@host  ->  postgresql://user:***@host
 _URI_USERINFO = re.compile(r"(?P<head>postgres(?:ql)?(?:\+\w+)?://[^:/?#@\s]*):(?P<pw>[^@/?#\s]*)@")
-# password=secret, password='se cret', ?password=secret&  (key/value and URI query forms)
-_KEY_VALUE = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&'\"]+)", re.I)
+# password=secret, sslpassword='se cret', ?password=secret&  (key/value and URI query forms);
+# a quoted value may lack its closing quote (then it runs to the end).
+_KEY_VALUE = re.compile(
+    r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*(?:'|$)|[^\s&'\"]+)", re.I
+)
+# postgresql+psycopg://  ->  postgresql://  (SQLAlchemy's driver suffix)
+_DRIVER = re.compile(r"^(?P<scheme>postgres(?:ql)?)\+\w+://")
+
+
+def normalize_scheme(dsn: str) -> str:
+    """``postgresql+psycopg://…`` (SQLAlchemy's spelling) as libpq's ``postgresql://…``."""
+    return _DRIVER.sub(lambda m: f"{m['scheme']}://", dsn.strip())
 
 
 def password_of(dsn: str) -> str | None:
-    """Return the password a connection string carries, or None (also when it does not parse)."""
+    """Return the password a connection string carries, or None."""
+    found = _passwords(dsn)
+    return found[0] if found else None
+
+
+def _passwords(dsn: str) -> list[str]:
+    """Every secret in ``dsn``: parsed by libpq's rules when it parses, else found by shape."""
     try:
-        return conninfo_to_dict(dsn).get("password") or None
-    except Exception:  # noqa: BLE001 - an unparsable DSN has no password we can find
-        return None
+        params = conninfo_to_dict(normalize_scheme(dsn))
+    except Exception:  # noqa: BLE001 - an unparsable DSN: look for password-shaped text
+        found = [m["pw"] for m in _URI_USERINFO.finditer(dsn)]
+        found += [m["pw"].strip("'") for m in _KEY_VALUE.finditer(dsn)]
+        return [f for f in found if f]
+    return [str(params[k]) for k in _SECRET_KEYS if params.get(k)]
 
 
 def secrets_of(dsn: str | None) -> tuple[str, ...]:
-    """The strings that must never be shown for ``dsn``: its password, raw and URL-encoded."""
+    """The strings that must never be shown for ``dsn``: its passwords, raw and URL-encoded."""
     if not dsn:
         return ()
-    pw = password_of(dsn)
-    if not pw:
-        return ()
-    return tuple({pw, quote(pw, safe="")})
+    out: set[str] = set()
+    for pw in _passwords(dsn):
+        out |= {pw, quote(pw, safe=""), unquote(pw)}
+    return tuple(out)
 
 
 def mask_dsn(dsn: str) -> str:

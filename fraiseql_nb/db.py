@@ -7,12 +7,28 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from fraiseql_nb.conninfo import mask_dsn, secrets_of
-from fraiseql_nb.errors import BackendError
+from fraiseql_nb.conninfo import mask_dsn, normalize_scheme, redact, secrets_of
+from fraiseql_nb.errors import BackendError, ConfigError, QueryError
 
-__all__ = ["CONNECT_TIMEOUT_S", "backend_error", "connect", "query_error"]
+__all__ = ["CONNECT_TIMEOUT_S", "backend_error", "check_dsn", "connect", "query_error"]
 
 CONNECT_TIMEOUT_S = 10
+
+
+def check_dsn(dsn: str) -> str:
+    """``dsn`` in libpq's own spelling (``postgresql+psycopg://`` accepted), or a ConfigError
+    saying why it does not parse — never showing its password."""
+    if not isinstance(dsn, str):
+        raise ConfigError(f"a connection string is text, not {type(dsn).__name__}", key="dsn")
+    normal = normalize_scheme(dsn)
+    try:
+        conninfo_to_dict(normal)
+    except psycopg.ProgrammingError as exc:
+        detail = redact(" ".join(str(exc).split()), secrets_of(dsn))
+        raise ConfigError(
+            f"not a valid connection string: {detail}; dsn: {mask_dsn(dsn)}", key="dsn"
+        ) from None
+    return normal
 
 
 def connect(
@@ -27,14 +43,8 @@ def connect(
             tell fraiseql-nb's sessions apart.
         **kwargs: further connection parameters; they override the DSN's.
     """
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        detail = " ".join(str(exc).split())
-        raise BackendError(
-            f"not a valid connection string: {detail}; dsn: {mask_dsn(dsn)}",
-            secrets=secrets_of(dsn),
-        ) from None
+    dsn = check_dsn(dsn)
+    params = conninfo_to_dict(dsn)
     kwargs.setdefault("connect_timeout", params.get("connect_timeout") or CONNECT_TIMEOUT_S)
     kwargs.setdefault("application_name", params.get("application_name") or application_name)
     try:
@@ -56,12 +66,23 @@ def backend_error(exc: BaseException, dsn: str, *, action: str) -> BackendError:
 
 # SQLSTATEs that mean the connection went away under a running query.
 _LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+_DATA_EXCEPTION = "22"  # SQLSTATE class: a value the statement cannot use
 
 
-def query_error(exc: BaseException, dsn: str, *, timeout_ms: int | None = None) -> BackendError:
-    """A BackendError for a failure while running a query, saying what happened."""
+def query_error(
+    exc: BaseException, dsn: str, *, timeout_ms: int | None = None
+) -> BackendError | QueryError:
+    """What a failure while running a query was: the caller's mistake (a value PostgreSQL
+    cannot use: an invalid regular expression, a number out of range…) as a QueryError
+    saying what to change; anything else as a BackendError saying what happened."""
     detail = " ".join(str(exc).split()) or type(exc).__name__
     sqlstate = getattr(exc, "sqlstate", None)
+    if (sqlstate or "").startswith(_DATA_EXCEPTION) or (
+        isinstance(exc, psycopg.ProgrammingError) and sqlstate is None
+    ):
+        # Class 22 (data exception), or psycopg refusing a value before sending it.
+        detail = redact(detail.split(" CONTEXT:", 1)[0], secrets_of(dsn))
+        return QueryError(f"PostgreSQL cannot use a value of the query: {detail}")
     if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in detail:
         message = (
             f"the query ran longer than the statement timeout ({timeout_ms} ms) and was"

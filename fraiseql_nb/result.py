@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -11,7 +13,7 @@ import pyarrow as pa
 
 from fraiseql_nb.telemetry import QueryMetrics
 
-__all__ = ["Result", "Results"]
+__all__ = ["Result", "Results", "introspection_result", "measured"]
 
 
 class Result:
@@ -19,8 +21,8 @@ class Result:
 
     Attributes:
         key: the root field's alias or name.
-        kind: "rows", "aggregate" or "window".
-        backend: the plane that ran it.
+        kind: "rows", "aggregate", "window" or "introspection".
+        backend: the plane that ran it ("schema" for introspection, answered without SQL).
         metrics: what it cost (:class:`~fraiseql_nb.telemetry.QueryMetrics`).
         sql: the SQL that ran, values inlined.
         reason: why the router chose that plane (e.g. "cached", "row query").
@@ -37,6 +39,7 @@ class Result:
         table: pa.Table | None = None,
         next_page: Callable[[], Result | None] | None = None,
         single: bool = False,
+        value: Any = None,
     ) -> None:
         if frame is None and table is None:
             raise ValueError("a Result needs a frame or a table")
@@ -48,6 +51,7 @@ class Result:
         self._table = table
         self._next_page = next_page
         self.single = single  # answers a single query (``user(id: …)``): one object or null
+        self.value = value  # an introspection answer, as graphql-core gave it
         self.reason = ""
         self.limited: int | None = None  # the limit a notebook option added, if any
 
@@ -80,6 +84,8 @@ class Result:
         return {"data": {self.key: self._graphql_value()}}
 
     def _graphql_value(self) -> Any:
+        if self.kind == "introspection":
+            return self.value
         rows = self.to_dicts()
         if self.single:
             return rows[0] if rows else None
@@ -106,6 +112,55 @@ class Result:
             f"<Result {self.key}: {m.rows:,} rows via {self.backend} in {m.duration_ms:.1f} ms"
             f"{'' if m.cache_hit is None else ' cache ' + ('hit' if m.cache_hit else 'miss')}>"
         )
+
+
+def measured(
+    *,
+    key: str,
+    kind: str,
+    backend: str,
+    frame: pl.DataFrame,
+    started: float,
+    first_row_at: float | None = None,
+    received: int = 0,
+    sql: str = "",
+    cache_hit: bool | None = None,
+    next_page: Callable[[], Result | None] | None = None,
+    single: bool = False,
+) -> Result:
+    """A plane's Result with its metrics, timed from ``started`` (``time.perf_counter()``)
+    to now: the one way every plane reports what a query cost."""
+    done = time.perf_counter()
+    metrics = QueryMetrics(
+        backend=backend,
+        kind=kind,
+        root_field=key,
+        duration_ms=(done - started) * 1e3,
+        ttfr_ms=((first_row_at if first_row_at is not None else done) - started) * 1e3,
+        rows=frame.height,
+        bytes=received,
+        result_bytes=int(frame.estimated_size()),
+        cache_hit=cache_hit,
+        sql=sql,
+    )
+    return Result(
+        key=key,
+        kind=kind,
+        backend=backend,
+        metrics=metrics,
+        frame=frame,
+        next_page=next_page,
+        single=single,
+    )
+
+
+def introspection_result(key: str, value: Any, started: float) -> Result:
+    """The Result of an introspection root field: graphql-core's answer, also as one row
+    of JSON text for the notebook's table."""
+    frame = pl.DataFrame({key: [json.dumps(value)]}, schema={key: pl.String})
+    result = measured(key=key, kind="introspection", backend="schema", frame=frame, started=started)
+    result.value = value
+    return result
 
 
 class Results(Mapping[str, Result]):

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from fraiseql_nb import demo, embedded
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.conninfo import mask_dsn
+from fraiseql_nb.db import check_dsn
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import check_health
@@ -27,9 +28,9 @@ from fraiseql_nb.planes.engine import UnsupportedError, declines, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.pool import open_pool, pool_stats
-from fraiseql_nb.query import RowQuery, parse_query
+from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query
-from fraiseql_nb.result import Result, Results
+from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.router import Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
 from fraiseql_nb.sql.facts import compile_load
@@ -146,6 +147,18 @@ class Session:
         for q in document.queries:
             statements: dict[str, str] = {}
             estimate: dict[str, Any] = {}
+            if isinstance(q, IntrospectionQuery):
+                plans.append(
+                    Plan(
+                        key=q.key,
+                        kind=q.kind,
+                        backend="schema",
+                        reason="introspection: answered from the GraphQL schema, no SQL",
+                        sql={},
+                        estimate={},
+                    )
+                )
+                continue
             if isinstance(q, RowQuery):
                 route = self.route(q, backend)
                 entity = self._schema.entity(q.entity)
@@ -241,8 +254,12 @@ class Session:
     def _arrow_on(self) -> bool:
         return self.config.backends.use_arrow_backend and self._arrow_ready
 
-    def _run(self, query: Query, backend: str, cache: bool = True) -> Result:
+    def _run(self, query: Query | IntrospectionQuery, backend: str, cache: bool = True) -> Result:
         started = time.perf_counter()
+        if isinstance(query, IntrospectionQuery):
+            result = introspection_result(query.key, query.value, started)
+            self.telemetry.record(result.metrics)
+            return result
         plane = "none"
         try:
             if not cache and not isinstance(query, RowQuery):
@@ -414,7 +431,7 @@ def connect(
             f"sample_size must be a whole number ≥ 1, got {sample_size!r}", key="sample_size"
         )
     cfg = load_config(config)
-    target = resolve_dsn(dsn, cfg)
+    target = check_dsn(resolve_dsn(dsn, cfg))
     if isinstance(schema, Schema):
         built: Schema | None = schema
     elif schema is not None:

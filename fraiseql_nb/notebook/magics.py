@@ -44,7 +44,7 @@ USAGE = """\
 %%fraiseql [-o VAR] [--backend auto|wire|arrow|postgres] [--explain] [--no-cache] [--limit N]
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
-%fraiseql schema | metrics | health | refresh [TABLE] | explore TABLE
+%fraiseql schema [--sdl] | metrics | health | refresh [TABLE] | explore TABLE
 %fraiseql prefetch [TABLE] [--wait]  load fact tables into the arrow plane (in the background)
 %fraiseql session                  the fraiseql_nb.Session, for the Python API
 %config FraiseQL.displaylimit / autolimit / widgets / progress"""
@@ -229,8 +229,15 @@ class FraiseQL(Magics):
     def _session(self, rest: str) -> fq.Session:
         return self._require_session()
 
-    def _schema(self, rest: str) -> Schema:
-        return self._require_session().schema
+    def _schema(self, rest: str) -> Schema | None:
+        option = rest.strip()
+        if option not in ("", "--sdl"):
+            raise UsageError(f"schema takes only --sdl, got {option!r}\n{USAGE}")
+        schema = self._require_session().schema
+        if option == "--sdl":
+            print(schema.to_sdl())  # the GraphQL SDL, for codegen tools and GraphiQL users
+            return None
+        return schema
 
     def _metrics(self, rest: str) -> Any:
         # The SQL of each query is in its result; here it would only crowd the table.

@@ -20,11 +20,10 @@ from fraiseql_nb.planes._fetch import fetch_frame, pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.planes.engine import output_schema
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
-from fraiseql_nb.result import Result
+from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_aggregate, compile_window
 from fraiseql_nb.sql.params import Params
-from fraiseql_nb.telemetry import QueryMetrics
 
 __all__ = ["PushdownPlane"]
 
@@ -60,19 +59,13 @@ class PushdownPlane:
             raise table_error(exc, fact, self._dsn, self.config) or query_error(
                 exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms
             ) from None
-        done = time.perf_counter()
-        frame = fetched.frame
-        metrics = QueryMetrics(
-            backend=self.name,
+        return measured(
+            key=query.key,
             kind=query.kind,
-            root_field=query.key,
-            duration_ms=(done - started) * 1e3,
-            ttfr_ms=(fetched.first_row_at - started) * 1e3,
-            rows=frame.height,
-            bytes=fetched.received,
-            result_bytes=int(frame.estimated_size()),
+            backend=self.name,
+            frame=fetched.frame,
+            started=started,
+            first_row_at=fetched.first_row_at,
+            received=fetched.received,
             sql=sql_text,
-        )
-        return Result(
-            key=query.key, kind=query.kind, backend=self.name, metrics=metrics, frame=frame
         )

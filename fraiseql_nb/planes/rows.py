@@ -25,15 +25,14 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
-from fraiseql_nb.errors import BackendError
+from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_text
 from fraiseql_nb.planes.frames import polars_schema
 from fraiseql_nb.query.ir import RowQuery
-from fraiseql_nb.result import Result
+from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.rows import CURSOR_KEY, compile_row_query, selects_whole_document
-from fraiseql_nb.telemetry import QueryMetrics
 
 __all__ = ["RowPlane"]
 
@@ -118,30 +117,21 @@ class RowPlane:
                 last_id = frame[cursor][-1]
             if cursor == CURSOR_KEY:
                 frame = frame.drop(CURSOR_KEY)
-        done = time.perf_counter()
-        metrics = QueryMetrics(
-            backend=backend,
-            kind="rows",
-            root_field=query.key,
-            duration_ms=(done - started) * 1e3,
-            ttfr_ms=(ttfr - started) * 1e3,
-            rows=frame.height,
-            bytes=received,
-            result_bytes=int(frame.estimated_size()),
-            sql=sql_text,
-        )
         follow = None
         if paged and next_page is not None:
             # A short page is the last one: there is nothing after it.
             more = last_id is not None and frame.height == query.limit and query.limit > 0
             nxt = _after(query, last_id) if more else None
             follow = (lambda: next_page(nxt)) if nxt is not None else (lambda: None)
-        return Result(
+        return measured(
             key=query.key,
             kind="rows",
             backend=backend,
-            metrics=metrics,
             frame=frame,
+            started=started,
+            first_row_at=ttfr,
+            received=received,
+            sql=sql_text,
             next_page=follow,
             single=query.by_id is not None,
         )
@@ -151,7 +141,7 @@ class RowPlane:
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         return pooled(self.pool, self._dsn, self.config)
 
-    def _error(self, exc: BaseException) -> BackendError:
+    def _error(self, exc: BaseException) -> BackendError | QueryError:
         return query_error(exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms)
 
 

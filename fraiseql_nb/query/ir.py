@@ -19,6 +19,7 @@ __all__ = [
     "Compare",
     "Document",
     "GroupKey",
+    "IntrospectionQuery",
     "Not",
     "Or",
     "OrderItem",
@@ -217,12 +218,26 @@ Query = RowQuery | AggregateQuery | WindowQuery
 
 
 @dataclass(frozen=True, kw_only=True)
+class IntrospectionQuery:
+    """A root field about the schema itself (``__schema``, ``__type``, ``__typename``).
+
+    graphql-core answers it from the generated GraphQL schema while parsing
+    (pure: no plane, no SQL), so GraphiQL, Altair and code generators work.
+    """
+
+    key: str
+    value: Any
+
+    kind = "introspection"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Document:
     """A parsed document: one query per root field, keyed by alias or name, in order."""
 
-    queries: tuple[Query, ...]
+    queries: tuple[Query | IntrospectionQuery, ...]
 
-    def __getitem__(self, key: str) -> Query:
+    def __getitem__(self, key: str) -> Query | IntrospectionQuery:
         for q in self.queries:
             if q.key == key:
                 return q

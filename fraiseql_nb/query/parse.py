@@ -11,6 +11,7 @@ line and column; nothing invalid ever reaches SQL.
 from __future__ import annotations
 
 import difflib
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -45,7 +46,7 @@ from graphql.language import get_location
 
 from fraiseql_nb.errors import QueryError, SchemaError
 from fraiseql_nb.query import facts, rows
-from fraiseql_nb.query.ir import Document, Query
+from fraiseql_nb.query.ir import Document, IntrospectionQuery, Query
 from fraiseql_nb.schema.model import Schema
 
 __all__ = ["parse_query"]
@@ -54,6 +55,7 @@ _CACHE_SIZE = 256
 _validated: weakref.WeakKeyDictionary[GraphQLSchema, OrderedDict[str, DocumentNode]] = (
     weakref.WeakKeyDictionary()
 )
+_cache_lock = threading.Lock()  # the HTTP endpoint parses from several threads
 
 
 def parse_query(
@@ -88,11 +90,12 @@ def parse_query(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     ctx = Context(schema=schema, gql=gql, variables=coerced, fragments=fragments)
-    queries: list[Query] = []
+    queries: list[Query | IntrospectionQuery] = []
     for key, nodes in ctx.collect(operation.selection_set).items():
         name = nodes[0].name.value
-        if name == "__typename":
-            raise ctx.error("__typename is not a query; select it inside a root field", nodes[0])
+        if name.startswith("__"):  # __schema, __type, __typename
+            queries.append(_introspect(gql, operation, document, key, nodes, variables))
+            continue
         args = ctx.arguments(gql.query_type.fields[name], nodes[0])
         entity = schema.entity(name)
         if entity is not None:
@@ -198,12 +201,38 @@ class Context:
         return QueryError(message, line=line, column=column)
 
 
+def _introspect(
+    gql: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    document: DocumentNode,
+    key: str,
+    nodes: list[FieldNode],
+    variables: dict[str, Any] | None,
+) -> IntrospectionQuery:
+    """graphql-core's answer to one introspection root field (the document is valid)."""
+    alone = OperationDefinitionNode(
+        operation=OperationType.QUERY,
+        variable_definitions=operation.variable_definitions,
+        directives=(),
+        selection_set=SelectionSetNode(selections=tuple(nodes)),
+    )
+    fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    answer = graphql.execute_sync(
+        gql, DocumentNode(definitions=(alone, *fragments)), variable_values=variables or {}
+    )
+    if answer.errors:
+        raise _query_error(list(answer.errors))
+    assert answer.data is not None
+    return IntrospectionQuery(key=key, value=answer.data[key])
+
+
 def _parse_and_validate(text: str, schema: Schema, gql: GraphQLSchema) -> DocumentNode:
-    cache = _validated.setdefault(gql, OrderedDict())
-    document = cache.get(text)
-    if document is not None:
-        cache.move_to_end(text)
-        return document
+    with _cache_lock:
+        cache = _validated.setdefault(gql, OrderedDict())
+        document = cache.get(text)
+        if document is not None:
+            cache.move_to_end(text)
+            return document
     try:
         document = parse(text)
     except GraphQLError as exc:
@@ -212,9 +241,10 @@ def _parse_and_validate(text: str, schema: Schema, gql: GraphQLSchema) -> Docume
     errors = validate(gql, document, _rules_for(text))
     if errors:
         raise _with_hint(_query_error(errors), schema)
-    cache[text] = document
-    if len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
+    with _cache_lock:
+        cache[text] = document
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
     return document
 
 

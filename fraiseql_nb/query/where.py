@@ -23,7 +23,7 @@ __all__ = ["MAX_REGEX_LENGTH", "build_column_where", "build_entity_where", "is_e
 
 MAX_REGEX_LENGTH = 1000
 _BOOLEANS = ("_and", "_or", "_not")
-_VALUE_OPS_WITH_LIST = ("in", "nin", "array_contains", "array_overlaps")
+_PATTERN_OPS = ("like", "ilike")
 
 
 def is_empty(where: Where) -> bool:
@@ -127,9 +127,24 @@ def _compare(
         raise ctx.error(
             f"{where}: the pattern has {len(value)} characters; at most {MAX_REGEX_LENGTH}", node
         )
+    if op in _PATTERN_OPS and _ends_with_escape(value):
+        raise ctx.error(
+            f"{where}: the pattern ends with the escape character \\; "
+            "write \\\\ for a literal backslash",
+            node,
+        )
     if scalar == "ID" and json == "number" and op not in ("isnull", "strictly_contains"):
         value = _as_number(ctx, node, where, value)
     return Compare(path=path, op=op, value=value, scalar=scalar, json=json, is_list=is_list)
+
+
+def _ends_with_escape(pattern: Any) -> bool:
+    """True when ``pattern`` ends with an unpaired backslash (LIKE's escape character),
+    which PostgreSQL refuses and other engines read differently."""
+    if not isinstance(pattern, str):
+        return False
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1
 
 
 def _check_text(ctx: Context, node: Node, where: str, value: Any) -> None:

@@ -175,8 +175,38 @@ def _temporal(name: str, *, date_only: bool) -> GraphQLScalarType:
     )
 
 
+#: How deep a JSON argument may nest (deeper values are refused, not recursed into).
+MAX_JSON_DEPTH = 32
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` if it is plain JSON: finite numbers, text, booleans, null, lists and
+    objects with text keys, at most :data:`MAX_JSON_DEPTH` deep. Checked without
+    recursion, so that a hostile value cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON values nest at most {MAX_JSON_DEPTH} deep")
+        if item is None or isinstance(item, (bool, int, str)):
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise ValueError("JSON numbers are finite (no NaN or Infinity)")
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, dict):
+            for key, v in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"JSON object keys are text, not {type(key).__name__}")
+                stack.append((v, depth + 1))
+        else:
+            raise ValueError(f"{type(item).__name__} is not a JSON value")
+    return value
+
+
 def _json_literal(node: ValueNode, variables: Any = None) -> Any:
-    return value_from_ast_untyped(node, variables)
+    return _json_value(value_from_ast_untyped(node, variables))
 
 
 BigInt = GraphQLScalarType(
@@ -188,7 +218,7 @@ BigInt = GraphQLScalarType(
 DateTime = _temporal("DateTime", date_only=False)
 Date = _temporal("Date", date_only=True)
 JSON = GraphQLScalarType(
-    "JSON", parse_value=lambda v: v, parse_literal=_json_literal, description="Any JSON value"
+    "JSON", parse_value=_json_value, parse_literal=_json_literal, description="Any JSON value"
 )
 _SCALARS: dict[str, GraphQLScalarType] = {
     "Int": GraphQLInt,

@@ -329,7 +329,6 @@ def test_design_example_window_query(schema: Schema) -> None:
             "preceding must be 0 or more",
             (1, 63),
         ),
-        ("{ __typename }", "__typename is not a query", (1, 3)),
     ],
 )
 def test_bad_queries_get_located_errors(

@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
-from fraiseql_nb.errors import BackendError
+from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import pooled
 from fraiseql_nb.schema.model import FactTable
 
@@ -237,7 +237,7 @@ class Catalog:
 
 def table_error(
     exc: BaseException, fact: FactTable, dsn: str, config: Config
-) -> BackendError | None:
+) -> BackendError | QueryError | None:
     """A BackendError naming the fact table when it is gone or changed (psycopg and ADBC
     errors alike carry the SQLSTATE), else the psycopg plane's usual one (None for others)."""
     where = f"{fact.schema}.{fact.relation}"

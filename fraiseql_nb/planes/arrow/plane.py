@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -38,14 +39,18 @@ from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
 from fraiseql_nb.planes.arrow.loader import Cancel, Connections, Loaded, load_appended, load_table
 from fraiseql_nb.planes.arrow.store import ColumnStore
-from fraiseql_nb.planes.engine import needed_columns, run_aggregate, run_window
+from fraiseql_nb.planes.engine import (
+    UnsupportedError,
+    needed_columns,
+    run_aggregate,
+    run_window,
+)
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
-from fraiseql_nb.result import Result
+from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import load_expression, loadable_columns, where_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
-from fraiseql_nb.telemetry import QueryMetrics
 
 __all__ = ["ArrowPlane", "NotReady", "Readiness"]
 
@@ -170,30 +175,31 @@ class ArrowPlane:
         if got.filtered:
             query = replace(query, where=None)  # the load applied the filter already
         timezone = self.config.routing.timezone
-        if isinstance(query, AggregateQuery):
-            out = run_aggregate(frame, query, fact, timezone=timezone)
-        else:
-            out = run_window(frame, query, fact, timezone=timezone)
-        done = time.perf_counter()
+        try:
+            if isinstance(query, AggregateQuery):
+                out = run_aggregate(frame, query, fact, timezone=timezone)
+            else:
+                out = run_window(frame, query, fact, timezone=timezone)
+        except pl.exceptions.PolarsError as exc:
+            # Polars could not compute it (a value it cannot coerce…): PostgreSQL can.
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UnsupportedError(f"this query ({detail})") from None
         hit = not got.sql  # nothing was loaded
         with self._stats_lock:
             if hit:
                 self.hits += 1
             else:
                 self.misses += 1
-        metrics = QueryMetrics(
-            backend=self.name,
+        return measured(
+            key=query.key,
             kind=query.kind,
-            root_field=query.key,
-            duration_ms=(done - started) * 1e3,
-            ttfr_ms=(done - started) * 1e3,
-            rows=out.height,
-            bytes=got.bytes,
-            result_bytes=int(out.estimated_size()),
-            cache_hit=hit,
+            backend=self.name,
+            frame=out,
+            started=started,
+            received=got.bytes,
             sql=got.sql,
+            cache_hit=hit,
         )
-        return Result(key=query.key, kind=query.kind, backend=self.name, metrics=metrics, frame=out)
 
     def _columns(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool

@@ -1,0 +1,241 @@
+"""Hostile and careless input: each case found adversarially, reproduced.
+
+Every outcome is a result or a FraiseQLError of the right class (the
+caller's mistake is a QueryError, the database's a BackendError), never a
+foreign exception; under ``auto`` the two fact planes agree or arrow
+declines; a password never appears in what is shown.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import fraiseql_nb as fq
+from fraiseql_nb.conninfo import mask_dsn, redact
+
+PASSWORD = "Sekr3t!"
+
+
+# ------------------------------------------------------------------ secrets in bad DSNs
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:Sekr3t%zz@/db?host=/tmp",  # bad percent-encoding
+        "postgresql+psycopg://u:Sekr3t!@/db?host=/tmp",  # SQLAlchemy's driver suffix
+        "host=/tmp password='Sekr3t! dbname=x",  # unclosed quote
+        "host=/tmp user=u password=Sekr3t! port=notaport",
+    ],
+)
+def test_a_bad_dsn_is_a_config_error_without_its_password(dsn: str) -> None:
+    with pytest.raises(fq.FraiseQLError) as info:
+        fq.connect(dsn)
+    assert isinstance(info.value, fq.ConfigError | fq.BackendError)
+    assert "Sekr3t" not in str(info.value)
+    assert "Sekr3t" not in repr(info.value)
+
+
+def test_mask_dsn_hides_sslpassword_and_unclosed_quotes() -> None:
+    assert "Sekr3t" not in mask_dsn("host=/tmp sslpassword=Sekr3t! dbname=x")
+    assert "Sekr3t" not in mask_dsn("host=/tmp password='Sekr3t!")
+    assert "Sekr3t" not in mask_dsn("postgresql+psycopg://u:Sekr3t!@h/db")
+    masked = mask_dsn("postgresql://u:Sekr3t%21@h:5433/db?sslpassword=Other1")
+    assert "Sekr3t" not in masked and "Other1" not in masked
+    assert "h:5433/db" in masked  # the rest stays readable
+
+
+def test_redact_hides_each_form_of_a_password_in_free_text() -> None:
+    text = "failed for u:Sekr3t%21 (Sekr3t!) sslpassword=Other1"
+    out = redact(text, ("Sekr3t!", "Sekr3t%21"))
+    assert "Sekr3t" not in out and "Other1" not in out
+
+
+def test_a_driver_suffixed_uri_connects(demo_dsn: str) -> None:
+    """``postgresql+psycopg://`` (as SQLAlchemy users write it) is read as libpq's URI."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(demo_dsn)
+    uri = "postgresql+psycopg://{user}@/{dbname}?host={host}&port={port}".format(
+        user=params.get("user", ""),
+        dbname=params["dbname"],
+        host=params.get("host", ""),
+        port=params.get("port", 5432),
+    )
+    with fq.connect(uri) as s:
+        assert s.execute("{ users(limit: 2) { id } }").df.height == 2
+
+
+# ------------------------------------------------------------------ the caller's mistakes
+
+
+COUNT = "{ sales_aggregate(where: {%s}) { count } }"
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ('region: {like: "\\\\"}', "ends with the escape character"),
+        ('region: {ilike: "ab\\\\"}', "ends with the escape character"),
+        ('customer_id: {eq: "9223372036854775808"}', "out of range for bigint"),
+        ('category: {regex: "[a-"}', "regular expression"),
+        ('category: {regex: "a{1000}"}', "regular expression"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["auto", "postgres", "arrow"])
+def test_bad_values_are_query_errors_on_every_plane(
+    session: fq.Session, where: str, says: str, backend: str
+) -> None:
+    with pytest.raises(fq.QueryError) as info:
+        session.execute(COUNT % where, backend=backend)
+    assert says in str(info.value)
+
+
+def test_a_trailing_escaped_backslash_is_a_literal_one(session: fq.Session) -> None:
+    counts = {
+        b: session.execute(COUNT % 'region: {like: "%\\\\\\\\"}', backend=b).df["count"][0]
+        for b in ("postgres", "arrow")
+    }
+    assert counts == {"postgres": 0, "arrow": 0}
+
+
+@pytest.mark.parametrize(
+    ("field", "default", "says"),
+    [
+        ("revenue", '"x"', "is not a number"),
+        ("occurred_at", "true", "is not an ISO 8601 time"),
+    ],
+)
+def test_window_defaults_of_the_wrong_type_are_query_errors(
+    session: fq.Session, field: str, default: str, says: str
+) -> None:
+    text = (
+        "{ sales_window(orderBy: [{id: ASC}], limit: 2)"
+        f" {{ id lag(field: {field}, default: {default}) }} }}"
+    )
+    for backend in ("auto", "arrow", "postgres"):
+        with pytest.raises(fq.QueryError) as info:
+            session.execute(text, backend=backend)
+        assert says in str(info.value)
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+LAG = (
+    "query ($d: JSON) { sales_window(orderBy: [{id: ASC}], limit: 1)"
+    " { id lag(field: revenue, default: $d) } }"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (b"bytes", "bytes is not a JSON value"),
+        ({1, 2}, "set is not a JSON value"),
+        (object(), "object is not a JSON value"),
+        (float("inf"), "finite"),
+        (float("nan"), "finite"),
+        ({1: "a"}, "keys are text"),
+        (_nested(5000), "nest"),
+    ],
+)
+def test_variables_that_are_not_json_are_query_errors(
+    session: fq.Session, value: object, says: str
+) -> None:
+    with pytest.raises(fq.QueryError) as info:
+        session.execute(LAG, variables={"d": value})
+    assert says in str(info.value)
+
+
+def test_deeply_nested_list_variables_are_query_errors(session: fq.Session) -> None:
+    with pytest.raises(fq.QueryError) as info:
+        session.execute(
+            "query ($n: [String!]) { users(where: {name: {in: $n}}) { id } }",
+            variables={"n": _nested(5000)},
+        )
+    assert "nested too deeply" in str(info.value)
+
+
+def test_a_keyset_cursor_out_of_range_is_a_query_error(session: fq.Session) -> None:
+    with pytest.raises(fq.QueryError) as info:
+        session.execute('{ users(after: "99999999999999999999", limit: 2) { id } }')
+    assert "out of range" in str(info.value)
+
+
+# ------------------------------------------------------------------ the planes agree or arrow declines
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(a)\\\\1", "\\\\yBooks\\\\y", "\\\\mBooks", "(?=B)Books", "^B.*s$", "o{2}"],
+)
+def test_regexes_arrow_cannot_run_go_to_postgres_under_auto(
+    session: fq.Session, pattern: str
+) -> None:
+    text = COUNT % f'category: {{regex: "{pattern}"}}'
+    expected = session.execute(text, backend="postgres").df["count"][0]
+    auto = session.execute(text)
+    assert auto.df["count"][0] == expected
+    try:
+        forced = session.execute(text, backend="arrow")
+    except fq.QueryError as exc:
+        assert "does not compute" in str(exc)
+    else:
+        assert forced.df["count"][0] == expected
+
+
+def test_a_huge_pattern_is_answered_by_postgres(session: fq.Session) -> None:
+    result = session.execute(
+        "query ($p: String) { sales_aggregate(where: {category: {contains: $p}}) { count } }",
+        variables={"p": "a" * 1_000_000},
+    )
+    assert result.df["count"][0] == 0
+    assert result.backend == "postgres"
+
+
+def test_a_long_in_list_agrees_on_both_planes(session: fq.Session) -> None:
+    text = (
+        "query ($ids: [BigInt!]) { sales_aggregate(where: {customer_id: {in: $ids}},"
+        " groupBy: {region: true}, orderBy: [{region: ASC}]) { region count } }"
+    )
+    ids = list(range(0, 20_000, 2))
+    frames = [
+        session.execute(text, variables={"ids": ids}, backend=b).df for b in ("postgres", "arrow")
+    ]
+    assert frames[0].height > 0
+    assert frames[0].equals(frames[1])
+
+
+# ------------------------------------------------------------------ introspection
+
+
+def test_introspection_is_answered_from_the_schema(session: fq.Session) -> None:
+    from graphql import build_client_schema, get_introspection_query
+
+    result = session.execute(get_introspection_query(descriptions=True))
+    assert result.backend == "schema" and result.kind == "introspection"
+    client = build_client_schema(result.to_graphql()["data"])
+    assert "users" in client.query_type.fields
+    assert "sales_aggregate" in client.query_type.fields
+
+
+def test_typename_and_type_sit_beside_data_queries(session: fq.Session) -> None:
+    rs = session.execute(
+        '{ __typename t: __type(name: "User") { name } users(limit: 1) { id __typename } }'
+    )
+    answer = rs.to_graphql()["data"]
+    assert answer["__typename"] == "Query"
+    assert answer["t"] == {"name": "User"}
+    assert answer["users"][0]["__typename"] == "User"
+    assert isinstance(rs["users"].df, pl.DataFrame)
+
+
+def test_introspection_of_an_unknown_type_is_null(session: fq.Session) -> None:
+    result = session.execute('{ __type(name: "Nope") { name } }')
+    assert result.to_graphql() == {"data": {"__type": None}}
