@@ -182,12 +182,12 @@ def test_regexes_arrow_cannot_run_go_to_postgres_under_auto(
     expected = session.execute(text, backend="postgres").df["count"][0]
     auto = session.execute(text)
     assert auto.df["count"][0] == expected
+    forced: object
     try:
-        forced = session.execute(text, backend="arrow")
+        forced = session.execute(text, backend="arrow").df["count"][0]
     except fq.QueryError as exc:
-        assert "does not compute" in str(exc)
-    else:
-        assert forced.df["count"][0] == expected
+        forced = "declined" if "does not compute" in str(exc) else str(exc)
+    assert forced in (expected, "declined")
 
 
 def test_a_huge_pattern_is_answered_by_postgres(session: fq.Session) -> None:
