@@ -187,3 +187,19 @@ def tenant_dsn(dsn: str, tenant: int | None) -> str:
 
     options = f"-c app.tenant_id={tenant}" if tenant is not None else ""
     return make_conninfo(dsn, user=TENANT_ROLE, options=options)
+
+
+SLOW_ROWS = 600  # 10 ms a row: about 6 s to read whole
+
+
+@pytest.fixture
+def slow_fact(scratch_dsn: str) -> str:
+    """``tf_slow``: a fact view that takes ~6 s to read whole, but is quick filtered on id
+    (the filter comes before the sleep)."""
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
+            " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
+            f" FROM generate_series(1, {SLOW_ROWS}) AS g"
+        )
+    return scratch_dsn

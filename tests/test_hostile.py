@@ -9,6 +9,7 @@ declines; a password never appears in what is shown.
 from __future__ import annotations
 
 import polars as pl
+import psycopg
 import pytest
 
 import fraiseql_nb as fq
@@ -239,3 +240,78 @@ def test_typename_and_type_sit_beside_data_queries(session: fq.Session) -> None:
 def test_introspection_of_an_unknown_type_is_null(session: fq.Session) -> None:
     result = session.execute('{ __type(name: "Nope") { name } }')
     assert result.to_graphql() == {"data": {"__type": None}}
+
+
+# ------------------------------------------------------------------ slow and vanishing relations
+
+
+def test_connect_samples_fewer_rows_of_a_view_slower_than_the_timeout(scratch_dsn: str) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        # 10 ms a row: the default sample would take seconds, the timeout is 500 ms.
+        conn.execute(
+            "CREATE VIEW v_slow AS SELECT g AS id, jsonb_build_object('id', g, 'x',"
+            " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))) AS data FROM generate_series(1, 2000) g"
+        )
+        conn.execute(
+            "CREATE VIEW v_stuck AS SELECT g AS id, jsonb_build_object('id', g, 'y',"
+            " (SELECT 1 FROM pg_sleep(1 + 0 * g))) AS data FROM generate_series(1, 5) g"
+        )
+    with fq.connect(scratch_dsn, config={"wire_backend": {"statement_timeout_ms": 500}}) as s:
+        slow = s.schema.entity("slows")
+        assert slow is not None and slow.field("x") is not None
+        stuck = s.schema.entity("stucks")
+        assert stuck is not None and stuck.field("y") is None
+        messages = [p.message for p in s.schema.problems]
+        assert any(
+            "v_stuck returned no documents within the statement timeout" in m for m in messages
+        )
+        assert s.execute("{ slow(id: 3) { id x } }").to_graphql() == {
+            "data": {"slow": {"id": 3, "x": 1}}
+        }
+
+
+def test_an_entity_and_a_fact_table_of_one_name_both_serve(scratch_dsn: str) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE VIEW v_slow AS SELECT g AS id, jsonb_build_object('id', g) AS data"
+            " FROM generate_series(1, 3) g"
+        )
+        conn.execute(
+            "CREATE TABLE tf_slow AS SELECT g::bigint AS id, g::float8 AS amount"
+            " FROM generate_series(1, 4) g"
+        )
+    with fq.connect(scratch_dsn) as s:
+        assert s.execute("{ slows { id } }").df.height == 3
+        assert s.execute("{ slow_aggregate { count } }").df["count"][0] == 4
+        assert "SlowFactWhereInput" in s.schema.to_sdl()
+
+
+def test_relations_dropped_after_connect_are_backend_errors(scratch_dsn: str) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tv_item (id bigint PRIMARY KEY, data jsonb);"
+            " INSERT INTO tv_item SELECT g, jsonb_build_object('id', g, 'n', g)"
+            " FROM generate_series(1, 5) g;"
+            " CREATE TABLE tf_gone AS SELECT g::bigint AS id, g::float8 AS amount"
+            " FROM generate_series(1, 50) g"
+        )
+    with fq.connect(scratch_dsn) as s:
+        assert s.execute("{ gone_aggregate { count } }", backend="arrow").df["count"][0] == 50
+        with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE tf_gone; DROP TABLE tv_item")
+        for backend in ("arrow", "auto", "postgres"):
+            with pytest.raises(fq.BackendError) as info:
+                s.execute("{ gone_aggregate { count } }", backend=backend)
+            assert "does not exist any more" in str(info.value)
+        for backend in ("wire", "postgres"):
+            with pytest.raises(fq.BackendError) as info:
+                s.execute("{ items { id n } }", backend=backend)
+            assert "tv_item" in str(info.value)
+
+
+def test_an_arrow_load_past_the_timeout_is_a_backend_error(slow_fact: str) -> None:
+    config = {"wire_backend": {"statement_timeout_ms": 500}}
+    with fq.connect(slow_fact, config=config) as s:
+        with pytest.raises(fq.BackendError) as info:
+            s.execute("{ slow_aggregate { count } }", backend="arrow")
+        assert "statement timeout (500 ms)" in str(info.value)

@@ -419,8 +419,8 @@ class _Builder:
 
     # -------------------------------------------------------------- facts
 
-    def fact_fields(self, fact: FactTable) -> dict[str, GraphQLField]:
-        stem = fact.type_stem
+    def fact_fields(self, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
+        """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
         column_scalars = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
         column_scalars.update({d.name: d.scalar for d in fact.dimensions})
 
@@ -605,10 +605,30 @@ def build_graphql_schema(schema: Schema) -> GraphQLSchema:
             {"id": GraphQLArgument(GraphQLNonNull(GraphQLID))},
             description=f"One document of {entity.schema}.{entity.relation} by id",
         )
+    taken = _object_type_names(schema)
     for fact in schema.facts:
-        query_fields.update(builder.fact_fields(fact))
+        # v_slow and tf_slow would both name a SlowWhereInput: the fact's types yield.
+        stem = fact.type_stem
+        while stem in taken:
+            stem += "Fact"
+        taken.add(stem)
+        query_fields.update(builder.fact_fields(fact, stem))
     if not query_fields:
         query_fields["_empty"] = GraphQLField(
             GraphQLBoolean, description="the database has no entity views or fact tables"
         )
     return GraphQLSchema(GraphQLObjectType("Query", query_fields))
+
+
+def _object_type_names(schema: Schema) -> set[str]:
+    """The GraphQL object type names of the entities and their nested objects."""
+    names: set[str] = set()
+    stack = [e.type for e in schema.entities]
+    while stack:
+        ftype = stack.pop()
+        if ftype.kind == "object" and ftype.type_name:
+            names.add(ftype.type_name)
+            stack.extend(f.type for f in ftype.fields or ())
+        elif ftype.kind == "list" and ftype.item is not None:
+            stack.append(ftype.item)
+    return names

@@ -9,7 +9,7 @@ view (``LIMIT``, so the cost is that of reading those rows, not the view).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -171,8 +171,12 @@ def _entity(
             )
         return None
     samples = []
+    too_slow: set[str] = set()
     for nsp, rel, cols in usable:
-        samples.append((nsp, rel, cols, _sample_documents(conn, nsp, rel, sample_size)))
+        got = _sample_documents(conn, nsp, rel, sample_size)
+        if got is None:
+            too_slow.add(f"{nsp}.{rel}")
+        samples.append((nsp, rel, cols, got or []))
         if samples[-1][3]:
             break  # the first relation with documents serves
     served = next((s for s in samples if s[3]), samples[0])
@@ -219,7 +223,17 @@ def _entity(
             column="id",
         )
         fields = (id_field, *(f for f in fields if f.name != "id"))
-    if not rows:
+    if not rows and where in too_slow:
+        problems.append(
+            Problem(
+                relation=where,
+                queries=(),
+                message=f"{where} returned no documents within the statement timeout, even"
+                " when asked for one: only its id can be queried; make the view faster or"
+                " raise statement_timeout_ms, then reconnect",
+            )
+        )
+    elif not rows:
         problems.append(
             Problem(
                 relation=where,
@@ -244,14 +258,34 @@ def _entity(
 
 def _sample_documents(
     conn: psycopg.Connection[Any], nsp: str, rel: str, limit: int
-) -> list[tuple[str, Any]]:
-    """(id as text, document) of the first ``limit`` rows with a document."""
-    rows = conn.execute(
-        sql.SQL("SELECT id::text, data::text FROM {} WHERE data IS NOT NULL LIMIT {}").format(
-            sql.Identifier(nsp, rel), sql.Literal(limit)
-        )
-    ).fetchall()
-    return [(r[0], orjson.loads(r[1])) for r in rows]
+) -> list[tuple[str, Any]] | None:
+    """(id as text, document) of the first ``limit`` rows with a document; None when
+    even one row takes longer than the statement timeout."""
+    rows = _within_timeout(
+        conn,
+        lambda n: sql.SQL(
+            "SELECT id::text, data::text FROM {} WHERE data IS NOT NULL LIMIT {}"
+        ).format(sql.Identifier(nsp, rel), sql.Literal(n)),
+        limit,
+    )
+    return None if rows is None else [(r[0], orjson.loads(r[1])) for r in rows]
+
+
+def _within_timeout(
+    conn: psycopg.Connection[Any], statement: Callable[[int], sql.Composed], limit: int
+) -> list[Any] | None:
+    """The rows of ``statement(limit)``; when the statement timeout cancels it (a slow
+    view), of ``statement`` with ten times fewer rows, down to one. None if even one row
+    is too slow. Each try runs in its own (sub)transaction, so a cancelled one leaves the
+    connection usable."""
+    while True:
+        try:
+            with conn.transaction():
+                return conn.execute(statement(limit)).fetchall()
+        except psycopg.errors.QueryCanceled:
+            if limit <= 1:
+                return None
+            limit = max(1, limit // 10)
 
 
 def _identity(rows: list[tuple[str, Any]], id_type: str) -> tuple[str, bool]:
@@ -399,12 +433,14 @@ def _fact(
 def _sample_json(
     conn: psycopg.Connection[Any], nsp: str, rel: str, column: str, limit: int
 ) -> list[Any]:
-    rows = conn.execute(
-        sql.SQL("SELECT {col}::text FROM {rel} WHERE {col} IS NOT NULL LIMIT {n}").format(
-            col=sql.Identifier(column), rel=sql.Identifier(nsp, rel), n=sql.Literal(limit)
-        )
-    ).fetchall()
-    return [orjson.loads(r[0]) for r in rows]
+    rows = _within_timeout(
+        conn,
+        lambda n: sql.SQL("SELECT {col}::text FROM {rel} WHERE {col} IS NOT NULL LIMIT {n}").format(
+            col=sql.Identifier(column), rel=sql.Identifier(nsp, rel), n=sql.Literal(n)
+        ),
+        limit,
+    )
+    return [orjson.loads(r[0]) for r in rows or ()]
 
 
 def _flatten(

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from tests.planes.conftest import SLOW_ROWS
+from tests.conftest import SLOW_ROWS
 
 SLOW = "{ slow_aggregate { count amount_sum } }"
 # Quick on PostgreSQL (the filter comes before the sleep), as slow to load as SLOW.
