@@ -11,6 +11,7 @@ from __future__ import annotations
 import polars as pl
 import psycopg
 import pytest
+from psycopg import sql
 
 import fraiseql_nb as fq
 from fraiseql_nb.conninfo import mask_dsn, redact
@@ -315,3 +316,27 @@ def test_an_arrow_load_past_the_timeout_is_a_backend_error(slow_fact: str) -> No
         with pytest.raises(fq.BackendError) as info:
             s.execute("{ slow_aggregate { count } }", backend="arrow")
         assert "statement timeout (500 ms)" in str(info.value)
+
+
+def test_relations_whose_names_graphql_cannot_hold_are_skipped_with_a_reason(
+    scratch_dsn: str,
+) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        for name in ("v_order-item", "v_1st", "v_Ünï"):
+            conn.execute(
+                sql.SQL("CREATE VIEW {} AS SELECT 1 AS id, {}::jsonb AS data").format(
+                    sql.Identifier(name), '{"id": 1}'
+                )
+            )
+        conn.execute(
+            'CREATE VIEW v_ok AS SELECT 1 AS id, \'{"id": 1, "a-b": 3, "1a": 2}\'::jsonb AS data'
+        )
+        conn.execute('CREATE VIEW "tf_bad-name" AS SELECT 1::bigint AS id, 1.0::float8 AS x')
+    with fq.connect(scratch_dsn) as s:
+        assert s.schema.root_fields() == ["oks", "ok"]
+        messages = " | ".join(p.message for p in s.schema.problems)
+        for name in ("v_order-item", "v_1st", "v_Ünï", "tf_bad-name"):
+            assert f"public.{name}" in messages
+        assert "'order-item' cannot be a GraphQL name" in messages
+        answer = s.execute("{ oks { id a_b _1a } }").to_graphql()
+        assert answer == {"data": {"oks": [{"id": 1, "a_b": 3, "_1a": 2}]}}

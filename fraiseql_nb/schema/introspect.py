@@ -140,12 +140,23 @@ def _entity(
 ) -> Entity | None:
     """The entity named ``base``, served by the first of its relations (``tv_`` before
     ``v_``) that has documents; every relation left aside is reported, with why."""
+    if graphql_name(base) != base or not graphql_name(pascal(base)):
+        for nsp, rel, _ in candidates:
+            problems.append(
+                Problem(
+                    relation=f"{nsp}.{rel}",
+                    queries=(),
+                    message=f"{nsp}.{rel} is skipped: {base!r} cannot be a GraphQL name"
+                    " (letters, digits and _, not starting with a digit); rename the view",
+                )
+            )
+        return None
     type_name, list_query, single_query = entity_names(base)
-    queries = (list_query, single_query) if graphql_name(base) else ()
+    queries = (list_query, single_query)
     usable: list[tuple[str, str, list[tuple[str, str, str, str]]]] = []
     for nsp, rel, cols in candidates:
         kinds = {c[0]: c[2] for c in cols}
-        if not queries or "id" not in kinds or kinds.get("data") != "jsonb":
+        if "id" not in kinds or kinds.get("data") != "jsonb":
             have = ", ".join(f"{c[0]} {c[1]}" for c in cols) or "no columns"
             problems.append(
                 Problem(
