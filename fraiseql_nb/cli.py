@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fraiseql_nb import __version__, demo, embedded
-from fraiseql_nb.conninfo import mask_dsn
+from fraiseql_nb.conninfo import mask_dsn, secrets_of
 from fraiseql_nb.db import connect
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError
 
@@ -66,10 +66,23 @@ def _parser() -> _Parser:
         demo_cmd.add_argument(f"--{name}", type=_count, metavar="N", help=f"number of {name}")
     demo_cmd.add_argument("--database", help="target database (default: one per scale)")
 
-    serve = commands.add_parser("serve", help="serve GraphQL, health and metrics over HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = commands.add_parser(
+        "serve",
+        help="serve GraphQL, health and metrics over HTTP",
+        description="Serve GraphQL, health and metrics over HTTP. A DSN with a password goes"
+        " in $FRAISEQL_DSN or a file (--dsn-file), never on the command line, where every"
+        " user of the machine can read it. Beyond 127.0.0.1 a bearer token is required:"
+        " set $FRAISEQL_SERVER_TOKEN (or [server] token in the config).",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine)"
+    )
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--dsn", help="database (default: $FRAISEQL_DSN, else the embedded demo)")
+    serve.add_argument(
+        "--dsn",
+        help="database without a password (default: $FRAISEQL_DSN, else the embedded demo)",
+    )
+    serve.add_argument("--dsn-file", help="file holding the DSN (may carry a password)")
     serve.add_argument("--config", help="fraiseql.toml to use")
 
     cache = commands.add_parser(
@@ -228,15 +241,43 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     import fraiseql_nb as fq
-    from fraiseql_nb.http import create_app
+    from fraiseql_nb.config import load_config
+    from fraiseql_nb.server import check_exposure, uvicorn_config
 
-    session = fq.connect(args.dsn, config=args.config)
-    print(f"serving {session.dsn} on http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    dsn = _serve_dsn(args)
+    config = load_config(args.config)
+    check_exposure(args.host, config.server)  # before connecting: fail fast
+    session = fq.connect(dsn, config=config)
     try:
-        uvicorn.run(create_app(session), host=args.host, port=args.port, log_level="warning")
+        server = uvicorn.Server(uvicorn_config(session, args.host, args.port, config.server))
+        print(f"serving {session.dsn} on http://{args.host}:{args.port}/graphql", file=sys.stderr)
+        server.run()
     finally:
         session.close()
     return 0
+
+
+def _serve_dsn(args: argparse.Namespace) -> str | None:
+    """The DSN from --dsn-file or --dsn; a password on the command line is refused."""
+    if args.dsn and args.dsn_file:
+        raise ConfigError("give --dsn or --dsn-file, not both", key="dsn")
+    if args.dsn_file:
+        try:
+            text = Path(args.dsn_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read --dsn-file {args.dsn_file}: {exc.strerror}", key="dsn"
+            ) from None
+        if not text:
+            raise ConfigError(f"--dsn-file {args.dsn_file} is empty", key="dsn")
+        return text
+    if args.dsn and secrets_of(args.dsn):
+        raise ConfigError(
+            "--dsn carries a password, which every user of this machine can read in the"
+            " process list: put the DSN in $FRAISEQL_DSN or a file (--dsn-file) instead",
+            key="dsn",
+        )
+    return args.dsn
 
 
 def _cache(args: argparse.Namespace) -> int:

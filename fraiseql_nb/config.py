@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "Config",
     "DatabaseConfig",
     "RoutingConfig",
+    "ServerConfig",
     "WireBackendConfig",
     "load_config",
 ]
@@ -47,6 +49,18 @@ class DatabaseConfig:
 
     standard_connection: str | None = None
     analytics_connection: str | None = None
+
+    def __repr__(self) -> str:  # the DSNs may carry passwords
+        from fraiseql_nb.conninfo import mask_dsn
+
+        shown = {
+            name: None if dsn is None else mask_dsn(dsn)
+            for name, dsn in (
+                ("standard_connection", self.standard_connection),
+                ("analytics_connection", self.analytics_connection),
+            )
+        }
+        return "DatabaseConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +89,6 @@ class ArrowBackendConfig:
 
     cache_enabled: bool = True
     cache_size_mb: int = field(default=1024, metadata=_range(0, 1_048_576))
-    parallel_execution: bool = True
     cache_ttl_s: float = field(default=0.0, metadata=_range(0, 31_536_000))
     exact_decimals: bool = False
     store_enabled: bool = True
@@ -95,6 +108,28 @@ class RoutingConfig:
     wait_for_load_s: float = field(default=5.0, metadata=_range(0, 3600))
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """``fraiseql-nb serve``: who may call it and what one request may cost."""
+
+    token: str | None = field(default=None, repr=False)  # bearer; required beyond loopback
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header values ("*": any)
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call (CORS)
+    max_body_bytes: int = field(default=1_048_576, metadata=_range(1024, 1_073_741_824))
+    max_root_fields: int = field(default=32, metadata=_range(1, 10_000))
+    max_fields: int = field(default=2_000, metadata=_range(1, 1_000_000))
+    max_depth: int = field(default=12, metadata=_range(1, 1_000))
+    max_list_length: int = field(default=10_000, metadata=_range(1, 10_000_000))
+    header_timeout_s: float = field(default=10.0, metadata=_range(0.1, 3600))
+    body_timeout_s: float = field(default=30.0, metadata=_range(0.1, 3600))
+    keepalive_timeout_s: int = field(default=5, metadata=_range(1, 3600))
+    max_connections: int = field(default=64, metadata=_range(1, 100_000))
+    access_log: bool = True
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """All settings. Build with :func:`load_config`; immutable."""
@@ -104,6 +139,7 @@ class Config:
     wire_backend: WireBackendConfig = field(default_factory=WireBackendConfig)
     arrow_backend: ArrowBackendConfig = field(default_factory=ArrowBackendConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     source: str = "defaults"
 
 
@@ -113,6 +149,7 @@ _SECTIONS = {
     "wire_backend": WireBackendConfig,
     "arrow_backend": ArrowBackendConfig,
     "routing": RoutingConfig,
+    "server": ServerConfig,
 }
 
 
@@ -176,10 +213,21 @@ def _from_mapping(data: dict[str, Any], source: str) -> Config:
     return Config(**sections, source=source)
 
 
+# Keys that did nothing and were removed: still accepted, with a warning saying why.
+_RETIRED = {
+    "arrow_backend.parallel_execution": "Polars always uses every core; set"
+    " POLARS_MAX_THREADS before Python starts to use fewer",
+}
+
+
 def _section(cls: type, section: str, values: dict[str, Any], source: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in values.items():
+        retired = _RETIRED.get(f"{section}.{key}")
+        if retired is not None:
+            warnings.warn(f"{source}: {section}.{key} is ignored: {retired}", stacklevel=4)
+            continue
         if key not in known:
             raise ConfigError(
                 f"{source}: unknown key {section}.{key} (known: {', '.join(known)})",
@@ -199,6 +247,8 @@ def _check(f: Any, section: str, key: str, value: Any, source: str) -> Any:
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "str": isinstance(value, str),
         "str | None": value is None or isinstance(value, str),
+        "tuple[str, ...]": isinstance(value, (list, tuple))
+        and all(isinstance(v, str) for v in value),
     }[kind]
     if not ok:
         want = {
@@ -207,6 +257,7 @@ def _check(f: Any, section: str, key: str, value: Any, source: str) -> Any:
             "int": "a whole number",
             "float": "a number",
             "str": "text",
+            "tuple[str, ...]": "a list of text",
         }[kind]
         raise ConfigError(
             f"{source}: {name} must be {want}, got {value!r}", key=name, source=source
@@ -218,6 +269,8 @@ def _check(f: Any, section: str, key: str, value: Any, source: str) -> Any:
             key=name,
             source=source,
         )
+    if kind == "tuple[str, ...]":
+        return tuple(value)
     return float(value) if kind == "float" else value
 
 
@@ -245,6 +298,8 @@ def _parse_env(text: str, f: Any) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         return text
+    if kind == "tuple[str, ...]":  # FRAISEQL_SERVER_ALLOWED_HOSTS=a.example,b.example
+        return [part.strip() for part in text.split(",") if part.strip()]
     if kind in ("int", "float"):
         try:
             return int(text) if kind == "int" else float(text)

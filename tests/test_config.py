@@ -41,10 +41,42 @@ def test_the_example_file_documents_every_key_with_its_default() -> None:
     cfg = load_config(EXAMPLE, environ={})
     assert cfg == Config(source=str(EXAMPLE))  # every value in the example is the default
     text = EXAMPLE.read_text()
-    for section in ("database", "backends", "wire_backend", "arrow_backend", "routing"):
+    for section, spec in Config.__dataclass_fields__.items():
+        if section == "source":
+            continue
         assert f"[{section}]" in text
-    for key in Config.__dataclass_fields__["wire_backend"].default_factory.__dataclass_fields__:  # type: ignore[attr-defined]
-        assert key in text
+        for key in spec.default_factory.__dataclass_fields__:  # type: ignore[attr-defined]
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{section}.{key}"
+
+
+def test_a_retired_key_is_ignored_with_a_warning_saying_why(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[arrow_backend]\nparallel_execution = true\ncache_size_mb = 7\n")
+    with pytest.warns(UserWarning, match="parallel_execution is ignored: Polars always uses"):
+        cfg = load_config(path, environ={})
+    assert cfg.arrow_backend.cache_size_mb == 7
+
+
+def test_server_lists_come_from_toml_lists_or_comma_separated_variables() -> None:
+    cfg = load_config(
+        {"server": {"allowed_hosts": ["api.example"]}},
+        environ={"FRAISEQL_SERVER_ALLOWED_ORIGINS": "https://a.example, https://b.example"},
+    )
+    assert cfg.server.allowed_hosts == ("api.example",)
+    assert cfg.server.allowed_origins == ("https://a.example", "https://b.example")
+    with pytest.raises(fq.ConfigError, match="server.allowed_hosts must be a list of text"):
+        load_config({"server": {"allowed_hosts": "api.example"}}, environ={})
+
+
+def test_a_config_repr_shows_no_password_nor_token() -> None:
+    cfg = load_config(
+        {"database": {"standard_connection": "postgresql://u:Sekr3t!@h/db"}},
+        environ={"FRAISEQL_SERVER_TOKEN": "T0kenValue"},
+    )
+    assert cfg.server.token == "T0kenValue"
+    shown = repr(cfg)
+    assert "Sekr3t" not in shown and "T0kenValue" not in shown
+    assert "postgresql://u:***@h/db" in shown
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,123 @@
+"""What one request to the HTTP endpoint may ask for. Pure: no I/O.
+
+A public endpoint must not be knocked over by one cheap request: ten
+thousand root aliases would run ten thousand queries, a fragment spread
+many times over multiplies the fields, and a list of two million values
+costs seconds of CPU before any SQL is sent. These checks run on the
+request's text and variables before the session sees them, each against a
+``[server]`` setting, and refuse with a :class:`~fraiseql_nb.errors.QueryError`
+(HTTP 400) naming the limit and the setting that raises it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    ListValueNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+)
+
+from fraiseql_nb.config import ServerConfig
+from fraiseql_nb.errors import QueryError
+
+__all__ = ["check_request"]
+
+# Tokens a document may have: enough for any hand-written query, a bound on parsing.
+_TOKENS_PER_FIELD = 50
+
+
+def check_request(text: str, variables: Any, limits: ServerConfig) -> None:
+    """Refuse a request that asks for more than ``limits`` allow.
+
+    Raises:
+        QueryError: a limit is exceeded (the message names the setting), or the text
+            does not parse within the token budget.
+    """
+    try:
+        document = parse(text, no_location=True, max_tokens=limits.max_fields * _TOKENS_PER_FIELD)
+    except GraphQLError as exc:
+        raise QueryError(exc.message) from None
+    _check_selections(document, limits)
+    _check_literals(document, limits.max_list_length)
+    _check_variables(variables, limits.max_list_length)
+
+
+def _too_many(what: str, limit: int, setting: str) -> QueryError:
+    return QueryError(f"the request has more than {limit:,} {what}; [server] {setting} allows more")
+
+
+def _check_selections(document: DocumentNode, limits: ServerConfig) -> None:
+    """Root fields, all fields (fragments expanded) and depth, counted without recursion."""
+    fragments = {
+        d.name.value: d.selection_set
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode):
+            continue
+        roots = 0
+        fields = 0
+        # (selection set, depth, fragments on the way there: a cycle is graphql-core's to report)
+        stack: list[tuple[SelectionSetNode, int, frozenset[str]]] = [
+            (operation.selection_set, 1, frozenset())
+        ]
+        while stack:
+            selection_set, depth, seen = stack.pop()
+            if depth > limits.max_depth:
+                raise _too_many("levels of nested selections", limits.max_depth, "max_depth")
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    fields += 1
+                    if depth == 1:
+                        roots += 1
+                    if selection.selection_set is not None:
+                        stack.append((selection.selection_set, depth + 1, seen))
+                elif isinstance(selection, InlineFragmentNode):
+                    stack.append((selection.selection_set, depth, seen))
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    if name in fragments and name not in seen:
+                        stack.append((fragments[name], depth, seen | {name}))
+            if roots > limits.max_root_fields:
+                raise _too_many("root fields", limits.max_root_fields, "max_root_fields")
+            if fields > limits.max_fields:
+                raise _too_many("fields (fragments expanded)", limits.max_fields, "max_fields")
+
+
+def _check_literals(document: DocumentNode, max_length: int) -> None:
+    """List values written in the text."""
+    stack: list[Node] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ListValueNode) and len(node.values) > max_length:
+            raise _too_many("values in one list", max_length, "max_list_length")
+        for key in node.keys:
+            child = getattr(node, key, None)
+            if isinstance(child, Node):
+                stack.append(child)
+            elif isinstance(child, tuple):
+                stack.extend(c for c in child if isinstance(c, Node))
+
+
+def _check_variables(variables: Any, max_length: int) -> None:
+    """List values given in the variables (JSON), at any depth."""
+    stack = [variables]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            if len(value) > max_length:
+                raise _too_many("values in one list", max_length, "max_list_length")
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())

@@ -1,0 +1,385 @@
+"""The HTTP endpoint's guards, tried with real requests against ``fraiseql-nb serve``.
+
+Each server runs as its own process on 127.0.0.1, as a user starts it;
+every loop and wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import run_cli
+
+TOKEN = "t0ken-for-tests-only"
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def stderr(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(dsn: str, tmp: Path, **settings: Any) -> Iterator[Served]:
+    """``fraiseql-nb serve`` on a free loopback port, ``settings`` as FRAISEQL_SERVER_*."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAISEQL_SERVER_")}
+    env["FRAISEQL_DSN"] = dsn
+    for key, value in settings.items():
+        env[f"FRAISEQL_SERVER_{key.upper()}"] = str(value)
+    log = tmp / f"serve-{port}.log"
+    with open(log, "w", encoding="utf-8") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fraiseql_nb", "serve", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            text=True,
+        )
+    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"serve exited: {served.stderr()}"
+            assert time.monotonic() < deadline, f"serve did not start: {served.stderr()}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield served
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def request(
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> tuple[int, dict[str, Any] | str]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+def graphql(served: Served, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return request(
+        f"{served.url}/graphql", body, {"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def message(answer: Any) -> str:
+    assert isinstance(answer, dict), answer
+    return str(answer["errors"][0]["message"])
+
+
+@pytest.fixture(scope="module")
+def served(demo_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    settings = {"header_timeout_s": 1, "body_timeout_s": 1, "max_connections": 8}
+    with serve(demo_dsn, tmp_path_factory.mktemp("serve"), **settings) as s:
+        yield s
+
+
+# ------------------------------------------------------------------ size and cost
+
+
+def test_a_small_query_is_answered(served: Served) -> None:
+    status, answer = graphql(served, {"query": "{ users(limit: 2) { id } }"})
+    assert status == 200
+    assert answer == {"data": {"users": [{"id": 1}, {"id": 2}]}}
+
+
+def test_a_body_over_the_limit_is_413(served: Served) -> None:
+    padding = "x" * 1_100_000
+    status, answer = graphql(served, {"query": "{ users { id } }", "pad": padding})
+    assert status == 413
+    assert "max_body_bytes" in message(answer)
+
+
+def test_a_chunked_body_over_the_limit_is_413(served: Served) -> None:
+    """No Content-Length to trust: the body is counted as it arrives."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"query": "{ users { id } }", "pad": "'
+        for _ in range(40):
+            yield b"x" * 50_000
+        yield b'"}'
+
+    req = urllib.request.Request(
+        f"{served.url}/graphql",
+        data=chunks(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 413
+
+
+def test_too_many_root_fields_are_refused_before_any_query_runs(served: Served) -> None:
+    aliases = " ".join(f"a{i}: users(limit: 1) {{ id }}" for i in range(33))
+    status, answer = graphql(served, {"query": f"{{ {aliases} }}"})
+    assert status == 400
+    assert "32 root fields" in message(answer) and "max_root_fields" in message(answer)
+
+
+def test_a_fragment_spread_many_times_over_counts_every_field(served: Served) -> None:
+    text = (
+        "fragment A on User { a: id b: id c: id d: id e: id f: id g: id h: id i: id j: id }"
+        " fragment B on User { ...A ...A ...A ...A ...A ...A ...A ...A ...A ...A }"
+        " fragment C on User { ...B ...B ...B ...B ...B ...B ...B ...B ...B ...B }"
+        " { users(limit: 1) { ...C ...C ...C } }"
+    )
+    status, answer = graphql(served, {"query": text})
+    assert status == 400
+    assert "max_fields" in message(answer)
+
+
+def test_a_selection_nested_too_deep_is_refused(served: Served) -> None:
+    text = "{ users { " + "address { " * 12 + "city" + " }" * 12 + " } }"
+    status, answer = graphql(served, {"query": text})
+    assert status == 400
+    assert "max_depth" in message(answer)
+
+
+@pytest.mark.parametrize("where", ["text", "variables"])
+def test_a_list_longer_than_the_limit_is_refused(served: Served, where: str) -> None:
+    ids = list(range(10_001))
+    if where == "text":
+        payload: dict[str, Any] = {
+            "query": f"{{ users(where: {{id: {{in: {json.dumps(ids)}}}}}) {{ id }} }}"
+        }
+    else:
+        payload = {
+            "query": "query ($ids: [ID!]) { users(where: {id: {in: $ids}}) { id } }",
+            "variables": {"ids": ids},
+        }
+    status, answer = graphql(served, payload)
+    assert status == 400
+    assert "max_list_length" in message(answer)
+
+
+def test_a_list_within_the_limit_is_answered(served: Served) -> None:
+    payload = {
+        "query": "query ($ids: [ID!]) { users(where: {id: {in: $ids}}) { id } }",
+        "variables": {"ids": list(range(1, 10_001))},
+    }
+    status, answer = graphql(served, payload)
+    assert status == 200
+    assert isinstance(answer, dict) and len(answer["data"]["users"]) > 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b'{"query": "{ users { id } }", "variables": {"a": Infinity}}',
+        b'{"query": "{ users { id } }", "variables": {"a": NaN}}',
+        b'{"query": ',
+        b"\xff\xfe",
+    ],
+)
+def test_bodies_that_are_not_json_are_400(served: Served, body: bytes) -> None:
+    status, answer = graphql(served, body)
+    assert status == 400
+    assert message(answer).startswith("the body is not valid JSON")
+
+
+@pytest.mark.parametrize("depth", [100, 5_000])
+def test_a_deeply_nested_variable_is_a_400(served: Served, depth: int) -> None:
+    deep = "[" * depth + "1" + "]" * depth
+    body = (
+        '{"query": "query ($d: JSON) { sales_window(orderBy: [{id: ASC}], limit: 1)'
+        ' { id lag(field: revenue, default: $d) } }", "variables": {"d": ' + deep + "}}"
+    ).encode()
+    status, answer = graphql(served, body)
+    assert status == 400
+    assert "nest" in message(answer)
+
+
+# ------------------------------------------------------------------ who may call
+
+
+def test_only_json_requests_are_taken(served: Served) -> None:
+    """A web page can POST text/plain anywhere without asking; JSON needs CORS's consent."""
+    body = json.dumps({"query": "{ users(limit: 1) { id } }"}).encode()
+    status, answer = request(f"{served.url}/graphql", body, {"Content-Type": "text/plain"})
+    assert status == 415
+    assert "application/json" in message(answer)
+
+
+def test_a_foreign_host_header_is_refused(served: Served) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host."""
+    status, _ = graphql(
+        served, {"query": "{ users(limit: 1) { id } }"}, {"Host": f"evil.example:{served.port}"}
+    )
+    assert status == 400
+
+
+def test_a_foreign_origin_is_refused_and_the_own_one_is_not(served: Served) -> None:
+    payload = {"query": "{ users(limit: 1) { id } }"}
+    status, answer = graphql(served, payload, {"Origin": "https://evil.example"})
+    assert status == 403
+    assert "allowed_origins" in message(answer)
+    status, _ = graphql(served, payload, {"Origin": f"http://127.0.0.1:{served.port}"})
+    assert status == 200
+
+
+def test_a_database_failure_says_no_more_than_its_kind_to_an_unauthenticated_client(
+    scratch_dsn: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_gone AS SELECT g::bigint AS id, g::float8 AS amount"
+            " FROM generate_series(1, 10) g"
+        )
+    dbname = psycopg.conninfo.conninfo_to_dict(scratch_dsn)["dbname"]
+    payload = {"query": "{ gone_aggregate { count } }", "extensions": {"backend": "postgres"}}
+    with serve(scratch_dsn, tmp_path) as plain, serve(scratch_dsn, tmp_path, token=TOKEN) as auth:
+        with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE tf_gone")
+        status, answer = graphql(plain, payload)
+        assert status == 503
+        text = json.dumps(answer)
+        assert "no longer exists" in text
+        for private in (dbname, "/tmp", "pgdata", "postgres", "dsn"):
+            assert private not in text
+        status, answer = graphql(auth, payload, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 503
+        assert "public.tf_gone" in message(answer)
+        assert "does not exist any more" in message(answer)
+
+
+def test_a_token_is_required_when_set(demo_dsn: str, tmp_path: Path) -> None:
+    with serve(demo_dsn, tmp_path, token=TOKEN) as s:
+        payload = {"query": "{ users(limit: 1) { id } }"}
+        status, answer = graphql(s, payload)
+        assert status == 401
+        assert "Bearer" in message(answer)
+        status, _ = graphql(s, payload, {"Authorization": "Bearer wrong"})
+        assert status == 401
+        status, answer = graphql(s, payload, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200 and answer == {"data": {"users": [{"id": 1}]}}
+        assert request(f"{s.url}/metrics", method="GET")[0] == 401
+        status, health = request(f"{s.url}/health", method="GET")
+        assert status == 200 and health == {"status": "healthy"}  # nothing more without a token
+        status, health = request(
+            f"{s.url}/health", method="GET", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert status == 200 and isinstance(health, dict) and "pool" in json.dumps(health)
+        log = s.stderr()
+    assert "POST /graphql 401" in log and "POST /graphql 200" in log
+    assert TOKEN not in log and "users(limit" not in log
+
+
+# ------------------------------------------------------------------ slow clients
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the server (header_timeout_s = 1)
+        assert time.monotonic() - started < 8
+
+
+def test_a_body_that_never_arrives_is_408(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"query"'
+        )
+        started = time.monotonic()
+        reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < 8
+
+
+# ------------------------------------------------------------------ starting the server
+
+
+def test_serve_refuses_a_password_on_the_command_line(demo_dsn: str) -> None:
+    out = run_cli("serve", "--dsn", "postgresql://u:Sekr3t!@127.0.0.1:1/db", timeout=60)
+    assert out.returncode != 0
+    assert "process list" in out.stderr
+    assert "Sekr3t" not in out.stderr + out.stdout
+
+
+def test_serve_refuses_to_go_beyond_loopback_without_a_token(demo_dsn: str) -> None:
+    out = run_cli("serve", "--host", "0.0.0.0", env={"FRAISEQL_DSN": demo_dsn}, timeout=60)
+    assert out.returncode != 0
+    assert "FRAISEQL_SERVER_TOKEN" in out.stderr
+
+
+def test_serve_help_says_where_a_password_goes() -> None:
+    out = run_cli("serve", "--help", timeout=60)
+    assert out.returncode == 0
+    assert "--dsn-file" in out.stdout and "FRAISEQL_DSN" in out.stdout
+    assert "FRAISEQL_SERVER_TOKEN" in out.stdout
+
+
+def test_serve_reads_the_dsn_from_a_file(demo_dsn: str, tmp_path: Path) -> None:
+    dsn_file = tmp_path / "dsn"
+    dsn_file.write_text(demo_dsn + "\n", encoding="utf-8")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAISEQL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fraiseql_nb", "serve", "--port", str(port), "--dsn-file", dsn_file],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status: int | None = None
+        while status is None and time.monotonic() < deadline:
+            assert proc.poll() is None
+            try:
+                status, _ = request(f"http://127.0.0.1:{port}/health", method="GET")
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
