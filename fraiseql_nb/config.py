@@ -90,7 +90,7 @@ class ArrowBackendConfig:
     cache_enabled: bool = True
     cache_size_mb: int = field(default=1024, metadata=_range(0, 1_048_576))
     cache_ttl_s: float = field(default=0.0, metadata=_range(0, 31_536_000))
-    exact_decimals: bool = False
+    exact_decimals: bool = True
     store_enabled: bool = True
     store_dir: str = ""  # default: $FRAISEQL_HOME/store
     store_size_mb: int = field(default=4096, metadata=_range(0, 1_048_576))

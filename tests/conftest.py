@@ -203,3 +203,13 @@ def slow_fact(scratch_dsn: str) -> str:
             f" FROM generate_series(1, {SLOW_ROWS}) AS g"
         )
     return scratch_dsn
+
+
+TINY = demo.Counts(users=200, products=20, orders=50, sales=3_000)
+
+
+@pytest.fixture
+def tiny(scratch_dsn: str) -> str:
+    """A database of its own with the tiny demo dataset."""
+    demo.load(scratch_dsn, TINY)
+    return scratch_dsn

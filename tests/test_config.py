@@ -64,7 +64,7 @@ def test_server_lists_come_from_toml_lists_or_comma_separated_variables() -> Non
     )
     assert cfg.server.allowed_hosts == ("api.example",)
     assert cfg.server.allowed_origins == ("https://a.example", "https://b.example")
-    with pytest.raises(fq.ConfigError, match="server.allowed_hosts must be a list of text"):
+    with pytest.raises(fq.ConfigError, match=r"server\.allowed_hosts must be a list of text"):
         load_config({"server": {"allowed_hosts": "api.example"}}, environ={})
 
 

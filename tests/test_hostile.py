@@ -340,3 +340,25 @@ def test_relations_whose_names_graphql_cannot_hold_are_skipped_with_a_reason(
         assert "'order-item' cannot be a GraphQL name" in messages
         answer = s.execute("{ oks { id a_b _1a } }").to_graphql()
         assert answer == {"data": {"oks": [{"id": 1, "a_b": 3, "_1a": 2}]}}
+
+
+# ------------------------------------------------------------------ exact sums
+
+
+def test_numeric_sums_on_arrow_are_postgres_digits_in_any_load_order(tiny: str) -> None:
+    text = (
+        "{ sales_aggregate(groupBy: {region: true}, orderBy: [{region: ASC}])"
+        " { region revenue_sum revenue_min revenue_max revenue_avg } }"
+    )
+    with fq.connect(tiny) as s:
+        expected = s.execute(text, backend="postgres").df
+        first = s.execute(text, backend="arrow").df
+        # Other columns loaded beside revenue: the sums must not change by a digit.
+        s.execute("{ sales_aggregate { cost_sum discount_sum quantity_sum } }", backend="arrow")
+        again = s.execute(text, backend="arrow").df
+    for frame in (first, again):
+        for column in ("region", "revenue_sum", "revenue_min", "revenue_max"):
+            assert frame[column].to_list() == expected[column].to_list(), column
+        for got, want in zip(frame["revenue_avg"], expected["revenue_avg"], strict=True):
+            assert abs(got - want) <= abs(want) * 1e-15
+    assert first.equals(again)

@@ -332,6 +332,12 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
     elif agg.function == "sum":
         # SQL: the sum of no value is NULL, where Polars says 0.
         expr = pl.when(col.count() > 0).then(exact.sum())
+    elif agg.function == "avg" and exact is col:
+        # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's
+        # numeric avg is: the same digits in every run, whatever the order of rows.
+        # (A sum with more than 20 integer digits does not fit: PostgreSQL answers.)
+        quotient = exact.sum().cast(pl.Decimal(38, 18)) / col.count()
+        expr = pl.when(col.count() > 0).then(quotient)
     elif agg.function == "avg":
         expr = num.mean()
     elif agg.function == "min":

@@ -1,12 +1,6 @@
-"""Fact tables the analytics-plane tests share: a tiny demo and appended rows."""
+"""SQL the analytics-plane tests share: rows appended to the demo fact table."""
 
 from __future__ import annotations
-
-import pytest
-
-from fraiseql_nb import demo
-
-TINY = demo.Counts(users=200, products=20, orders=50, sales=3_000)
 
 
 def append_sales(n: int, offset: int = 1_000_000) -> str:
@@ -16,10 +10,3 @@ def append_sales(n: int, offset: int = 1_000_000) -> str:
         " revenue, quantity, cost, discount, dimensions, date_info FROM tf_sales"
         f" WHERE id <= {n}"
     )
-
-
-@pytest.fixture
-def tiny(scratch_dsn: str) -> str:
-    """A database of its own with the tiny demo dataset."""
-    demo.load(scratch_dsn, TINY)
-    return scratch_dsn

@@ -12,7 +12,8 @@ import pytest
 
 import fraiseql_nb as fq
 from fraiseql_nb.query import parse_query
-from tests.planes.conftest import TINY, append_sales
+from tests.conftest import TINY
+from tests.planes.conftest import append_sales
 from tests.planes.corpus import assert_same
 
 TOTAL = "{ sales_aggregate { count revenue_sum } }"

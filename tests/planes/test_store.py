@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from tests.conftest import ENV_STORE, REPO, run_cli, tenant_dsn
-from tests.planes.conftest import TINY, append_sales
+from tests.conftest import ENV_STORE, REPO, TINY, run_cli, tenant_dsn
+from tests.planes.conftest import append_sales
 from tests.planes.corpus import assert_same
 
 QUERY = "{ sales_aggregate(groupBy: {category: true}) { category count revenue_sum } }"
