@@ -33,9 +33,7 @@ from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.router import Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
-from fraiseql_nb.sql.facts import compile_load
 from fraiseql_nb.sql.params import Params
-from fraiseql_nb.sql.rows import compile_row_query
 from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
 __all__ = ["BACKENDS", "Session", "connect", "resolve_dsn", "store_root"]
@@ -73,7 +71,14 @@ def store_root(config: Config) -> Path | None:
 class Session:
     """A connection pool to one database, what it offers to query, and the planes."""
 
-    def __init__(self, dsn: str, config: Config, pool: ConnectionPool, schema: Schema) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        config: Config,
+        pool: ConnectionPool,
+        schema: Schema,
+        analytics_pool: ConnectionPool | None = None,
+    ) -> None:
         self._dsn = dsn
         self.config = config
         self._pool = pool
@@ -81,8 +86,13 @@ class Session:
         self._rows = RowPlane(pool, dsn, config)
         self._pushdown = PushdownPlane(pool, dsn, config)
         self._arrow_ready = arrow_available()
+        # With an analytics_connection (a replica), the arrow plane reads the catalogue,
+        # table versions and data there: a version is only comparable where it was read.
         analytics = config.database.analytics_connection or dsn
-        self._arrow = ArrowPlane(analytics, config, pool, dsn, store_root(config))
+        self._analytics_pool = analytics_pool
+        self._arrow = ArrowPlane(
+            analytics, config, analytics_pool or pool, analytics, store_root(config)
+        )
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
@@ -163,7 +173,7 @@ class Session:
                 route = self.route(q, backend)
                 entity = self._schema.entity(q.entity)
                 assert entity is not None
-                text = compile_row_query(q, entity, Params(literal=True), as_text=True)
+                text = self._rows.statement(q, entity)
                 statements["wire" if route.plane == "wire" else "postgres"] = text.as_string(None)
             else:
                 fact = self._schema.fact(q.fact)
@@ -174,8 +184,8 @@ class Session:
                 est = self._arrow.estimate(fact, names) if self._arrow_on() else None
                 route = self.route(q, backend)
                 if est is not None:
-                    load = compile_load(fact, names)
-                    statements["arrow"] = f"{load.as_string(None)}  -- then computed in Polars"
+                    load = self._arrow.load_statement(fact, names)
+                    statements["arrow"] = f"{load}  -- then computed in Polars"
                     estimate = {
                         "rows": est.rows,
                         "load MB": round(est.mb, 1),
@@ -394,6 +404,8 @@ class Session:
             if not self.closed:
                 self.closed = True
                 self._arrow.close()
+                if self._analytics_pool is not None:
+                    self._analytics_pool.close()
                 self._pool.close()
 
     def __enter__(self) -> Session:
@@ -439,11 +451,15 @@ def connect(
     else:
         built = None
     pool = open_pool(target, cfg)
+    analytics_pool = None
     try:
         if built is None:
             with pool.connection() as conn:
                 built = introspect(conn, sample_size=sample_size)
+        analytics = cfg.database.analytics_connection
+        if analytics and analytics != target:
+            analytics_pool = open_pool(check_dsn(analytics), cfg, name="fraiseql-nb analytics")
     except BaseException:
         pool.close()
         raise
-    return Session(target, cfg, pool, built)
+    return Session(target, cfg, pool, built, analytics_pool)

@@ -17,6 +17,8 @@ import argparse
 import contextlib
 import re
 import shlex
+import sqlite3
+import sys
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -314,8 +316,14 @@ class FraiseQL(Magics):
                             " WHERE session = ? AND line = ?",
                             (hide(source), hide(raw), hm.session_number, number),
                         )
-        except Exception:  # noqa: BLE001 - a history file we cannot write holds no secret of ours
-            pass
+        except sqlite3.Error as exc:
+            # Say so: the password stays in the history file until the user removes it.
+            print(
+                "fraiseql: warning: the password typed in this cell could not be removed from"
+                f" IPython's history file ({exc}); keep DSNs in a variable and use"
+                " `%fraiseql connect $dsn`, and clear the history (`ipython history trim`)",
+                file=sys.stderr,
+            )
 
 
 def _demo_dsn() -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import polars as pl
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
@@ -70,6 +71,13 @@ class RowPlane:
 
     # ------------------------------------------------------------ execute
 
+    def statement(self, query: RowQuery, entity: Entity) -> sql.Composable:
+        """The statement :meth:`execute` sends for ``query``, values inlined, ready to paste
+        (what metrics and ``explain`` show: one source, so they cannot drift apart)."""
+        return compile_row_query(
+            query, entity, Params(literal=True), as_text=True, with_cursor=_paged(query)
+        )
+
     def execute(
         self,
         query: RowQuery,
@@ -84,15 +92,12 @@ class RowPlane:
         as ``postgres``): the same statement and DataFrame, fetched by one
         buffered psycopg query — libpq holds the whole result before the first row.
         """
-        paged = query.limit is not None and query.by_id is None
+        paged = _paged(query)
         # A whole-document selection carries its own id; others get a hidden one.
         cursor = "id" if selects_whole_document(query.selection, entity.fields) else CURSOR_KEY
         params = Params()
         statement = compile_row_query(query, entity, params, as_text=True, with_cursor=paged)
-        # What metrics show: the same statement with its values inlined, ready to paste.
-        shown = compile_row_query(
-            query, entity, Params(literal=True), as_text=True, with_cursor=paged
-        )
+        shown = self.statement(query, entity)
         schema = polars_schema(query.selection)
         if paged and cursor == CURSOR_KEY:
             id_field = entity.field("id")
@@ -149,3 +154,8 @@ def _after(query: RowQuery, last_id: Any) -> RowQuery:
     from dataclasses import replace
 
     return replace(query, after=last_id, offset=None)
+
+
+def _paged(query: RowQuery) -> bool:
+    """A list query with a limit pages by keyset: its statement also returns a cursor."""
+    return query.limit is not None and query.by_id is None

@@ -6,11 +6,13 @@ import os
 import signal
 import threading
 import time
+import uuid
 
 import psycopg
 import pytest
 
 import fraiseql_nb as fq
+from fraiseql_nb import demo
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY
 from tests.planes.conftest import append_sales
@@ -208,3 +210,44 @@ def test_exact_decimals_sum_like_postgresql(tiny: str) -> None:
         pg = s.execute(query, backend="postgres")
         # Summed exactly then rounded once: bit-identical to PostgreSQL's numeric sum.
         assert exact.df.to_dicts() == pg.df.to_dicts()  # type: ignore[union-attr]
+
+
+def test_an_analytics_connection_is_where_the_arrow_plane_reads_and_checks(
+    tiny: str, server_dsn: str
+) -> None:
+    """A replica of its own: loads, versions and freshness checks all go there (a version
+    read on the primary says nothing of the replica's rows)."""
+    replica = demo.ensure_database(server_dsn, f"fq_replica_{uuid.uuid4().hex[:8]}")
+    try:
+        demo.load(replica, TINY)
+        config = {"database": {"analytics_connection": replica}}
+        count = "{ sales_aggregate { count } }"
+        with fq.connect(tiny, config=config) as s:
+            assert s.execute(count, backend="arrow").df["count"][0] == TINY.sales
+            with psycopg.connect(replica, autocommit=True) as conn:
+                conn.execute(append_sales(7))  # only on the replica
+            assert s.execute(count, backend="arrow").df["count"][0] == TINY.sales + 7
+            assert s.execute(count, backend="postgres").df["count"][0] == TINY.sales
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psycopg.sql.Identifier(psycopg.conninfo.conninfo_to_dict(replica)["dbname"])
+                )
+            )
+
+
+def test_a_never_analysed_table_is_estimated_from_its_size(scratch_dsn: str) -> None:
+    """reltuples is -1 until ANALYZE: "0 rows" would let max_load_mb wave any load through."""
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_fresh AS SELECT g::bigint AS id, g::float8 AS amount"
+            " FROM generate_series(1, 300000) g;"
+            " CREATE VIEW tf_through AS SELECT * FROM tf_fresh"
+        )
+    with fq.connect(scratch_dsn, config={"routing": {"max_load_mb": 1}}) as s:
+        for name in ("fresh", "through"):
+            plan = s.explain(f"{{ {name}_aggregate {{ amount_sum }} }}").plans[0]
+            assert plan.estimate["rows"] > 100_000
+            assert plan.backend == "postgres"
+            assert "MB > 1 MB" in plan.reason

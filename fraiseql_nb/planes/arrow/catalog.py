@@ -71,7 +71,8 @@ SELECT pg_current_snapshot()::text,
 )
 _ESTIMATE = _TREE + sql.SQL(
     """
-SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, COALESCE(sum(c.relpages), 0)::bigint
+SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, COALESCE(sum(c.relpages), 0)::bigint,
+       COALESCE(bool_or(c.reltuples < 0 AND c.relkind IN ('r', 'm', 'v', 'f')), true)
 FROM tree AS t JOIN pg_class AS c ON c.oid = t.relid
 """
 )
@@ -212,7 +213,19 @@ class Catalog:
     def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
         """Rows and bytes of loading ``names`` unfiltered (from the planner's statistics)."""
         with self._reading(fact) as conn:
-            rows, pages = conn.execute(_ESTIMATE, {"rel": regclass(fact)}).fetchone()  # type: ignore[misc]
+            row = conn.execute(_ESTIMATE, {"rel": regclass(fact)}).fetchone()
+            assert row is not None
+            rows, pages, unknown = row
+            if unknown:
+                # Never analysed (or a view): the planner still estimates, from the
+                # relation's pages, or through the view; "0 rows" would let any load pass.
+                plan = conn.execute(
+                    sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}").format(
+                        sql.Identifier(fact.schema, fact.relation)
+                    )
+                ).fetchone()
+                assert plan is not None
+                rows = max(int(rows), int(plan[0][0]["Plan"]["Plan Rows"]))
             widths = dict(conn.execute(_WIDTHS, (fact.schema, fact.relation)).fetchall())
         rows = int(rows) or int(pages) * 100
         per_row = sum(_width(fact, n, widths) for n in names)

@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
@@ -41,6 +42,7 @@ from fraiseql_nb.planes.arrow.freshness import (
     parse_snapshot,
     window_statement,
 )
+from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
 
@@ -142,22 +144,14 @@ class Connections:
     def _open(self) -> Any:
         import adbc_driver_postgresql.dbapi as adbc
 
-        wire = self._config.wire_backend
+        # The row plane's libpq settings (read-only, statement timeout, time zone, TLS,
+        # connect timeout), so both planes connect alike.
+        settings = connection_kwargs(self._dsn, self._config, application_name="fraiseql-nb arrow")
+        settings.pop("autocommit")
         try:
             # Autocommit: transactions are explicit (one per load), and nothing is held
             # open between loads (a TRUNCATE would wait on us).
-            conn = adbc.connect(self._dsn, autocommit=True)
-            cur = conn.cursor()
-            try:
-                for stmt in (
-                    "SET default_transaction_read_only = on",
-                    f"SET statement_timeout = {int(wire.statement_timeout_ms)}",
-                    f"SET TimeZone = '{self._config.routing.timezone}'",
-                    "SET application_name = 'fraiseql-nb arrow'",
-                ):
-                    cur.execute(stmt)
-            finally:
-                cur.close()
+            conn = adbc.connect(make_conninfo(self._dsn, **settings), autocommit=True)
         except Exception as exc:  # noqa: BLE001 - ADBC raises its own DB-API hierarchy
             detail = " ".join(str(exc).split())
             raise BackendError(

@@ -48,7 +48,7 @@ from fraiseql_nb.planes.engine import (
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import load_expression, loadable_columns, where_field
+from fraiseql_nb.sql.facts import compile_load, load_expression, loadable_columns, where_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
@@ -112,6 +112,7 @@ class ArrowPlane:
         )
         self._jobs = Jobs()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-store")
+        self._refreshes: dict[str, int] = {}  # per table key: refresh() calls, for queued writes
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -147,6 +148,12 @@ class ArrowPlane:
         return Readiness(
             "cold", "not loaded", self._catalog.estimate(fact, self._plan(fact, names))
         )
+
+    def load_statement(self, fact: FactTable, names: list[str]) -> str:
+        """The statement a whole-table load of ``names`` sends (split in two halves of the
+        table's pages when ``load_connections`` is 2), as this plane's settings make it."""
+        exact = self.config.arrow_backend.exact_decimals
+        return compile_load(fact, names, exact_decimals=exact).as_string(None)
 
     def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
         """Rows and bytes of loading ``names`` unfiltered (``cached`` when at hand)."""
@@ -363,6 +370,8 @@ class ArrowPlane:
             except BackendError:
                 continue  # the database is away: nothing of it can be dropped by key
             keys.add(table.key)
+            with self._stats_lock:  # a write queued before this must not bring the data back
+                self._refreshes[table.key] = self._refreshes.get(table.key, 0) + 1
             if self._store is not None:
                 self._store.remove(
                     lambda e, t=table: e.relation == t.relation and e.database == t.database
@@ -503,10 +512,15 @@ class ArrowPlane:
         if store is None or not table.persistable:
             return
         about = {"relation": table.relation, "database": table.database, "role": table.role}
+        with self._stats_lock:
+            refreshes = self._refreshes.get(table.key, 0)
 
         def write() -> None:
             while not self._hurry.is_set() and not self._idle():
                 self._hurry.wait(0.1)
+            with self._stats_lock:
+                if self._refreshes.get(table.key, 0) != refreshes:
+                    return  # refreshed since: this data was dropped
             if delta is None or base is None:
                 store.write(table.key, data, about)
             else:
