@@ -33,3 +33,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         os.environ.pop(name, None)
     os.environ["FRAISEQL_HOME"] = str(_home)  # inherited by the kernels nbval starts
     embedded.start(_home, cleanup="delete")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the notebooks' server now: the kernels that also used it have exited, and
+    left to itself it would run on (its folder deleted) until it noticed, minutes later."""
+    if _home is not None:
+        embedded.stop(_home)
