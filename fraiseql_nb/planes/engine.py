@@ -36,6 +36,7 @@ from fraiseql_nb.query.ir import (
     WindowFunction,
     WindowQuery,
 )
+from fraiseql_nb.query.values import TYPED_OPS
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import load_refusal
 from fraiseql_nb.sql.where import escape_like
@@ -201,7 +202,12 @@ def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
     name = c.path[0]
     col = pl.col(name)
     dtype = dtypes.get(name)
-    op, value = c.op, _value(c.value, dtypes.get(name), timezone)
+    op, value = c.op, c.value
+    if op in TYPED_OPS:  # others carry JSON (strictly_contains) or text patterns as given
+        try:
+            value = _value(value, dtype, timezone)
+        except (ValueError, TypeError) as exc:  # a value Polars' types cannot hold
+            raise UnsupportedError(f"the value {value!r} of {name} ({exc})") from None
     if op == "isnull":
         return col.is_null() if value else col.is_not_null()
     if isinstance(dtype, pl.Decimal):
