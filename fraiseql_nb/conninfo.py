@@ -25,7 +25,10 @@ MASK = "***"
 _SECRET_KEYS = ("password", "sslpassword")
 
 # postgresql://user:password@host  ->  postgresql://user:***@host
-_URI_USERINFO = re.compile(r"(?P<head>postgres(?:ql)?(?:\+\w+)?://[^:/?#@\s]*):(?P<pw>[^@/?#\s]*)@")
+# The password runs to the last "@" of the URI: people type "#", "/" or "?" in it unencoded.
+_URI_USERINFO = re.compile(
+    r"(?P<head>postgres(?:ql)?(?:\+\w+)?://[^:/?#@\s]*):(?P<pw>[^\s]*)@(?P<rest>[^@\s]*)"
+)
 # password=secret, sslpassword='se cret', ?password=secret&  (key/value and URI query forms);
 # a quoted value may lack its closing quote (then it runs to the end).
 _KEY_VALUE = re.compile(
@@ -71,7 +74,7 @@ def mask_dsn(dsn: str) -> str:
     """Return ``dsn`` with any password replaced by ``***``, keeping its form (URI or key=value)."""
 
     def _uri(m: re.Match[str]) -> str:
-        return f"{m['head']}:{MASK}@" if m["pw"] else m.group(0)
+        return f"{m['head']}:{MASK}@{m['rest']}" if m["pw"] else m.group(0)
 
     masked = _URI_USERINFO.sub(_uri, dsn)
     return _KEY_VALUE.sub(lambda m: f"{m['head']}{MASK}", masked)

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo, embedded
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.conninfo import mask_dsn
-from fraiseql_nb.db import check_dsn
+from fraiseql_nb.db import check_dsn, query_error
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import check_health
@@ -454,8 +455,17 @@ def connect(
     analytics_pool = None
     try:
         if built is None:
-            with pool.connection() as conn:
-                built = introspect(conn, sample_size=sample_size)
+            try:
+                with pool.connection() as conn:
+                    built = introspect(conn, sample_size=sample_size)
+            except psycopg.Error as exc:
+                error = query_error(
+                    exc, target, timeout_ms=cfg.wire_backend.statement_timeout_ms
+                )
+                raise BackendError(
+                    f"reading the schema failed: {error.message}",
+                    sqlstate=getattr(exc, "sqlstate", None),
+                ) from None
         analytics = cfg.database.analytics_connection
         if analytics and analytics != target:
             analytics_pool = open_pool(check_dsn(analytics), cfg, name="fraiseql-nb analytics")

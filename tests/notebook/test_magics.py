@@ -7,12 +7,14 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
 import uuid
 
 import psycopg
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from psycopg.conninfo import make_conninfo
 from traitlets import TraitError
 
 import fraiseql_nb as fq
@@ -371,3 +373,27 @@ def test_a_real_kernel_interrupt(endless_dsn: str) -> None:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_the_magics_never_show_the_password(
+    ip: InteractiveShell, demo_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_secrets import SECRET, assert_hidden
+
+    secret_dsn = make_conninfo(demo_dsn, password=SECRET)
+    ip.user_ns["secret_dsn"] = secret_dsn
+    bad = f"postgresql://fq:{urllib.parse.quote(SECRET, safe='')}@127.0.0.1:1/db"
+    err = fail(ip, f"%fraiseql connect {bad}")
+    assert_hidden(str(err), "a failed %fraiseql connect")
+    ip.run_cell("%fraiseql connect $secret_dsn", store_history=True)
+    shown = [
+        ip.run_cell("%fraiseql health", store_history=True).result,
+        ip.run_cell("%fraiseql metrics", store_history=True).result,
+        ip.run_cell("%fraiseql session", store_history=True).result,
+        ip.run_cell("%%fraiseql --explain\n{ users(limit: 1) { id } }", store_history=True).result,
+    ]
+    for value in shown:
+        assert value is not None
+        assert_hidden(repr(value), "a magic's output")
+    assert_hidden(capsys.readouterr(), "what the magics printed")
+    ip.run_cell("%fraiseql connect $demo_dsn", store_history=True)
