@@ -362,3 +362,38 @@ def test_numeric_sums_on_arrow_are_postgres_digits_in_any_load_order(tiny: str) 
         for got, want in zip(frame["revenue_avg"], expected["revenue_avg"], strict=True):
             assert abs(got - want) <= abs(want) * 1e-15
     assert first.equals(again)
+
+
+# ------------------------------------------------------------------ read-only, injection
+
+
+def test_plane_connections_are_read_only_with_a_timeout(demo_dsn: str) -> None:
+    """Both planes connect with these settings (the arrow plane's ADBC ones too)."""
+    from fraiseql_nb.config import load_config
+    from fraiseql_nb.pool import connection_kwargs
+
+    settings = connection_kwargs(demo_dsn, load_config({}, environ={}))
+    with psycopg.connect(demo_dsn, **settings) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5min",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE fq_should_not_exist (x int)")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x'; DROP TABLE tf_sales; --",
+        "x\\'; DELETE FROM tf_sales; --",
+        "$$; DROP TABLE tf_sales; $$",
+        "' OR '1'='1",
+    ],
+)
+def test_injection_shaped_values_are_matched_as_text(session: fq.Session, value: str) -> None:
+    text = "query ($v: String) { sales_aggregate(where: {region: {eq: $v}}) { count } }"
+    for backend in ("postgres", "arrow"):
+        assert session.execute(text, {"v": value}, backend=backend).df["count"][0] == 0
+    rows = session.execute(
+        "query ($v: String) { users(where: {name: {eq: $v}}) { id } }", {"v": value}
+    )
+    assert rows.df.height == 0
+    assert session.execute("{ sales_aggregate { count } }", backend="postgres").df["count"][0] > 0
