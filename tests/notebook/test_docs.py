@@ -1,0 +1,64 @@
+"""Every example in README.md and docs/ runs as written.
+
+Python blocks run in order, one namespace per file (``fq.connect()`` reaches
+the test database through ``$FRAISEQL_DSN``); blocks that start with a
+``%`` magic run in the IPython shell; GraphQL blocks must validate against
+the demo schema. Shell (bash) blocks are the command line's, tested in
+tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import fraiseql_nb as fq
+from fraiseql_nb.query import parse_query
+from tests.conftest import REPO
+
+from .conftest import run
+
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
+_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return [body for lang, body in _BLOCK.findall(path.read_text("utf-8")) if lang == language]
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if blocks(p, "python")], ids=lambda p: p.name)
+def test_python_examples_run_as_written(
+    path: Path,
+    ip: InteractiveShell,
+    demo_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    examples = blocks(path, "python")
+    monkeypatch.setenv("FRAISEQL_DSN", demo_dsn)
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    namespace: dict[str, object] = {"fq": fq}
+    try:
+        for code in examples:
+            if code.lstrip().startswith("%"):
+                ip.user_ns["demo_dsn"] = demo_dsn
+                for line in code.splitlines():
+                    if line.startswith("%fraiseql connect --demo"):
+                        line = "%fraiseql connect $demo_dsn"  # the test server's demo database
+                    if line.strip():
+                        run(ip, line.split("  #")[0])
+                continue
+            exec(compile(code, f"{path.name} example", "exec"), namespace)
+    finally:
+        for value in namespace.values():
+            if isinstance(value, fq.Session):
+                value.close()
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if blocks(p, "graphql")], ids=lambda p: p.name)
+def test_graphql_examples_validate(path: Path, schema: fq.Schema) -> None:
+    for text in blocks(path, "graphql"):
+        assert parse_query(text, schema, operation_name=None).queries
