@@ -20,7 +20,7 @@ def active_loads(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fraiseql-nb arrow'"
-            " AND state = 'active' AND datname = current_database()"
+            " AND state = 'active' AND datname = current_database() AND query LIKE 'COPY%'"
         ).fetchone()
     assert row is not None
     return int(row[0])

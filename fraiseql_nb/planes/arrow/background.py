@@ -57,6 +57,8 @@ class Job:
             return float("inf")  # no estimate of its size, or one proven low: cannot say
         if self.rows > 0:
             left = elapsed * max(self.expected_rows - self.rows, 0) / self.rows
+        elif not self.expected_bytes:
+            return float("inf")  # no row yet, and no pace to expect (a view)
         else:
             left = max(self.expected_bytes / _throughput - elapsed, 0.0)
         return left * 1.15  # and turning the rows into frames

@@ -340,7 +340,12 @@ class ArrowPlane:
                 loaded = self._load(fact, table, wanted, report=job.report, cancel=job.cancel)
                 self._keep(fact, table, version, loaded, wanted)
 
-        return self._jobs.start(table.key, table.relation, estimate.rows, work, estimate.bytes)
+        # A view's cost per row is its own (it may compute, join, sleep): its size says
+        # nothing of how long it takes to read, so only its measured pace is trusted.
+        paced = table.kind in ("r", "p", "m")
+        return self._jobs.start(
+            table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
+        )
 
     def prefetch(self, fact: FactTable, *, wait: bool = False) -> Job | None:
         """Load every loadable column of ``fact``; with ``wait``, until done (progress is
