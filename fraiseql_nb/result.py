@@ -91,6 +91,28 @@ class Result:
             return rows[0] if rows else None
         return rows
 
+    def chart(
+        self,
+        x: str | None = None,
+        y: str | None = None,
+        color: str | None = None,
+        kind: str | None = None,
+    ) -> Any:
+        """A chart of the result that draws offline (Vega-Lite v5, and SVG): ``y`` (default:
+        the first measure) over ``x`` (default: the first key); a line over time, else bars.
+        ``kind``: "bar", "line", "point" or "area"; ``color``: a column splitting the series.
+
+        Raises:
+            QueryError: a column is not in the result, or nothing can be plotted.
+        """
+        from fraiseql_nb.errors import QueryError
+        from fraiseql_nb.notebook.charts import chart_for
+
+        try:
+            return chart_for(self.df, x, y, color, kind)
+        except ValueError as exc:
+            raise QueryError(f"{self.key}: {exc}") from None
+
     def next_page(self) -> Result | None:
         """The next page of a paged row query (keyset paging), or None after the last page."""
         if self._next_page is None:

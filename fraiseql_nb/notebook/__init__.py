@@ -1,4 +1,4 @@
-"""The notebook layer: magics, result display, progress, the explorer.
+"""The notebook layer: magics, result display, charts, completion, progress, the explorer.
 
 ``%load_ext fraiseql_nb`` calls :func:`load_ipython_extension`.
 """
@@ -21,6 +21,16 @@ def load_ipython_extension(shell: Any) -> None:
         shell.configurables.append(magics)
     shell.set_custom_exc((FraiseQLError,), short_error)
     shell._fraiseql_magics = magics
+    completer = getattr(shell, "Completer", None)
+    if completer is not None:
+        from fraiseql_nb.notebook.completion import matcher
+
+        def schema_of() -> Any:
+            session = magics.session
+            return None if session is None or session.closed else session.schema.graphql
+
+        shell._fraiseql_matcher = matcher(schema_of)
+        completer.custom_matchers.append(shell._fraiseql_matcher)
 
 
 def unload_ipython_extension(shell: Any) -> None:
@@ -32,4 +42,9 @@ def unload_ipython_extension(shell: Any) -> None:
         if magics in shell.configurables:
             shell.configurables.remove(magics)
         del shell._fraiseql_magics
+    found = getattr(shell, "_fraiseql_matcher", None)
+    completer = getattr(shell, "Completer", None)
+    if found is not None and completer is not None and found in completer.custom_matchers:
+        completer.custom_matchers.remove(found)
+        del shell._fraiseql_matcher
     shell.set_custom_exc((), None)

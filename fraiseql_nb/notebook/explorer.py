@@ -3,14 +3,22 @@
 Each change builds an aggregate query (shown, so it can be copied into a
 cell), runs it through the session's router — after the first load the
 arrow plane answers from its cache — and redraws the badge, the table and a
-chart: bars over categories, a line over time buckets (Altair, through
-Polars' plotting). An error is shown in the explorer, never swallowed.
+chart: bars over categories, a line over time buckets.
+
+The controls are widgets (they need the kernel); what they produced is a
+separate output of plain HTML — badge, table, the chart as SVG, the query —
+updated in place, so a saved or reopened notebook still shows the last
+state. A filter value that does not fit its field (a half-typed number, a
+date that is not one yet) is said in plain words and sends no query.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
+import re
+import uuid
 from typing import Any
 
 import ipywidgets as w
@@ -18,6 +26,7 @@ import polars as pl
 
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.notebook import display as nbdisplay
+from fraiseql_nb.notebook.charts import Chart, chart_for
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.session import Session
@@ -57,28 +66,19 @@ class Explorer:
         self.filter_field = w.Dropdown(options=filterable, description="filter")
         self.filter_op = w.Dropdown(options=OPERATORS, value="eq", layout=w.Layout(width="80px"))
         self.filter_value = w.Text(placeholder="value (in: a, b, c)")
-        self.badge = w.HTML()
-        self.query_view = w.HTML()
         self.error = w.HTML()
-        self.table = w.HTML()
-        self.chart_area = w.Output()
         self.result: Result | None = None
         self.chart: Any = None
         self.last_error: str | None = None
-        controls = w.VBox(
+        self.snapshot = ""  # the last state as HTML (what a reopened notebook shows)
+        self._display_id = f"fraiseql-explorer-{uuid.uuid4().hex[:12]}"
+        self._shown = False
+        self.widget = w.VBox(
             [
                 w.HBox([self.group, self.bucket]),
                 w.HBox([self.measures, self.functions]),
                 w.HBox([self.filter_field, self.filter_op, self.filter_value]),
-            ]
-        )
-        self.widget = w.VBox(
-            [
-                controls,
                 self.error,
-                self.badge,
-                w.HBox([self.table, self.chart_area]),
-                self.query_view,
             ]
         )
         for control in (self.group, self.bucket, self.measures, self.functions):
@@ -117,10 +117,10 @@ class Explorer:
         scalar = self.fact.scalar_of(name) or "String"
         op = self.filter_op.value
         if op == "in":
-            values = [_typed(v.strip(), scalar) for v in raw.split(",") if v.strip()]
+            values = [_typed(name, v.strip(), scalar) for v in raw.split(",") if v.strip()]
             literal = "[" + ", ".join(_literal(v) for v in values) + "]"
         else:
-            literal = _literal(_typed(raw, scalar))
+            literal = _literal(_typed(name, raw, scalar))
         return f"{{{name}: {{{op}: {literal}}}}}"
 
     # ------------------------------------------------------------ running
@@ -131,34 +131,43 @@ class Explorer:
     def run(self) -> Result | None:
         """Run the current query and redraw; a failure is shown, and kept in ``last_error``."""
         try:
-            text = self.query()  # a filter value of the wrong type raises ValueError
-            self.query_view.value = (
-                f"<details><summary>query</summary><pre>{html.escape(text)}</pre></details>"
-            )
+            text = self.query()
+        except FilterValueError as exc:  # half-typed: say what is expected, send nothing
+            self._fail(str(exc))
+            return None
+        try:
             result = self.session.execute(text)
         except Exception as exc:  # noqa: BLE001 - a widget callback's error would go to the kernel log unseen
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.error.value = (
-                "<pre style='color:#c53030;white-space:pre-wrap'>"
-                f"{html.escape(self.last_error)}</pre>"
-            )
+            self._fail(f"{type(exc).__name__}: {exc}")
             return None
         assert isinstance(result, Result)
         self.last_error = None
         self.error.value = ""
         self.result = result
-        self.badge.value = nbdisplay.badge_html(result)
-        self.table.value = nbdisplay.table_html(result)
         self.chart = self._chart(result.df)
-        self.chart_area.clear_output()
-        if self.chart is not None:
-            with self.chart_area:
-                from IPython.display import display
-
-                display(self.chart)
+        chart = self.chart.to_html() if self.chart is not None else ""
+        self.snapshot = (
+            f"<div class='fraiseql-explorer'>{nbdisplay.badge_html(result)}"
+            "<div style='display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap'>"
+            f"<div>{nbdisplay.table_html(result)}</div>{chart}</div>"
+            f"<details><summary>query</summary><pre>{html.escape(text)}</pre></details></div>"
+        )
+        self._redraw()
         return result
 
-    def _chart(self, frame: pl.DataFrame) -> Any:
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        self.error.value = (
+            f"<pre style='color:#c53030;white-space:pre-wrap'>{html.escape(message)}</pre>"
+        )
+
+    def _redraw(self) -> None:
+        if self._shown:
+            from IPython.display import HTML, update_display
+
+            update_display(HTML(self.snapshot), display_id=self._display_id)
+
+    def _chart(self, frame: pl.DataFrame) -> Chart | None:
         """A bar chart over categories, a line over time; None when there is nothing to plot."""
         bucket = None if self.bucket.value == NO_BUCKET else self.bucket.value
         keys = ([bucket] if bucket else []) + list(self.group.value)
@@ -168,32 +177,62 @@ class Explorer:
             return None
         if bucket:
             series = [k for k in keys if k != bucket]
-            kwargs: dict[str, Any] = {"x": bucket, "y": y}
-            if series:
-                kwargs["color"] = series[0]
-            # Altair embeds the data: keep the chart small whatever the result's size.
-            return frame.head(_MAX_POINTS).plot.line(**kwargs).properties(width=420, height=240)
-        x = keys[0]
-        bars = frame.head(_MAX_BARS)  # the rows are sorted by the measure: the biggest bars
-        return bars.plot.bar(x=x, y=y).properties(width=420, height=240)
+            return chart_for(
+                frame.head(_MAX_POINTS), bucket, y, series[0] if series else None, "line"
+            )
+        # The rows are sorted by the measure: the biggest bars.
+        return chart_for(frame.head(_MAX_BARS), keys[0], y, None, "bar")
 
     # ------------------------------------------------------------ display
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_() or {}
-        bundle["text/plain"] = f"<Explorer {self.fact.name}: {self.query()}>"
-        if self.result is not None:
-            bundle["text/html"] = nbdisplay.html_view(self.result)
-        return bundle
+    def _ipython_display_(self) -> None:
+        """The controls (a widget), then the last state as HTML, updated in place."""
+        from IPython.display import HTML, display
+
+        display(self.widget)
+        display(HTML(self.snapshot), display_id=self._display_id)
+        self._shown = True
+
+    def __repr__(self) -> str:
+        return f"<Explorer {self.fact.name}: {self.query()}>"
 
 
-def _typed(raw: str, scalar: str) -> Any:
-    if scalar in ("Int", "BigInt"):
-        return int(raw)
-    if scalar == "Float":
-        return float(raw)
-    if scalar == "Boolean":
-        return raw.lower() in ("true", "1", "yes")
+class FilterValueError(ValueError):
+    """A filter value the field cannot take (yet): the message says what it expects."""
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?$")
+_EXPECTED = {
+    "Int": "a whole number",
+    "BigInt": "a whole number",
+    "Float": "a number",
+    "Boolean": "true or false",
+    "DateTime": "a date or time like 2024-01-31 or 2024-01-31T12:00",
+    "Date": "a date like 2024-01-31",
+}
+
+
+def _typed(field: str, raw: str, scalar: str) -> Any:
+    """``raw`` as a value of ``scalar``, or a FilterValueError naming the field."""
+    try:
+        if scalar in ("Int", "BigInt"):
+            return int(raw)
+        if scalar == "Float":
+            return float(raw)
+        if scalar == "Boolean":
+            lowered = raw.lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            raise ValueError(raw)
+        if scalar in ("DateTime", "Date"):
+            if not _DATE.match(raw):
+                raise ValueError(raw)
+            dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return raw
+    except ValueError:
+        raise FilterValueError(
+            f"filter: {field} expects {_EXPECTED[scalar]}, and {raw!r} is not one"
+        ) from None
     return raw
 
 

@@ -1,16 +1,16 @@
-"""How results show: badge fields, text and HTML, the widget view."""
+"""How results show: badge fields, formatted text and HTML tables, tabs, the grid."""
 
 from __future__ import annotations
 
+import json
 import re
 
-import ipywidgets as w
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import fraiseql_nb as fq
 from fraiseql_nb.notebook import display
-from fraiseql_nb.notebook.display import WIDGET_VIEW, human_bytes, result_widget
+from fraiseql_nb.notebook.display import human_bytes
 
 from .conftest import run
 
@@ -20,16 +20,25 @@ AGG = "{ sales_aggregate(groupBy: {region: true}, orderBy: [{region: ASC}]) { re
 def test_badge_carries_backend_duration_rows_bytes_and_cache(ip: InteractiveShell) -> None:
     r = run(ip, "%%fraiseql --no-cache --backend arrow\n" + AGG)
     bundle = r._repr_mimebundle_()
-    assert set(bundle) >= {"text/plain", "text/html"}
+    assert set(bundle) == {"text/plain", "text/html"}  # no widget: it would not survive a reopen
     first = bundle["text/plain"].splitlines()[0]
     assert re.fullmatch(
         r"sales_aggregate: arrow · \d+\.\d ms · 5 rows · \d+\.\d [kM]B · cache miss", first
     ), first
     html = bundle["text/html"]
-    assert "cache miss" in html and ">arrow</span>" in html and "5 rows" in html
-    assert "<details><summary>SQL</summary><pre>SELECT" in html
-    assert "<details><summary>Metrics</summary>" in html
-    assert re.search(r"<td>&quot;EU&quot;</td><td>\d+</td>", html)  # the table's EU row
+    assert "cache miss" in html and ">arrow</span>" in html
+    assert "<script" not in html  # self-contained: no kernel, no script, no network
+    # Tabs of radio buttons and CSS: Results | SQL | Metrics | Plan.
+    assert re.findall(r"class='fq-tab'>(\w+)</label>", html) == [
+        "Results",
+        "SQL",
+        "Metrics",
+        "Plan",
+    ]
+    assert "data-tab='SQL'><pre" in html and "SELECT" in html
+    assert "time to first row" in html
+    assert re.search(r">EU</td><td style='[^']*text-align:right'>[\d,]+</td>", html)
+    assert "5 rows" in html  # the caption
     warm = run(ip, "%%fraiseql --backend arrow\n" + AGG)
     assert warm._repr_mimebundle_()["text/plain"].splitlines()[0].endswith("0 B · cache hit")
     assert "answered from the cache" in warm._repr_mimebundle_()["text/html"]
@@ -48,35 +57,45 @@ def test_html_escapes_values(ip: InteractiveShell) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in r._repr_mimebundle_()["text/html"]
 
 
-def test_widget_view_with_tabs(ip: InteractiveShell) -> None:
-    r = run(ip, "%fraiseql { users(limit: 2, orderBy: [{id: ASC}]) { id name } }")
-    view = result_widget(r)
-    assert isinstance(view, w.VBox)
-    badge, tab = view.children
-    assert "wire" in badge.value and "2 rows" in badge.value
-    assert tab.titles == ("Results", "SQL", "Metrics", "Plan")
-    results, sql, metrics, plan = tab.children
-    assert "Mateo Smith" in results.value
-    assert "v_user" in sql.value
-    assert "time to first row" in metrics.value
-    assert "row query" in plan.value
+def test_numbers_strings_and_nulls_read_well(ip: InteractiveShell) -> None:
+    r = run(
+        ip,
+        "%fraiseql { sales_aggregate(groupBy: {channel: true}, orderBy: [{channel: ASC}])"
+        " { channel revenue_sum count } }",
+    )
+    text = r._repr_mimebundle_()["text/plain"]
+    lines = text.splitlines()
+    assert lines[1].split() == ["channel", "revenue_sum", "count"]
+    sums = [line.split()[1] for line in lines[3:-1]]
+    assert all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d{2}", s) for s in sums), sums
+    assert lines[-2].startswith("null ")  # the NULL channel, marked, sorted last
+    assert '"' not in text and "e+" not in text and "e6" not in text
+    html = r._repr_mimebundle_()["text/html"]
+    assert "font-style:italic'>null</span>" in html
+    assert "&quot;" not in html.split("data-tab='SQL'")[0]  # strings are not quoted
 
 
-def test_mimebundle_adds_the_widget_view_only_in_a_kernel(
+def test_the_grid_comes_with_its_javascript_once_and_the_table_inside(
     ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = run(ip, "%fraiseql { users(limit: 1) { id } }")
-    assert WIDGET_VIEW not in r._repr_mimebundle_()  # a terminal shell has no kernel
+    r = run(ip, "%fraiseql { users(limit: 3, orderBy: [{id: ASC}]) { id name } }")
+    assert "fq-grid-" not in r._repr_mimebundle_()["text/html"]  # a terminal has no kernel
     monkeypatch.setattr(ip, "kernel", object(), raising=False)
-    bundle = r._repr_mimebundle_()
-    assert WIDGET_VIEW in bundle
-    assert bundle["text/plain"].startswith("users: wire")  # still readable without widgets
+    monkeypatch.setattr(display, "_grid_ready", False)
+    first = r._repr_mimebundle_()["text/html"]
+    second = r._repr_mimebundle_()["text/html"]
+    for html in (first, second):
+        assert "fq-grid-" in html
+        assert "https://" not in html.replace("https://itables.org", "")  # nothing to fetch
+        assert ">Émilie Martin</td>" in html  # the plain table, shown where scripts do not run
+    assert "injectModule" in first and len(first) > 500_000  # the offline bundle
+    assert len(second) < 50_000  # sent once per kernel
     both = run(ip, "%fraiseql { a: users(limit: 1) { id } b: users(limit: 1) { id } }")
     assert isinstance(both, fq.Results)
-    assert WIDGET_VIEW in both._repr_mimebundle_()
+    assert both._repr_mimebundle_()["text/html"].count("fq-grid-") >= 2
     run(ip, "%config FraiseQL.widgets = False")
     try:
-        assert WIDGET_VIEW not in r._repr_mimebundle_()
+        assert "fq-grid-" not in r._repr_mimebundle_()["text/html"]
     finally:
         run(ip, "%config FraiseQL.widgets = True")
 
@@ -108,6 +127,33 @@ def test_display_options_reach_results(ip: InteractiveShell) -> None:
     try:
         r = run(ip, "%fraiseql { users(limit: 30) { id } }")
         assert "showing" not in r._repr_mimebundle_()["text/plain"]
-        assert "│ 30  │" in r._repr_mimebundle_()["text/plain"]
+        assert r._repr_mimebundle_()["text/plain"].splitlines()[-2].strip() == "30"
     finally:
         run(ip, "%config FraiseQL.displaylimit = 20")
+
+
+def test_a_result_charts_itself_offline(ip: InteractiveShell) -> None:
+    r = run(ip, "%fraiseql " + AGG.replace("region count", "region count revenue_sum"))
+    chart = r.chart()
+    bundle = chart._repr_mimebundle_()
+    spec = bundle["application/vnd.vegalite.v5+json"]
+    assert spec["$schema"].endswith("vega-lite/v5.json")  # what JupyterLab draws by itself
+    assert spec["mark"]["type"] == "bar"
+    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == (
+        "region",
+        "revenue_sum",
+    )
+    assert [row["region"] for row in spec["data"]["values"]] == ["APAC", "EU", "LATAM", "MEA", "NA"]
+    svg = bundle["image/svg+xml"]  # drawn here, for exported HTML and other front ends
+    assert svg.startswith("<svg") and ">EU<" in svg
+    text = json.dumps(bundle)
+    assert "https://cdn" not in text and "<script" not in text
+    line = run(
+        ip,
+        "%fraiseql { sales_aggregate(groupBy: {occurred_at_month: true})"
+        " { occurred_at_month count } }",
+    ).chart()
+    assert line.to_dict()["mark"]["type"] == "line"
+    assert line.to_dict()["encoding"]["x"]["type"] == "temporal"
+    with pytest.raises(fq.QueryError, match="no column 'nope' to chart"):
+        r.chart(x="nope")

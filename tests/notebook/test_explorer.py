@@ -50,9 +50,12 @@ def test_explorer_runs_and_follows_the_controls(ip: InteractiveShell) -> None:
     ex.filter_op.value = "in"
     ex.filter_value.value = "EU, NA"
     assert set(ex.result.df["region"]) == {"EU", "NA"}
-    bundle = ex._repr_mimebundle_()
-    assert bundle["text/plain"].startswith("<Explorer sales: { sales_aggregate(")
-    assert "text/html" in bundle
+    assert repr(ex).startswith("<Explorer sales: { sales_aggregate(")
+    # The last state as plain HTML: badge, table, the chart as SVG (no script), the query.
+    snapshot = ex.snapshot
+    assert "<svg" in snapshot and "<script" not in snapshot
+    assert ">EU</td>" in snapshot and ">NA</td>" in snapshot
+    assert "sales_aggregate(where: {region: {in: [&quot;EU&quot;, &quot;NA&quot;]}}" in snapshot
 
 
 def test_explorer_shows_errors_instead_of_swallowing_them(ip: InteractiveShell) -> None:
@@ -60,9 +63,21 @@ def test_explorer_shows_errors_instead_of_swallowing_them(ip: InteractiveShell) 
     measure = ex.measures.value[0]
     ex.filter_field.value = measure
     ex.filter_op.value = "gt"
-    ex.filter_value.value = "lots"  # not a number
-    assert ex.last_error is not None and "ValueError" in ex.last_error
+    before = ex.result
+    ex.filter_value.value = "lots"  # not a number: said plainly, and no query is sent
+    assert ex.last_error == f"filter: {measure} expects a number, and 'lots' is not one"
     assert "lots" in ex.error.value
+    assert ex.result is before
+    ex.filter_field.value = "occurred_at"
+    ex.filter_op.value = "gte"
+    ex.filter_value.value = "2024-0"  # half-typed
+    assert ex.last_error == (
+        "filter: occurred_at expects a date or time like 2024-01-31 or 2024-01-31T12:00,"
+        " and '2024-0' is not one"
+    )
+    ex.filter_value.value = "2024-01-01"
+    assert ex.last_error is None and ex.result is not before
+    ex.filter_field.value = measure
     ex.filter_value.value = "100"
     assert ex.last_error is None and ex.error.value == ""
     assert ex.result is not None and ex.result.df.height > 0
