@@ -264,12 +264,14 @@ def grid_html(result: Result) -> str:
         showIndex=False,
         show_dtypes=False,
         classes="display compact nowrap",
+        style="table-layout:auto;width:auto;margin:0;caption-side:bottom",
         maxBytes=0,
         maxRows=0,
         lengthMenu=[10, 25, 100, 1000],
         pageLength=min(OPTIONS.displaylimit or 25, 25),
         columnDefs=[
-            {"className": "dt-right", "targets": [i for i, c in enumerate(cols) if c.numeric]}
+            {"className": "dt-right", "targets": [i for i, c in enumerate(cols) if c.numeric]},
+            {"className": "dt-left", "targets": [i for i, c in enumerate(cols) if not c.numeric]},
         ],
     )
     args.pop("dt_url", None)
@@ -293,7 +295,9 @@ def grid_html(result: Result) -> str:
         import itables
 
         bundle = Path(itables.__file__).parent / "html" / "dt_bundle.js"
-        out = generate_init_offline_itables_html(bundle) + out
+        init = generate_init_offline_itables_html(bundle)
+        # Without its noscript hint: where scripts do not run, the plain table shows.
+        out = init.split('<div style="vertical-align:middle', 1)[0] + out
         _grid_ready = True
     return out + f"<div style='color:#666;font-size:11.5px'>{html.escape(caption)}</div>"
 

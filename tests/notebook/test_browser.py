@@ -1,0 +1,341 @@
+"""The three notebooks in a real browser: JupyterLab in headless Chromium, offline.
+
+Playwright drives Debian's ``chromium`` (installed here when missing, as
+root through apt-get; Playwright's own browser download is not used). For
+each notebook: run all cells, then read the page — every result shows its
+table, no widget or script failed, a chart is drawn, a tab switches, the
+explorer redraws after a control changes, nothing was fetched from the
+network and the console has no error — then save, reload, and read again:
+the results still show without re-running anything. Screenshots go to a
+folder (``$FRAISEQL_SCREENSHOTS``, else a temporary one named on failure).
+
+Marked ``browser``: ``-m "not browser"`` deselects it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOKS = ("01-quickstart.ipynb", "02-analytics.ipynb", "03-operations.ipynb")
+# Text the first result of each notebook must show, in its table.
+FIRST_CELLS = {
+    "01-quickstart.ipynb": ["Émilie Martin", "Mateo Smith"],
+    "02-analytics.ipynb": ["books"],
+    "03-operations.ipynb": ["Émilie Martin"],
+}
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    shots: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class Watch:
+    """What the page did that it should not: console errors, requests off this machine."""
+
+    errors: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.skip("Debian's chromium is missing and apt-get (as root) is not available")
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+        path = shutil.which("chromium")
+    assert path is not None
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab(
+    embedded_home: Path | None, demo_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1 over copies of the notebooks, its kernels on the test server."""
+    pytest.importorskip("jupyterlab")
+    pytest.importorskip("playwright")
+    root = tmp_path_factory.mktemp("lab")
+    for name in NOTEBOOKS:
+        shutil.copy(REPO / "notebooks" / name, root / name)
+    home = tmp_path_factory.mktemp("jupyter")
+    shots = Path(os.environ.get("FRAISEQL_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        # The demo database the notebooks connect to (--demo) is the test server's.
+        "FRAISEQL_HOME": str(embedded_home or tmp_path_factory.mktemp("fqhome")),
+    }
+    env.pop("FRAISEQL_DSN", None)
+    # Every cell rendered (no windowing: the test reads cells off screen), and no news
+    # fetched (offline).
+    settings = home / "settings"
+    for plugin, values in {
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
+    }.items():
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+    # The user's own notebooks: JupyterLab signs what it saves, so they open trusted.
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "trust", *(str(root / n) for n in NOTEBOOKS)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    log = home / "lab.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                f"--ServerApp.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--ServerApp.allow_root=True",
+                "--LabApp.news_url=",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "JupyterLab did not start"
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        yield Lab(url=url, token=token, root=root, shots=shots, log=log, proc=proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield instance
+        instance.close()
+
+
+def _page(browser: Any, lab: Lab, watch: Watch) -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            r.continue_()
+        else:  # offline: nothing leaves this machine
+            watch.offline.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: watch.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: watch.errors.append(str(e)))
+    return page
+
+
+def _open(page: Any, lab: Lab, name: str) -> None:
+    # A workspace of its own: only this notebook is open in the page.
+    workspace = name.removesuffix(".ipynb")
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    _kernel_ready(page)
+
+
+def _kernel_ready(page: Any) -> None:
+    """Wait for the notebook's kernel to be up and idle (choosing it if JupyterLab asks)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        dialog = page.get_by_role("button", name="Select", exact=True)
+        if dialog.count() and dialog.first.is_visible():
+            dialog.first.click()
+        status = page.locator(".jp-Notebook-ExecutionIndicator").first
+        if status.count() and status.get_attribute("data-status") == "idle":
+            text = page.locator(".jp-StatusBar-Widget").all_inner_texts()
+            if any("Idle" in t for t in text):
+                return
+        time.sleep(0.3)
+    raise AssertionError("the kernel did not become idle")
+
+
+def _run_all(page: Any) -> None:
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""",
+        timeout=180_000,
+    )
+    _kernel_ready(page)
+
+
+def _save(page: Any) -> None:
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+
+
+def _shot(page: Any, lab: Lab, name: str) -> None:
+    page.screenshot(path=str(lab.shots / f"{name}.png"), full_page=False)
+
+
+def _assert_results(page: Any, name: str) -> None:
+    results = page.locator(".fraiseql-result")
+    assert results.count() >= 1, f"{name}: no result shows"
+    first = results.first.inner_text()
+    for text in FIRST_CELLS[name]:
+        assert text in first, f"{name}: {text!r} is not in the first result: {first[:300]}"
+    # Every result shows a table with cells (the grid, or the plain table).
+    for i in range(results.count()):
+        assert results.nth(i).locator("td").count() > 0, f"{name}: result {i} has no table"
+    body = page.locator(".jp-Notebook").inner_text()
+    for bad in ("Error displaying widget", "Error loading script", "Loading ITables"):
+        assert bad not in body, f"{name}: the page says {bad!r}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_shows_and_survives_a_reload(
+    browser: Any, lab: Lab, name: str, request: pytest.FixtureRequest
+) -> None:
+    watch = Watch()
+    page = _page(browser, lab, watch)
+    stem = name.removesuffix(".ipynb")
+    try:
+        _open(page, lab, name)
+        _run_all(page)
+        _assert_results(page, name)
+        # A tab switches: the first result's SQL tab shows its statement.
+        result = page.locator(".fraiseql-result").first
+        sql_panel = result.locator("[data-tab='SQL']")
+        assert not sql_panel.is_visible()
+        result.locator("label.fq-tab", has_text="SQL").click()
+        assert sql_panel.is_visible() and "SELECT" in sql_panel.inner_text()
+        result.locator("label.fq-tab", has_text="Results").click()
+        if name == "02-analytics.ipynb":
+            _check_chart_and_explorer(page, lab)
+        _shot(page, lab, f"{stem}-run")
+        assert not watch.offline, f"{name}: requests off this machine: {watch.offline[:5]}"
+        assert not watch.errors, f"{name}: console errors: {watch.errors[:5]}"
+        _save(page)
+        page.reload()
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_selector(".fraiseql-result td", timeout=60_000)
+        _assert_results_after_reload(page, name)
+        _shot(page, lab, f"{stem}-reopened")
+    except BaseException:
+        _shot(page, lab, f"{stem}-FAILED")
+        print(f"screenshots: {lab.shots}; JupyterLab log: {lab.log}")
+        raise
+    finally:
+        page.close()
+
+
+def _check_chart_and_explorer(page: Any, lab: Lab) -> None:
+    # r.chart(): drawn by JupyterLab's own Vega-Lite renderer (nothing fetched).
+    chart = page.locator(".jp-RenderedVegaCommon5 svg, .jp-RenderedVegaCommon5 canvas")
+    chart.first.wait_for(timeout=30_000)
+    chart.first.scroll_into_view_if_needed()
+    _shot(page, lab, "02-analytics-chart")
+    explorer = page.locator(".fraiseql-explorer")
+    assert "<svg" in explorer.inner_html()
+    before = explorer.inner_text()
+    select = page.locator(".widget-select-multiple select").first
+    select.select_option("category")
+    page.wait_for_function(
+        "before => document.querySelector('.fraiseql-explorer').innerText !== before",
+        arg=before,
+        timeout=30_000,
+    )
+    assert "category" in page.locator(".fraiseql-explorer").inner_text()
+    select.scroll_into_view_if_needed()
+    _shot(page, lab, "02-analytics-explorer")
+
+
+def _assert_results_after_reload(page: Any, name: str) -> None:
+    results = page.locator(".fraiseql-result")
+    assert results.count() >= 1
+    first = results.first.inner_text()
+    for text in FIRST_CELLS[name]:
+        assert text in first, f"{name} reopened: {text!r} not shown"
+    body = page.locator(".jp-Notebook").inner_text()
+    assert "Error loading script" not in body
+    # Only the explorer's controls need the kernel; every result and its last state show.
+    widget_errors = body.count("Error displaying widget")
+    assert widget_errors <= (1 if name == "02-analytics.ipynb" else 0), body[:500]
+    if name == "02-analytics.ipynb":
+        assert "<svg" in page.locator(".fraiseql-explorer").inner_html()
+
+
+def test_saved_notebooks_carry_no_network_address(lab: Lab) -> None:
+    """What a saved notebook holds draws offline: no script is loaded from the network."""
+    for name in NOTEBOOKS:
+        text = json.dumps(json.loads((REPO / "notebooks" / name).read_text("utf-8")))
+        assert "cdn.jsdelivr" not in text and "unpkg.com" not in text, name
+        assert "<script src=" not in text.replace('\\"', '"'), name
