@@ -15,6 +15,7 @@ NULLs last, text by code point — as :mod:`fraiseql_nb.sql.facts` orders.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from collections.abc import Callable
 from typing import Any
@@ -161,20 +162,18 @@ def where_expr(where: Where, dtypes: dict[str, Any], timezone: str = "UTC") -> p
 
     A time written without an offset is in ``timezone``, as PostgreSQL reads it.
     """
+    # Flat, not a left-deep chain of & and |: Polars' optimiser is quadratic in the
+    # depth of an expression (3,000 _or items took 37 s that way).
     if isinstance(where, And):
         if not where.items:
             return pl.lit(True)
-        out = where_expr(where.items[0], dtypes, timezone)
-        for item in where.items[1:]:
-            out = out & where_expr(item, dtypes, timezone)
-        return out
+        parts = [where_expr(item, dtypes, timezone) for item in where.items]
+        return parts[0] if len(parts) == 1 else pl.all_horizontal(parts)
     if isinstance(where, Or):
         if not where.items:
             return pl.lit(False)
-        out = where_expr(where.items[0], dtypes, timezone)
-        for item in where.items[1:]:
-            out = out | where_expr(item, dtypes, timezone)
-        return out
+        parts = [where_expr(item, dtypes, timezone) for item in where.items]
+        return parts[0] if len(parts) == 1 else pl.any_horizontal(parts)
     if isinstance(where, Not):
         return ~where_expr(where.item, dtypes, timezone)
     if not isinstance(where, Compare):
@@ -206,12 +205,14 @@ def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
     if op in TYPED_OPS:  # others carry JSON (strictly_contains) or text patterns as given
         try:
             value = _value(value, dtype, timezone)
-        except (ValueError, TypeError) as exc:  # a value Polars' types cannot hold
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:
+            # A value Polars' types cannot hold (a time past year 9999 in UTC, a time
+            # zone Python does not know): PostgreSQL can.
             raise UnsupportedError(f"the value {value!r} of {name} ({exc})") from None
     if op == "isnull":
         return col.is_null() if value else col.is_not_null()
-    if isinstance(dtype, pl.Decimal):
-        col, dtype = col.cast(pl.Float64), pl.Float64
+    if op in ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin"):
+        value = _comparable(value, dtype, name)
     if op in ("eq", "neq", "gt", "gte", "lt", "lte"):
         lit = pl.lit(value, dtype=dtype) if dtype is not None else pl.lit(value)
         return {
@@ -236,6 +237,9 @@ def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
             "startswith": text.str.starts_with(value),
             "endswith": text.str.ends_with(value),
         }[op]
+    if op in _CASELESS and not value.isascii():
+        # Case folding of other letters differs between PostgreSQL and Polars (ſ, İ, ß).
+        raise UnsupportedError(f"{op} with letters beyond ASCII")
     if op in ("icontains", "istartswith", "iendswith", "like", "ilike"):
         pattern = {
             "icontains": f"%{escape_like(value)}%",
@@ -254,11 +258,14 @@ def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
 
 
 # What a regular expression may hold for both PostgreSQL's (ARE) and Polars' (Rust)
-# engines to read it the same way: literals, escaped punctuation, . ^ $ | ( ) and
-# bracket expressions without classes or escapes, and quantifiers up to 100.
+# engines to read it the same way: literals, escaped metacharacters, . ^ $ | ( ) and
+# bracket expressions without classes or escapes, and quantifiers up to 100, one per
+# atom (PostgreSQL refuses "a**"; Rust reads "a+?" lazily, as PostgreSQL does).
 _REGEX_TOKEN = re.compile(
-    r"\\[^0-9A-Za-z\s]|\[\^?\]?[^\]\\\[]*\]|\{\d{1,2}(,\d{0,2})?\}|[^\\\[\]{}]"
+    r"(?P<escape>\\[.^$|?*+()\[\]{}\\/-])|(?P<set>\[\^?\]?[^\]\\\[]*\])"
+    r"|(?P<quantifier>\{\d{1,2}(,\d{0,2})?\}|[*+?])|(?P<other>[^\\\[\]{}])"
 )
+_CASELESS = ("icontains", "istartswith", "iendswith", "ilike", "iregex")
 
 
 def _portable_regex(pattern: str) -> str | None:
@@ -266,16 +273,90 @@ def _portable_regex(pattern: str) -> str | None:
     if len(pattern) > _MAX_PATTERN or "(?" in pattern:
         return None
     position = 0
+    previous = "start"  # what came last: start, open ( or |, anchor, atom, quantified, lazy
     while position < len(pattern):
         match = _REGEX_TOKEN.match(pattern, position)
         if match is None:
             return None
         position = match.end()
+        text = match.group(0)
+        if match.lastgroup == "quantifier":
+            if previous == "atom":
+                previous = "quantified"
+            elif previous == "quantified" and text == "?":
+                previous = "lazy"
+            else:
+                return None  # nothing to repeat, or a quantifier on a quantifier
+        elif match.lastgroup == "other" and text in "(|":
+            previous = "open"
+        elif match.lastgroup == "other" and text in "^$":
+            previous = "anchor"
+        else:
+            previous = "atom"
     try:
         pl.Series([""]).str.contains(pattern)  # compiles it: Polars may still refuse it
     except pl.exceptions.PolarsError:
         return None
     return pattern
+
+
+def check_times(data: pl.DataFrame) -> None:
+    """PostgreSQL's times run from 4713 BC to 294276 AD and to ±infinity; Python's (and
+    so what a result can be turned into) from year 1 to 9999: decline a query over a
+    time column holding anything outside that."""
+    for name, dtype in data.schema.items():
+        if not isinstance(dtype, (pl.Datetime, pl.Date)) or data.height == 0:
+            continue
+        bounds = pl.Series([_EARLIEST, _LATEST]).cast(
+            pl.Date if isinstance(dtype, pl.Date) else pl.Datetime(dtype.time_unit)
+        )
+        low, high = bounds.to_physical().to_list()
+        physical = data.get_column(name).to_physical()
+        least, most = physical.min(), physical.max()
+        if least is not None and (least < low or most > high):  # type: ignore[operator]
+            raise UnsupportedError(f"{name}, which holds times outside years 1 to 9999")
+
+
+_EARLIEST = dt.datetime(1, 1, 2)
+_LATEST = dt.datetime(9999, 12, 30)
+
+
+def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
+    """Case-insensitive matching folds letters beyond ASCII differently in PostgreSQL
+    (per character, by locale) and Polars (Unicode folding: ſ matches s there): decline
+    such a query when a column it matches that way holds any such letter."""
+    stack = [where]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (And, Or)):
+            stack.extend(item.items)
+        elif isinstance(item, Not):
+            stack.append(item.item)
+        elif isinstance(item, Compare) and item.op in _CASELESS:
+            series = data.get_column(item.path[0])
+            if isinstance(series.dtype, pl.Categorical):
+                series = series.cat.get_categories()
+            text = series.cast(pl.String)
+            if text.str.contains(r"[^\x00-\x7f]").any():
+                raise UnsupportedError(
+                    f"{item.op} on {item.path[0]}, which holds letters beyond ASCII"
+                )
+
+
+def _comparable(value: Any, dtype: Any, name: str) -> Any:
+    """``value`` as the column compares it: a decimal column exactly, as PostgreSQL's
+    numeric does (a value with more decimals than the column holds is left to it)."""
+    if isinstance(value, list):
+        return [_comparable(v, dtype, name) for v in value]
+    if not isinstance(dtype, pl.Decimal) or isinstance(value, bool) or value is None:
+        return value
+    exact = decimal.Decimal(str(value)) if isinstance(value, (int, float)) else None
+    if exact is None or not exact.is_finite():
+        raise UnsupportedError(f"the value {value!r} of {name}")
+    scale = dtype.scale or 0
+    if exact.as_tuple().exponent < -scale:  # type: ignore[operator]
+        raise UnsupportedError(f"{value!r}, more decimals than {name} holds")
+    return exact
 
 
 def _like_regex(pattern: str, *, case_insensitive: bool) -> str:
@@ -388,6 +469,8 @@ def run_aggregate(
 ) -> pl.DataFrame:
     """The output of an aggregate query over the loaded columns ``data``."""
     dtypes = dict(data.schema)
+    check_caseless(data, query.where)
+    check_times(data)
     lf = data.lazy()
     if query.where is not None:
         lf = lf.filter(where_expr(query.where, dtypes, timezone))
@@ -427,6 +510,8 @@ def run_window(
 ) -> pl.DataFrame:
     """The output of a window query over the loaded columns ``data``."""
     dtypes = dict(data.schema)
+    check_caseless(data, query.where)
+    check_times(data)
     frame = data
     if query.where is not None:
         frame = frame.filter(where_expr(query.where, dtypes, timezone))

@@ -14,12 +14,15 @@ UTC, as in the session).
 from __future__ import annotations
 
 import io
+import json
+import math
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from fraiseql_nb.documents import loads
 from fraiseql_nb.query.ir import Selection
 
 __all__ = ["SCALAR_DTYPES", "parse_ndjson", "polars_schema"]
@@ -76,10 +79,33 @@ def parse_ndjson(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return _parse_leniently(data, schema)
+        try:
+            return _parse_leniently(data, schema)
+        except pl.exceptions.PolarsError:
+            # A number beyond what the column's type holds (jsonb keeps 1e400): the
+            # value is left out (null), the rest of the rows kept.
+            return _parse_leniently(_within_range(data), schema)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _within_range(data: bytes) -> bytes:
+    """The NDJSON with every number a float64 or an int64 cannot hold made null."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            return float(value) if abs(value) < 1e308 else None
+        return value
+
+    lines = [json.dumps(fix(loads(line))) for line in data.splitlines() if line.strip()]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _arrow_type(dtype: Any) -> pa.DataType:

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
+from fraiseql_nb.documents import loads
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_text
 from fraiseql_nb.planes.frames import polars_schema
@@ -61,8 +62,16 @@ class RowPlane:
                 statement, params.values, size=self.config.wire_backend.chunk_size
             )
             try:
-                # C-level chain: no Python bytecode runs per document.
-                yield from map(orjson.loads, map(_FIRST, rows))
+                docs = map(_FIRST, rows)
+                while True:
+                    try:
+                        # C-level chain: no Python bytecode runs per document.
+                        yield from map(orjson.loads, docs)
+                        break
+                    except orjson.JSONDecodeError as exc:
+                        # A number orjson refuses (jsonb keeps 1e400): that one document
+                        # is read by the standard library, then the fast chain goes on.
+                        yield loads(exc.doc)
             except psycopg.Error as exc:
                 raise self._error(exc) from None
             finally:

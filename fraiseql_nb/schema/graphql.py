@@ -156,7 +156,9 @@ def _temporal(name: str, *, date_only: bool) -> GraphQLScalarType:
             if date_only:
                 dt.date.fromisoformat(text)
             else:
-                dt.datetime.fromisoformat(text)
+                offset = dt.datetime.fromisoformat(text).utcoffset()
+                if offset is not None and abs(offset) >= dt.timedelta(hours=16):
+                    raise ValueError("a time zone offset is at most ±15:59")
         except ValueError as exc:
             raise ValueError(f"{name} cannot represent {value!r}: {exc}") from None
         return value

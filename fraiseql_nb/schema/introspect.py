@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
+from fraiseql_nb.documents import loads
 from fraiseql_nb.schema.infer import infer_fields
 from fraiseql_nb.schema.model import (
     Calendar,
@@ -279,7 +279,7 @@ def _sample_documents(
         ).format(sql.Identifier(nsp, rel), sql.Literal(n)),
         limit,
     )
-    return None if rows is None else [(r[0], orjson.loads(r[1])) for r in rows]
+    return None if rows is None else [(r[0], loads(r[1])) for r in rows]
 
 
 def _within_timeout(
@@ -451,7 +451,7 @@ def _sample_json(
         ),
         limit,
     )
-    return [orjson.loads(r[0]) for r in rows or ()]
+    return [loads(r[0]) for r in rows or ()]
 
 
 def _flatten(

@@ -39,7 +39,7 @@ from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
-from fraiseql_nb.vocabulary import BUCKETS, ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
+from fraiseql_nb.vocabulary import ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
 
 __all__ = [
     "LOAD_CASTS",
@@ -121,11 +121,9 @@ def _bucket(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
     assert key.unit is not None
     column = fact.column(key.column)
     assert column is not None
-    calendar = fact.calendar_for(key.column, key.unit) if timezone == "UTC" else None
-    if calendar is not None:
-        return sql.SQL("({} ->> {})::date").format(
-            sql.Identifier(calendar.column), sql.Literal(BUCKETS[key.unit])
-        )
+    # Always from the time column (not from a calendar column such as date_info, which
+    # may have been computed in another time zone): both planes bucket the same way,
+    # and date_trunc is no slower than reading the calendar's JSON.
     ident = sql.Identifier(key.column)
     if column.scalar == "Date":
         local: sql.Composable = sql.SQL("{}::timestamp").format(ident)
@@ -376,7 +374,9 @@ def load_expression(fact: FactTable, name: str, *, exact_decimals: bool = False)
     column = fact.column(name)
     cast = LOAD_CASTS.get(base_type(column.pg_type)) if column is not None else None
     if measure is not None and measure.scalar == "Float":
-        cast = "text" if exact_decimals else "float8"
+        # Only numeric is exact in PostgreSQL: float8 and real are summed as floats there.
+        numeric = base_type(measure.pg_type) == "numeric"
+        cast = "text" if exact_decimals and numeric else "float8"
     elif column is None and f.pg_type == "numeric":
         cast = "float8"  # a number read from the dimension document
     if cast is not None:

@@ -187,7 +187,13 @@ class ArrowPlane:
                 out = run_aggregate(frame, query, fact, timezone=timezone)
             else:
                 out = run_window(frame, query, fact, timezone=timezone)
-        except pl.exceptions.PolarsError as exc:
+        except (
+            pl.exceptions.PolarsError,
+            pl.exceptions.PanicException,  # a Rust panic: a BaseException, caught here
+            OverflowError,
+            ValueError,
+            KeyError,  # zoneinfo's ZoneInfoNotFoundError: a zone PostgreSQL knows, Python not
+        ) as exc:
             # Polars could not compute it (a value it cannot coerce…): PostgreSQL can.
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnsupportedError(f"this query ({detail})") from None
