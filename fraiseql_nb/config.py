@@ -166,6 +166,11 @@ def load_config(
         environ: the environment to read overrides from (default ``os.environ``).
     """
     env = os.environ if environ is None else environ
+    if config is not None and not isinstance(config, (Config, dict, str, os.PathLike)):
+        raise ConfigError(
+            f"config must be a fraiseql.toml path, a dict or a Config, not {type(config).__name__}",
+            key="config",
+        )
     if isinstance(config, Config):
         base = config
     elif isinstance(config, dict):
@@ -188,7 +193,7 @@ def _from_file(path: Path) -> Config:
         raise ConfigError(
             f"cannot read config file {path}: {exc.strerror}", source=str(path)
         ) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", source=str(path)) from None
     return _from_mapping(data, str(path))
 

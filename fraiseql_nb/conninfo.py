@@ -27,12 +27,19 @@ _SECRET_KEYS = ("password", "sslpassword")
 # postgresql://user:password@host  ->  postgresql://user:***@host
 # The password runs to the last "@" of the URI: people type "#", "/" or "?" in it unencoded.
 _URI_USERINFO = re.compile(
-    r"(?P<head>postgres(?:ql)?(?:\+\w+)?://[^:/?#@\s]*):(?P<pw>[^\s]*)@(?P<rest>[^@\s]*)"
+    r"(?P<head>postgres(?:ql)?(?:\+\w+)?://[^:/?#@\s]*):(?P<pw>[^\s]*)@(?P<rest>[^@\s]*)",
+    re.I,
 )
-# password=secret, sslpassword='se cret', ?password=secret&  (key/value and URI query forms);
-# a quoted value may lack its closing quote (then it runs to the end).
+# ?password=secret&…: in a URI's query, a value runs to the next & (or #, or a space).
+_URI_QUERY = re.compile(r"(?P<head>[?&](?:ssl)?password=)(?P<pw>[^&#\s]*)", re.I)
+# password=secret, sslpassword='se cret' (key/value form), read as libpq reads them: a
+# quoted value runs to its closing quote (or the end), \ escaping; an unquoted one to
+# the next ASCII white space, \ escaping (so "ab&cd", "ab'cd" and a no-break space are
+# all inside it).
 _KEY_VALUE = re.compile(
-    r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*(?:'|$)|[^\s&'\"]+)", re.I
+    r"(?P<head>(?<![?&\w])(?:ssl)?password\s*=\s*)"
+    r"(?P<pw>'(?:[^'\\]|\\.)*(?:'|$)|(?:\\.|[^ \t\n\r\f\v\\])+)",
+    re.I,
 )
 # postgresql+psycopg://  ->  postgresql://  (SQLAlchemy's driver suffix)
 _DRIVER = re.compile(r"^(?P<scheme>postgres(?:ql)?)\+\w+://")
@@ -55,6 +62,7 @@ def _passwords(dsn: str) -> list[str]:
         params = conninfo_to_dict(normalize_scheme(dsn))
     except Exception:  # noqa: BLE001 - an unparsable DSN: look for password-shaped text
         found = [m["pw"] for m in _URI_USERINFO.finditer(dsn)]
+        found += [m["pw"] for m in _URI_QUERY.finditer(dsn)]
         found += [m["pw"].strip("'") for m in _KEY_VALUE.finditer(dsn)]
         return [f for f in found if f]
     return [str(params[k]) for k in _SECRET_KEYS if params.get(k)]
@@ -77,6 +85,7 @@ def mask_dsn(dsn: str) -> str:
         return f"{m['head']}:{MASK}@{m['rest']}" if m["pw"] else m.group(0)
 
     masked = _URI_USERINFO.sub(_uri, dsn)
+    masked = _URI_QUERY.sub(lambda m: f"{m['head']}{MASK}", masked)
     return _KEY_VALUE.sub(lambda m: f"{m['head']}{MASK}", masked)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -20,14 +21,19 @@ def check_dsn(dsn: str) -> str:
     saying why it does not parse — never showing its password."""
     if not isinstance(dsn, str):
         raise ConfigError(f"a connection string is text, not {type(dsn).__name__}", key="dsn")
+    try:
+        dsn.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("the connection string is not valid Unicode", key="dsn") from None
     normal = normalize_scheme(dsn)
     try:
         conninfo_to_dict(normal)
     except psycopg.ProgrammingError as exc:
-        detail = redact(" ".join(str(exc).split()), secrets_of(dsn))
-        raise ConfigError(
-            f"not a valid connection string: {detail}; dsn: {mask_dsn(dsn)}", key="dsn"
-        ) from None
+        # Neither the string nor what libpq quotes of it: a password in a malformed
+        # string cannot be told from the rest, so none of it is shown.
+        detail = re.sub(r'"[^"]*"?', '"…"', " ".join(str(exc).split()))
+        detail = redact(detail, secrets_of(dsn))
+        raise ConfigError(f"not a valid connection string: {detail}", key="dsn") from None
     return normal
 
 
@@ -66,7 +72,25 @@ def backend_error(exc: BaseException, dsn: str, *, action: str) -> BackendError:
 
 # SQLSTATEs that mean the connection went away under a running query.
 _LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
-_DATA_EXCEPTION = "22"  # SQLSTATE class: a value the statement cannot use
+# SQLSTATEs of a value or a request the caller wrote (a regex that does not compile, a
+# text that is not a time, a collation this server lacks, more columns than a row holds)
+# rather than of the data (a sum that overflows, a division by zero).
+_CALLERS = {
+    "22P02",  # invalid text representation
+    "2201B",  # invalid regular expression
+    "22025",  # invalid escape sequence
+    "22019",  # invalid escape character
+    "22007",  # invalid datetime format
+    "22008",  # datetime field overflow
+    "22009",  # invalid time zone displacement
+    "22023",  # invalid parameter value
+    "2201W",  # invalid LIMIT
+    "2201X",  # invalid OFFSET
+    "22021",  # character not in repertoire
+    "22P05",  # untranslatable character
+    "42704",  # undefined object (a collation)
+    "54011",  # too many columns
+}
 
 
 def query_error(
@@ -77,10 +101,8 @@ def query_error(
     saying what to change; anything else as a BackendError saying what happened."""
     detail = " ".join(str(exc).split()) or type(exc).__name__
     sqlstate = getattr(exc, "sqlstate", None)
-    if (sqlstate or "").startswith(_DATA_EXCEPTION) or (
-        isinstance(exc, psycopg.ProgrammingError) and sqlstate is None
-    ):
-        # Class 22 (data exception), or psycopg refusing a value before sending it.
+    if sqlstate in _CALLERS or (isinstance(exc, psycopg.ProgrammingError) and sqlstate is None):
+        # A value or request of the caller's, or psycopg refusing a value before sending it.
         detail = redact(detail.split(" CONTEXT:", 1)[0], secrets_of(dsn))
         return QueryError(f"PostgreSQL cannot use a value of the query: {detail}")
     if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in detail:

@@ -94,12 +94,16 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
     def health(request: Request) -> Response:
         h = session.health()
         status = 503 if h["status"] == "unhealthy" else 200
-        if limits.token and not request.scope.get("state", {}).get("authenticated"):
-            return JSONResponse({"status": h["status"]}, status_code=status)
+        if not request.scope.get("state", {}).get("authenticated"):
+            # The statuses only: a reason may name the socket path, database or role.
+            backends = {k: {"status": v["status"]} for k, v in h.get("backends", {}).items()}
+            return JSONResponse({"status": h["status"], "backends": backends}, status_code=status)
         return JSONResponse(h, status_code=status)
 
-    def ready(_request: Request) -> Response:
+    def ready(request: Request) -> Response:
         r = session.ready()
+        if not request.scope.get("state", {}).get("authenticated"):
+            r = {"ready": r["ready"]}
         return JSONResponse(r, status_code=200 if r["ready"] else 503)
 
     def metrics(_request: Request) -> Response:

@@ -69,6 +69,15 @@ class Result:
             self._frame = frame
         return self._frame
 
+    def add_constants(self, columns: tuple[tuple[int, str, str], ...]) -> None:
+        """Insert constant text columns (position, name, value): ``__typename`` fields,
+        which no plane computes."""
+        frame = self.df
+        for position, name, value in columns:
+            column = pl.Series(name, [value] * frame.height, dtype=pl.String)
+            frame = frame.insert_column(min(position, frame.width), column)
+        self._frame, self._table = frame, None
+
     def to_arrow(self) -> pa.Table:
         """The result as a pyarrow Table."""
         if self._table is None:

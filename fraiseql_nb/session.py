@@ -153,6 +153,10 @@ class Session:
         """For each root field: its kind, the plane that would run it and why, the SQL each
         plane would send, and the estimates — without running anything but catalogue reads."""
         self._check_open()
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
+            )
         document = parse_query(query, self._schema, variables)
         plans = []
         for q in document.queries:
@@ -280,6 +284,8 @@ class Session:
             with self._arrow.busy():  # the arrow store writes when queries pause
                 result, reason = self._dispatch(query, backend, route)
             result.reason = reason
+            if not isinstance(query, RowQuery) and query.typenames:
+                result.add_constants(query.typenames)
         except BaseException as exc:
             self.telemetry.record(
                 QueryMetrics(
@@ -439,9 +445,19 @@ def connect(
         schema: a Schema, or the path of a schema file; default: introspect.
         sample_size: documents sampled per view to infer field types.
     """
-    if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
+    if (
+        isinstance(sample_size, bool)
+        or not isinstance(sample_size, int)
+        or not 1 <= sample_size <= 10_000_000
+    ):
         raise ConfigError(
-            f"sample_size must be a whole number ≥ 1, got {sample_size!r}", key="sample_size"
+            f"sample_size must be a whole number from 1 to 10,000,000, got {sample_size!r}",
+            key="sample_size",
+        )
+    if schema is not None and not isinstance(schema, (Schema, str, os.PathLike)):
+        raise ConfigError(
+            f"schema must be a Schema or a schema file's path, not {type(schema).__name__}",
+            key="schema",
         )
     cfg = load_config(config)
     target = check_dsn(resolve_dsn(dsn, cfg))

@@ -317,14 +317,21 @@ def check_times(data: pl.DataFrame) -> None:
             raise UnsupportedError(f"{name}, which holds times outside years 1 to 9999")
 
 
+# Every letter beyond ASCII whose lower, upper or case-folded form holds an ASCII letter:
+# ß İ ı ŉ ſ ǰ ẖ ẗ ẘ ẙ ẚ ẞ, the Kelvin sign and the ligatures ﬀ to ﬆ.
+_FOLDS_TO_ASCII = (
+    "[\u00df\u0130\u0131\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99"
+    "\u1e9a\u1e9e\u212a\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06]"
+)
 _EARLIEST = dt.datetime(1, 1, 2)
 _LATEST = dt.datetime(9999, 12, 30)
 
 
 def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
-    """Case-insensitive matching folds letters beyond ASCII differently in PostgreSQL
-    (per character, by locale) and Polars (Unicode folding: ſ matches s there): decline
-    such a query when a column it matches that way holds any such letter."""
+    """Case-insensitive matching folds some letters differently in PostgreSQL (lower()
+    per character, by locale) and Polars (Unicode simple folding: ſ matches s there).
+    Patterns are ASCII (checked before), so only letters that fold, lower or upper to
+    ASCII can disagree: decline when a column matched that way holds one of them."""
     stack = [where]
     while stack:
         item = stack.pop()
@@ -334,12 +341,11 @@ def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
             stack.append(item.item)
         elif isinstance(item, Compare) and item.op in _CASELESS:
             series = data.get_column(item.path[0])
-            if isinstance(series.dtype, pl.Categorical):
-                series = series.cat.get_categories()
-            text = series.cast(pl.String)
-            if text.str.contains(r"[^\x00-\x7f]").any():
+            text = series.unique().cast(pl.String)
+            if text.str.contains(_FOLDS_TO_ASCII).any():
                 raise UnsupportedError(
-                    f"{item.op} on {item.path[0]}, which holds letters beyond ASCII"
+                    f"{item.op} on {item.path[0]}, which holds letters that fold to ASCII"
+                    " differently in PostgreSQL (such as ſ, K or İ)"
                 )
 
 
@@ -356,6 +362,8 @@ def _comparable(value: Any, dtype: Any, name: str) -> Any:
     scale = dtype.scale or 0
     if exact.as_tuple().exponent < -scale:  # type: ignore[operator]
         raise UnsupportedError(f"{value!r}, more decimals than {name} holds")
+    if exact and exact.adjusted() >= (dtype.precision or 38) - scale:
+        raise UnsupportedError(f"{value!r}, more digits than {name} holds")
     return exact
 
 

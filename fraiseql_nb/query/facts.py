@@ -80,8 +80,12 @@ def build_aggregate_query(
 
     columns: list[tuple[str, str]] = []
     aggregates: dict[str, Aggregate] = {}
+    typenames: list[tuple[int, str, str]] = []
     for out, fnodes in ctx.sub_fields(nodes).items():
         name = fnodes[0].name.value
+        if name == "__typename":
+            typenames.append((len(columns) + len(typenames), out, f"{fact.type_stem}Aggregate"))
+            continue
         if name in universe:
             if name not in grouped:
                 raise ctx.error(
@@ -96,7 +100,8 @@ def build_aggregate_query(
             aggregates.setdefault(name, agg)
         columns.append((out, name))
     if not columns:
-        raise ctx.error(f"{fact.aggregate_query} selects nothing", node)
+        but = " but __typename" if typenames else ""
+        raise ctx.error(f"{fact.aggregate_query} selects nothing{but}", node)
 
     def output_scalar(name: str, what: str, at: Node) -> str:
         if name in grouped:
@@ -134,6 +139,7 @@ def build_aggregate_query(
         order=tuple(order),
         limit=limit,
         offset=offset,
+        typenames=tuple(typenames),
     )
 
 
@@ -148,14 +154,16 @@ def build_window_query(
     partition = tuple(args.get("partitionBy") or ())
     order = _window_order(ctx, ctx.argument_node(node, "orderBy"), fact, args.get("orderBy"))
     outputs: list[WindowColumn | WindowFunction] = []
+    typenames: list[tuple[int, str, str]] = []
     for out, fnodes in ctx.sub_fields(nodes).items():
         fnode = fnodes[0]
         name = fnode.name.value
+        if name == "__typename":
+            typenames.append((len(outputs) + len(typenames), out, f"{fact.type_stem}WindowRow"))
+            continue
         if name in fact.row_columns:
             outputs.append(WindowColumn(name=out, column=name))
             continue
-        if name == "__typename":
-            raise ctx.error("__typename cannot be selected in a window query", fnode)
         fargs = ctx.arguments(row_type.fields[name], fnode)  # type: ignore[union-attr]
         own_order = fargs.get("orderBy")
         fn_order = (
@@ -201,7 +209,8 @@ def build_window_query(
             )
         )
     if not outputs:
-        raise ctx.error(f"{fact.window_query} selects nothing", node)
+        but = " but __typename" if typenames else ""
+        raise ctx.error(f"{fact.window_query} selects nothing{but}", node)
     limit, offset = check_paging(ctx, node, args)
     return WindowQuery(
         key=key,
@@ -212,6 +221,7 @@ def build_window_query(
         order=order,
         limit=limit,
         offset=offset,
+        typenames=tuple(typenames),
     )
 
 

@@ -167,6 +167,9 @@ class AggregateQuery:
     order: tuple[OrderItem, ...] = ()
     limit: int | None = None
     offset: int | None = None
+    # ``__typename`` fields: (position among the outputs, output name, type name), added
+    # as constant columns to what a plane answers.
+    typenames: tuple[tuple[int, str, str], ...] = ()
 
     kind = "aggregate"
 
@@ -210,6 +213,7 @@ class WindowQuery:
     order: tuple[OrderItem, ...] = ()
     limit: int | None = None
     offset: int | None = None
+    typenames: tuple[tuple[int, str, str], ...] = ()  # as in AggregateQuery
 
     kind = "window"
 

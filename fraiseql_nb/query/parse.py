@@ -78,12 +78,16 @@ def parse_query(
     """
     if not isinstance(text, str):
         raise QueryError(f"a query is GraphQL text, not {type(text).__name__}")
+    _check_unicode(text, variables, operation_name)
     gql = schema.graphql
     document = _parse_and_validate(text, schema, gql)
     operation = _operation(document, operation_name)
     if variables is not None and not isinstance(variables, dict):
         raise QueryError(f"variables must be a dict, not {type(variables).__name__}")
-    coerced = get_variable_values(gql, operation.variable_definitions or (), variables or {})
+    try:
+        coerced = get_variable_values(gql, operation.variable_definitions or (), variables or {})
+    except ValueError:  # an int too long for Python to print in an error message
+        raise QueryError("a variable holds a number with more than 4,300 digits") from None
     if isinstance(coerced, list):
         raise _query_error(coerced)
     fragments = {
@@ -199,6 +203,26 @@ class Context:
             loc = get_location(node.loc.source, node.loc.start)
             line, column = loc.line, loc.column
         return QueryError(message, line=line, column=column)
+
+
+def _check_unicode(text: str, variables: Any, operation_name: Any) -> None:
+    """Text that UTF-8 cannot carry (a lone surrogate) cannot reach PostgreSQL: say so."""
+    stack: list[Any] = [text, variables, operation_name]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = value[exc.start : exc.end].encode("unicode_escape").decode()
+                raise QueryError(
+                    f"text must be valid Unicode: {bad} is a lone surrogate (half of a character)"
+                ) from None
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
 
 
 def _introspect(

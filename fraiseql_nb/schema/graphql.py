@@ -190,6 +190,8 @@ def _json_value(value: Any) -> Any:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"JSON values nest at most {MAX_JSON_DEPTH} deep")
+        if isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 3300:
+            raise ValueError("JSON numbers have at most 1,000 digits")
         if item is None or isinstance(item, (bool, int, str)):
             continue
         if isinstance(item, float):
