@@ -52,6 +52,9 @@ def _parser() -> _Parser:
     db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
     db.add_argument("action", choices=("start", "stop", "status", "dsn"))
     db.add_argument("--database", default="postgres", help="database for `dsn` (default: postgres)")
+    db.add_argument(
+        "--demo", action="store_true", help="`dsn`: the demo database's (what --demo connects to)"
+    )
 
     demo_cmd = commands.add_parser(
         "demo", help="start the server, load the demo dataset if missing, print a summary"
@@ -128,6 +131,7 @@ def _db(args: argparse.Namespace) -> int:
         _print_start_notes(state)
         print(f"running  pid {state.pid}  PostgreSQL {state.version}  data {state.pgdata}")
         print(f"dsn      {state.dsn(args.database)}")
+        _print_demo_dsn(state)
     elif args.action == "stop":
         stopped = embedded.stop()
         state = embedded.status()
@@ -137,12 +141,24 @@ def _db(args: argparse.Namespace) -> int:
         if state.running:
             print(f"running  pid {state.pid}  PostgreSQL {state.version}  data {state.pgdata}")
             print(f"dsn      {state.dsn(args.database)}")
+            _print_demo_dsn(state)
         else:
             print(f"not running  data {state.pgdata}")
             return 3  # like `pg_ctl status` and LSB init scripts
+    elif args.demo:
+        print(embedded.start().dsn(demo.database_for(demo.SCALES[demo.DEFAULT_SCALE])))
     else:
         print(embedded.start().dsn(args.database))
     return 0
+
+
+def _print_demo_dsn(state: embedded.ServerStatus) -> None:
+    """The demo database's DSN, when it was loaded: the one people connect to."""
+    name = demo.database_for(demo.SCALES[demo.DEFAULT_SCALE])
+    with connect(state.dsn(), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if found:
+        print(f"demo     {state.dsn(name)}")
 
 
 def _demo(args: argparse.Namespace) -> int:

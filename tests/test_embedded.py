@@ -44,6 +44,9 @@ def test_start_reuses_the_running_server_and_stop_stops_it(home: Path) -> None:
 
     dsn = run_cli("db", "dsn", env=env).stdout.strip()
     assert dsn.startswith("postgresql://postgres@/postgres?host=")
+    assert "demo " not in status.stdout  # not loaded in this server
+    demo_dsn = run_cli("db", "dsn", "--demo", env=env).stdout.strip()
+    assert demo_dsn.startswith("postgresql://postgres@/fraiseql_demo_small?host=")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (x int)")
         conn.execute("INSERT INTO kept VALUES (7)")

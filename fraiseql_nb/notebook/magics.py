@@ -49,7 +49,7 @@ USAGE = """\
 %fraiseql schema [--sdl] | metrics | health | refresh [TABLE] | explore TABLE
 %fraiseql prefetch [TABLE] [--wait]  load fact tables into the arrow plane (in the background)
 %fraiseql session                  the fraiseql_nb.Session, for the Python API
-%config FraiseQL.displaylimit / autolimit / widgets / progress"""
+%config FraiseQL.displaylimit / autolimit / widgets / gridlimit / progress"""
 
 SUBCOMMANDS = (
     "connect",
@@ -96,7 +96,10 @@ class FraiseQL(Magics):
     autolimit = Int(0, help="A limit added to row and window queries that set none (0: off).").tag(
         config=True
     )
-    widgets = Bool(True, help="Show results as widgets in Jupyter (tabs).").tag(config=True)
+    widgets = Bool(
+        True, help="Interactive views in Jupyter: the sortable grid, progress widgets."
+    ).tag(config=True)
+    gridlimit = Int(10_000, help="Rows the interactive grid holds (0: all).").tag(config=True)
     progress = Bool(True, help="Show progress of loads longer than a second.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -104,14 +107,15 @@ class FraiseQL(Magics):
         self.session: fq.Session | None = None
         OPTIONS.displaylimit = self.displaylimit
         OPTIONS.widgets = self.widgets
+        OPTIONS.gridlimit = self.gridlimit
 
-    @validate("displaylimit", "autolimit")
+    @validate("displaylimit", "autolimit", "gridlimit")
     def _not_negative(self, proposal: Any) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"FraiseQL.{proposal['trait'].name} must be 0 or more")
         return int(proposal["value"])
 
-    @observe("displaylimit", "widgets")
+    @observe("displaylimit", "widgets", "gridlimit")
     def _sync(self, change: Any) -> None:
         setattr(OPTIONS, change["name"], change["new"])
 

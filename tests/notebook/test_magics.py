@@ -269,6 +269,16 @@ def test_config_options(ip: InteractiveShell) -> None:
     assert (magics.widgets, magics.progress) == (False, False)
     run(ip, "%config FraiseQL.widgets = True")
     run(ip, "%config FraiseQL.progress = True")
+    from fraiseql_nb.notebook.display import OPTIONS, grid_html
+
+    run(ip, "%config FraiseQL.gridlimit = 4")
+    try:
+        grid = grid_html(run(ip, "%fraiseql { users(limit: 10) { id } }"))
+        assert OPTIONS.gridlimit == 4 and "the grid holds the first 4" in grid
+    finally:
+        run(ip, "%config FraiseQL.gridlimit = 10000")
+    with pytest.raises(TraitError):
+        magics.gridlimit = -1
 
 
 def test_not_connected_is_a_clear_error(demo_dsn: str) -> None:
