@@ -14,6 +14,10 @@ process's RSS before the query. Prints a markdown table, writes
 benchmarks/results/rows.json and rows.png.
 
     python benchmarks/rows.py [--sizes 10000,100000,1000000] [--dsn DSN]
+    python benchmarks/rows.py --small [--repeat 40]   # small and filtered queries
+
+``--small`` runs the "small and filtered" section (benchmarks/rows_small.py):
+``s.execute`` against its own SQL run raw and hand-written SQL, per query.
 
 Without --dsn (or $FRAISEQL_DSN) the large demo dataset is loaded into the
 embedded server first if it is not there (about 35 s).
@@ -138,7 +142,15 @@ def main() -> None:
     parser.add_argument("--variants", default="abcde")
     parser.add_argument("--dsn", default=os.environ.get("FRAISEQL_DSN"))
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "DSN", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--small", action="store_true", help="small and filtered queries")
+    args, rest = parser.parse_known_args()
+    if args.small:
+        sys.path.insert(0, str(HERE))
+        import rows_small
+
+        sys.argv = [sys.argv[0], *rest, *(["--dsn", args.dsn] if args.dsn else [])]
+        rows_small.main()
+        return
     if args.child:
         variant, dsn, n = args.child
         print(json.dumps(run_variant(variant, dsn, int(n))))

@@ -19,6 +19,8 @@ class Plan:
     reason: str
     sql: dict[str, str] = field(default_factory=dict)  # plane -> statement it would send
     estimate: dict[str, Any] = field(default_factory=dict)
+    # PostgreSQL's EXPLAIN of the statement the chosen plane sends (explain(plan=True)).
+    pg_plan: str = ""
 
     def text(self) -> str:
         lines = [f"{self.key}: {self.kind} query → {self.backend} ({self.reason})"]
@@ -26,6 +28,9 @@ class Plan:
             lines.append(f"  estimate {k}: {_show(v)}")
         for plane, text in self.sql.items():
             lines.append(f"  {plane}: {text}")
+        if self.pg_plan:
+            lines.append("  PostgreSQL plan:")
+            lines += [f"    {line}" for line in self.pg_plan.splitlines()]
         return "\n".join(lines)
 
 
@@ -60,10 +65,11 @@ class Explanation:
                 f"<p><b>{html.escape(plane)}</b></p><pre>{html.escape(text)}</pre>"
                 for plane, text in p.sql.items()
             )
+            plan = f"<p><b>PostgreSQL plan</b></p><pre>{html.escape(p.pg_plan)}</pre>"
             parts.append(
                 f"<div><p><b>{html.escape(p.key)}</b>: {html.escape(p.kind)} query → "
                 f"<b>{html.escape(p.backend)}</b> ({html.escape(p.reason)})</p>"
-                f"<table>{rows}</table>{sqls}</div>"
+                f"<table>{rows}</table>{sqls}{plan if p.pg_plan else ''}</div>"
             )
         return "".join(parts)
 

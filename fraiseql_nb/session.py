@@ -148,10 +148,20 @@ class Session:
         return results[0] if len(results) == 1 else Results(results)
 
     def explain(
-        self, query: str, variables: dict[str, Any] | None = None, backend: str = "auto"
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        backend: str = "auto",
+        *,
+        plan: bool = False,
+        analyze: bool = False,
     ) -> Explanation:
         """For each root field: its kind, the plane that would run it and why, the SQL each
-        plane would send, and the estimates — without running anything but catalogue reads."""
+        plane would send, and the estimates — without running anything but catalogue reads.
+
+        ``plan=True`` adds PostgreSQL's ``EXPLAIN`` of the statement the chosen plane sends
+        (for the arrow plane: its load); ``analyze=True`` runs that statement to measure it
+        (``EXPLAIN (ANALYZE, BUFFERS)``; read-only, like every statement here)."""
         self._check_open()
         if backend not in BACKENDS:
             raise ConfigError(
@@ -197,6 +207,10 @@ class Session:
                         "cached": est.cached,
                         "columns": ", ".join(names),
                     }
+            pg_plan = ""
+            if plan or analyze:
+                shown = statements.get(route.plane) or statements.get("postgres", "")
+                pg_plan = self._rows.pg_plan(shown.split("  -- then", 1)[0], analyze=analyze)
             plans.append(
                 Plan(
                     key=q.key,
@@ -205,6 +219,7 @@ class Session:
                     reason=route.reason,
                     sql=statements,
                     estimate=estimate,
+                    pg_plan=pg_plan,
                 )
             )
         return Explanation(plans=tuple(plans))

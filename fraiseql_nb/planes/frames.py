@@ -68,11 +68,17 @@ def _dtype(sel: Selection) -> Any:
     return pl.List(dtype) if sel.kind == "list" else dtype
 
 
+_THREADED_BYTES = 1 << 20
+
+
 def parse_ndjson(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
     """Parse one NDJSON batch into a DataFrame of exactly ``schema``."""
     try:
         table = pa_json.read_json(
             io.BytesIO(data),
+            # Arrow's threads pay off from about a block (1 MB); below, starting them
+            # costs more than the parse (5 documents: 0.7 ms with, 0.3 ms without).
+            read_options=pa_json.ReadOptions(use_threads=len(data) > _THREADED_BYTES),
             parse_options=pa_json.ParseOptions(
                 explicit_schema=pa.schema([(n, _arrow_type(t)) for n, t in schema.items()]),
                 unexpected_field_behavior="ignore",

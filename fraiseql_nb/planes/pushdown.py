@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
-from fraiseql_nb.planes._fetch import fetch_frame, pooled
+from fraiseql_nb.planes._fetch import fetch_frame, run_pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.planes.engine import output_schema
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
@@ -51,10 +51,14 @@ class PushdownPlane:
         shown = self.compile(query, fact, Params(literal=True))
         schema = output_schema(query, fact)
         started = time.perf_counter()
+        sql_text = shown.as_string(None)
         try:
-            with pooled(self.pool, self._dsn, self.config) as conn:
-                sql_text = shown.as_string(conn)
-                fetched = fetch_frame(conn, statement, params.values, schema)
+            fetched = run_pooled(
+                self.pool,
+                self._dsn,
+                self.config,
+                lambda conn: fetch_frame(conn, statement, params.values, schema),
+            )
         except psycopg.Error as exc:
             raise table_error(exc, fact, self._dsn, self.config) or query_error(
                 exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms

@@ -8,6 +8,7 @@ view (``LIMIT``, so the cost is that of reading those rows, not the view).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +35,9 @@ from fraiseql_nb.vocabulary import BUCKETS
 __all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
 
 DEFAULT_SAMPLE_SIZE = 1000
+# A plan output that is a column reference: [table.]column, either part quoted or not.
+_NAME = r'(?:\w+|"(?:[^"]|"")+")'
+_PLAIN_COLUMN = re.compile(rf"(?:{_NAME}\.)?{_NAME}")
 _DIMENSION_COLUMNS = ("dimensions", "data")
 _MAX_DIMENSION_DEPTH = 3
 # Numeric types whose sums and averages mean something (money, oid… are not measures).
@@ -264,6 +268,7 @@ def _entity(
         fields=fields,
         sampled=sampled,
         identity=identity,
+        stored=_stored_documents(conn, nsp, rel),
     )
 
 
@@ -280,6 +285,28 @@ def _sample_documents(
         limit,
     )
     return None if rows is None else [(r[0], loads(r[1])) for r in rows]
+
+
+def _stored_documents(conn: psycopg.Connection[Any], nsp: str, rel: str) -> bool:
+    """True when the relation's ``data`` is a plain column of a table (a ``tv_`` table, or
+    a view selecting it unchanged), false when it is computed (``jsonb_build_object``…)
+    or the plan cannot be read: the plan's output says which."""
+    statement = sql.SQL("EXPLAIN (VERBOSE, FORMAT JSON) SELECT data FROM {}").format(
+        sql.Identifier(nsp, rel)
+    )
+    try:
+        with conn.transaction():
+            row = conn.execute(statement).fetchone()
+    except psycopg.Error:
+        return False
+    plan = row[0] if row else None
+    if isinstance(plan, str):
+        plan = loads(plan)
+    try:
+        output = plan[0]["Plan"]["Output"]
+    except (TypeError, KeyError, IndexError):
+        return False
+    return len(output) == 1 and _PLAIN_COLUMN.fullmatch(output[0]) is not None
 
 
 def _within_timeout(

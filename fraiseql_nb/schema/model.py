@@ -92,6 +92,10 @@ class Entity:
     fields: tuple[Field, ...]
     sampled: int = 0  # documents the field types were inferred from
     identity: str = "column"  # "column" | "document"
+    # The documents are stored (a table's column, or a view passing one through), not
+    # built per row: SQL may read ``data`` as often as it likes, and indexes on
+    # expressions of it apply.
+    stored: bool = False
 
     @property
     def type(self) -> FieldType:

@@ -5,6 +5,13 @@ the rules for reading a value live in one place: numbers and booleans are
 read only from JSON values of that kind (anything else reads as NULL, so a
 stray string never makes a query fail), timestamps and dates are cast from
 text, and text is read with ``->>``.
+
+The type check costs a ``jsonb_typeof`` per row and value (measured: 0.5 µs,
+~60% of a numeric filter over 5K documents). Where the sampled documents held
+only that kind, the row plane first sends the direct cast,
+``(NULLIF(data -> 'f', 'null'))::numeric`` — JSON null still reads as NULL,
+and a string makes PostgreSQL raise an error rather than answer differently —
+and on that error runs the checked form instead (``guard=False``).
 """
 
 from __future__ import annotations
@@ -58,9 +65,14 @@ def json_path(
 
 
 def document_field(
-    base: sql.Composable, path: tuple[str, ...], scalar: str, json: str | None = None
+    base: sql.Composable,
+    path: tuple[str, ...],
+    scalar: str,
+    json: str | None = None,
+    *,
+    guard: bool = True,
 ) -> FieldSQL:
-    """Read the field at ``path`` of the JSONB document ``base``."""
+    """Read the field at ``path`` of the JSONB document ``base`` (``guard``: see above)."""
     jsonb = json_path(base, path)
     text = json_path(base, path, as_text=True)
     kind = scalar
@@ -71,9 +83,14 @@ def document_field(
     pg_type = _JSON_CASTS.get(kind, "text")
     if kind in ("Int", "BigInt", "Float", "Boolean"):
         json_kind = "boolean" if kind == "Boolean" else "number"
-        value: sql.Composable = sql.SQL(
-            "(CASE WHEN jsonb_typeof({j}) = {k} THEN {t}::{c} END)"
-        ).format(j=jsonb, k=sql.Literal(json_kind), t=text, c=sql.SQL(pg_type))
+        if not guard and json == json_kind:
+            value: sql.Composable = sql.SQL("(NULLIF({j}, 'null'))::{c}").format(
+                j=jsonb, c=sql.SQL(pg_type)
+            )
+        else:
+            value = sql.SQL("(CASE WHEN jsonb_typeof({j}) = {k} THEN ({j})::{c} END)").format(
+                j=jsonb, k=sql.Literal(json_kind), c=sql.SQL(pg_type)
+            )
     elif pg_type == "text":
         value = text
     else:

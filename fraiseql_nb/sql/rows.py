@@ -32,13 +32,16 @@ from fraiseql_nb.sql.where import compile_where
 
 __all__ = ["CURSOR_KEY", "DATA", "build_object", "compile_row_query", "selects_whole_document"]
 
-# The view is read as "v", and its document once per row as "d"."data": a
-# lateral subquery that the planner cannot flatten. Referring to v.data
-# directly would make PostgreSQL inline the view's document expression at
+# The view is read as "v". A view that builds its documents is read once per row
+# as "d"."data": a lateral subquery that the planner cannot flatten. Referring to
+# v.data directly would make PostgreSQL inline the view's document expression at
 # every reference (a view building its JSON would build it once per selected
-# field: 4x slower for five fields), while filters on v.id still reach the
-# view's indexes.
+# field: 4x slower for five fields), while filters on v.id still reach the view's
+# indexes. Stored documents (a tv_ table, a view passing a column through) are
+# read as v.data: the expressions then are those of an expert's SQL, and an index
+# on (data->>'field') or ((data->>'field')::numeric) serves them.
 DATA = sql.Identifier("d", "data")
+STORED = sql.Identifier("v", "data")
 _ONCE = " AS v CROSS JOIN LATERAL (SELECT v.data OFFSET 0) AS d"
 #: Hidden key carrying each row's id, for Result.next_page(); a GraphQL name
 #: cannot start with "__", so no selected field can collide with it.
@@ -54,18 +57,29 @@ def compile_row_query(
     *,
     as_text: bool = False,
     with_cursor: bool = False,
+    guard: bool = True,
 ) -> sql.Composed:
     """The SELECT for ``query`` on ``entity``'s view; values go to ``params``.
+
+    A sorted query picks its rows first and builds the documents of those rows
+    only (a subquery with the sort keys, re-sorted outside: a top-20 of 300K
+    rows builds 20 documents, not every candidate).
 
     Args:
         as_text: return the document as ``text`` (for fast client-side parsing).
         with_cursor: add the row's id under :data:`CURSOR_KEY`.
+        guard: read numbers and booleans through a type check (values of another
+            JSON kind read as NULL); False casts them directly, which PostgreSQL
+            refuses with an error should a document hold another kind (see
+            :func:`fraiseql_nb.sql.exprs.document_field`).
     """
     relation = sql.Identifier(entity.schema, entity.relation)
     ident = identity(entity, "v").value
     whole = selects_whole_document(query.selection, entity.fields)
     filtered = query.where is not None or bool(query.order) or query.after is not None
-    base = DATA if filtered or not whole else sql.Identifier("v", "data")
+    data = document_of(entity)
+    base = data if filtered or not whole else STORED
+    deferred = bool(query.order) and not whole
     if whole:
         # Every field, unrenamed: the stored document is the answer (its key order
         # aside), and sending it costs PostgreSQL nothing more.
@@ -74,7 +88,7 @@ def compile_row_query(
         selection = query.selection
         if with_cursor:
             selection = (*selection, Selection(name=CURSOR_KEY, key="", kind="id"))
-        document = build_object(selection, base, ident)
+        document = build_object(selection, STORED if deferred else base, ident)
     if as_text:
         document = sql.SQL("({})::text").format(document)
     source: sql.Composable = sql.Composed([relation, sql.SQL(_ONCE if base is DATA else " AS v")])
@@ -83,25 +97,44 @@ def compile_row_query(
     if query.by_id is not None:
         where.append(sql.SQL("{} = {}").format(ident, params.add(query.by_id, id_type)))
     if query.where is not None:
-        where.append(compile_where(query.where, _resolver(entity), params))
+        where.append(compile_where(query.where, _resolver(entity, guard), params))
     if query.after is not None:
         anchor_id = params.add(query.after, id_type)
         if query.order:
-            source, condition = _keyset(query, entity, source, relation, anchor_id)
+            source, condition = _keyset(query, entity, source, relation, anchor_id, guard)
             where.append(condition)
         else:
             where.append(sql.SQL("{} > {}").format(ident, anchor_id))
-    parts: list[sql.Composable] = [sql.SQL("SELECT {} AS data FROM {}").format(document, source)]
+    keys = _order_keys(query, entity, data, guard)
+    if deferred:
+        # The rows first (id, document, sort keys), the documents built outside.
+        columns = [sql.SQL("v.id, {} AS data").format(data)] + [
+            sql.SQL("{} AS {}").format(expr, sql.Identifier(f"k{i}"))
+            for i, (expr, _, _) in enumerate(keys)
+        ]
+        select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), source)
+    else:
+        select = sql.SQL("SELECT {} AS data FROM {}").format(document, source)
+    parts: list[sql.Composable] = [select]
     if where:
         parts.append(sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)))
     paging = query.limit is not None or bool(query.offset) or query.after is not None
     if query.order or paging:
-        parts.append(_order_clause(query.order, query.collation, ident, entity.id_type))
+        parts.append(_order_clause(keys, ident, query.order))
     if query.limit is not None:
         parts.append(sql.SQL("LIMIT {}").format(params.add(query.limit, "bigint")))
     if query.offset:
         parts.append(sql.SQL("OFFSET {}").format(params.add(query.offset, "bigint")))
-    return sql.SQL(" ").join(parts)
+    inner = sql.SQL(" ").join(parts)
+    if not deferred:
+        return inner
+    outer_keys = [
+        (_collate(sql.Identifier("v", f"k{i}"), field, query.collation), item, field)
+        for i, (_, item, field) in enumerate(keys)
+    ]
+    return sql.SQL("SELECT {} AS data FROM ({}) AS v {}").format(
+        document, inner, _order_clause(outer_keys, ident, query.order)
+    )
 
 
 def selects_whole_document(selection: tuple[Selection, ...], fields: tuple[Field, ...]) -> bool:
@@ -124,6 +157,11 @@ def selects_whole_document(selection: tuple[Selection, ...], fields: tuple[Field
     return True
 
 
+def document_of(entity: Entity) -> sql.Identifier:
+    """How the statement reads each row's document (see :data:`DATA`)."""
+    return STORED if entity.stored else DATA
+
+
 def identity(entity: Entity, table: str) -> FieldSQL:
     """The entity's id as the row aliased ``table`` holds it (see ``Entity.identity``)."""
     if entity.identity == "document":
@@ -133,11 +171,13 @@ def identity(entity: Entity, table: str) -> FieldSQL:
     return column_field("id", entity.id_type, table=table)
 
 
-def _sort_key(item: OrderItem, base: sql.Composable, id_type: str, table: str = "v") -> FieldSQL:
+def _sort_key(
+    item: OrderItem, base: sql.Composable, id_type: str, table: str = "v", *, guard: bool = True
+) -> FieldSQL:
     if item.column is not None:
         # Only the id is ever read from a column: a plain, indexable sort key.
         return column_field(item.column, id_type, table=table)
-    return document_field(base, item.path, item.scalar, item.json)
+    return document_field(base, item.path, item.scalar, item.json, guard=guard)
 
 
 def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sql.Composable:
@@ -146,22 +186,34 @@ def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sq
     return expr
 
 
+_Key = tuple[sql.Composable, OrderItem, FieldSQL]
+
+
+def _order_keys(query: RowQuery, entity: Entity, data: sql.Composable, guard: bool) -> list[_Key]:
+    """Each ``orderBy`` item's typed sort expression (collated), with the item and field."""
+    keys = []
+    for item in query.order:
+        field = _sort_key(item, data, entity.id_type, guard=guard)
+        keys.append((_collate(field.value, field, query.collation), item, field))
+    return keys
+
+
 def _order_clause(
-    order: tuple[OrderItem, ...], collation: str | None, ident: sql.Composable, id_type: str
+    keys: list[_Key],
+    ident: sql.Composable,
+    order: tuple[OrderItem, ...],
 ) -> sql.Composable:
-    keys: list[sql.Composable] = []
-    for item in order:
-        field = _sort_key(item, DATA, id_type)
-        keys.append(
-            sql.SQL("{} {} NULLS {}").format(
-                _collate(field.value, field, collation),
-                sql.SQL("DESC" if item.descending else "ASC"),
-                sql.SQL("FIRST" if item.nulls_first else "LAST"),
-            )
+    parts = [
+        sql.SQL("{} {} NULLS {}").format(
+            expr,
+            sql.SQL("DESC" if item.descending else "ASC"),
+            sql.SQL("FIRST" if item.nulls_first else "LAST"),
         )
+        for expr, item, _ in keys
+    ]
     if not any(item.column == "id" for item in order):
-        keys.append(sql.SQL("{} ASC").format(ident))  # ties broken on the id, unique
-    return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(keys))
+        parts.append(sql.SQL("{} ASC").format(ident))  # ties broken on the id, unique
+    return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(parts))
 
 
 def _keyset(
@@ -170,12 +222,14 @@ def _keyset(
     source: sql.Composable,
     relation: sql.Composable,
     anchor_id: sql.Composable,
+    guard: bool,
 ) -> tuple[sql.Composable, sql.Composable]:
     """FROM clause joining the anchor row's sort keys, and "comes after the anchor"."""
     anchor_data = sql.Identifier("anchor", "data")
     values = [
         sql.SQL("{} AS {}").format(
-            _sort_key(item, anchor_data, entity.id_type, "anchor").value, sql.Identifier(f"k{i}")
+            _sort_key(item, anchor_data, entity.id_type, "anchor", guard=guard).value,
+            sql.Identifier(f"k{i}"),
         )
         for i, item in enumerate(query.order)
     ]
@@ -196,7 +250,7 @@ def _keyset(
     condition: sql.Composable = sql.SQL("{} > {}").format(ident, sql.Identifier("anchor", "k_id"))
     for i in reversed(range(len(query.order))):
         item = query.order[i]
-        field = _sort_key(item, DATA, entity.id_type)
+        field = _sort_key(item, document_of(entity), entity.id_type, guard=guard)
         key = _collate(field.value, field, query.collation)
         anchor = sql.Identifier("anchor", f"k{i}")
         beyond = sql.SQL("<" if item.descending else ">")
@@ -253,11 +307,12 @@ def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -
     return value
 
 
-def _resolver(entity: Entity) -> Callable[[Compare], FieldSQL]:
+def _resolver(entity: Entity, guard: bool = True) -> Callable[[Compare], FieldSQL]:
     def resolve(compare: Compare) -> FieldSQL:
         if compare.column is not None:
             # Only the id is ever read from a column; values were checked against its type.
             return column_field(compare.column, entity.id_type, table="v")
-        return document_field(DATA, compare.path, compare.scalar, compare.json)
+        return document_field(data, compare.path, compare.scalar, compare.json, guard=guard)
 
+    data = document_of(entity)
     return resolve

@@ -18,7 +18,7 @@ from fraiseql_nb.sql.where import OPERATORS, compile_where, escape_like
 DATA = pgsql.Identifier("data")
 
 TEXT = "(\"data\" -> 'a' ->> 'b')"
-NUM = "(CASE WHEN jsonb_typeof((\"data\" -> 'a' -> 'b')) = 'number' THEN (\"data\" -> 'a' ->> 'b')::numeric END)"
+NUM = "(CASE WHEN jsonb_typeof((\"data\" -> 'a' -> 'b')) = 'number' THEN ((\"data\" -> 'a' -> 'b'))::numeric END)"
 ARRAY = "(CASE WHEN jsonb_typeof((\"data\" -> 'tags')) = 'array' THEN (\"data\" -> 'tags') END)"
 
 
@@ -62,7 +62,7 @@ def render(c: Compare, *, literal: bool = False) -> tuple[str, dict[str, Any]]:
             "Boolean",
             "boolean",
             True,
-            "((CASE WHEN jsonb_typeof((\"data\" -> 'a' -> 'b')) = 'boolean' THEN (\"data\" -> 'a' ->> 'b')::boolean END)"
+            "((CASE WHEN jsonb_typeof((\"data\" -> 'a' -> 'b')) = 'boolean' THEN ((\"data\" -> 'a' -> 'b'))::boolean END)"
             " <= (%(p1)s::boolean))",
             [True],
         ),
