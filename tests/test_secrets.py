@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,12 @@ def test_serve_never_shows_the_password(secret_dsn: str, tmp_path: Path) -> None
         assert [status for status, _ in answers] == [200, 400, 400, 200, 200, 200]
         for status, body in answers:
             assert_hidden(json.dumps(body), f"an HTTP {status}")
+        # The access log line is written once the response is out: give it a moment.
+        deadline = time.monotonic() + 10
         log = served.stderr()
+        while "GET /metrics 200" not in log and time.monotonic() < deadline:
+            time.sleep(0.05)
+            log = served.stderr()
     assert "GET /metrics 200" in log
     assert_hidden(log, "the server's output")
 
