@@ -11,9 +11,9 @@ Also the raw round trip of (g) plus building its DataFrame, to show the fixed
 cost the toolkit adds per query, and (p) the same query through the buffered
 ``postgres`` path (``use_wire_backend = false``).
 
-Data: a 300K-document stored entity view (``v_event`` over ``tb_event``), a
-5K-document one (``v_movie``) and the large demo's ``v_user`` (1M documents built
-by the view), in the embedded server unless ``--dsn`` points elsewhere.
+Data: a 300K-document stored entity view (``v_event`` over ``tb_event``) and a
+5K-document one (``v_movie``), created in a database of the embedded server (or
+in ``--dsn``'s) the first time.
 
     python benchmarks/rows_small.py [--repeat 40] [--dsn DSN]
 
@@ -62,7 +62,7 @@ CREATE VIEW v_movie AS SELECT id, data FROM tb_movie;
 ANALYZE tb_event; ANALYZE tb_movie;
 """
 
-# name, GraphQL, hand-written SQL, its columns' Polars dtypes (None: inferred).
+# name, GraphQL, hand-written SQL for the same rows.
 CASES: list[tuple[str, str, str]] = [
     (
         "5 rows, no filter (300K docs)",
@@ -117,27 +117,18 @@ CASES: list[tuple[str, str, str]] = [
 ]
 
 
-def ensure_data(dsn: str | None) -> tuple[str, str]:
-    """(events DSN, large demo DSN)."""
+def ensure_data(dsn: str | None) -> str:
+    """The DSN of a database holding v_event and v_movie (created there if missing)."""
     import psycopg
 
-    from fraiseql_nb import demo
+    from fraiseql_nb import demo, embedded
 
-    if dsn:
-        return dsn, dsn
-    counts = demo.SCALES["large"]
-    large = demo.resolve_target(counts)
-    demo.load(large, counts, if_missing=True)
-    server = large.rsplit("dbname=", 1)[0] if "dbname=" in large else large
-    from fraiseql_nb import embedded
-
-    events = demo.ensure_database(embedded.start().dsn(), DATABASE)
-    with psycopg.connect(events, autocommit=True) as conn:
+    target = dsn or demo.ensure_database(embedded.start().dsn(), DATABASE)
+    with psycopg.connect(target, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('v_event')").fetchone() == (None,):
             print("creating the 300K-document event view…", file=sys.stderr)
             conn.execute(SETUP)
-    del server
-    return events, large
+    return target
 
 
 def median_ms(fn: Callable[[], Any], repeat: int) -> float:
@@ -210,12 +201,11 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("FRAISEQL_DSN"))
     parser.add_argument("--only", help="run the cases whose name contains this")
     args = parser.parse_args()
-    events, large = ensure_data(args.dsn)
+    dsn = ensure_data(args.dsn)
     rows = []
     for name, graphql, hand in CASES:
         if args.only and args.only not in name:
             continue
-        dsn = large if name.startswith("users") else events
         r = measure(dsn, graphql, hand, args.repeat)
         r["query"] = name
         rows.append(r)

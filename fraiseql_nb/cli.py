@@ -155,9 +155,7 @@ def _db(args: argparse.Namespace) -> int:
 def _print_demo_dsn(state: embedded.ServerStatus) -> None:
     """The demo database's DSN, when it was loaded: the one people connect to."""
     name = demo.database_for(demo.SCALES[demo.DEFAULT_SCALE])
-    with connect(state.dsn(), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    if found:
+    if demo.database_exists(state.dsn(), name):
         print(f"demo     {state.dsn(name)}")
 
 

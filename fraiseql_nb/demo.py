@@ -31,6 +31,7 @@ __all__ = [
     "Counts",
     "DemoObject",
     "LoadReport",
+    "database_exists",
     "database_for",
     "describe",
     "ensure_database",
@@ -125,6 +126,15 @@ def resolve_target(counts: Counts, database: str | None = None) -> str:
     return server.dsn(name)
 
 
+_EXISTS = "SELECT 1 FROM pg_database WHERE datname = %s"
+
+
+def database_exists(server_dsn: str, name: str) -> bool:
+    """True when the server of ``server_dsn`` has a database ``name``."""
+    with connect(server_dsn, autocommit=True) as conn:
+        return conn.execute(_EXISTS, (name,)).fetchone() is not None
+
+
 def ensure_database(server_dsn: str, name: str) -> str:
     """Create database ``name`` on the server of ``server_dsn`` if missing; return its DSN."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", name):
@@ -133,7 +143,7 @@ def ensure_database(server_dsn: str, name: str) -> str:
             key="database",
         )
     with connect(server_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        exists = conn.execute(_EXISTS, (name,)).fetchone()
         if not exists:
             # A fixed, OS-independent collation: text sorts by code point on
             # every machine, so results (and notebook outputs) are the same.

@@ -88,13 +88,13 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
             parsed.get("operationName"),
             extensions.get("backend", "auto"),
             ARROW_STREAM in request.headers.get("accept", ""),
-            request.scope.get("state", {}).get("authenticated", False),
+            _authenticated(request),
         )
 
     def health(request: Request) -> Response:
         h = session.health()
         status = 503 if h["status"] == "unhealthy" else 200
-        if not request.scope.get("state", {}).get("authenticated"):
+        if not _authenticated(request):
             # The statuses only: a reason may name the socket path, database or role.
             backends = {k: {"status": v["status"]} for k, v in h.get("backends", {}).items()}
             return JSONResponse({"status": h["status"], "backends": backends}, status_code=status)
@@ -102,7 +102,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
 
     def ready(request: Request) -> Response:
         r = session.ready()
-        if not request.scope.get("state", {}).get("authenticated"):
+        if not _authenticated(request):
             r = {"ready": r["ready"]}
         return JSONResponse(r, status_code=200 if r["ready"] else 503)
 
@@ -271,6 +271,11 @@ def _answer(
             return _errors(406, "an Arrow stream carries one root field; this query has several")
         return Response(_ipc(result.to_arrow()), media_type=ARROW_STREAM)
     return JSONResponse(result.to_graphql())
+
+
+def _authenticated(request: Request) -> bool:
+    """Whether the request carried the configured token (never when none is configured)."""
+    return bool(request.scope.get("state", {}).get("authenticated", False))
 
 
 def _public(exc: BackendError) -> str:

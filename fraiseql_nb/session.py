@@ -188,29 +188,28 @@ class Session:
                 route = self.route(q, backend)
                 entity = self._schema.entity(q.entity)
                 assert entity is not None
-                text = self._rows.statement(q, entity)
-                statements["wire" if route.plane == "wire" else "postgres"] = text.as_string(None)
+                sent = self._rows.statement(q, entity).as_string(None)
+                statements["wire" if route.plane == "wire" else "postgres"] = sent
             else:
                 fact = self._schema.fact(q.fact)
                 assert fact is not None
                 names = needed_columns(q, fact)
-                pushed = self._pushdown.compile(q, fact, Params(literal=True))
-                statements["postgres"] = pushed.as_string(None)
+                sent = self._pushdown.compile(q, fact, Params(literal=True)).as_string(None)
+                statements["postgres"] = sent
                 est = self._arrow.estimate(fact, names) if self._arrow_on() else None
                 route = self.route(q, backend)
                 if est is not None:
                     load = self._arrow.load_statement(fact, names)
                     statements["arrow"] = f"{load}  -- then computed in Polars"
+                    if route.plane == "arrow":
+                        sent = load
                     estimate = {
                         "rows": est.rows,
                         "load MB": round(est.mb, 1),
                         "cached": est.cached,
                         "columns": ", ".join(names),
                     }
-            pg_plan = ""
-            if plan or analyze:
-                shown = statements.get(route.plane) or statements.get("postgres", "")
-                pg_plan = self._rows.pg_plan(shown.split("  -- then", 1)[0], analyze=analyze)
+            pg_plan = self._rows.pg_plan(sent, analyze=analyze) if plan or analyze else ""
             plans.append(
                 Plan(
                     key=q.key,

@@ -206,3 +206,13 @@ def test_typename_is_answered_in_aggregates_and_windows(edge: fq.Session, backen
     ]
     with pytest.raises(fq.QueryError, match="selects nothing but __typename"):
         edge.execute("{ edge_aggregate { __typename } }", backend=backend)
+
+
+@pytest.mark.parametrize(("backend", "node"), [("arrow", "Seq Scan"), ("postgres", "Aggregate")])
+def test_explain_shows_the_plan_of_what_the_plane_sends(
+    edge: fq.Session, backend: str, node: str
+) -> None:
+    plan = edge.explain("{ edge_aggregate { count } }", backend=backend, plan=True)
+    assert plan["edge_aggregate"].backend == backend
+    assert node in plan["edge_aggregate"].pg_plan
+    assert "actual time" not in plan["edge_aggregate"].pg_plan

@@ -5,9 +5,10 @@
   and leaving the loop (break, exception, garbage collection) cancels the
   server-side query at once.
 - :meth:`RowPlane.execute` builds a Polars DataFrame without one Python dict
-  per row: documents arrive as text in large chunks, are joined into NDJSON
-  and parsed in batches by Polars' NDJSON reader (dtypes from the schema) on
-  a worker thread while the next batch is still arriving.
+  per row: documents arrive as bytes in large chunks, are joined into NDJSON
+  and parsed in batches by Arrow's JSON reader (dtypes from the schema), on a
+  worker thread while the next batch is still arriving when there is more
+  than one batch. Each query's statement is compiled once and reused.
 """
 
 from __future__ import annotations
@@ -175,8 +176,9 @@ class RowPlane:
         )
 
     def pg_plan(self, statement: str, *, analyze: bool = False) -> str:
-        """PostgreSQL's plan of ``statement`` (values inlined), as EXPLAIN prints it;
-        ``analyze`` runs it (read-only) and adds times and buffers."""
+        """PostgreSQL's plan of ``statement`` (values inlined; any plane's, all read the
+        same database), as EXPLAIN prints it; ``analyze`` runs it (read-only) and adds
+        times and buffers."""
         options = "ANALYZE, BUFFERS" if analyze else "COSTS"
         # Sent without parameters: a "%" in an inlined value is no placeholder.
         text = sql.SQL(f"EXPLAIN ({options}) " + statement)
