@@ -11,6 +11,7 @@ request's text and variables before the session sees them, each against a
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from graphql import (
@@ -43,13 +44,29 @@ def check_request(text: str, variables: Any, limits: ServerConfig) -> None:
         QueryError: a limit is exceeded (the message names the setting), or the text
             does not parse within the token budget.
     """
+    if len(text) > _CACHED_TEXT or not _text_passed(text, limits):
+        _check_text(text, limits)
+    _check_variables(variables, limits.max_list_length)
+
+
+# A client repeats its queries: a text that passed is not parsed again (small ones only,
+# so the cache stays small). Only passes are remembered, never a refusal's cost.
+_CACHED_TEXT = 8 * 1024
+
+
+@functools.lru_cache(maxsize=512)
+def _text_passed(text: str, limits: ServerConfig) -> bool:
+    _check_text(text, limits)
+    return True
+
+
+def _check_text(text: str, limits: ServerConfig) -> None:
     try:
         document = parse(text, no_location=True, max_tokens=limits.max_fields * _TOKENS_PER_FIELD)
     except GraphQLError as exc:
         raise QueryError(exc.message) from None
     _check_selections(document, limits)
     _check_literals(document, limits.max_list_length)
-    _check_variables(variables, limits.max_list_length)
 
 
 def _too_many(what: str, limit: int, setting: str) -> QueryError:

@@ -13,9 +13,13 @@ UTC, as in the session).
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import io
 import json
 import math
+import re
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -69,10 +73,15 @@ def _dtype(sel: Selection) -> Any:
 
 
 _THREADED_BYTES = 1 << 20
+_SMALL_BYTES = 16 * 1024
 
 
 def parse_ndjson(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
     """Parse one NDJSON batch into a DataFrame of exactly ``schema``."""
+    if len(data) <= _SMALL_BYTES:
+        small = _parse_small(data, schema)
+        if small is not None:
+            return small
     try:
         table = pa_json.read_json(
             io.BytesIO(data),
@@ -94,6 +103,139 @@ def parse_ndjson(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _parse_small(data: bytes, schema: dict[str, Any]) -> pl.DataFrame | None:
+    """A few documents, checked and built in Python: 0.1 ms for 5 where setting up
+    Arrow's reader costs 0.5 ms. None when a value is not of its column's JSON kind
+    (or a timestamp is not RFC 3339): Arrow's path then decides, as for a big batch."""
+    columns = _columns(tuple(schema.items()))
+    if columns is None:
+        return None
+    try:
+        rows = [loads(line) for line in data.splitlines() if line.strip()]
+    except (ValueError, RecursionError):
+        return None
+    if not all(type(row) is dict for row in rows):
+        return None
+    series = []
+    for name, dtype, fits, parse in columns:
+        values = [row.get(name) for row in rows]
+        if not all(fits(v) for v in values):
+            return None
+        if parse is None:
+            series.append(pl.Series(name, values, dtype=dtype))
+            continue
+        try:
+            stamps = [None if v is None else parse(v) for v in values]
+        except ValueError:
+            return None
+        series.append(pl.Series(name, stamps, dtype=pl.Int64).cast(dtype))
+    return pl.DataFrame(series)
+
+
+_Column = tuple[str, Any, Callable[[Any], bool], Callable[[str], int] | None]
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(schema: tuple[tuple[str, Any], ...]) -> list[_Column] | None:
+    """Per column: its checker and its timestamp parser; None when a timestamp is nested
+    (the small path does not convert those)."""
+    out = []
+    for name, dtype in schema:
+        if isinstance(dtype, (pl.List, pl.Struct)) and _temporal(dtype):
+            return None
+        parse = (
+            _epoch_us
+            if isinstance(dtype, pl.Datetime)
+            else _epoch_day
+            if _temporal(dtype)
+            else None
+        )
+        out.append((name, dtype, _checker(dtype), parse))
+    return out
+
+
+def _checker(dtype: Any) -> Callable[[Any], bool]:
+    """Whether Arrow's JSON reader would take a value for ``dtype`` as it is."""
+    if dtype == pl.Int64:
+        return lambda v: v is None or (type(v) is int and -(2**63) <= v < 2**63)
+    if dtype == pl.Float64:
+        return lambda v: v is None or type(v) is float or (type(v) is int and abs(v) < 2**63)
+    if dtype == pl.Boolean:
+        return lambda v: v is None or type(v) is bool
+    if dtype == pl.String or _temporal(dtype):
+        return lambda v: v is None or type(v) is str
+    if isinstance(dtype, pl.List):
+        inner = _checker(dtype.inner)
+        return lambda v: v is None or (type(v) is list and all(inner(x) for x in v))
+    if isinstance(dtype, pl.Struct):
+        fields = [(f.name, _checker(f.dtype)) for f in dtype.fields]
+        return lambda v: (
+            v is None or (type(v) is dict and all(check(v.get(name)) for name, check in fields))
+        )
+    return lambda v: False
+
+
+def _temporal(dtype: Any) -> bool:
+    if isinstance(dtype, pl.List):
+        return _temporal(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_temporal(f.dtype) for f in dtype.fields)
+    return isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.Date
+
+
+# RFC 3339, the shape documents carry; Arrow's reader takes it as this does.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?", re.ASCII)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _epoch_us(text: str) -> int:
+    """Microseconds since 1970 of an RFC 3339 timestamp (no offset: UTC)."""
+    if not _RFC3339.fullmatch(text):
+        raise ValueError(text)
+    when = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] == "Z" else text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return (when - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _epoch_day(text: str) -> int:
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d", text, re.ASCII):
+        raise ValueError(text)
+    return dt.date.fromisoformat(text).toordinal() - 719163
+
+
+def _fits(value: Any, dtype: Any) -> bool:
+    """Whether Arrow's JSON reader would take ``value`` for ``dtype`` as it is."""
+    if value is None:
+        return True
+    kind = type(value)
+    if dtype == pl.Int64:
+        return kind is int and -(2**63) <= value < 2**63
+    if dtype == pl.Float64:
+        return kind is float or (kind is int and abs(value) < 2**63)
+    if dtype == pl.Boolean:
+        return kind is bool
+    if dtype == pl.String or isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.Date:
+        return kind is str
+    if isinstance(dtype, pl.List):
+        return kind is list and all(_fits(v, dtype.inner) for v in value)
+    if isinstance(dtype, pl.Struct):
+        return kind is dict and all(_fits(value.get(f.name), f.dtype) for f in dtype.fields)
+    return False
+
+
+def _nested_temporal(dtype: Any) -> bool:
+    if isinstance(dtype, pl.List):
+        return _temporal(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_temporal(f.dtype) for f in dtype.fields)
+    return False
+
+
+def _temporal(dtype: Any) -> bool:
+    return isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.Date or _nested_temporal(dtype)
 
 
 def _within_range(data: bytes) -> bytes:
