@@ -1,13 +1,15 @@
-"""HTTP endpoints over a Session: GraphQL-over-HTTP, health, readiness, Prometheus.
+"""HTTP endpoints over a Session: GraphQL over HTTP, health, readiness, Prometheus.
 
 ``fraiseql-nb serve`` runs :func:`create_app` with uvicorn (see
-:mod:`fraiseql_nb.server`). ``POST /graphql`` takes ``{"query", "variables",
-"operationName"}`` as ``application/json`` and answers ``{"data": {...}}``,
-or an Arrow IPC stream of the single root field when the request's Accept
-asks for ``application/vnd.apache.arrow.stream``. A bad query is a 400 with
-GraphQL's ``{"errors": [...]}`` (message and locations); a database failure
-a 503 (the details only to an authenticated client); anything else a 500
-that says no more than that.
+:mod:`fraiseql_nb.server`). ``/graphql`` follows the GraphQL over HTTP
+specification: POST with an ``application/json`` body (``query``,
+``operationName``, ``variables``, ``extensions``, each possibly null), GET
+for queries (mutations: 405), and the answer in the media type the
+``Accept`` header prefers: ``application/graphql-response+json`` (a request
+error is a 400), ``application/json`` (a request error is a 200 with
+``errors``), or an Arrow IPC stream of the single root field. A database
+failure is a 503 (the details only to an authenticated client); anything
+else a 500 that says no more than that. docs/http.md has the whole table.
 
 What guards the endpoint, outermost first, each from ``[server]``:
 the Host allow-list (DNS rebinding), the Origin check and CORS (other web
@@ -29,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+from graphql import GraphQLError, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,13 +45,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraiseql_nb.config import ServerConfig
 from fraiseql_nb.errors import BackendError, FraiseQLError, QueryError
-from fraiseql_nb.limits import check_request
+from fraiseql_nb.limits import LimitError, check_request
 from fraiseql_nb.result import Result
 from fraiseql_nb.session import Session
 
-__all__ = ["ARROW_STREAM", "create_app"]
+__all__ = ["ARROW_STREAM", "GRAPHQL_RESPONSE", "create_app", "negotiate"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+_ACCEPTED = {
+    GRAPHQL_RESPONSE: GRAPHQL_RESPONSE,
+    JSON: JSON,
+    ARROW_STREAM: ARROW_STREAM,
+    "application/*": JSON,
+    "*/*": JSON,
+}
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("fraiseql_nb.http.access")
 _OPEN_PATHS = ("/health",)  # answered without the token (status only)
@@ -59,35 +71,42 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
     limits = settings or session.config.server
 
     async def graphql(request: Request) -> Response:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            return _errors(415, "send the request as Content-Type: application/json")
-        body = await _read_body(request, limits)
-        if isinstance(body, Response):
-            return body
+        media = negotiate(request.headers.get("accept"))
+        if media is None:
+            return _errors(
+                406,
+                f"this endpoint answers {GRAPHQL_RESPONSE}, {JSON} or {ARROW_STREAM};"
+                " none of them is in the request's Accept header",
+                JSON,
+            )
+        if request.method == "GET":
+            params = _get_params(request)
+        else:
+            params = await _post_params(request, limits)
+        if isinstance(params, str):
+            return _errors(400, params, media)
+        if isinstance(params, Response):
+            return params
+        query, variables, operation, extensions = params
         try:
-            parsed = json.loads(body or b"{}", parse_constant=_no_constant)
-        except ValueError:
-            return _errors(400, "the body is not valid JSON")
-        except RecursionError:
-            return _errors(400, "the body is not valid JSON: it nests too deeply")
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("query"), str):
-            return _errors(400, "the body must be a JSON object with a 'query' string")
-        variables = parsed.get("variables")
-        try:
-            check_request(parsed["query"], variables, limits)
+            check_request(query, variables, limits)
+        except LimitError as exc:
+            return _errors(400, str(exc), media)
         except QueryError as exc:
-            return _errors(400, str(exc))
-        extensions = parsed.get("extensions") if isinstance(parsed.get("extensions"), dict) else {}
+            return _request_error(exc, media)
+        if request.method == "GET" and _operation_kind(query, operation) not in ("query", None):
+            response = _errors(405, "GET runs queries only: send mutations with POST", media)
+            response.headers["Allow"] = "POST"
+            return response
         # The database work is blocking: it runs on a worker thread.
         return await run_in_threadpool(
             _answer,
             session,
-            parsed["query"],
+            query,
             variables,
-            parsed.get("operationName"),
-            extensions.get("backend", "auto"),
-            ARROW_STREAM in request.headers.get("accept", ""),
+            operation,
+            (extensions or {}).get("backend", "auto"),
+            media,
             _authenticated(request),
         )
 
@@ -124,7 +143,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
         )
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["POST"]),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health),
             Route("/ready", ready),
             Route("/metrics", metrics),
@@ -239,6 +258,96 @@ async def _read_body(request: Request, limits: ServerConfig) -> bytes | Response
     return too_large if body is None else body
 
 
+Params = tuple[str, Any, Any, Any]  # query, variables, operationName, extensions
+
+
+async def _post_params(request: Request, limits: ServerConfig) -> Params | str | Response:
+    """A POST's GraphQL parameters; a message (400) or a response refusing the body."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != JSON:
+        return _errors(415, "send the request as Content-Type: application/json", JSON)
+    body = await _read_body(request, limits)
+    if isinstance(body, Response):
+        return body
+    try:
+        parsed = json.loads(body or b"{}", parse_constant=_no_constant)
+    except ValueError:
+        return "the body is not valid JSON"
+    except RecursionError:
+        return "the body is not valid JSON: it nests too deeply"
+    if not isinstance(parsed, dict):
+        return "the body must be a JSON object with a 'query' string"
+    return _checked(parsed)
+
+
+def _get_params(request: Request) -> Params | str:
+    """A GET's GraphQL parameters from the URL: variables and extensions as JSON text."""
+    url = request.query_params
+    params: dict[str, Any] = {k: url.get(k) for k in ("query", "operationName")}
+    for name in ("variables", "extensions"):
+        text = url.get(name)
+        if text is None or text == "":
+            continue
+        try:
+            params[name] = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            return f"the {name} parameter is not valid JSON"
+    return _checked(params)
+
+
+def _checked(params: dict[str, Any]) -> Params | str:
+    """The four GraphQL-over-HTTP parameters, each of its type or null; else why not."""
+    query = params.get("query")
+    if not isinstance(query, str):
+        return "the request must carry a 'query' string"
+    operation = params.get("operationName")
+    if operation is not None and not isinstance(operation, str):
+        return "operationName must be a string or null"
+    for name in ("variables", "extensions"):
+        if params.get(name) is not None and not isinstance(params[name], dict):
+            return f"{name} must be a JSON object or null"
+    return query, params.get("variables"), operation, params.get("extensions")
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer in, from an Accept header (None: none acceptable).
+
+    The highest ``q`` wins, the first listed among equals; ``*/*``, ``application/*``
+    and no header at all get ``application/json``, which every client reads.
+    """
+    if accept is None or not accept.strip():
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *options = (p.strip() for p in part.split(";"))
+        media = media.lower()
+        chosen = _ACCEPTED.get(media)
+        if chosen is None:
+            continue
+        q = 1.0
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (best is None or (q, -position) > (best[0], -best[1])):
+            best = (q, position, chosen)
+    return best[2] if best else None
+
+
+def _operation_kind(query: str, operation: str | None) -> str | None:
+    """``query``, ``mutation`` or ``subscription`` for the operation to run (None when the
+    document does not say: the query's own errors are reported when it runs)."""
+    try:
+        document = parse(query, no_location=True)
+    except GraphQLError:
+        return None
+    found = get_operation_ast(document, operation)
+    return found.operation.value if found is not None else None
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
 
@@ -249,28 +358,34 @@ def _answer(
     variables: Any,
     operation: Any,
     backend: Any,
-    arrow: bool,
+    media: str,
     authenticated: bool,
 ) -> Response:
     try:
         result = session.execute(query, variables, backend=backend, operation_name=operation)
     except QueryError as exc:
-        return JSONResponse(
-            {"errors": [_located(m, line, col) for m, line, col in exc.errors]}, status_code=400
-        )
+        return _request_error(exc, media)
     except BackendError as exc:
         logger.warning("the database failed a request: %s", exc)
-        return _errors(503, str(exc) if authenticated else _public(exc))
+        return _errors(503, str(exc) if authenticated else _public(exc), media)
     except FraiseQLError as exc:  # ConfigError (a bad backend name), SchemaError
-        return _errors(400, str(exc))
+        return _request_error(QueryError(str(exc)), media)
     except Exception:  # a bug must not leak internals (or a DSN) to a client
         logger.exception("unexpected error answering a GraphQL request")
-        return _errors(500, "internal server error")
-    if arrow:
+        return _errors(500, "internal server error", media)
+    if media == ARROW_STREAM:
         if not isinstance(result, Result):
             return _errors(406, "an Arrow stream carries one root field; this query has several")
         return Response(_ipc(result.to_arrow()), media_type=ARROW_STREAM)
-    return JSONResponse(result.to_graphql())
+    return _json(result.to_graphql(), 200, media)
+
+
+def _request_error(exc: QueryError, media: str) -> Response:
+    """A GraphQL request error (parse, validation, variables): 200 with ``errors`` under
+    application/json, 400 under application/graphql-response+json, as the spec says."""
+    status = 200 if media == JSON else 400
+    body = {"errors": [_located(m, line, col) for m, line, col in exc.errors]}
+    return _json(body, status, JSON if media == ARROW_STREAM else media)
 
 
 def _authenticated(request: Request) -> bool:
@@ -296,8 +411,13 @@ def _located(message: str, line: int | None, column: int | None) -> dict[str, An
     return out
 
 
-def _errors(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message}]}, status_code=status)
+def _errors(status: int, message: str, media: str = JSON) -> Response:
+    return _json({"errors": [{"message": message}]}, status, media)
+
+
+def _json(body: dict[str, Any], status: int, media: str) -> Response:
+    media = GRAPHQL_RESPONSE if media == GRAPHQL_RESPONSE else JSON
+    return JSONResponse(body, status_code=status, media_type=f"{media}; charset=utf-8")
 
 
 def _ipc(table: pa.Table) -> bytes:

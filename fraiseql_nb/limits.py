@@ -31,7 +31,13 @@ from graphql import (
 from fraiseql_nb.config import ServerConfig
 from fraiseql_nb.errors import QueryError
 
-__all__ = ["check_request"]
+__all__ = ["LimitError", "check_request"]
+
+
+class LimitError(QueryError):
+    """A request asks for more than a ``[server]`` limit allows: refused with a 400
+    whatever the media type (a GraphQL error in the request is another matter)."""
+
 
 # Tokens a document may have: enough for any hand-written query, a bound on parsing.
 _TOKENS_PER_FIELD = 50
@@ -62,19 +68,31 @@ def _text_passed(text: str, limits: ServerConfig) -> bool:
 
 def _check_text(text: str, limits: ServerConfig) -> None:
     try:
-        document = parse(text, no_location=True, max_tokens=limits.max_fields * _TOKENS_PER_FIELD)
+        document = parse(text, max_tokens=limits.max_fields * _TOKENS_PER_FIELD)
     except GraphQLError as exc:
-        raise QueryError(exc.message) from None
+        if "tokens" in exc.message and "aborted" in exc.message:
+            raise LimitError(exc.message) from None
+        where = exc.locations[0] if exc.locations else None
+        raise QueryError(
+            exc.message,
+            line=where.line if where else None,
+            column=where.column if where else None,
+        ) from None
     _check_selections(document, limits)
     _check_literals(document, limits.max_list_length)
 
 
-def _too_many(what: str, limit: int, setting: str) -> QueryError:
-    return QueryError(f"the request has more than {limit:,} {what}; [server] {setting} allows more")
+def _too_many(what: str, limit: int, setting: str) -> LimitError:
+    return LimitError(f"the request has more than {limit:,} {what}; [server] {setting} allows more")
 
 
 def _check_selections(document: DocumentNode, limits: ServerConfig) -> None:
-    """Root fields, all fields (fragments expanded) and depth, counted without recursion."""
+    """Root fields, all fields (fragments expanded) and depth, counted without recursion.
+
+    In introspection, ``ofType`` links one type to one other (a list or non-null
+    wrapper): it adds no level, so clients' standard introspection query (nine
+    ``ofType`` deep) fits; the levels that fan out still count.
+    """
     fragments = {
         d.name.value: d.selection_set
         for d in document.definitions
@@ -85,12 +103,13 @@ def _check_selections(document: DocumentNode, limits: ServerConfig) -> None:
             continue
         roots = 0
         fields = 0
-        # (selection set, depth, fragments on the way there: a cycle is graphql-core's to report)
-        stack: list[tuple[SelectionSetNode, int, frozenset[str]]] = [
-            (operation.selection_set, 1, frozenset())
+        # (selection set, depth, fragments on the way there: a cycle is graphql-core's to
+        # report, whether under __schema or __type)
+        stack: list[tuple[SelectionSetNode, int, frozenset[str], bool]] = [
+            (operation.selection_set, 1, frozenset(), False)
         ]
         while stack:
-            selection_set, depth, seen = stack.pop()
+            selection_set, depth, seen, introspecting = stack.pop()
             if depth > limits.max_depth:
                 raise _too_many("levels of nested selections", limits.max_depth, "max_depth")
             for selection in selection_set.selections:
@@ -99,13 +118,16 @@ def _check_selections(document: DocumentNode, limits: ServerConfig) -> None:
                     if depth == 1:
                         roots += 1
                     if selection.selection_set is not None:
-                        stack.append((selection.selection_set, depth + 1, seen))
+                        name = selection.name.value
+                        inner = introspecting or (depth == 1 and name in ("__schema", "__type"))
+                        step = 0 if introspecting and name == "ofType" else 1
+                        stack.append((selection.selection_set, depth + step, seen, inner))
                 elif isinstance(selection, InlineFragmentNode):
-                    stack.append((selection.selection_set, depth, seen))
+                    stack.append((selection.selection_set, depth, seen, introspecting))
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     if name in fragments and name not in seen:
-                        stack.append((fragments[name], depth, seen | {name}))
+                        stack.append((fragments[name], depth, seen | {name}, introspecting))
             if roots > limits.max_root_fields:
                 raise _too_many("root fields", limits.max_root_fields, "max_root_fields")
             if fields > limits.max_fields:

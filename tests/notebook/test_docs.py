@@ -4,7 +4,8 @@ Python blocks run in order, one namespace per file (``fq.connect()`` reaches
 the test database through ``$FRAISEQL_DSN``); blocks that start with a
 ``%`` magic run in the IPython shell; GraphQL blocks must validate against
 the demo schema. Shell (bash) blocks are the command line's, tested in
-tests/test_cli.py.
+tests/test_cli.py; examples that call a running ``fraiseql-nb serve``
+(``http://127.0.0.1:8000``) run against one in tests/test_graphql_over_http.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.conftest import REPO
 from .conftest import run
 
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
+SERVED = "http://127.0.0.1:8000"  # examples calling a server: tests/test_graphql_over_http.py
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
@@ -37,7 +39,7 @@ def test_python_examples_run_as_written(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    examples = blocks(path, "python")
+    examples = [code for code in blocks(path, "python") if SERVED not in code]
     monkeypatch.setenv("FRAISEQL_DSN", demo_dsn)
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     namespace: dict[str, object] = {"fq": fq}
