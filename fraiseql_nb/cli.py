@@ -94,6 +94,17 @@ def _parser() -> _Parser:
     cache.add_argument("action", choices=("status", "clear"))
     cache.add_argument("--table", help="with `clear`: only this table (e.g. public.tf_sales)")
     cache.add_argument("--config", help="fraiseql.toml to use")
+
+    notebooks = commands.add_parser(
+        "notebooks",
+        help="regression notebooks: test their outputs, or refresh them",
+        description="`test` re-runs the notebooks (files or folders) in regression mode and"
+        " compares every output with the saved one (pytest + nbval, with fraiseql-nb's"
+        " sanitize profile); exit 0 when all match. `refresh` re-runs them and saves the"
+        " outputs, never those of a notebook that failed to run.",
+    )
+    notebooks.add_argument("action", choices=("test", "refresh"))
+    notebooks.add_argument("paths", nargs="+", metavar="PATH", help="notebooks or folders")
     return parser
 
 
@@ -109,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "cache":
             return _cache(args)
+        if args.command == "notebooks":
+            return _notebooks(args)
         _parser().print_help()
         return EXIT_USAGE
     except FraiseQLError as exc:
@@ -292,6 +305,13 @@ def _serve_dsn(args: argparse.Namespace) -> str | None:
             key="dsn",
         )
     return args.dsn
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from fraiseql_nb import regression
+
+    run = regression.check if args.action == "test" else regression.refresh
+    return run(args.paths, print)
 
 
 def _cache(args: argparse.Namespace) -> int:

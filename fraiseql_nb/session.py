@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,10 @@ class Session:
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
+        #: Under ``auto``, wait for the arrow plane's loads instead of answering on
+        #: PostgreSQL meanwhile: the plane that answers then depends on the data, never
+        #: on timing (regression notebooks; ``$FRAISEQL_REGRESSION`` sets it).
+        self.settle_loads = os.environ.get("FRAISEQL_REGRESSION", "") not in ("", "0")
 
     # ------------------------------------------------------------ properties
 
@@ -270,15 +275,23 @@ class Session:
             declined = declines(query, fact)
             if backend == "auto" and declined is None:
                 readiness = self._arrow.readiness(fact, needed_columns(query, fact))
+                if self.settle_loads and readiness.state == "loading":
+                    readiness = replace(readiness, state="ending")  # wait for it
         return choose_plane(
             query.kind,
             backend,
-            self.config,
+            self._routing_config(),
             arrow_ready=self._arrow_ready,
             readiness=readiness,
             key=query.key,
             declined=declined,
         )
+
+    def _routing_config(self) -> Config:
+        """The configuration routing follows: with ``settle_loads``, loads in the foreground."""
+        if not self.settle_loads or not self.config.routing.background_loads:
+            return self.config
+        return replace(self.config, routing=replace(self.config.routing, background_loads=False))
 
     def _arrow_on(self) -> bool:
         return self.config.backends.use_arrow_backend and self._arrow_ready
@@ -324,7 +337,8 @@ class Session:
         assert fact is not None
         reason, load = route.reason, route.load
         if route.plane == "arrow":
-            wait = backend == "arrow" or not self.config.routing.background_loads or route.wait
+            background = self._routing_config().routing.background_loads
+            wait = backend == "arrow" or not background or route.wait
             try:
                 return self._arrow.execute(query, fact, wait=wait), reason
             except NotReady as exc:

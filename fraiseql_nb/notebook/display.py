@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from fraiseql_nb.notebook.table import columns, html_table, text_table
+from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_table
 
 if TYPE_CHECKING:
     from fraiseql_nb.result import Result, Results
@@ -36,6 +36,14 @@ class Options:
     displaylimit: int = 20  # rows of the plain table and the text (0: all)
     widgets: bool = True  # the interactive grid in a running Jupyter kernel
     gridlimit: int = 10_000  # rows the interactive grid holds
+    # Regression mode: what varies from run to run (durations, bytes, cache hits, why
+    # a plane ran) is left out, floats are shown to ``float_digits`` digits.
+    regression: bool = False
+    float_digits: int = 12
+
+    def significant(self) -> int:
+        """Digits a float shows: ``float_digits`` in regression mode, else ten."""
+        return self.float_digits if self.regression else SIGNIFICANT
 
 
 OPTIONS = Options()
@@ -64,11 +72,14 @@ def badge_parts(result: Result) -> list[str]:
     """backend (and why, for analytics: "arrow loading 40%") · duration · rows · bytes ·
     cache hit/miss."""
     m = result.metrics
+    rows = f"{m.rows:,} row{'' if m.rows == 1 else 's'}"
+    if OPTIONS.regression:
+        return [result.backend, rows]
     why = result.reason if result.kind != "rows" and result.reason not in _PLAIN_REASONS else ""
     parts = [
         f"{result.backend} ({why})" if why else result.backend,
         duration(m.duration_ms),
-        f"{m.rows:,} row{'' if m.rows == 1 else 's'}",
+        rows,
         human_bytes(m.bytes),
     ]
     if m.cache_hit is not None:
@@ -99,11 +110,18 @@ def shown_rows(result: Result, limit: int | None = None) -> tuple[pl.DataFrame, 
 def table_html(result: Result) -> str:
     """The shown rows as a formatted, self-contained HTML table with its caption."""
     frame, caption = shown_rows(result)
-    return html_table(columns(frame), caption)
+    return html_table(columns(frame, OPTIONS.significant()), caption)
 
 
 def metrics_rows(result: Result) -> list[tuple[str, str]]:
     m = result.metrics
+    if OPTIONS.regression:
+        return [
+            ("root field", result.key),
+            ("kind", result.kind),
+            ("backend", result.backend),
+            ("rows", f"{m.rows:,}"),
+        ]
     return [
         ("root field", result.key),
         ("kind", result.kind),
@@ -120,7 +138,7 @@ def metrics_rows(result: Result) -> list[tuple[str, str]]:
 
 def text(result: Result) -> str:
     frame, caption = shown_rows(result)
-    return badge(result) + "\n" + text_table(columns(frame), caption)
+    return badge(result) + "\n" + text_table(columns(frame, OPTIONS.significant()), caption)
 
 
 def _kv_table(rows: list[tuple[str, str]]) -> str:
@@ -144,12 +162,17 @@ def badge_html(result: Result) -> str:
 
 
 def _sql_html(result: Result) -> str:
-    sql = result.sql or "(nothing was sent: answered from the cache)"
+    if OPTIONS.regression and result.backend == "arrow":
+        # What the arrow plane sends depends on what it loaded before.
+        sql = "(the arrow plane: computed in Polars on loaded columns; regression mode)"
+    else:
+        sql = result.sql or "(nothing was sent: answered from the cache)"
     return f"<pre style='white-space:pre-wrap;font-size:12px;margin:0'>{html.escape(sql)}</pre>"
 
 
 def _plan_rows(result: Result) -> list[tuple[str, str]]:
-    return [("kind", result.kind), ("backend", result.backend), ("why", result.reason or "-")]
+    rows = [("kind", result.kind), ("backend", result.backend)]
+    return rows if OPTIONS.regression else [*rows, ("why", result.reason or "-")]
 
 
 # ------------------------------------------------------------------ tabs
@@ -249,7 +272,7 @@ def grid_html(result: Result) -> str:
 
     global _grid_ready
     frame = result.df.head(OPTIONS.gridlimit) if OPTIONS.gridlimit else result.df
-    cols = columns(frame)
+    cols = columns(frame, OPTIONS.significant())
     # The grid shows the same formatted cells as the plain table; it sorts numbers by
     # value (DataTables reads "1,234.5" as a number).
     shown = pl.DataFrame(

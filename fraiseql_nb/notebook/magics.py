@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shlex
 import sqlite3
@@ -101,13 +102,21 @@ class FraiseQL(Magics):
     ).tag(config=True)
     gridlimit = Int(10_000, help="Rows the interactive grid holds (0: all).").tag(config=True)
     progress = Bool(True, help="Show progress of loads longer than a second.").tag(config=True)
+    regression = Bool(
+        os.environ.get("FRAISEQL_REGRESSION", "") not in ("", "0"),
+        help="Outputs that come out the same run after run (regression notebooks): no"
+        " durations, bytes, cache hits or progress; under auto, loads are waited for."
+        " Default: $FRAISEQL_REGRESSION.",
+    ).tag(config=True)
+    float_digits = Int(12, help="Significant digits of floats shown in regression mode.").tag(
+        config=True
+    )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self.session: fq.Session | None = None
-        OPTIONS.displaylimit = self.displaylimit
-        OPTIONS.widgets = self.widgets
-        OPTIONS.gridlimit = self.gridlimit
+        for name in ("displaylimit", "widgets", "gridlimit", "regression", "float_digits"):
+            setattr(OPTIONS, name, getattr(self, name))
 
     @validate("displaylimit", "autolimit", "gridlimit")
     def _not_negative(self, proposal: Any) -> int:
@@ -115,9 +124,17 @@ class FraiseQL(Magics):
             raise TraitError(f"FraiseQL.{proposal['trait'].name} must be 0 or more")
         return int(proposal["value"])
 
-    @observe("displaylimit", "widgets", "gridlimit")
+    @validate("float_digits")
+    def _digits(self, proposal: Any) -> int:
+        if not 1 <= proposal["value"] <= 17:
+            raise TraitError("FraiseQL.float_digits must be between 1 and 17")
+        return int(proposal["value"])
+
+    @observe("displaylimit", "widgets", "gridlimit", "regression", "float_digits")
     def _sync(self, change: Any) -> None:
         setattr(OPTIONS, change["name"], change["new"])
+        if change["name"] == "regression" and self.session is not None:
+            self.session.settle_loads = bool(change["new"])
 
     # ------------------------------------------------------------ entry
 
@@ -181,7 +198,9 @@ class FraiseQL(Magics):
     @contextlib.contextmanager
     def _progress(self, label: str) -> Iterator[None]:
         """Show the progress of loads and fetches inside the block (after about a second)."""
-        view = ProgressView(label, widget=widgets_active()) if self.progress else None
+        # Regression mode: whether a load takes over a second must not change the outputs.
+        shown = self.progress and not self.regression
+        view = ProgressView(label, widget=widgets_active()) if shown else None
         outcome = "interrupted"
         try:
             with progress.listening(view) if view else contextlib.nullcontext():
@@ -212,6 +231,7 @@ class FraiseQL(Magics):
                 raise UsageError("connect: give a DSN or --demo, not both")
             dsn = _demo_dsn()
         session = fq.connect(dsn, config=config)
+        session.settle_loads = self.regression
         if self.session is not None:
             self.session.close()
         self.session = session
@@ -260,7 +280,7 @@ class FraiseQL(Magics):
 
     def _prefetch(self, rest: str) -> None:
         words = rest.split()
-        wait = "--wait" in words
+        wait = "--wait" in words or self.regression  # "loading 40%" depends on timing
         tables = [w for w in words if w != "--wait"]
         if len(tables) > 1 or any(t.startswith("-") for t in tables):
             raise UsageError("prefetch takes at most one fact table and --wait")

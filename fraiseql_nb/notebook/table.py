@@ -44,18 +44,19 @@ class Column:
     numeric: bool
 
 
-def columns(frame: pl.DataFrame) -> list[Column]:
-    """Every column of ``frame`` with its cells formatted."""
-    return [_column(frame.get_column(name)) for name in frame.columns]
+def columns(frame: pl.DataFrame, significant: int = SIGNIFICANT) -> list[Column]:
+    """Every column of ``frame`` with its cells formatted (floats to ``significant``
+    digits)."""
+    return [_column(frame.get_column(name), significant) for name in frame.columns]
 
 
-def _column(series: pl.Series) -> Column:
+def _column(series: pl.Series, significant: int) -> Column:
     dtype = series.dtype
     values = series.to_list()
     numeric = dtype.is_numeric()
     if dtype.is_float():
-        decimals = _float_decimals(values)
-        cells = tuple(None if v is None else _float(v, decimals) for v in values)
+        decimals = _float_decimals(values, significant)
+        cells = tuple(None if v is None else _float(v, decimals, significant) for v in values)
     elif dtype.is_integer():
         cells = tuple(None if v is None else f"{v:,}" for v in values)
     elif isinstance(dtype, pl.Decimal):
@@ -65,15 +66,15 @@ def _column(series: pl.Series) -> Column:
     return Column(name=series.name, dtype=str(dtype), cells=cells, numeric=numeric)
 
 
-def _float_decimals(values: Sequence[Any]) -> int:
-    """The decimals a column of floats needs: enough for ten significant digits of its
+def _float_decimals(values: Sequence[Any], significant: int) -> int:
+    """The decimals a column of floats needs: enough for ``significant`` digits of its
     values, without trailing zeros, at most six."""
     needed = 0
     for v in values:
         if v is None or not math.isfinite(v) or v == 0 or _scientific(v):
             continue
         whole = len(str(int(abs(v)))) if abs(v) >= 1 else 0
-        places = max(0, min(MAX_DECIMALS, SIGNIFICANT - whole))
+        places = max(0, min(MAX_DECIMALS, significant - whole))
         text = f"{abs(v):.{places}f}".rstrip("0")
         needed = max(needed, len(text.split(".")[1]) if "." in text else 0)
     return needed
@@ -83,13 +84,13 @@ def _scientific(v: float) -> bool:
     return abs(v) >= 1e15 or (v != 0 and abs(v) < 10**-MAX_DECIMALS)
 
 
-def _float(v: float, decimals: int) -> str:
+def _float(v: float, decimals: int, significant: int) -> str:
     if math.isnan(v):
         return "NaN"
     if math.isinf(v):
         return "∞" if v > 0 else "-∞"
     if _scientific(v):
-        return f"{v:.{SIGNIFICANT - 4}g}"
+        return f"{v:.{max(1, significant - 4)}g}"
     return f"{v:,.{decimals}f}"
 
 
