@@ -157,3 +157,28 @@ def test_the_project_notebooks_match_their_saved_outputs() -> None:
     print(f"fraiseql-nb notebooks test notebooks/: {time.perf_counter() - started:.1f} s")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("3 notebook(s): every output as saved")
+
+
+def test_regression_mode_shows_what_does_not_vary(ip: object, tiny: str) -> None:
+    from tests.notebook.conftest import run
+
+    run(ip, "%config FraiseQL.regression = True")  # type: ignore[arg-type]
+    try:
+        ip.user_ns["tiny_dsn"] = tiny  # type: ignore[attr-defined]
+        run(ip, "%fraiseql connect $tiny_dsn")  # type: ignore[arg-type]
+        # An empty store and background loads on: regression mode waits for the load.
+        result = run(ip, "%fraiseql { sales_aggregate { count revenue_sum } }")  # type: ignore[arg-type]
+        assert result.backend == "arrow"
+        bundle = result._repr_mimebundle_()
+        assert bundle["text/plain"].splitlines()[0] == "sales_aggregate: arrow · 1 row"
+        html = bundle["text/html"]
+        assert " ms" not in html and "cache" not in html and "computed in Polars" in html
+        assert isinstance(result.df["revenue_sum"][0], float)  # the data itself untouched
+        run(ip, "%config FraiseQL.float_digits = 30")  # type: ignore[arg-type]  # refused
+        assert ip.magics_manager.registry["FraiseQL"].float_digits == 12  # type: ignore[attr-defined]
+    finally:
+        run(ip, "%config FraiseQL.regression = False")  # type: ignore[arg-type]
+        ip.user_ns["demo_dsn_again"] = ip.user_ns["demo_dsn"]  # type: ignore[attr-defined]
+        run(ip, "%fraiseql connect $demo_dsn_again")  # type: ignore[arg-type]
+    shown = run(ip, "%fraiseql { users(limit: 1) { id } }")  # type: ignore[arg-type]
+    assert " ms · " in shown._repr_mimebundle_()["text/plain"].splitlines()[0]
