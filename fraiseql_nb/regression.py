@@ -71,8 +71,13 @@ def refresh(paths: Sequence[str | Path], out: Out = print) -> int:
         for path in notebooks:
             started = time.perf_counter()
             nb = nbformat.read(path, as_version=4)
+            # Widget state is kept (the explorer's controls render on reopening); results
+            # themselves are HTML and need none.
             client = NotebookClient(
-                nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}
+                nb,
+                timeout=600,
+                resources={"metadata": {"path": str(path.parent)}},
+                store_widget_state=True,
             )
             try:
                 client.execute()
@@ -80,7 +85,6 @@ def refresh(paths: Sequence[str | Path], out: Out = print) -> int:
                 failed += 1
                 out(f"{_name(path)}: {_failed_cell(nb)}: {_first_line(exc)} (not saved)")
                 continue
-            nb.metadata.pop("widgets", None)  # the outputs' HTML shows without widget state
             nbformat.write(nb, path)
             out(f"{_name(path)}: refreshed ({time.perf_counter() - started:.1f} s)")
     return 1 if failed else 0
