@@ -59,8 +59,13 @@ def test_nothing_waits_for_a_background_load(slow_fact: str) -> None:
         assert again.backend == "postgres"  # type: ignore[union-attr]
         assert again.reason.startswith("arrow loading ")  # type: ignore[union-attr]
         # When the load is done, the same question is answered on arrow, identically.
-        s.prefetch("slow", wait=True)
-        done = s.execute(FEW)
+        for _ in range(3):
+            s.prefetch("slow", wait=True)
+            done = s.execute(FEW)
+            # A view has no row versions: any transaction elsewhere in the cluster since the
+            # load (autoanalyze of another test's database) makes it reload, rightly.
+            if done.reason != "arrow reloading":  # type: ignore[union-attr]
+                break
         assert (done.backend, done.reason) == ("arrow", "cached")  # type: ignore[union-attr]
         assert done.df.to_dicts() == first.df.to_dicts()  # type: ignore[union-attr]
         assert first.df.to_dicts() == [{"count": 3, "amount_sum": 6.0}]  # type: ignore[union-attr]
