@@ -36,7 +36,13 @@ __all__ = [
 ]
 
 ENV_CONFIG = "FRAISEQL_CONFIG"
+ENV_REGRESSION = "FRAISEQL_REGRESSION"  # regression notebooks: outputs that do not vary
 DEFAULT_FILE = "fraiseql.toml"
+
+
+def regression_mode() -> bool:
+    """Whether ``$FRAISEQL_REGRESSION`` asks for regression mode (set, and not "0")."""
+    return os.environ.get(ENV_REGRESSION, "") not in ("", "0")
 
 
 def _range(low: float, high: float) -> dict[str, Any]:

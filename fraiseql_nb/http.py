@@ -317,8 +317,8 @@ def negotiate(accept: str | None) -> str | None:
     """
     if accept is None or not accept.strip():
         return JSON
-    best: tuple[float, int, str] | None = None
-    for position, part in enumerate(accept.split(",")):
+    best: tuple[float, str] | None = None
+    for part in accept.split(","):
         media, *options = (p.strip() for p in part.split(";"))
         media = media.lower()
         chosen = _ACCEPTED.get(media)
@@ -332,9 +332,9 @@ def negotiate(accept: str | None) -> str | None:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        if q > 0 and (best is None or (q, -position) > (best[0], -best[1])):
-            best = (q, position, chosen)
-    return best[2] if best else None
+        if q > 0 and (best is None or q > best[0]):  # among equals, the first stays
+            best = (q, chosen)
+    return best[1] if best else None
 
 
 def _operation_kind(query: str, operation: str | None) -> str | None:
@@ -385,7 +385,7 @@ def _request_error(exc: QueryError, media: str) -> Response:
     application/json, 400 under application/graphql-response+json, as the spec says."""
     status = 200 if media == JSON else 400
     body = {"errors": [_located(m, line, col) for m, line, col in exc.errors]}
-    return _json(body, status, JSON if media == ARROW_STREAM else media)
+    return _json(body, status, media)
 
 
 def _authenticated(request: Request) -> bool:
@@ -416,6 +416,7 @@ def _errors(status: int, message: str, media: str = JSON) -> Response:
 
 
 def _json(body: dict[str, Any], status: int, media: str) -> Response:
+    """A JSON body in the negotiated JSON media type (errors of an Arrow request: JSON)."""
     media = GRAPHQL_RESPONSE if media == GRAPHQL_RESPONSE else JSON
     return JSONResponse(body, status_code=status, media_type=f"{media}; charset=utf-8")
 

@@ -12,7 +12,6 @@ outputs changed with a short diff instead of nbval's dump.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib.util
 import json
@@ -22,10 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fraiseql_nb.config import ENV_REGRESSION
 from fraiseql_nb.errors import ConfigError
 
 __all__ = ["PROFILE", "check", "find_notebooks", "refresh"]
@@ -67,26 +67,25 @@ def refresh(paths: Sequence[str | Path], out: Out = print) -> int:
 
     notebooks = find_notebooks(paths)
     failed = 0
-    with _regression_env():
-        for path in notebooks:
-            started = time.perf_counter()
-            nb = nbformat.read(path, as_version=4)
-            # Widget state is kept (the explorer's controls render on reopening); results
-            # themselves are HTML and need none.
-            client = NotebookClient(
-                nb,
-                timeout=600,
-                resources={"metadata": {"path": str(path.parent)}},
-                store_widget_state=True,
-            )
-            try:
-                client.execute()
-            except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-                failed += 1
-                out(f"{_name(path)}: {_failed_cell(nb)}: {_first_line(exc)} (not saved)")
-                continue
-            nbformat.write(nb, path)
-            out(f"{_name(path)}: refreshed ({time.perf_counter() - started:.1f} s)")
+    for path in notebooks:
+        started = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        # Widget state is kept (the explorer's controls render on reopening); results
+        # themselves are HTML and need none.
+        client = NotebookClient(
+            nb,
+            timeout=600,
+            resources={"metadata": {"path": str(path.parent)}},
+            store_widget_state=True,
+        )
+        try:
+            client.execute(env=_regression_env())  # the kernel's environment
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            failed += 1
+            out(f"{_name(path)}: {_failed_cell(nb)}: {_first_line(exc)} (not saved)")
+            continue
+        nbformat.write(nb, path)
+        out(f"{_name(path)}: refreshed ({time.perf_counter() - started:.1f} s)")
     return 1 if failed else 0
 
 
@@ -118,8 +117,8 @@ def check(paths: Sequence[str | Path], out: Out = print) -> int:
             str(PROFILE),
             *map(str, notebooks),
         ]
-        with _regression_env(report=report):
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        env = _regression_env(report)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         failures = [
             json.loads(line)
             for line in (report.read_text("utf-8").splitlines() if report.exists() else [])
@@ -228,21 +227,12 @@ def _name(path: Path) -> str:
         return str(path)
 
 
-@contextlib.contextmanager
-def _regression_env(report: Path | None = None) -> Iterator[None]:
-    """``$FRAISEQL_REGRESSION=1`` (and the report file) for the kernels started inside."""
-    from fraiseql_nb.notebook.nbval_report import REPORT_ENV
-
-    values = {"FRAISEQL_REGRESSION": "1"}
+def _regression_env(report: Path | None = None) -> dict[str, str]:
+    """This process's environment with ``$FRAISEQL_REGRESSION=1`` (and the report file):
+    what the kernels started for the notebooks inherit."""
+    env = {**os.environ, ENV_REGRESSION: "1"}
     if report is not None:
-        values[REPORT_ENV] = str(report)
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        from fraiseql_nb.notebook.nbval_report import REPORT_ENV
+
+        env[REPORT_ENV] = str(report)
+    return env

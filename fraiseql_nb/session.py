@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo, embedded
-from fraiseql_nb.config import Config, load_config
+from fraiseql_nb.config import Config, load_config, regression_mode
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.db import check_dsn, query_error
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError
@@ -101,7 +101,7 @@ class Session:
         #: Under ``auto``, wait for the arrow plane's loads instead of answering on
         #: PostgreSQL meanwhile: the plane that answers then depends on the data, never
         #: on timing (regression notebooks; ``$FRAISEQL_REGRESSION`` sets it).
-        self.settle_loads = os.environ.get("FRAISEQL_REGRESSION", "") not in ("", "0")
+        self.settle_loads = regression_mode()
 
     # ------------------------------------------------------------ properties
 
@@ -337,7 +337,7 @@ class Session:
         assert fact is not None
         reason, load = route.reason, route.load
         if route.plane == "arrow":
-            background = self._routing_config().routing.background_loads
+            background = self.config.routing.background_loads and not self.settle_loads
             wait = backend == "arrow" or not background or route.wait
             try:
                 return self._arrow.execute(query, fact, wait=wait), reason

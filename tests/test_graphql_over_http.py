@@ -19,6 +19,7 @@ import pytest
 from graphql import GraphQLError
 
 from tests.conftest import REPO
+from tests.test_http import post
 from tests.test_http_limits import TOKEN, Served, graphql, message, request, serve
 
 AUDIT = Path(__file__).parent / "http_audit"
@@ -75,19 +76,8 @@ def test_the_graphql_over_http_audit_finds_nothing(
 
 
 def _post(served: Served, payload: Any, accept: str | None) -> tuple[int, Any, str]:
-    import urllib.request
-
-    headers = {"Content-Type": "application/json"}
-    if accept is not None:
-        headers["Accept"] = accept
-    req = urllib.request.Request(
-        f"{served.url}/graphql", json.dumps(payload).encode(), headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read()), resp.headers["content-type"]
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read()), err.headers["content-type"]
+    status, body, ctype = post(f"{served.url}/graphql", payload, accept)
+    return status, json.loads(body), ctype
 
 
 @pytest.mark.parametrize(

@@ -47,14 +47,13 @@ def serving(session: fq.Session) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def post(url: str, body: Any, accept: str = "application/json") -> tuple[int, bytes, str]:
+def post(url: str, body: Any, accept: str | None = "application/json") -> tuple[int, bytes, str]:
+    """POST ``body`` as JSON; ``accept`` None sends no Accept header."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json", "Accept": accept},
-    )
+    headers = {"Content-Type": "application/json"}
+    if accept is not None:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, resp.read(), resp.headers.get("content-type", "")

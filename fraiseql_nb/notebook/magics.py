@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import shlex
 import sqlite3
@@ -30,6 +29,7 @@ from traitlets import Bool, Int, TraitError, observe, validate
 
 import fraiseql_nb as fq
 from fraiseql_nb import demo, embedded, progress
+from fraiseql_nb.config import regression_mode
 from fraiseql_nb.conninfo import redact, secrets_of
 from fraiseql_nb.errors import FraiseQLError, QueryError
 from fraiseql_nb.notebook.display import OPTIONS, widgets_active
@@ -103,7 +103,7 @@ class FraiseQL(Magics):
     gridlimit = Int(10_000, help="Rows the interactive grid holds (0: all).").tag(config=True)
     progress = Bool(True, help="Show progress of loads longer than a second.").tag(config=True)
     regression = Bool(
-        os.environ.get("FRAISEQL_REGRESSION", "") not in ("", "0"),
+        regression_mode(),
         help="Outputs that come out the same run after run (regression notebooks): no"
         " durations, bytes, cache hits or progress; under auto, loads are waited for."
         " Default: $FRAISEQL_REGRESSION.",

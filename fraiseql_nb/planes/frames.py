@@ -8,7 +8,10 @@ Polars' reader, which turns those values into nulls (as they read as NULL in
 filters). Polars parses timestamps slowly (about 8 µs a value), so that path
 reads them as text and converts them with vectorised ``str.to_datetime``
 (RFC 3339 first, then the other ISO 8601 shapes; a time without an offset is
-UTC, as in the session).
+UTC, as in the session). A batch of up to 16 KB (a few documents) is read in
+Python instead, each value checked against its column's type, because
+setting up Arrow's reader costs more than such a parse; a value Arrow would
+refuse sends the batch down Arrow's path, so both read the same.
 """
 
 from __future__ import annotations
@@ -145,13 +148,11 @@ def _columns(schema: tuple[tuple[str, Any], ...]) -> list[_Column] | None:
     for name, dtype in schema:
         if isinstance(dtype, (pl.List, pl.Struct)) and _temporal(dtype):
             return None
-        parse = (
-            _epoch_us
-            if isinstance(dtype, pl.Datetime)
-            else _epoch_day
-            if _temporal(dtype)
-            else None
-        )
+        parse = None
+        if isinstance(dtype, pl.Datetime):
+            parse = _epoch_us
+        elif _temporal(dtype):
+            parse = _epoch_day
         out.append((name, dtype, _checker(dtype), parse))
     return out
 
@@ -187,6 +188,7 @@ def _temporal(dtype: Any) -> bool:
 
 # RFC 3339, the shape documents carry; Arrow's reader takes it as this does.
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?", re.ASCII)
+_DAY = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -201,41 +203,10 @@ def _epoch_us(text: str) -> int:
 
 
 def _epoch_day(text: str) -> int:
-    if not re.fullmatch(r"\d{4}-\d\d-\d\d", text, re.ASCII):
+    """Days since 1970 of an ISO date."""
+    if not _DAY.fullmatch(text):
         raise ValueError(text)
-    return dt.date.fromisoformat(text).toordinal() - 719163
-
-
-def _fits(value: Any, dtype: Any) -> bool:
-    """Whether Arrow's JSON reader would take ``value`` for ``dtype`` as it is."""
-    if value is None:
-        return True
-    kind = type(value)
-    if dtype == pl.Int64:
-        return kind is int and -(2**63) <= value < 2**63
-    if dtype == pl.Float64:
-        return kind is float or (kind is int and abs(value) < 2**63)
-    if dtype == pl.Boolean:
-        return kind is bool
-    if dtype == pl.String or isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.Date:
-        return kind is str
-    if isinstance(dtype, pl.List):
-        return kind is list and all(_fits(v, dtype.inner) for v in value)
-    if isinstance(dtype, pl.Struct):
-        return kind is dict and all(_fits(value.get(f.name), f.dtype) for f in dtype.fields)
-    return False
-
-
-def _nested_temporal(dtype: Any) -> bool:
-    if isinstance(dtype, pl.List):
-        return _temporal(dtype.inner)
-    if isinstance(dtype, pl.Struct):
-        return any(_temporal(f.dtype) for f in dtype.fields)
-    return False
-
-
-def _temporal(dtype: Any) -> bool:
-    return isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.Date or _nested_temporal(dtype)
+    return (dt.date.fromisoformat(text) - _EPOCH.date()).days
 
 
 def _within_range(data: bytes) -> bytes:
