@@ -44,7 +44,7 @@ from graphql.execution.values import (
 )
 from graphql.language import get_location
 
-from fraiseql_nb.errors import QueryError, SchemaError
+from fraiseql_nb.errors import QueryError
 from fraiseql_nb.query import facts, rows
 from fraiseql_nb.query.ir import Document, IntrospectionQuery, Query
 from fraiseql_nb.schema.model import Schema
@@ -73,8 +73,8 @@ def parse_query(
         operation_name: which operation to run when the document has several.
 
     Raises:
-        QueryError: the query is invalid (message names the problem and where).
-        SchemaError: the query asks for a relation that exists but cannot be served.
+        QueryError: the query is invalid (message names the problem and where), or asks
+            for a relation that exists but cannot be served (the message says why).
     """
     if not isinstance(text, str):
         raise QueryError(f"a query is GraphQL text, not {type(text).__name__}")
@@ -314,13 +314,19 @@ def _check_problem_fields(document: DocumentNode, schema: Schema) -> None:
     """Say why a relation that exists cannot be queried, instead of "unknown field"."""
     if not schema.problems:
         return
+    served = set(schema.root_fields())
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             for sel in definition.selection_set.selections:
-                if isinstance(sel, FieldNode):
+                if isinstance(sel, FieldNode) and sel.name.value not in served:
                     problem = schema.problem_for(sel.name.value)
                     if problem is not None:
-                        raise SchemaError(problem.message)
+                        loc = get_location(sel.loc.source, sel.loc.start) if sel.loc else None
+                        raise QueryError(
+                            problem.message,
+                            line=loc.line if loc else None,
+                            column=loc.column if loc else None,
+                        )
 
 
 def _with_hint(error: QueryError, schema: Schema) -> QueryError:

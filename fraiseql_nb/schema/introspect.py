@@ -56,15 +56,18 @@ _PG_SCALARS = {
     "uuid": "ID",
 }
 
+# Privileges are read from the catalogue, not found by a refused sample: a least-privilege
+# role sees what it may read, and every relation it may not is reported, not fatal.
 _RELATIONS = """
-SELECT c.oid, n.nspname, c.relname
+SELECT c.oid, n.nspname, c.relname, has_any_column_privilege(c.oid, 'SELECT')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND (c.relname LIKE 'v\\_%%' OR c.relname LIKE 'tv\\_%%' OR c.relname LIKE 'tf\\_%%')
 ORDER BY array_position(%(schemas)s, n.nspname::text), c.relname
 """
 _COLUMNS = """
-SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory,
+       has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
@@ -96,10 +99,14 @@ def introspect(
         schema_list = list(schemas)
     relations = conn.execute(_RELATIONS, {"schemas": schema_list}).fetchall()
     columns: dict[int, list[tuple[str, str, str, str]]] = {}
-    for oid, name, pretty, typname, category in conn.execute(
+    hidden: dict[int, list[str]] = {}
+    for oid, name, pretty, typname, category, readable in conn.execute(
         _COLUMNS, ([r[0] for r in relations],)
     ):
-        columns.setdefault(oid, []).append((name, pretty, typname, category))
+        if readable:
+            columns.setdefault(oid, []).append((name, pretty, typname, category))
+        else:
+            hidden.setdefault(oid, []).append(name)
 
     entities: list[Entity] = []
     facts: list[FactTable] = []
@@ -107,8 +114,16 @@ def introspect(
     taken_types: set[str] = set()
     taken_queries: set[str] = set()
     twins: dict[str, list[tuple[str, str, list[tuple[str, str, str, str]]]]] = {}
-    for oid, nsp, rel in relations:
+    role = _current_user(conn)
+    for oid, nsp, rel, readable in relations:
         cols = columns.get(oid, [])
+        if not readable:
+            problems.append(_unreadable(role, nsp, rel))
+            continue
+        if oid in hidden:
+            problems.append(_hidden_columns(role, nsp, rel, hidden[oid]))
+            if problems[-1].queries:
+                continue
         if rel.startswith("tf_"):
             fact = _fact(conn, nsp, rel, cols, sample_size, problems, taken_queries)
             if fact is not None:
@@ -130,6 +145,39 @@ def introspect(
         facts=tuple(facts),
         collations=collations,
         problems=tuple(problems),
+    )
+
+
+def _queries_of(rel: str) -> tuple[str, ...]:
+    """The root fields ``rel`` would provide, so that asking for them says why they are not."""
+    base = rel.split("_", 1)[1]
+    if rel.startswith("tf_"):
+        return (f"{base}_aggregate", f"{base}_window")
+    if graphql_name(base) != base:
+        return ()
+    return entity_names(base)[1:]
+
+
+def _unreadable(role: str, nsp: str, rel: str) -> Problem:
+    return Problem(
+        relation=f"{nsp}.{rel}",
+        queries=_queries_of(rel),
+        message=f"no SELECT privilege for {role} on {nsp}.{rel}: it is left out; ask for"
+        f" GRANT SELECT ON {nsp}.{rel}, then reconnect",
+    )
+
+
+def _hidden_columns(role: str, nsp: str, rel: str, names: list[str]) -> Problem:
+    """Columns a role may not read (column privileges) are left out, said once per relation.
+    An entity without ``id`` or ``data`` cannot be one: then its queries say so."""
+    where = f"{nsp}.{rel}"
+    essential = not rel.startswith("tf_") and bool({"id", "data"} & set(names))
+    plural = "s" if len(names) > 1 else ""
+    return Problem(
+        relation=where,
+        queries=_queries_of(rel) if essential else (),
+        message=f"{role} may not read column{plural} {', '.join(names)} of {where}: "
+        + ("it cannot be an entity view" if essential else "they are left out"),
     )
 
 

@@ -168,9 +168,9 @@ def test_an_unrelated_layout_is_introspected(odd_layout: str) -> None:
     assert "two candidate dimension columns (dimensions and data)" in messages["shop.tf_twodims"]
 
     # Asking for a broken relation says why, naming it.
-    with pytest.raises(fq.SchemaError, match="tf_twodims has two candidate dimension columns"):
+    with pytest.raises(fq.QueryError, match="tf_twodims has two candidate dimension columns"):
         parse_query("{ twodims_aggregate { count } }", schema)
-    with pytest.raises(fq.SchemaError, match=r"shop\.v_broken is not an entity view"):
+    with pytest.raises(fq.QueryError, match=r"shop\.v_broken is not an entity view"):
         parse_query("{ brokens { id } }", schema)
     # And what works, works.
     doc = parse_query("{ boxes(where: {size: {h: {gt: 3}}}) { label } }", schema)
