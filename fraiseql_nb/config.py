@@ -125,6 +125,7 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header values ("*": any)
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call (CORS)
     max_body_bytes: int = field(default=1_048_576, metadata=_range(1024, 1_073_741_824))
+    max_url_bytes: int = field(default=65_536, metadata=_range(1024, 16_777_216))
     max_root_fields: int = field(default=32, metadata=_range(1, 10_000))
     max_fields: int = field(default=2_000, metadata=_range(1, 1_000_000))
     max_depth: int = field(default=12, metadata=_range(1, 1_000))

@@ -9,11 +9,13 @@ for queries (mutations: 405), and the answer in the media type the
 error is a 400), ``application/json`` (a request error is a 200 with
 ``errors``), or an Arrow IPC stream of the single root field. A database
 failure is a 503 (the details only to an authenticated client); anything
-else a 500 that says no more than that. docs/http.md has the whole table.
+else a 500 that says no more than that. Every answer that is not a 2xx
+carries a JSON ``{"errors": [{"message": …}]}`` body, whoever produced it
+(a route, a middleware, the server). docs/http.md has the whole table.
 
-What guards the endpoint, outermost first, each from ``[server]``:
-the Host allow-list (DNS rebinding), the Origin check and CORS (other web
-pages), the bearer token, then per request: a JSON content type (a page
+What guards the endpoint, outermost first, each from ``[server]``: the URL's
+length, the Origin check (other web pages), the bearer token, the Host
+allow-list (DNS rebinding) and CORS, then per request: a JSON content type (a page
 cannot send one without CORS's consent), the body size and read time, and
 :func:`fraiseql_nb.limits.check_request` (fields, depth, lists). One access
 log line per request names the client, path, status and time, never the
@@ -35,6 +37,7 @@ from graphql import GraphQLError, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -49,7 +52,7 @@ from fraiseql_nb.limits import LimitError, check_request
 from fraiseql_nb.result import Result
 from fraiseql_nb.session import Session
 
-__all__ = ["ARROW_STREAM", "GRAPHQL_RESPONSE", "create_app", "negotiate"]
+__all__ = ["ARROW_STREAM", "GRAPHQL_RESPONSE", "MAX_HEADER_BYTES", "create_app", "negotiate"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -64,6 +67,7 @@ _ACCEPTED = {
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("fraiseql_nb.http.access")
 _OPEN_PATHS = ("/health",)  # answered without the token (status only)
+MAX_HEADER_BYTES = 16 * 1024  # a request's headers, without its request line
 
 
 def create_app(session: Session, settings: ServerConfig | None = None) -> Starlette:
@@ -79,7 +83,8 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
                 " none of them is in the request's Accept header",
                 JSON,
             )
-        if request.method == "GET":
+        reads_url = request.method in ("GET", "HEAD")  # HEAD: a GET without the body
+        if reads_url:
             params = _get_params(request)
         else:
             params = await _post_params(request, limits)
@@ -94,7 +99,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
             return _errors(400, str(exc), media)
         except QueryError as exc:
             return _request_error(exc, media)
-        if request.method == "GET" and _operation_kind(query, operation) not in ("query", None):
+        if reads_url and _operation_kind(query, operation) not in ("query", None):
             response = _errors(405, "GET runs queries only: send mutations with POST", media)
             response.headers["Allow"] = "POST"
             return response
@@ -128,9 +133,9 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
     def metrics(_request: Request) -> Response:
         return Response(session.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
-    middleware = [
-        Middleware(TrustedHostMiddleware, allowed_hosts=list(limits.allowed_hosts)),
+    middleware = [  # outermost first: the guard logs, and turns any refusal into JSON
         Middleware(_Guard, settings=limits),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(limits.allowed_hosts)),
     ]
     if limits.allowed_origins:
         middleware.append(
@@ -149,7 +154,32 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
             Route("/metrics", metrics),
         ],
         middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+
+
+_PATHS = "/graphql, /health, /ready and /metrics"
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) in JSON."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"there is nothing at {request.url.path[:200]}; this server answers {_PATHS}"
+    elif exc.status_code == 405:
+        methods = (exc.headers or {}).get("Allow", "GET").split(",")
+        allowed = ", ".join(sorted(m.strip() for m in methods))  # Starlette's is a set's order
+        message = f"{request.method} is not allowed on {request.url.path}: use {allowed}"
+        exc.headers = {**(exc.headers or {}), "Allow": allowed}
+    else:
+        message = str(exc.detail)
+    response = _errors(exc.status_code, message)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def _internal_error(_request: Request, _exc: Exception) -> Response:
+    return _errors(500, "internal server error")
 
 
 class _Guard:
@@ -167,11 +197,21 @@ class _Guard:
         status = 0
         size = 0
 
+        held: list[Message] = []  # a non-JSON error answer, rewritten once whole
+
         async def counted(message: Message) -> None:
             nonlocal status, size
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400 and not _is_json(message.get("headers", ())):
+                    held.append(message)
+                    return
             elif message["type"] == "http.response.body":
+                if held:
+                    held.append(message)
+                    if message.get("more_body", False):
+                        return
+                    message = await _as_json(held, send)
                 size += len(message.get("body", b""))
             await send(message)
 
@@ -196,6 +236,18 @@ class _Guard:
                 )
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> Response | None:
+        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope.get("query_string", b"")
+        )
+        if url_bytes > self.settings.max_url_bytes:
+            return _errors(
+                414,
+                f"the URL is longer than {self.settings.max_url_bytes:,} bytes; [server]"
+                " max_url_bytes sets the limit (send long queries with POST)",
+            )
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:
+            return _errors(431, f"the request's headers are larger than {MAX_HEADER_BYTES:,} bytes")
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
             return _errors(
@@ -226,6 +278,31 @@ class _Guard:
             return urlsplit(origin).netloc.lower() == host.lower()
         except ValueError:
             return False
+
+
+def _is_json(headers: Any) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return b"json" in value.lower()
+    return False
+
+
+async def _as_json(held: list[Message], send: Send) -> Message:
+    """Send the start of an error answer that was not JSON (a middleware's plain text:
+    an unknown Host, a refused CORS preflight) as JSON; the body message to send next."""
+    start = held[0]
+    text = b"".join(m.get("body", b"") for m in held[1:]).decode("utf-8", "replace").strip()
+    body = json.dumps({"errors": [{"message": text[:500] or "request refused"}]}).encode()
+    headers = [
+        (k, v)
+        for k, v in start.get("headers", ())
+        if k.lower() not in (b"content-type", b"content-length")
+    ]
+    length = str(len(body)).encode()
+    headers += [(b"content-type", b"application/json"), (b"content-length", length)]
+    await send({**start, "headers": headers})
+    held.clear()
+    return {"type": "http.response.body", "body": body}
 
 
 async def _read_body(request: Request, limits: ServerConfig) -> bytes | Response:
@@ -283,6 +360,9 @@ async def _post_params(request: Request, limits: ServerConfig) -> Params | str |
 def _get_params(request: Request) -> Params | str:
     """A GET's GraphQL parameters from the URL: variables and extensions as JSON text."""
     url = request.query_params
+    for name in ("query", "operationName", "variables", "extensions"):
+        if len(url.getlist(name)) > 1:
+            return f"the {name} parameter is given {len(url.getlist(name))} times; give it once"
     params: dict[str, Any] = {k: url.get(k) for k in ("query", "operationName")}
     for name in ("variables", "extensions"):
         text = url.get(name)

@@ -1,32 +1,38 @@
 """Running the HTTP app with uvicorn, hardened: what ``fraiseql-nb serve`` starts.
 
-uvicorn bounds the connections (``limit_concurrency``: a 503 beyond), the
-idle time between requests (``timeout_keep_alive``) and the size of a
-request's head (h11's incomplete-event limit), but not the time a client
-may take to send that head: :class:`_HeadDeadline` adds it, so a client
-that opens connections and trickles bytes cannot hold them. The body's
-read time is bounded by the app (:mod:`fraiseql_nb.http`).
+uvicorn bounds the idle time between requests (``timeout_keep_alive``) and
+the size of a request's head (h11's incomplete-event limit), but not the time
+a client may take to send that head: :class:`_Protocol` adds it, so a client
+that opens connections and trickles bytes cannot hold them. It also answers
+what uvicorn would answer in plain text, or not at all, in JSON: a head too
+large (414 when the request line alone is, 431 otherwise), an invalid request
+(400), too many connections (503) — and reads what the client still sends
+before closing, so the answer reaches it instead of a connection reset. The
+body's read time is bounded by the app (:mod:`fraiseql_nb.http`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import sys
 from typing import Any
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.utils import ClientDisconnected
 
 from fraiseql_nb.config import LOOPBACK_HOSTS, ServerConfig
 from fraiseql_nb.errors import ConfigError
-from fraiseql_nb.http import create_app
+from fraiseql_nb.http import MAX_HEADER_BYTES, create_app
 from fraiseql_nb.session import Session
 
 __all__ = ["check_exposure", "is_loopback", "uvicorn_config"]
 
-_HEAD_BYTES = 16 * 1024  # a request line and headers larger than this are refused
+_LINGER_S = 2.0  # how long a refused client may go on sending before the socket closes
 
 
 def is_loopback(host: str) -> bool:
@@ -79,10 +85,10 @@ def uvicorn_config(
         create_app(session, settings),
         host=host,
         port=port,
-        http=_with_head_deadline(settings.header_timeout_s),
+        http=_protocol(settings),
         timeout_keep_alive=settings.keepalive_timeout_s,
-        limit_concurrency=settings.max_connections,
-        h11_max_incomplete_event_size=_HEAD_BYTES,
+        # The URL is checked by the app (a JSON 414); h11 refuses what is far beyond it.
+        h11_max_incomplete_event_size=settings.max_url_bytes + MAX_HEADER_BYTES,
         access_log=False,  # ours names no query string (GET queries carry values)
         log_level="warning",
         server_header=False,
@@ -99,24 +105,105 @@ def _log_access(enabled: bool) -> None:
         log.propagate = False
 
 
-class _HeadDeadline(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's head."""
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's head, a connection limit
+    and JSON answers where uvicorn would answer in plain text or reset the connection."""
 
     head_timeout_s = 10.0
+    max_connections = 64
+    max_url_bytes = 65_536
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0  # of the head being received
+        self._line_seen = False  # whether its request line is complete
+        self._lingering = False
+        self.limit_concurrency = None  # ours answers in JSON: see _limited
+        self.app = self._limited(self.app)
+
+    def _limited(self, app: Any) -> Any:
+        async def limited(scope: Any, receive: Any, send: Any) -> None:
+            # This request's task is already counted; uvicorn's rule otherwise.
+            busy = len(self.connections) > self.max_connections or (
+                len(self.tasks) > self.max_connections
+            )
+            if busy and scope["type"] == "http":
+                body = _error_body("the server is at its connection limit; try again shortly")
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+
+        return limited
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # an answer was sent: what follows is read and dropped
+        if self.cycle is None or self.cycle.response_complete:  # a head is arriving
+            if not self._line_seen:
+                self._line_seen = b"\n" in data
+            self._head_bytes += len(data)
+        super().data_received(data)
 
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:  # a request's head arrived whole
             self._disarm()
+            self._head_bytes, self._line_seen = 0, False
+
+    def send_400_response(self, msg: str) -> None:
+        """What h11 refused: a head too large, or not HTTP at all."""
+        limit = self.max_url_bytes + MAX_HEADER_BYTES
+        if self._head_bytes > limit and not self._line_seen:
+            status, message = (
+                414,
+                (
+                    f"the URL is longer than {self.max_url_bytes:,} bytes; [server] max_url_bytes"
+                    " sets the limit (send long queries with POST)"
+                ),
+            )
+        elif self._head_bytes > limit:
+            status, message = (
+                431,
+                f"the request's headers are larger than {MAX_HEADER_BYTES:,} bytes",
+            )
+        else:
+            status, message = 400, "this is not a valid HTTP/1.1 request"
+        body = _error_body(message)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                head = h11.Response(status_code=status, headers=headers)
+                self.transport.write(self.conn.send(head))
+                self.transport.write(self.conn.send(h11.Data(data=body)))
+                self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except (h11.LocalProtocolError, ClientDisconnected):
+            pass
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close for writing, drop what the client still sends, close after a while: a
+        socket closed with unread data resets the connection, and the answer is lost."""
+        self._lingering = True
+        self._disarm()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_S, self.transport.close)
 
     def on_response_complete(self) -> None:
         self._arm()  # the next request's head is due (pipelined ones disarm it at once)
@@ -141,5 +228,17 @@ class _HeadDeadline(H11Protocol):
             self.transport.close()
 
 
-def _with_head_deadline(seconds: float) -> type[H11Protocol]:
-    return type("HeadDeadlineH11", (_HeadDeadline,), {"head_timeout_s": seconds})
+def _error_body(message: str) -> bytes:
+    return json.dumps({"errors": [{"message": message}]}).encode()
+
+
+def _protocol(settings: ServerConfig) -> type[H11Protocol]:
+    return type(
+        "FraiseQLH11",
+        (_Protocol,),
+        {
+            "head_timeout_s": settings.header_timeout_s,
+            "max_connections": settings.max_connections,
+            "max_url_bytes": settings.max_url_bytes,
+        },
+    )

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from fraiseql_nb.http import GRAPHQL_RESPONSE
 from tests.conftest import run_cli
 
 TOKEN = "t0ken-for-tests-only"
@@ -390,3 +391,112 @@ def test_serve_reads_the_dsn_from_a_file(demo_dsn: str, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+# ------------------------------------------------------------------ every answer is JSON
+
+
+def raw(served: Served, data: bytes, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as is on a new connection; (status, headers, body) of the answer."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def json_error(headers: dict[str, str], body: bytes) -> str:
+    assert "json" in headers["content-type"], headers
+    return str(json.loads(body)["errors"][0]["message"])
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_a_json_405(served: Served, method: str) -> None:
+    status, headers, body = raw(
+        served,
+        f"{method} /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n".encode(),
+    )
+    assert status == 405
+    assert json_error(headers, body) == f"{method} is not allowed on /graphql: use GET, HEAD, POST"
+    assert headers["allow"] == "GET, HEAD, POST"
+
+
+def test_unknown_paths_and_hosts_get_json(served: Served) -> None:
+    status, answer = request(f"{served.url}/nowhere", method="GET")
+    assert status == 404
+    assert message(answer).startswith("there is nothing at /nowhere; this server answers /graphql")
+    status, headers, body = raw(
+        served, b"GET /health HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 400
+    assert json_error(headers, body) == "Invalid host header"
+
+
+def test_head_is_a_get_without_a_body(served: Served) -> None:
+    target = "/graphql?query=%7Busers(limit%3A1)%7Bid%7D%7D"
+    get = raw(
+        served, f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    )
+    head = raw(
+        served, f"HEAD {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert get[0] == head[0] == 200
+    assert json.loads(get[2]) == {"data": {"users": [{"id": 1}]}}
+    assert head[2] == b""
+    assert head[1]["content-type"] == get[1]["content-type"]
+    assert head[1]["content-length"] == str(len(get[2]))
+
+
+def test_a_repeated_parameter_is_400(served: Served) -> None:
+    url = f"{served.url}/graphql?query=%7Busers%7Bid%7D%7D&query=%7Bproducts%7Bid%7D%7D"
+    status, answer = request(url, method="GET", headers={"Accept": GRAPHQL_RESPONSE})
+    assert status == 400
+    assert message(answer) == "the query parameter is given 2 times; give it once"
+
+
+@pytest.mark.parametrize("size", [70_000, 3_000_000])
+def test_a_url_over_the_limit_is_a_json_414(served: Served, size: int) -> None:
+    """Just over [server] max_url_bytes the app says so; far over it, the server does,
+    and reads what the client still sends so the answer is not lost to a reset."""
+    query = "{ users(limit: 1) { id } }" + " " * size
+    target = "/graphql?query=" + query.replace(" ", "%20")
+    status, headers, body = raw(
+        served, f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert status == 414
+    assert json_error(headers, body).startswith("the URL is longer than 65,536 bytes")
+
+
+def test_headers_too_large_and_garbage_get_json(served: Served) -> None:
+    big = "X-Filler: " + "a" * 100_000
+    status, headers, body = raw(
+        served, f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{big}\r\n\r\n".encode()
+    )
+    assert (status, json_error(headers, body)) == (
+        431,
+        "the request's headers are larger than 16,384 bytes",
+    )
+    status, headers, body = raw(served, b"NOT HTTP AT ALL\r\n\r\n")
+    assert (status, json_error(headers, body)) == (400, "this is not a valid HTTP/1.1 request")
+
+
+def test_over_the_connection_limit_is_a_json_503(served: Served) -> None:
+    idle = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(8)]
+    try:
+        time.sleep(0.2)
+        status, headers, body = raw(
+            served, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+    finally:
+        for sock in idle:
+            sock.close()
+    assert status == 503
+    assert "connection limit" in json_error(headers, body)
