@@ -148,12 +148,13 @@ class FraiseQL(Magics):
         if command in SUBCOMMANDS:
             if cell is not None:
                 raise UsageError(f"%%fraiseql {command} takes no cell body\n{USAGE}")
-            return getattr(self, f"_{command}")(rest)
+            return getattr(self, f"_{command}")(without_comment(rest))
         if cell is not None:
-            return self._query(line, cell, line_offset=1, prefix="")
+            return self._query(without_comment(line), cell, line_offset=1, prefix="")
         found = _QUERY_START.search(line)
         if not found:
             raise UsageError(f"nothing to run: give a query or a subcommand\n{USAGE}")
+        # The query's own text keeps its "#": GraphQL reads its comments itself.
         start = found.start(1)
         # A line query sits on the cell's first line, after "%fraiseql " and its options.
         return self._query(
@@ -348,6 +349,28 @@ class FraiseQL(Magics):
                 " `%fraiseql connect $dsn`, and clear the history (`ipython history trim`)",
                 file=sys.stderr,
             )
+
+
+def without_comment(text: str) -> str:
+    """``text`` without a trailing ``# comment``, as a shell reads one: a ``#`` that
+    starts a word, outside quotes (``password=a#b`` and ``"a # b"`` keep theirs)."""
+    quote: str | None = None
+    escaped = False
+    previous = " "
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and previous.isspace():
+            return text[:i].rstrip()
+        previous = ch
+    return text
 
 
 def _demo_dsn() -> str:

@@ -237,6 +237,44 @@ def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -
     assert isinstance(err, UsageError) and "schema takes only --sdl" in str(err)
 
 
+def test_every_magic_line_takes_a_trailing_comment(
+    ip: InteractiveShell, demo_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns["commented_dsn"] = demo_dsn
+    run(ip, "%fraiseql connect $commented_dsn   # the demo database")
+    assert "connected to" in capsys.readouterr().out
+    run(ip, "%fraiseql schema --sdl  # for codegen")
+    assert "type Query {" in capsys.readouterr().out
+    assert run(ip, "%fraiseql health # all planes")["status"] == "healthy"
+    assert isinstance(run(ip, "%fraiseql session  # the Python API"), fq.Session)
+    r = run(ip, "%%fraiseql --backend postgres -o c  # on PostgreSQL\n{ users(limit: 2) { id } }")
+    assert (r.backend, r.df["id"].to_list()) == ("postgres", [1, 2])
+    # In a line query, "#" is GraphQL's own comment; inside a string it is text.
+    r = run(ip, '%fraiseql { users(where: {name: {eq: "a # b"}}) { id } }  # none has it')
+    assert r.df.height == 0
+    run(ip, "%fraiseql prefetch sales --wait  # load it now")
+    assert "sales" in capsys.readouterr().out
+    run(ip, "%fraiseql refresh sales # start again")
+    assert "of sales" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("--demo          # the embedded server", "--demo"),
+        ("# only a comment", ""),
+        ("password=a#b host=x  # a # inside a word stays", "password=a#b host=x"),
+        ("'a # b' \"c # d\" # e", "'a # b' \"c # d\""),
+        ("x \\# y", "x \\# y"),
+        ("sales", "sales"),
+    ],
+)
+def test_comments_are_read_as_a_shell_reads_them(line: str, kept: str) -> None:
+    from fraiseql_nb.notebook.magics import without_comment
+
+    assert without_comment(line) == kept
+
+
 def test_usage_errors(ip: InteractiveShell) -> None:
     from IPython.core.error import UsageError
 
