@@ -36,7 +36,12 @@ from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity
 from fraiseql_nb.sql.params import Params
-from fraiseql_nb.sql.rows import CURSOR_KEY, compile_row_query, selects_whole_document
+from fraiseql_nb.sql.rows import (
+    CURSOR_KEY,
+    KINDS_KEY,
+    compile_row_query,
+    selects_whole_document,
+)
 
 __all__ = ["RowPlane"]
 
@@ -54,6 +59,7 @@ class _Compiled:
     shown: str
     schema: dict[str, Any]
     cursor: str
+    kinds: bool  # carries KINDS_KEY: a row where it is false means "check kinds"
 
 
 class RowPlane:
@@ -67,10 +73,13 @@ class RowPlane:
         self.config = config
         # A notebook re-runs its cells and an API serves the same queries: each is
         # compiled once (composing SQL costs ~0.5 ms in Python, a 5-row query ~0.3 ms).
-        self._compiled: dict[tuple[RowQuery, str, bool], _Compiled] = {}
+        self._compiled: dict[tuple[RowQuery, str, bool, bool], _Compiled] = {}
         # Entities whose documents hold a number or boolean field of another JSON kind
         # somewhere: their statements check each value's kind (sql/exprs.py).
         self._mixed: set[str] = set()
+        # Entities where PostgreSQL refused to read an integer field as int8 (a fraction,
+        # a value beyond int8): their statements read integers as numeric.
+        self._wide: set[str] = set()
 
     # ------------------------------------------------------------ streaming
 
@@ -111,6 +120,7 @@ class RowPlane:
             as_text=True,
             with_cursor=_paged(query),
             guard=entity.name in self._mixed,
+            fixed=entity.name not in self._wide,
         )
 
     def execute(
@@ -140,11 +150,22 @@ class RowPlane:
                 lambda conn: fetch(conn, compiled.statement, compiled.values, compiled.schema),
             )
         except psycopg.Error as exc:
+            if entity.name not in self._wide and _int8_refused(exc):
+                # An integer field holds a fraction or a value beyond int8: numeric from now on.
+                self._wide.add(entity.name)
+                return self.execute(query, entity, next_page=next_page, buffered=buffered)
             if entity.name not in self._mixed and _kind_mismatch(exc):
                 # A document holds another kind than the sample did: check kinds from now on.
                 self._mixed.add(entity.name)
                 return self.execute(query, entity, next_page=next_page, buffered=buffered)
             raise self._error(exc) from None
+        if compiled.kinds:
+            kinds = fetched.frame.get_column(KINDS_KEY)
+            fetched.frame.drop_in_place(KINDS_KEY)
+            if not kinds.fill_null(True).all():
+                # A string holding a number was read as one: check kinds from now on.
+                self._mixed.add(entity.name)
+                return self.execute(query, entity, next_page=next_page, buffered=buffered)
         sql_text = compiled.shown
         backend = "postgres" if buffered else self.name
         frame = fetched.frame
@@ -194,8 +215,9 @@ class RowPlane:
 
     def _compile(self, query: RowQuery, entity: Entity) -> _Compiled:
         guard = entity.name in self._mixed
+        fixed = entity.name not in self._wide
         try:
-            key = (query, entity.name, guard)
+            key = (query, entity.name, guard, fixed)
             hit = self._compiled.get(key)
         except TypeError:  # a list value (``in: [...]``) makes the query unhashable
             key, hit = None, None
@@ -206,20 +228,25 @@ class RowPlane:
         cursor = "id" if selects_whole_document(query.selection, entity.fields) else CURSOR_KEY
         params = Params()
         statement = compile_row_query(
-            query, entity, params, as_text=True, with_cursor=paged, guard=guard
+            query, entity, params, as_text=True, with_cursor=paged, guard=guard, fixed=fixed
         )
+        text = statement.as_string(None)
+        kinds = f"'{KINDS_KEY}'" in text  # values are placeholders here: only the key says it
         schema = polars_schema(query.selection)
+        if kinds:
+            schema[KINDS_KEY] = pl.Boolean
         if paged and cursor == CURSOR_KEY:
             id_field = entity.field("id")
             numeric = id_field is not None and id_field.type.json == "number"
             schema[CURSOR_KEY] = pl.Int64 if numeric else pl.String
         compiled = _Compiled(
             entity=entity,
-            statement=sql.SQL(statement.as_string(None)),
+            statement=sql.SQL(text),
             values=params.values,
             shown=self.statement(query, entity).as_string(None),
             schema=schema,
             cursor=cursor,
+            kinds=kinds,
         )
         if key is not None:
             if len(self._compiled) >= _COMPILED_MAX:
@@ -237,6 +264,11 @@ class RowPlane:
 def _kind_mismatch(exc: psycopg.Error) -> bool:
     """PostgreSQL refused a direct cast: a JSON value of another kind than expected."""
     return exc.sqlstate == "22023" and "cannot cast jsonb" in str(exc)
+
+
+def _int8_refused(exc: psycopg.Error) -> bool:
+    """PostgreSQL refused to read a field as int8: not an integer, or beyond int8."""
+    return exc.sqlstate in ("22P02", "22003") and "bigint" in str(exc)
 
 
 def _after(query: RowQuery, last_id: Any) -> RowQuery:

@@ -26,11 +26,18 @@ from psycopg import sql
 
 from fraiseql_nb.query.ir import Compare, OrderItem, RowQuery, Selection
 from fraiseql_nb.schema.model import Entity, Field
-from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, json_path
+from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, fixed_width, json_path
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
-__all__ = ["CURSOR_KEY", "DATA", "build_object", "compile_row_query", "selects_whole_document"]
+__all__ = [
+    "CURSOR_KEY",
+    "DATA",
+    "KINDS_KEY",
+    "build_object",
+    "compile_row_query",
+    "selects_whole_document",
+]
 
 # The view is read as "v". A view that builds its documents is read once per row
 # as "d"."data": a lateral subquery that the planner cannot flatten. Referring to
@@ -46,6 +53,12 @@ _ONCE = " AS v CROSS JOIN LATERAL (SELECT v.data OFFSET 0) AS d"
 #: Hidden key carrying each row's id, for Result.next_page(); a GraphQL name
 #: cannot start with "__", so no selected field can collide with it.
 CURSOR_KEY = "__fq_id"
+#: Hidden key of a statement reading integers as int8 (``fixed``): false on a returned
+#: row where one of them is a JSON string, which int8 would have read as a number
+#: where the checked form reads NULL. A filter or sort can only differ from the checked
+#: form by returning such a row (a NULL never makes a condition true that a number
+#: makes false; NULLs sort last), so a page without one is the checked form's answer.
+KINDS_KEY = "__fq_kinds"
 _ANCHOR = sql.Identifier("anchor")
 _MAX_BUILD_ARGS = 100  # PostgreSQL's limit on function arguments: 50 key/value pairs
 
@@ -58,6 +71,7 @@ def compile_row_query(
     as_text: bool = False,
     with_cursor: bool = False,
     guard: bool = True,
+    fixed: bool = False,
 ) -> sql.Composed:
     """The SELECT for ``query`` on ``entity``'s view; values go to ``params``.
 
@@ -72,6 +86,9 @@ def compile_row_query(
             JSON kind read as NULL); False casts them directly, which PostgreSQL
             refuses with an error should a document hold another kind (see
             :func:`fraiseql_nb.sql.exprs.document_field`).
+        fixed: with ``guard=False``, read integer fields as int8 where a check of the
+            returned rows can tell that no string holding a number was read as one
+            (:data:`KINDS_KEY`); the statement then carries that check.
     """
     relation = sql.Identifier(entity.schema, entity.relation)
     ident = identity(entity, "v").value
@@ -80,6 +97,32 @@ def compile_row_query(
     data = document_of(entity)
     base = data if filtered or not whole else STORED
     deferred = bool(query.order) and not whole
+    # Rows skipped (offset, keyset) or sorted first as NULL would escape the check.
+    routed: list[tuple[str, ...]] | None = (
+        []
+        if fixed
+        and not guard
+        and not whole
+        and query.after is None
+        and not query.offset
+        and not any(item.nulls_first for item in query.order)
+        else None
+    )
+    source: sql.Composable = sql.Composed([relation, sql.SQL(_ONCE if base is DATA else " AS v")])
+    where: list[sql.Composable] = []
+    id_type = identity(entity, "v").pg_type
+    if query.by_id is not None:
+        where.append(sql.SQL("{} = {}").format(ident, params.add(query.by_id, id_type)))
+    if query.where is not None:
+        where.append(compile_where(query.where, _resolver(entity, guard, routed), params))
+    if query.after is not None:
+        anchor_id = params.add(query.after, id_type)
+        if query.order:
+            source, condition = _keyset(query, entity, source, relation, anchor_id, guard)
+            where.append(condition)
+        else:
+            where.append(sql.SQL("{} > {}").format(ident, anchor_id))
+    keys = _order_keys(query, entity, data, guard, routed)
     if whole:
         # Every field, unrenamed: the stored document is the answer (its key order
         # aside), and sending it costs PostgreSQL nothing more.
@@ -88,24 +131,11 @@ def compile_row_query(
         selection = query.selection
         if with_cursor:
             selection = (*selection, Selection(name=CURSOR_KEY, key="", kind="id"))
-        document = build_object(selection, STORED if deferred else base, ident)
+        outer = STORED if deferred else base
+        extra = [(KINDS_KEY, _kinds_check(outer, routed))] if routed else []
+        document = build_object(selection, outer, ident, extra)
     if as_text:
         document = sql.SQL("({})::text").format(document)
-    source: sql.Composable = sql.Composed([relation, sql.SQL(_ONCE if base is DATA else " AS v")])
-    where: list[sql.Composable] = []
-    id_type = identity(entity, "v").pg_type
-    if query.by_id is not None:
-        where.append(sql.SQL("{} = {}").format(ident, params.add(query.by_id, id_type)))
-    if query.where is not None:
-        where.append(compile_where(query.where, _resolver(entity, guard), params))
-    if query.after is not None:
-        anchor_id = params.add(query.after, id_type)
-        if query.order:
-            source, condition = _keyset(query, entity, source, relation, anchor_id, guard)
-            where.append(condition)
-        else:
-            where.append(sql.SQL("{} > {}").format(ident, anchor_id))
-    keys = _order_keys(query, entity, data, guard)
     if deferred:
         # The rows first (id, document, sort keys), the documents built outside.
         columns = [sql.SQL("v.id, {} AS data").format(data)] + [
@@ -172,12 +202,18 @@ def identity(entity: Entity, table: str) -> FieldSQL:
 
 
 def _sort_key(
-    item: OrderItem, base: sql.Composable, id_type: str, table: str = "v", *, guard: bool = True
+    item: OrderItem,
+    base: sql.Composable,
+    id_type: str,
+    table: str = "v",
+    *,
+    guard: bool = True,
+    fixed: bool = False,
 ) -> FieldSQL:
     if item.column is not None:
         # Only the id is ever read from a column: a plain, indexable sort key.
         return column_field(item.column, id_type, table=table)
-    return document_field(base, item.path, item.scalar, item.json, guard=guard)
+    return document_field(base, item.path, item.scalar, item.json, guard=guard, fixed=fixed)
 
 
 def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sql.Composable:
@@ -189,13 +225,32 @@ def _collate(expr: sql.Composable, field: FieldSQL, collation: str | None) -> sq
 _Key = tuple[sql.Composable, OrderItem, FieldSQL]
 
 
-def _order_keys(query: RowQuery, entity: Entity, data: sql.Composable, guard: bool) -> list[_Key]:
+def _order_keys(
+    query: RowQuery,
+    entity: Entity,
+    data: sql.Composable,
+    guard: bool,
+    routed: list[tuple[str, ...]] | None = None,
+) -> list[_Key]:
     """Each ``orderBy`` item's typed sort expression (collated), with the item and field."""
     keys = []
     for item in query.order:
-        field = _sort_key(item, data, entity.id_type, guard=guard)
+        fixed = routed is not None and item.column is None and fixed_width(item.scalar, item.json)
+        if fixed:
+            assert routed is not None
+            routed.append(item.path)
+        field = _sort_key(item, data, entity.id_type, guard=guard, fixed=fixed)
         keys.append((_collate(field.value, field, query.collation), item, field))
     return keys
+
+
+def _kinds_check(base: sql.Composable, paths: list[tuple[str, ...]]) -> sql.Composable:
+    """True when none of the fields read as int8 is a JSON string (see :data:`KINDS_KEY`)."""
+    checks = [
+        sql.SQL("jsonb_typeof({}) IS DISTINCT FROM 'string'").format(json_path(base, path))
+        for path in dict.fromkeys(paths)
+    ]
+    return sql.SQL("({})").format(sql.SQL(" AND ").join(checks))
 
 
 def _order_clause(
@@ -265,13 +320,17 @@ def _keyset(
 
 
 def build_object(
-    selection: tuple[Selection, ...], base: sql.Composable, ident: sql.Composable | None = None
+    selection: tuple[Selection, ...],
+    base: sql.Composable,
+    ident: sql.Composable | None = None,
+    extra: list[tuple[str, sql.Composable]] | None = None,
 ) -> sql.Composable:
     """A ``json`` object of the selected fields of the document ``base``, in selection order.
 
-    ``ident`` is the row's id (for the page cursor and a field read from the id column).
+    ``ident`` is the row's id (for the page cursor and a field read from the id column);
+    ``extra`` adds hidden keys (name, SQL value) at the end.
     """
-    values = [(s.name, _value(s, base, ident)) for s in selection]
+    values = [(s.name, _value(s, base, ident)) for s in selection] + list(extra or ())
     if 2 * len(values) <= _MAX_BUILD_ARGS:
         args = [sql.SQL("{}, {}").format(sql.Literal(name), v) for name, v in values]
         return sql.SQL("json_build_object({})").format(sql.SQL(", ").join(args))
@@ -307,12 +366,33 @@ def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -
     return value
 
 
-def _resolver(entity: Entity, guard: bool = True) -> Callable[[Compare], FieldSQL]:
+def _resolver(
+    entity: Entity, guard: bool = True, routed: list[tuple[str, ...]] | None = None
+) -> Callable[[Compare], FieldSQL]:
     def resolve(compare: Compare) -> FieldSQL:
         if compare.column is not None:
             # Only the id is ever read from a column; values were checked against its type.
             return column_field(compare.column, entity.id_type, table="v")
-        return document_field(data, compare.path, compare.scalar, compare.json, guard=guard)
+        fixed = (
+            routed is not None
+            and fixed_width(compare.scalar, compare.json)
+            and (compare.op == "isnull" or _fits_int8(compare.value))
+        )
+        if fixed:
+            assert routed is not None
+            routed.append(compare.path)
+        return document_field(
+            data, compare.path, compare.scalar, compare.json, guard=guard, fixed=fixed
+        )
 
     data = document_of(entity)
     return resolve
+
+
+_INT8 = range(-(2**63), 2**63)
+
+
+def _fits_int8(value: object) -> bool:
+    """A compared value int8 holds exactly (a list: each of its values)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(isinstance(v, int) and not isinstance(v, bool) and v in _INT8 for v in values)
