@@ -64,7 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     session = fq.connect(args.dsn)
     schema = session.schema
-    gql = schema.graphql
+    from fraiseql_nb.schema import graphql_schema
+
+    gql = graphql_schema(schema)
     variables = {"city": "Paris"}
     rows = []
     for kind, text in QUERIES.items():

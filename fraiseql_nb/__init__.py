@@ -6,11 +6,28 @@ Public names are re-exported here; everything else is internal.
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError, SchemaError
 from fraiseql_nb.result import Result, Results
-from fraiseql_nb.schema import Schema
+from fraiseql_nb.schema import Schema, to_sdl
 from fraiseql_nb.session import Session, connect
 from fraiseql_nb.telemetry import QueryMetrics
 
 __version__ = "0.1.0"
+
+
+def _display_in_ipython() -> None:
+    """In a running IPython, results and schemas show as the notebook shows them, with
+    or without ``%load_ext``: the notebook layer registers IPython formatters (the core
+    itself knows no front end)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        from fraiseql_nb.notebook.display import register_formatters
+
+        register_formatters(shell)
+
+
+_display_in_ipython()
 
 
 def load_ipython_extension(shell: object) -> None:
@@ -41,5 +58,6 @@ __all__ = [
     "__version__",
     "connect",
     "load_ipython_extension",
+    "to_sdl",
     "unload_ipython_extension",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from fraiseql_nb.errors import QueryError
 from fraiseql_nb.telemetry import QueryMetrics
 
 __all__ = ["Result", "Results", "introspection_result", "measured"]
@@ -114,8 +115,7 @@ class Result:
         Raises:
             QueryError: a column is not in the result, or nothing can be plotted.
         """
-        from fraiseql_nb.errors import QueryError
-        from fraiseql_nb.notebook.charts import chart_for
+        from fraiseql_nb.charts import chart_for
 
         try:
             return chart_for(self.df, x, y, color, kind)
@@ -125,17 +125,11 @@ class Result:
     def next_page(self) -> Result | None:
         """The next page of a paged row query (keyset paging), or None after the last page."""
         if self._next_page is None:
-            raise ValueError("next_page() needs a row query with a limit; this result is not paged")
+            raise QueryError("next_page() needs a row query with a limit; this result is not paged")
         return self._next_page()
 
     def __len__(self) -> int:
         return self.df.height
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Badge, table, SQL and metrics as text, HTML and (in Jupyter) a widget."""
-        from fraiseql_nb.notebook.display import mimebundle
-
-        return mimebundle(self)
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -211,11 +205,6 @@ class Results(Mapping[str, Result]):
 
     def to_graphql(self) -> dict[str, Any]:
         return {"data": {k: r._graphql_value() for k, r in self._results.items()}}
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from fraiseql_nb.notebook.display import results_mimebundle
-
-        return results_mimebundle(self)
 
     def __repr__(self) -> str:
         return "<Results " + ", ".join(repr(r) for r in self._results.values()) + ">"

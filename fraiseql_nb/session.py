@@ -16,15 +16,16 @@ from typing import Any
 
 import polars as pl
 import psycopg
+from graphql import GraphQLError
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo, embedded
 from fraiseql_nb.config import Config, load_config, regression_mode
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.db import check_dsn, query_error
-from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError
+from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError, SchemaError
 from fraiseql_nb.explain import Explanation, Plan
-from fraiseql_nb.health import check_health
+from fraiseql_nb.health import HealthInputs, check_health
 from fraiseql_nb.planes.arrow import ArrowPlane, NotReady, Readiness, arrow_available
 from fraiseql_nb.planes.engine import UnsupportedError, declines, needed_columns
 from fraiseql_nb.planes.pushdown import PushdownPlane
@@ -34,7 +35,7 @@ from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.router import Route, choose_plane
-from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, introspect
+from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
@@ -419,7 +420,16 @@ class Session:
 
     def health(self) -> dict[str, Any]:
         """Each plane's status, the pool and the cache; never raises for a database that is down."""
-        return check_health(self)
+        return check_health(
+            HealthInputs(
+                dsn=self._dsn,
+                config=self.config,
+                closed=self.closed,
+                arrow_ready=self._arrow_ready,
+                pool=self.pool_stats(),
+                cache=self.cache_stats(),
+            )
+        )
 
     def ready(self) -> dict[str, Any]:
         """Whether queries can run now, and on which planes."""
@@ -493,6 +503,10 @@ def connect(
         built: Schema | None = schema
     elif schema is not None:
         built = Schema.load(schema)
+        try:  # fail now, naming the file, not at the first query
+            graphql_schema(built)
+        except (GraphQLError, TypeError, ValueError) as exc:
+            raise SchemaError(f"{schema}: not a valid GraphQL schema: {exc}") from None
     else:
         built = None
     pool = open_pool(target, cfg)

@@ -119,6 +119,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def shown(obj: Any) -> dict[str, Any]:
+    """What IPython (a Jupyter kernel, a terminal) shows for ``obj``: the bundle its display
+    formatters make, with the formatters the notebook layer registers."""
+    from IPython import get_ipython
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fraiseql_nb.notebook.display import register_formatters
+
+    shell = get_ipython() or InteractiveShell.instance()
+    register_formatters(shell)
+    formatter = shell.display_formatter
+    active = formatter.active_types
+    formatter.active_types = formatter.format_types  # a terminal shows text only: all, as Jupyter
+    try:
+        data, _ = formatter.format(obj)
+    finally:
+        formatter.active_types = active
+    return data
+
+
 def database_dsn(server_dsn: str, name: str) -> str:
     return with_database(server_dsn, name)
 

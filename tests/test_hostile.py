@@ -284,7 +284,7 @@ def test_an_entity_and_a_fact_table_of_one_name_both_serve(scratch_dsn: str) -> 
     with fq.connect(scratch_dsn) as s:
         assert s.execute("{ slows { id } }").df.height == 3
         assert s.execute("{ slow_aggregate { count } }").df["count"][0] == 4
-        assert "SlowFactWhereInput" in s.schema.to_sdl()
+        assert "SlowFactWhereInput" in fq.to_sdl(s.schema)
 
 
 def test_relations_dropped_after_connect_are_backend_errors(scratch_dsn: str) -> None:

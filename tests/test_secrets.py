@@ -23,7 +23,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 import fraiseql_nb as fq
-from tests.conftest import run_cli
+from tests.conftest import run_cli, shown
 from tests.test_http_limits import graphql, request, serve
 
 SECRET = "Sekr3t!pw#42"
@@ -61,9 +61,7 @@ def test_a_working_session_never_shows_its_password(
             for backend in ("auto", "postgres"):
                 result = s.execute(text, backend=backend)
                 assert_hidden(repr(result), "a result's repr")
-                assert_hidden(
-                    json.dumps(result._repr_mimebundle_(), default=str), "a result's display"
-                )
+                assert_hidden(json.dumps(shown(result), default=str), "a result's display")
                 assert_hidden(result.sql, "a result's SQL")
             assert_hidden(repr(s.explain(text)), "explain")
             assert_hidden(s.explain(text)._repr_html_(), "explain as HTML")

@@ -11,10 +11,13 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """Register the magics, their ``%config FraiseQL`` options and the short error display."""
+    """Register the magics, their ``%config FraiseQL`` options, the short error display
+    and how results and schemas are shown."""
     from fraiseql_nb.errors import FraiseQLError
+    from fraiseql_nb.notebook.display import register_formatters
     from fraiseql_nb.notebook.magics import FraiseQL, short_error
 
+    register_formatters(shell)
     magics = FraiseQL(shell=shell)
     shell.register_magics(magics)
     if magics not in shell.configurables:
@@ -24,10 +27,13 @@ def load_ipython_extension(shell: Any) -> None:
     completer = getattr(shell, "Completer", None)
     if completer is not None:
         from fraiseql_nb.notebook.completion import matcher
+        from fraiseql_nb.schema.graphql import graphql_schema
 
         def schema_of() -> Any:
             session = magics.session
-            return None if session is None or session.closed else session.schema.graphql
+            if session is None or session.closed:
+                return None
+            return graphql_schema(session.schema)
 
         shell._fraiseql_matcher = matcher(schema_of)
         completer.custom_matchers.append(shell._fraiseql_matcher)

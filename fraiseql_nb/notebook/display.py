@@ -8,6 +8,13 @@ shows it as it was. In a running Jupyter kernel (``%config FraiseQL.widgets``)
 the table is also an interactive grid (itables, offline: its JavaScript
 comes with the notebook, never from the network), which replaces the plain
 table wherever scripts run and leaves it in place where they do not.
+
+The core does not know about notebooks: :func:`register_formatters` tells
+IPython how to show a :class:`~fraiseql_nb.Result`, a
+:class:`~fraiseql_nb.Results` and a :class:`~fraiseql_nb.Schema` (its folded
+HTML summary). ``%load_ext fraiseql_nb`` registers them, and so does
+``import fraiseql_nb`` in a running IPython (Jupyter, a terminal), so the
+Python API displays the same way without the magics.
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_ta
 if TYPE_CHECKING:
     from fraiseql_nb.result import Result, Results
 
-__all__ = ["OPTIONS", "Options", "badge", "html_view", "mimebundle", "text"]
+__all__ = [
+    "OPTIONS",
+    "Options",
+    "badge",
+    "html_view",
+    "mimebundle",
+    "register_formatters",
+    "results_mimebundle",
+    "text",
+]
 
 
 @dataclass
@@ -339,3 +355,19 @@ def results_mimebundle(results: Results) -> dict[str, Any]:
         "text/plain": "\n\n".join(text(r) for r in items),
         "text/html": "".join(html_view(r, grid=grid) for r in items),
     }
+
+
+def register_formatters(shell: Any) -> None:
+    """Tell IPython's display formatters how to show results and schemas (idempotent)."""
+    from fraiseql_nb.result import Result, Results
+    from fraiseql_nb.schema.model import Schema
+    from fraiseql_nb.schema.summary import summary_html, summary_text
+
+    formatter = shell.display_formatter
+    formatter.mimebundle_formatter.for_type(Result, mimebundle)
+    formatter.mimebundle_formatter.for_type(Results, results_mimebundle)
+    formatter.formatters["text/html"].for_type(Schema, summary_html)
+    # IPython's plain-text printer calls (obj, printer, cycle).
+    formatter.formatters["text/plain"].for_type(
+        Schema, lambda schema, printer, _cycle: printer.text(summary_text(schema))
+    )

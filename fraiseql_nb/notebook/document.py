@@ -42,6 +42,7 @@ from graphql.language.source import Source
 
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.schema import Schema
+from fraiseql_nb.schema.graphql import graphql_schema
 
 __all__ = ["Prepared", "prepare", "python_value_type"]
 
@@ -165,7 +166,7 @@ def prepare(
 def _variable_usages(op: OperationDefinitionNode, schema: Schema) -> dict[str, Any]:
     """Each variable used in ``op``: the input type GraphQL expects at its first use
     (None where it cannot tell), and where that use is (character offset)."""
-    type_info = TypeInfo(schema.graphql)
+    type_info = TypeInfo(graphql_schema(schema))
     found: dict[str, tuple[GraphQLInputType | None, int]] = {}
 
     class Usages(Visitor):

@@ -24,9 +24,9 @@ from typing import Any
 import ipywidgets as w
 import polars as pl
 
+from fraiseql_nb.charts import Chart, chart_for
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.notebook import display as nbdisplay
-from fraiseql_nb.notebook.charts import Chart, chart_for
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.session import Session

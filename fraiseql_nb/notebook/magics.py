@@ -27,7 +27,6 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Int, TraitError, observe, validate
 
-import fraiseql_nb as fq
 from fraiseql_nb import demo, embedded, progress
 from fraiseql_nb.config import regression_mode
 from fraiseql_nb.conninfo import redact, secrets_of
@@ -37,8 +36,8 @@ from fraiseql_nb.notebook.document import Prepared, prepare
 from fraiseql_nb.notebook.progress import ProgressView
 from fraiseql_nb.notebook.views import HealthView
 from fraiseql_nb.result import Result
-from fraiseql_nb.schema import Schema
-from fraiseql_nb.session import BACKENDS
+from fraiseql_nb.schema import Schema, to_sdl
+from fraiseql_nb.session import BACKENDS, Session, connect
 
 __all__ = ["FraiseQL", "short_error"]
 
@@ -114,7 +113,7 @@ class FraiseQL(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
-        self.session: fq.Session | None = None
+        self.session: Session | None = None
         for name in ("displaylimit", "widgets", "gridlimit", "regression", "float_digits"):
             setattr(OPTIONS, name, getattr(self, name))
 
@@ -187,7 +186,7 @@ class FraiseQL(Magics):
             self.shell.user_ns[opts.out] = result
         return result
 
-    def _execute(self, session: fq.Session, prepared: Prepared, opts: Any) -> Any:
+    def _execute(self, session: Session, prepared: Prepared, opts: Any) -> Any:
         with self._progress("fraiseql"):
             return session.execute(
                 prepared.text,
@@ -231,7 +230,7 @@ class FraiseQL(Magics):
             if dsn:
                 raise UsageError("connect: give a DSN or --demo, not both")
             dsn = _demo_dsn()
-        session = fq.connect(dsn, config=config)
+        session = connect(dsn, config=config)
         session.settle_loads = self.regression
         if self.session is not None:
             self.session.close()
@@ -253,7 +252,7 @@ class FraiseQL(Magics):
             raise UsageError(f"connect: ${name} is not defined in the notebook")
         return str(self.shell.user_ns[name])
 
-    def _session(self, rest: str) -> fq.Session:
+    def _session(self, rest: str) -> Session:
         return self._require_session()
 
     def _schema(self, rest: str) -> Schema | None:
@@ -262,7 +261,7 @@ class FraiseQL(Magics):
             raise UsageError(f"schema takes only --sdl, got {option!r}\n{USAGE}")
         schema = self._require_session().schema
         if option == "--sdl":
-            print(schema.to_sdl())  # the GraphQL SDL, for codegen tools and GraphiQL users
+            print(to_sdl(schema))  # the GraphQL SDL, for codegen tools and GraphiQL users
             return None
         return schema
 
@@ -301,7 +300,7 @@ class FraiseQL(Magics):
 
     # ------------------------------------------------------------ helpers
 
-    def _require_session(self) -> fq.Session:
+    def _require_session(self) -> Session:
         if self.session is None or self.session.closed:
             raise UsageError("not connected: run %fraiseql connect --demo (or connect DSN) first")
         return self.session

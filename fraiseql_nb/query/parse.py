@@ -47,6 +47,7 @@ from graphql.language import get_location
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.query import facts, rows
 from fraiseql_nb.query.ir import Document, IntrospectionQuery, Query
+from fraiseql_nb.schema.graphql import graphql_schema
 from fraiseql_nb.schema.model import Schema
 
 __all__ = ["parse_query"]
@@ -79,7 +80,7 @@ def parse_query(
     if not isinstance(text, str):
         raise QueryError(f"a query is GraphQL text, not {type(text).__name__}")
     _check_unicode(text, variables, operation_name)
-    gql = schema.graphql
+    gql = graphql_schema(schema)
     document = _parse_and_validate(text, schema, gql)
     operation = _operation(document, operation_name)
     if variables is not None and not isinstance(variables, dict):

@@ -1,5 +1,6 @@
 """What a database offers to query: model, introspection, GraphQL schema."""
 
+from fraiseql_nb.schema.graphql import graphql_schema, to_sdl
 from fraiseql_nb.schema.introspect import DEFAULT_SAMPLE_SIZE, introspect
 from fraiseql_nb.schema.model import (
     Calendar,
@@ -24,5 +25,7 @@ __all__ = [
     "FieldType",
     "Problem",
     "Schema",
+    "graphql_schema",
     "introspect",
+    "to_sdl",
 ]

@@ -36,6 +36,7 @@ from graphql import (
     IntValueNode,
     StringValueNode,
     ValueNode,
+    print_schema,
     value_from_ast_untyped,
 )
 
@@ -47,6 +48,8 @@ __all__ = [
     "LIST_OPERATORS",
     "SCALAR_OPERATORS",
     "build_graphql_schema",
+    "graphql_schema",
+    "to_sdl",
 ]
 
 # ----------------------------------------------------------------- language
@@ -578,6 +581,24 @@ class _Builder:
                 description=f"Rows of {fact.schema}.{fact.relation} with window functions",
             ),
         }
+
+
+def graphql_schema(schema: Schema) -> GraphQLSchema:
+    """The graphql-core schema that validates every query against ``schema``, built once
+    per Schema (kept with it, as ``functools.cached_property`` keeps a value: the Schema
+    is immutable, and a changed one is a new object)."""
+    built = schema.__dict__.get(_BUILT)
+    if built is None:
+        built = schema.__dict__[_BUILT] = build_graphql_schema(schema)
+    return built
+
+
+def to_sdl(schema: Schema) -> str:
+    """The GraphQL schema in SDL, as a GraphQL server would publish it."""
+    return print_schema(graphql_schema(schema))
+
+
+_BUILT = "_graphql_schema"
 
 
 def build_graphql_schema(schema: Schema) -> GraphQLSchema:

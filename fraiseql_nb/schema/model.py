@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fraiseql_nb.errors import SchemaError
 from fraiseql_nb.vocabulary import BUCKETS
-
-if TYPE_CHECKING:
-    from graphql import GraphQLSchema
 
 __all__ = [
     "BUCKETS",
@@ -227,8 +223,10 @@ class Problem:
 class Schema:
     """Everything a database offers to query. Immutable; build new ones with ``replace``.
 
-    ``repr()`` (and Jupyter's display) is a readable summary: every query, type,
-    field, fact table and problem.
+    A data model only: its GraphQL schema is :func:`fraiseql_nb.schema.graphql.graphql_schema`,
+    its SDL :func:`fraiseql_nb.to_sdl`, and IPython and Jupyter show it as a readable
+    summary (:mod:`fraiseql_nb.schema.summary`): every query, type, field, fact table
+    and problem.
     """
 
     entities: tuple[Entity, ...] = ()
@@ -275,29 +273,18 @@ class Schema:
     # ------------------------------------------------------------ display
 
     def __repr__(self) -> str:
-        from fraiseql_nb.schema.summary import summary_text
-
-        return summary_text(self)
-
-    def _repr_html_(self) -> str:
-        from fraiseql_nb.schema.summary import summary_html
-
-        return summary_html(self)
-
-    # ------------------------------------------------------------ GraphQL
-
-    @cached_property
-    def graphql(self) -> GraphQLSchema:
-        """The graphql-core schema that validates every query against this one."""
-        from fraiseql_nb.schema.graphql import build_graphql_schema
-
-        return build_graphql_schema(self)
-
-    def to_sdl(self) -> str:
-        """The GraphQL schema in SDL, as a GraphQL server would publish it."""
-        from graphql import print_schema
-
-        return print_schema(self.graphql)
+        # Short: the full summary (schema/summary.py) is what IPython and Jupyter show,
+        # through the formatters the notebook layer registers (notebook/display.py).
+        counts = [
+            (len(self.entities), "entity", "entities"),
+            (len(self.facts), "fact table", "fact tables"),
+            (len(self.problems), "problem", "problems"),
+        ]
+        return (
+            "<Schema: "
+            + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
+            + ">"
+        )
 
     # ---------------------------------------------------------- file form
 
@@ -330,7 +317,6 @@ class Schema:
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{path}: not valid JSON: {exc}") from None
         schema = cls.from_dict(data, source=str(path))
-        schema.graphql  # noqa: B018 - fail at load time, naming the file, not at first query
         return schema
 
     def with_query_names(self, renames: dict[str, str]) -> Schema:

@@ -11,6 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import fraiseql_nb as fq
 from fraiseql_nb.notebook import display
 from fraiseql_nb.notebook.display import human_bytes
+from tests.conftest import shown
 
 from .conftest import run
 
@@ -19,7 +20,7 @@ AGG = "{ sales_aggregate(groupBy: {region: true}, orderBy: [{region: ASC}]) { re
 
 def test_badge_carries_backend_duration_rows_bytes_and_cache(ip: InteractiveShell) -> None:
     r = run(ip, "%%fraiseql --no-cache --backend arrow\n" + AGG)
-    bundle = r._repr_mimebundle_()
+    bundle = shown(r)
     assert set(bundle) == {"text/plain", "text/html"}  # no widget: it would not survive a reopen
     first = bundle["text/plain"].splitlines()[0]
     assert re.fullmatch(
@@ -40,21 +41,21 @@ def test_badge_carries_backend_duration_rows_bytes_and_cache(ip: InteractiveShel
     assert re.search(r">EU</td><td style='[^']*text-align:right'>[\d,]+</td>", html)
     assert "5 rows" in html  # the caption
     warm = run(ip, "%%fraiseql --backend arrow\n" + AGG)
-    assert warm._repr_mimebundle_()["text/plain"].splitlines()[0].endswith("0 B · cache hit")
-    assert "answered from the cache" in warm._repr_mimebundle_()["text/html"]
+    assert shown(warm)["text/plain"].splitlines()[0].endswith("0 B · cache hit")
+    assert "answered from the cache" in shown(warm)["text/html"]
 
 
 def test_row_results_have_no_cache_field(ip: InteractiveShell) -> None:
     r = run(ip, "%fraiseql { users(limit: 2) { id name } }")
-    first = r._repr_mimebundle_()["text/plain"].splitlines()[0]
+    first = shown(r)["text/plain"].splitlines()[0]
     assert re.fullmatch(r"users: wire · \d+\.\d ms · 2 rows · \d+ B", first), first
-    assert "Émilie Martin" in r._repr_mimebundle_()["text/plain"]
+    assert "Émilie Martin" in shown(r)["text/plain"]
 
 
 def test_html_escapes_values(ip: InteractiveShell) -> None:
     r = run(ip, '%fraiseql { users(where: {name: {eq: "<b>x</b>"}}) { id name } }')
     assert r.df.height == 0
-    assert "&lt;b&gt;x&lt;/b&gt;" in r._repr_mimebundle_()["text/html"]
+    assert "&lt;b&gt;x&lt;/b&gt;" in shown(r)["text/html"]
 
 
 def test_numbers_strings_and_nulls_read_well(ip: InteractiveShell) -> None:
@@ -63,14 +64,14 @@ def test_numbers_strings_and_nulls_read_well(ip: InteractiveShell) -> None:
         "%fraiseql { sales_aggregate(groupBy: {channel: true}, orderBy: [{channel: ASC}])"
         " { channel revenue_sum count } }",
     )
-    text = r._repr_mimebundle_()["text/plain"]
+    text = shown(r)["text/plain"]
     lines = text.splitlines()
     assert lines[1].split() == ["channel", "revenue_sum", "count"]
     sums = [line.split()[1] for line in lines[3:-1]]
     assert all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d{2}", s) for s in sums), sums
     assert lines[-2].startswith("null ")  # the NULL channel, marked, sorted last
     assert '"' not in text and "e+" not in text and "e6" not in text
-    html = r._repr_mimebundle_()["text/html"]
+    html = shown(r)["text/html"]
     assert "font-style:italic'>null</span>" in html
     assert "&quot;" not in html.split("data-tab='SQL'")[0]  # strings are not quoted
 
@@ -79,11 +80,11 @@ def test_the_grid_comes_with_its_javascript_once_and_the_table_inside(
     ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     r = run(ip, "%fraiseql { users(limit: 3, orderBy: [{id: ASC}]) { id name } }")
-    assert "fq-grid-" not in r._repr_mimebundle_()["text/html"]  # a terminal has no kernel
+    assert "fq-grid-" not in shown(r)["text/html"]  # a terminal has no kernel
     monkeypatch.setattr(ip, "kernel", object(), raising=False)
     monkeypatch.setattr(display, "_grid_ready", False)
-    first = r._repr_mimebundle_()["text/html"]
-    second = r._repr_mimebundle_()["text/html"]
+    first = shown(r)["text/html"]
+    second = shown(r)["text/html"]
     for html in (first, second):
         assert "fq-grid-" in html
         assert "https://" not in html.replace("https://itables.org", "")  # nothing to fetch
@@ -92,17 +93,17 @@ def test_the_grid_comes_with_its_javascript_once_and_the_table_inside(
     assert len(second) < 50_000  # sent once per kernel
     both = run(ip, "%fraiseql { a: users(limit: 1) { id } b: users(limit: 1) { id } }")
     assert isinstance(both, fq.Results)
-    assert both._repr_mimebundle_()["text/html"].count("fq-grid-") >= 2
+    assert shown(both)["text/html"].count("fq-grid-") >= 2
     run(ip, "%config FraiseQL.widgets = False")
     try:
-        assert "fq-grid-" not in r._repr_mimebundle_()["text/html"]
+        assert "fq-grid-" not in shown(r)["text/html"]
     finally:
         run(ip, "%config FraiseQL.widgets = True")
 
 
 def test_several_results_show_each(ip: InteractiveShell) -> None:
     both = run(ip, "%fraiseql { a: users(limit: 1) { id } b: sales_aggregate { count } }")
-    text = both._repr_mimebundle_()["text/plain"]
+    text = shown(both)["text/plain"]
     assert text.startswith("a: wire")
     assert "\n\nb: " in text
 
@@ -126,8 +127,8 @@ def test_display_options_reach_results(ip: InteractiveShell) -> None:
     run(ip, "%config FraiseQL.displaylimit = 0")
     try:
         r = run(ip, "%fraiseql { users(limit: 30) { id } }")
-        assert "showing" not in r._repr_mimebundle_()["text/plain"]
-        assert r._repr_mimebundle_()["text/plain"].splitlines()[-2].strip() == "30"
+        assert "showing" not in shown(r)["text/plain"]
+        assert shown(r)["text/plain"].splitlines()[-2].strip() == "30"
     finally:
         run(ip, "%config FraiseQL.displaylimit = 20")
 

@@ -20,6 +20,7 @@ from traitlets import TraitError
 
 import fraiseql_nb as fq
 from fraiseql_nb.notebook.magics import FraiseQL
+from tests.conftest import shown
 
 from .conftest import fail, run
 
@@ -88,7 +89,7 @@ def test_limit_option_and_autolimit(ip: InteractiveShell) -> None:
     r = run(ip, "%%fraiseql --limit 3\n{ users(orderBy: [{id: ASC}]) { id } }")
     assert r.df["id"].to_list() == [1, 2, 3]
     assert r.limited == 3
-    assert "limited to 3 rows" in r._repr_mimebundle_()["text/plain"]
+    assert "limited to 3 rows" in shown(r)["text/plain"]
     # An explicit limit in the query wins over the option.
     assert run(ip, "%fraiseql --limit 3 { users(limit: 1) { id } }").df.height == 1
     run(ip, "%config FraiseQL.autolimit = 4")
@@ -211,10 +212,11 @@ def test_password_never_shown_nor_kept_in_history(
 
 def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     schema = run(ip, "%fraiseql schema")
-    text = repr(schema)
+    text = shown(schema)["text/plain"]
     assert "users" in text and "sales_aggregate" in text
     assert "measures:" in text and "revenue Float" in text
-    assert "<details>" in schema._repr_html_()
+    assert "<details>" in shown(schema)["text/html"]
+    assert repr(schema) == "<Schema: 3 entities, 1 fact table, 0 problems>"
     health = run(ip, "%fraiseql health")
     assert health["status"] == "healthy"
     assert repr(health).startswith("healthy (wire healthy, arrow healthy, postgres healthy)")
@@ -294,10 +296,10 @@ def test_config_options(ip: InteractiveShell) -> None:
     run(ip, "%config FraiseQL.displaylimit = 3")
     try:
         r = run(ip, "%fraiseql { users(limit: 10) { id } }")
-        text = r._repr_mimebundle_()["text/plain"]
+        text = shown(r)["text/plain"]
         assert "showing 3 of 10 rows" in text
         assert text.splitlines()[3:-1] == [" 1", " 2", " 3"]
-        assert "showing 3 of 10 rows" in r._repr_mimebundle_()["text/html"]
+        assert "showing 3 of 10 rows" in shown(r)["text/html"]
     finally:
         run(ip, "%config FraiseQL.displaylimit = 20")
     with pytest.raises(TraitError):

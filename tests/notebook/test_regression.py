@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from fraiseql_nb import embedded
-from tests.conftest import ENV_STORE, REPO, short_tempdir
+from tests.conftest import ENV_STORE, REPO, short_tempdir, shown
 
 CELLS = [
     "%load_ext fraiseql_nb\nimport os\ndsn = os.environ['NB_DSN']\n%fraiseql connect $dsn",
@@ -169,7 +169,7 @@ def test_regression_mode_shows_what_does_not_vary(ip: object, tiny: str) -> None
         # An empty store and background loads on: regression mode waits for the load.
         result = run(ip, "%fraiseql { sales_aggregate { count revenue_sum } }")  # type: ignore[arg-type]
         assert result.backend == "arrow"
-        bundle = result._repr_mimebundle_()
+        bundle = shown(result)
         assert bundle["text/plain"].splitlines()[0] == "sales_aggregate: arrow · 1 row"
         html = bundle["text/html"]
         assert " ms" not in html and "cache" not in html and "computed in Polars" in html
@@ -180,5 +180,5 @@ def test_regression_mode_shows_what_does_not_vary(ip: object, tiny: str) -> None
         run(ip, "%config FraiseQL.regression = False")  # type: ignore[arg-type]
         ip.user_ns["demo_dsn_again"] = ip.user_ns["demo_dsn"]  # type: ignore[attr-defined]
         run(ip, "%fraiseql connect $demo_dsn_again")  # type: ignore[arg-type]
-    shown = run(ip, "%fraiseql { users(limit: 1) { id } }")  # type: ignore[arg-type]
-    assert " ms · " in shown._repr_mimebundle_()["text/plain"].splitlines()[0]
+    last = run(ip, "%fraiseql { users(limit: 1) { id } }")  # type: ignore[arg-type]
+    assert " ms · " in shown(last)["text/plain"].splitlines()[0]

@@ -199,7 +199,7 @@ def test_after_argument_continues_from_an_id(session: fq.Session) -> None:
 def test_next_page_needs_a_limit(session: fq.Session) -> None:
     r = session.execute("{ products { id } }")
     assert isinstance(r, fq.Result)
-    with pytest.raises(ValueError, match="needs a row query with a limit"):
+    with pytest.raises(fq.QueryError, match="needs a row query with a limit"):
         r.next_page()
 
 

@@ -12,6 +12,7 @@ import fraiseql_nb as fq
 from fraiseql_nb.query import parse_query
 from fraiseql_nb.schema import Schema, introspect
 from fraiseql_nb.schema.naming import entity_names
+from fraiseql_nb.schema.summary import summary_html, summary_text
 from tests.conftest import tenant_dsn
 
 
@@ -173,6 +174,17 @@ def test_plural_view_names_and_typename_keys(schema: Schema, conventions_dsn: st
         ("aliases", ("Alias", "aliases", "alias")),
         ("heroes", ("Hero", "heroes", "hero")),
         ("wolves", ("Wolf", "wolves", "wolf")),
+        # Names from FraiseQL's own examples, where a general-purpose inflector
+        # (inflect 7.6) reads them worse: AfterDatum, todoes, Campu.
+        ("after_data", ("AfterData", "after_data", "after_data_by_id")),
+        ("cart_metadata", ("CartMetadata", "cart_metadata", "cart_metadata_by_id")),
+        ("todo", ("Todo", "todos", "todo")),
+        ("campus", ("Campus", "campuses", "campus")),
+        ("order_item", ("OrderItem", "order_items", "order_item")),
+        ("user_profile", ("UserProfile", "user_profiles", "user_profile")),
+        ("oxen", ("Ox", "oxen", "ox")),
+        ("phenomena", ("Phenomenon", "phenomena", "phenomenon")),
+        ("deer", ("Deer", "deer", "deer_by_id")),
     ],
 )
 def test_entity_names_from_singular_and_plural_relations(
@@ -224,7 +236,7 @@ def test_an_entity_whose_documents_are_hidden_is_a_reported_problem(conventions_
 
 
 def test_the_schema_reads_well(schema: Schema) -> None:
-    text = repr(schema)
+    text = summary_text(schema)
     assert text.startswith("Schema: 8 entities, 3 fact tables, 4 problems\n")
     assert (
         "  users, user(id)  ->  User  (public.v_user; id: the documents' own id (the uuid id"
@@ -240,7 +252,7 @@ def test_the_schema_reads_well(schema: Schema) -> None:
     assert "occurred_at_{day,week,month,quarter,year}" in text
     assert "\nProblems\n  fact table public.tf_events: dimension flag flattens" in text
     assert "\n  public.tv_post has no documents yet" in text
-    page = schema._repr_html_()
+    page = summary_html(schema)
     assert page.startswith("<div class='fraiseql-schema'><p><b>Schema</b>: 8 entities")
     assert "<code>users</code>, <code>user(id)</code> → <b>User</b>" in page
     assert "<th style='text-align:left'>group keys</th>" in page

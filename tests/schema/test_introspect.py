@@ -23,7 +23,7 @@ def test_demo_database_offers_the_expected_queries(demo_dsn: str) -> None:
         "sales_window",
     ]
     assert s.schema.problems == ()
-    sdl = s.schema.to_sdl()
+    sdl = fq.to_sdl(s.schema)
     for fragment in (
         "  users(\n    where: UserWhereInput\n    orderBy: [UserOrderByInput!]",
         "): [User!]!",

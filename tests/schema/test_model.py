@@ -17,7 +17,7 @@ def test_save_and_load_round_trip_exactly(demo_schema: Schema, tmp_path: Path) -
     demo_schema.save(path)
     loaded = Schema.load(path)
     assert loaded == demo_schema
-    assert loaded.to_sdl() == demo_schema.to_sdl()
+    assert fq.to_sdl(loaded) == fq.to_sdl(demo_schema)
 
 
 def test_hand_edits_change_types_and_query_names(
