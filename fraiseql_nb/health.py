@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
+from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import redact, secrets_of
 from fraiseql_nb.pool import connection_kwargs
 
-if TYPE_CHECKING:
-    from fraiseql_nb.session import Session
+__all__ = ["HealthInputs", "check_health"]
 
-__all__ = ["check_health"]
+
+@dataclass(frozen=True)
+class HealthInputs:
+    """What health needs to know of a session, handed over by the session itself (health
+    never reads a session's internals). ``dsn`` holds the password: it is only used to
+    connect, and masked in every reason."""
+
+    dsn: str = field(repr=False)
+    config: Config
+    closed: bool
+    arrow_ready: bool
+    pool: dict[str, Any]
+    cache: dict[str, Any]
+
 
 _PROBE_TIMEOUT_S = 3
 
 
-def check_health(session: Session) -> dict[str, Any]:
-    """``{"status": healthy|degraded|unhealthy, "backends": {...}}`` for ``session``.
+def check_health(state: HealthInputs) -> dict[str, Any]:
+    """``{"status": healthy|degraded|unhealthy, "backends": {...}}`` for a state.
 
     The database is reached on a new connection (within a few seconds): down, it
     makes the wire and postgres planes unhealthy and the whole "unhealthy",
@@ -27,35 +41,35 @@ def check_health(session: Session) -> dict[str, Any]:
     packages do not import.
     """
     reason = None
-    if session.closed:
+    if state.closed:
         reason = "the session is closed"
     else:
         # A fresh connection, not the pool: after an outage the pool reconnects
         # with a growing back-off, which should not make a live database look down.
-        kwargs = connection_kwargs(session._dsn, session.config)
+        kwargs = connection_kwargs(state.dsn, state.config)
         kwargs["connect_timeout"] = _PROBE_TIMEOUT_S
         try:
-            with psycopg.connect(session._dsn, **kwargs) as conn:
+            with psycopg.connect(state.dsn, **kwargs) as conn:
                 conn.execute("SELECT 1").fetchone()
         except Exception as exc:  # noqa: BLE001 - any failure is a status, not an exception
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            reason = redact(f"the database does not answer: {detail}", secrets_of(session._dsn))
+            reason = redact(f"the database does not answer: {detail}", secrets_of(state.dsn))
     db = "healthy" if reason is None else "unhealthy"
 
     backends: dict[str, Any] = {}
-    wire_on = session.config.backends.use_wire_backend
+    wire_on = state.config.backends.use_wire_backend
     backends["wire"] = {
         "status": db if wire_on else "disabled",
-        "pool": session.pool_stats(),
+        "pool": state.pool,
     }
     arrow_status = (
         "disabled"
-        if not session.config.backends.use_arrow_backend
+        if not state.config.backends.use_arrow_backend
         else "unavailable"
-        if not session._arrow_ready
+        if not state.arrow_ready
         else db
     )
-    cache = session.cache_stats()
+    cache = state.cache
     backends["arrow"] = {
         "status": arrow_status,
         "cache": {k: cache[k] for k in ("entries", "bytes", "hit_rate")},
