@@ -1,0 +1,127 @@
+"""The package's modules import one another without cycles, and the core knows no front end.
+
+Every import counts, also one inside a function (a lazy import is still a
+dependency); only those under ``if TYPE_CHECKING:`` (annotations) do not. A
+``from package import name`` depends on the package's ``__init__``; ``from
+package.module import name`` on that module alone.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "fraiseql_nb"
+# Front ends: they may use the core; the core never imports them. The notebook
+# regression tool (``fraiseql-nb notebooks``) is one: it drives notebooks.
+FRONT_ENDS = (
+    "fraiseql_nb.notebook",
+    "fraiseql_nb.http",
+    "fraiseql_nb.server",
+    "fraiseql_nb.cli",
+    "fraiseql_nb.__main__",
+    "fraiseql_nb.regression",
+)
+# The package root composes everything (it registers the notebook's formatters in IPython).
+ROOT = "fraiseql_nb"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports, anywhere but under TYPE_CHECKING."""
+    name = module_name(path)
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if _type_checking(node):
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            for alias in node.names:  # "from pkg import module" imports the module
+                child = f"{target}.{alias.name}"
+                found.add(child if child in modules else target)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {m for m in found if m in modules and m != name}
+
+
+def graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imports_of(p, modules) for p in paths}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Each strongly connected group of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            connect(v)
+    return groups
+
+
+def test_the_graph_is_read_as_python_reads_it() -> None:
+    edges = graph()
+    assert "fraiseql_nb.schema.graphql" in edges["fraiseql_nb.query.parse"]
+    assert "fraiseql_nb.schema.model" in edges["fraiseql_nb.schema.graphql"]
+    assert "fraiseql_nb.result" in edges["fraiseql_nb.notebook.display"]  # inside a function
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_itself_back() -> None:
+    assert cycles(graph()) == []
+
+
+def test_the_core_imports_no_front_end() -> None:
+    edges = graph()
+    core = [m for m in edges if m != ROOT and not m.startswith(FRONT_ENDS)]
+    reaching = {
+        m: sorted(t for t in edges[m] if t.startswith(FRONT_ENDS)) for m in core if edges[m]
+    }
+    assert {m: t for m, t in reaching.items() if t} == {}
