@@ -8,6 +8,10 @@ __all__ = ["entity_names", "graphql_name", "pascal", "plural", "singular", "uniq
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 # Words whose plural is not the rule's, both ways; and words that have no plural.
+# A table rather than `inflect`: measured on the 178 relation names of FraiseQL's
+# own examples, inflect named 10 worse (``v_after_data`` -> ``AfterDatum``,
+# ``todo`` -> ``todoes``) and none better, and it reads singulars in -s as
+# plurals (``bus`` -> ``bu``); the words it got right that we lacked are below.
 _IRREGULAR = {
     "person": "people",
     "child": "children",
@@ -59,11 +63,14 @@ _IRREGULAR = {
     "calf": "calves",
     "thief": "thieves",
     "loaf": "loaves",
+    "ox": "oxen",
+    "phenomenon": "phenomena",
+    "todo": "todos",
 }
 _SINGULAR = {v: k for k, v in _IRREGULAR.items()}
 _UNCOUNTABLE = {
     "data", "metadata", "news", "series", "species", "information", "equipment", "media",
-    "feedback", "software", "hardware", "staff", "sheep", "fish",
+    "feedback", "software", "hardware", "staff", "sheep", "fish", "deer", "moose",
 }  # fmt: skip
 
 
