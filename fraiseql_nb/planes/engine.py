@@ -46,10 +46,14 @@ from fraiseql_nb.vocabulary import POLARS_TRUNCATE, ROW_ORDER_FUNCTIONS
 __all__ = [
     "UnsupportedError",
     "bucket",
+    "bucket_expr",
+    "check_caseless_by",
+    "check_time_bounds",
     "declines",
     "needed_columns",
     "output_schema",
     "run_aggregate",
+    "run_aggregate_lazy",
     "run_window",
     "where_expr",
 ]
@@ -307,19 +311,24 @@ def check_times(data: pl.DataFrame) -> None:
     for name, dtype in data.schema.items():
         if not isinstance(dtype, (pl.Datetime, pl.Date)) or data.height == 0:
             continue
-        bounds = pl.Series([_EARLIEST, _LATEST]).cast(
-            pl.Date if isinstance(dtype, pl.Date) else pl.Datetime(dtype.time_unit)
-        )
-        low, high = bounds.to_physical().to_list()
         physical = data.get_column(name).to_physical()
-        least, most = physical.min(), physical.max()
-        if least is not None and (least < low or most > high):  # type: ignore[operator]
-            raise UnsupportedError(f"{name}, which holds times outside years 1 to 9999")
+        check_time_bounds(name, dtype, physical.min(), physical.max())  # type: ignore[arg-type]
+
+
+def check_time_bounds(name: str, dtype: Any, least: int | None, most: int | None) -> None:
+    """:func:`check_times` for one column whose least and greatest physical values are known
+    (a table on disk records them when it loads)."""
+    bounds = pl.Series([_EARLIEST, _LATEST]).cast(
+        pl.Date if isinstance(dtype, pl.Date) else pl.Datetime(dtype.time_unit)
+    )
+    low, high = bounds.to_physical().to_list()
+    if least is not None and most is not None and (least < low or most > high):
+        raise UnsupportedError(f"{name}, which holds times outside years 1 to 9999")
 
 
 # Every letter beyond ASCII whose lower, upper or case-folded form holds an ASCII letter:
 # ß İ ı ŉ ſ ǰ ẖ ẗ ẘ ẙ ẚ ẞ, the Kelvin sign and the ligatures ﬀ to ﬆ.
-_FOLDS_TO_ASCII = (
+FOLDS_TO_ASCII = (
     "[\u00df\u0130\u0131\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99"
     "\u1e9a\u1e9e\u212a\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06]"
 )
@@ -332,6 +341,16 @@ def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
     per character, by locale) and Polars (Unicode simple folding: ſ matches s there).
     Patterns are ASCII (checked before), so only letters that fold, lower or upper to
     ASCII can disagree: decline when a column matched that way holds one of them."""
+
+    def folds(name: str) -> bool:
+        text = data.get_column(name).unique().cast(pl.String)
+        return bool(text.str.contains(FOLDS_TO_ASCII).any())
+
+    check_caseless_by(folds, where)
+
+
+def check_caseless_by(folds: Callable[[str], bool], where: Where | None) -> None:
+    """:func:`check_caseless`, told by ``folds`` whether a column holds such letters."""
     stack = [where]
     while stack:
         item = stack.pop()
@@ -339,14 +358,11 @@ def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
             stack.extend(item.items)
         elif isinstance(item, Not):
             stack.append(item.item)
-        elif isinstance(item, Compare) and item.op in _CASELESS:
-            series = data.get_column(item.path[0])
-            text = series.unique().cast(pl.String)
-            if text.str.contains(_FOLDS_TO_ASCII).any():
-                raise UnsupportedError(
-                    f"{item.op} on {item.path[0]}, which holds letters that fold to ASCII"
-                    " differently in PostgreSQL (such as ſ, K or İ)"
-                )
+        elif isinstance(item, Compare) and item.op in _CASELESS and folds(item.path[0]):
+            raise UnsupportedError(
+                f"{item.op} on {item.path[0]}, which holds letters that fold to ASCII"
+                " differently in PostgreSQL (such as ſ, K or İ)"
+            )
 
 
 def _comparable(value: Any, dtype: Any, name: str) -> Any:
@@ -411,6 +427,16 @@ def bucket(times: pl.Series, unit: str, timezone: str) -> pl.Series:
     return calendar.dt.truncate(POLARS_TRUNCATE[unit]).gather(position - low)
 
 
+def bucket_expr(name: str, dtype: Any, unit: str, timezone: str) -> pl.Expr:
+    """:func:`bucket` as an expression, for a lazy (streaming) query: the same buckets."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None and dtype.time_zone != timezone:
+            col = col.dt.convert_time_zone(timezone)
+        col = col.dt.date()
+    return col if unit == "day" else col.dt.truncate(POLARS_TRUNCATE[unit])
+
+
 def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
     if agg.function == "count":
         return pl.len().cast(pl.Int64).alias(agg.name)
@@ -447,15 +473,20 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
 
 
 def _sort(
-    frame: pl.DataFrame, keys: list[tuple[str, OrderItem | None]], *, computed: bool = False
+    frame: pl.DataFrame,
+    keys: list[tuple[str, OrderItem | None]],
+    *,
+    computed: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     if not keys or frame.height == 0:
         return frame
 
     def key(name: str) -> pl.Expr:
-        # Computed floats (sums, averages…) carry float rounding that PostgreSQL's
-        # exact numeric arithmetic does not: equal values must tie, as they do there.
-        if computed and frame.schema[name] == pl.Float64:
+        # Floats accumulated in another order (sums, averages, variances) carry float
+        # rounding that PostgreSQL's arithmetic does not: equal values must tie, as they
+        # do there. A min, max or percentile is the same float on both planes: rounding
+        # it would make ties PostgreSQL does not make.
+        if name in computed and frame.schema[name] == pl.Float64:
             return pl.col(name).round_sig_figs(12)
         return pl.col(name)
 
@@ -493,17 +524,52 @@ def run_aggregate(
             ]
         )
         lf = frame.lazy()
-    aggs = [_aggregate_expr(a, dtypes) for a in query.aggregates]
     # Lazy: Polars runs the conditional aggregates (SQL's NULL sums) 3x faster so.
+    return finish_aggregate(_grouped(lf, query, dtypes).collect(), query, fact)
+
+
+def run_aggregate_lazy(
+    lf: pl.LazyFrame, query: AggregateQuery, fact: FactTable, *, timezone: str = "UTC"
+) -> pl.DataFrame:
+    """:func:`run_aggregate` over columns that stay on disk: filtered, bucketed and grouped
+    by Polars' streaming engine (projection and predicate pushed into the scan), so only
+    the groups are ever in memory. The caller has run the checks from what it knows of
+    the columns (:func:`check_time_bounds`, :func:`check_caseless_by`)."""
+    dtypes = dict(lf.collect_schema())
+    if query.where is not None:
+        lf = lf.filter(where_expr(query.where, dtypes, timezone))
+    bucketed = [k for k in query.group_keys if k.source == "bucket"]
+    if bucketed:
+        lf = lf.with_columns(
+            [
+                bucket_expr(
+                    k.column or "", dtypes[k.column or ""], k.unit or "day", timezone
+                ).alias(k.name)
+                for k in bucketed
+            ]
+        )
+    return finish_aggregate(_grouped(lf, query, dtypes).collect(engine="streaming"), query, fact)
+
+
+def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) -> pl.LazyFrame:
+    aggs = [_aggregate_expr(a, dtypes) for a in query.aggregates]
     if query.group_keys:
-        out = lf.group_by([k.name for k in query.group_keys]).agg(aggs).collect()
-    else:
-        out = lf.select(aggs).collect()
+        return lf.group_by([k.name for k in query.group_keys]).agg(aggs)
+    return lf.select(aggs)
+
+
+def finish_aggregate(out: pl.DataFrame, query: AggregateQuery, fact: FactTable) -> pl.DataFrame:
+    """Groups to the query's output: having, order, page, the output's names and dtypes."""
     if query.having is not None:
         out = out.filter(where_expr(query.having, dict(out.schema)))
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
     order += [(k.name, None) for k in query.group_keys]
-    out = _page(_sort(out, order, computed=True), query.limit, query.offset)
+    accumulated = frozenset(
+        a.name
+        for a in query.aggregates
+        if a.function in ("sum", "avg", "stddev", "variance") and a.percentile is None
+    )
+    out = _page(_sort(out, order, computed=accumulated), query.limit, query.offset)
     schema = output_schema(query, fact)
     return out.select(
         [pl.col(source).alias(name).cast(schema[name]) for name, source in query.columns]
