@@ -337,9 +337,11 @@ def _cache(args: argparse.Namespace) -> int:
         print(f"removed {removed} stored table{'' if removed == 1 else 's'}")
         return 0
     entries = store.entries()
-    budget = config.arrow_backend.store_size_mb
+    budget = f"{store.budget / 2**20:,.0f} MB"
+    if not config.arrow_backend.store_size_mb:
+        budget += " (half the free disk)"
     count = f"{len(entries)} table{'' if len(entries) == 1 else 's'}"
-    print(f"store {root} · {count} · budget {budget:,} MB")
+    print(f"store {root} · {count} · budget {budget}")
     for e in entries:
         ago = time.time() - e.used
         print(

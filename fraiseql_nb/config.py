@@ -99,15 +99,16 @@ class ArrowBackendConfig:
     exact_decimals: bool = True
     store_enabled: bool = True
     store_dir: str = ""  # default: $FRAISEQL_HOME/store
-    store_size_mb: int = field(default=4096, metadata=_range(0, 1_048_576))
-    load_connections: int = field(default=2, metadata=_range(1, 2))
+    store_size_mb: int = field(default=0, metadata=_range(0, 1_048_576))  # 0: half the free disk
+    memory_mb: int = field(default=1024, metadata=_range(0, 1_048_576))  # beyond: from disk
+    load_connections: int = field(default=0, metadata=_range(0, 64))  # 0: from the cores
 
 
 @dataclass(frozen=True, kw_only=True)
 class RoutingConfig:
     """How ``backend="auto"`` chooses between the arrow and postgres planes."""
 
-    max_load_mb: float = field(default=512.0, metadata=_range(0, 1_048_576))
+    max_load_mb: float = field(default=float("inf"), metadata=_range(0, float("inf")))
     min_rows_for_arrow: int = field(default=0, metadata=_range(0, 10**12))
     timezone: str = "UTC"
     background_loads: bool = True

@@ -54,6 +54,7 @@ class Result:
         self.single = single  # answers a single query (``user(id: …)``): one object or null
         self.value = value  # an introspection answer, as graphql-core gave it
         self.reason = ""
+        self.storage = ""  # "disk": the arrow plane answered from its partitions on disk
         self.limited: int | None = None  # the limit a notebook option added, if any
 
     @property

@@ -117,7 +117,7 @@ def choose_plane(
     if declined is not None:
         return Route("postgres", f"arrow declines {declined}")
     assert readiness is not None
-    if readiness.state in ("memory", "store", "ending"):
+    if readiness.state in ("memory", "store", "disk", "ending"):
         return Route("arrow", readiness.reason, wait=readiness.state == "ending")
     if readiness.state != "cold":  # loading, declined, or a load failed a moment ago
         return Route("postgres", readiness.reason)
@@ -130,4 +130,5 @@ def choose_plane(
         return Route("postgres", f"load {estimate.mb:.0f} MB > {limit:g} MB")
     if config.routing.background_loads:
         return Route("postgres", "arrow cold: loading in the background", load=True)
-    return Route("arrow", f"load {estimate.mb:.0f} MB ≤ {limit:g} MB")
+    cap = f" ≤ {limit:g} MB" if limit != float("inf") else ""
+    return Route("arrow", f"load {estimate.mb:.0f} MB{cap}")

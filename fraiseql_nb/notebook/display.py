@@ -92,6 +92,8 @@ def badge_parts(result: Result) -> list[str]:
     if OPTIONS.regression:
         return [result.backend, rows]
     why = result.reason if result.kind != "rows" and result.reason not in _PLAIN_REASONS else ""
+    if result.storage == "disk":
+        why = "from disk" if why in ("", "from disk") else f"from disk; {why}"
     parts = [
         f"{result.backend} ({why})" if why else result.backend,
         duration(m.duration_ms),

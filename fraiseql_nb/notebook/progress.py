@@ -42,8 +42,12 @@ class ProgressView:
         self.last_text = ""
         self._last = 0.0
         self._view: Any = None
+        self.parts = ""  # "3/8 partitions", for a load by partition
 
     def __call__(self, what: str, rows: int, nbytes: int) -> None:
+        if what == "partitions":  # rows: partitions done, nbytes: partitions in all
+            self.parts = f" · {rows:,}/{nbytes:,} partitions"
+            return
         self.batches += 1
         now = time.monotonic()
         elapsed = now - self.started
@@ -52,7 +56,7 @@ class ProgressView:
         self._last = now
         self.last_text = (
             f"{self.label}: {_VERB.get(what, what)} {rows:,} rows · {self.batches:,} batches"
-            f" · {human_bytes(nbytes)} · {elapsed:.1f} s"
+            f" · {human_bytes(nbytes)}{self.parts} · {elapsed:.1f} s"
         )
         self._show(self.last_text)
 

@@ -38,6 +38,7 @@ from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
 from fraiseql_nb.planes.arrow.loader import Cancel, Connections, Loaded, load_appended, load_table
+from fraiseql_nb.planes.arrow.ondisk import DiskTables, NotReady, load_workers
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.engine import (
     UnsupportedError,
@@ -58,17 +59,10 @@ _RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
 _IDLE_S = 1.0  # store writes wait for this long a pause between queries
 
 
-class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
-    """The needed columns are not at hand without a full load: answer elsewhere."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class Readiness:
-    """Whether a query's columns are at hand: "memory", "store", "ending" (loading, nearly
+    """Whether a query's columns are at hand: "memory", "store", "disk" (a table beyond the
+    memory budget, on disk), "ending" (loading, nearly
     done), "loading", "failed" (a load failed a moment ago) or "cold"."""
 
     state: str
@@ -110,6 +104,7 @@ class ArrowPlane:
             if store_root is not None and arrow.store_enabled and arrow.cache_enabled
             else None
         )
+        self._disk = DiskTables(self._catalog, self._connections, self._store, config, dsn)
         self._jobs = Jobs()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-store")
         self._refreshes: dict[str, int] = {}  # per table key: refresh() calls, for queued writes
@@ -130,6 +125,9 @@ class ArrowPlane:
         table = self._catalog.identity(fact)
         if not table.reusable:
             return Readiness("declined", f"arrow declines {table.relation}: a foreign table")
+        every = loadable_columns(fact)
+        if set(names) <= set(every) and self._disk.serves(fact, table, every):
+            return self._disk_readiness(fact, table, every)
         exprs = self._exprs(fact, names)
         data = self._memory.get(table.key)
         if data is not None and data.holds(exprs):
@@ -149,6 +147,27 @@ class ArrowPlane:
             "cold", "not loaded", self._catalog.estimate(fact, self._plan(fact, names))
         )
 
+    def _disk_readiness(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Readiness:
+        refused = self._disk.refusal(table)
+        if refused is not None:
+            return Readiness("declined", f"arrow declines {refused}")
+        if self._disk.ready(table, self._exprs(fact, every)) is not None:
+            return Readiness("disk", "from disk")
+        job = self._jobs.running(table.key)
+        if job is not None:
+            return Readiness("loading", f"arrow loading to disk {job.percent}%")
+        failed = self._jobs.failure(table.key, within_s=_RETRY_AFTER_S)
+        if failed is not None:
+            return Readiness("failed", f"arrow load failed: {failed}")
+        estimate = self._catalog.estimate(fact, every)
+        assert self._store is not None
+        budget = self._store.budget / 2**20
+        if estimate.mb > budget:
+            return Readiness(
+                "declined", f"load {estimate.mb:,.0f} MB > the store's budget {budget:,.0f} MB"
+            )
+        return Readiness("cold", "not loaded", estimate)
+
     def load_statement(self, fact: FactTable, names: list[str]) -> str:
         """The statement a whole-table load of ``names`` sends (split in two halves of the
         table's pages when ``load_connections`` is 2), as this plane's settings make it."""
@@ -158,7 +177,7 @@ class ArrowPlane:
     def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
         """Rows and bytes of loading ``names`` unfiltered (``cached`` when at hand)."""
         ready = self.readiness(fact, names)
-        if ready.state in ("memory", "store"):
+        if ready.state in ("memory", "store", "disk"):
             data = self._memory.get(self._catalog.identity(fact).key)
             rows = data.rows if data is not None else 0
             return LoadEstimate(rows=rows, bytes=0, cached=True)
@@ -177,6 +196,10 @@ class ArrowPlane:
         """
         started = time.perf_counter()
         names = needed_columns(query, fact)
+        table = self._catalog.identity(fact)
+        every = loadable_columns(fact)
+        if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
+            return self._from_disk(query, fact, table, names, every, started, wait=wait)
         got = self._columns(query, fact, names, wait=wait)
         frame = got.data.frame.select(names)
         if got.filtered:
@@ -213,6 +236,55 @@ class ArrowPlane:
             sql=got.sql,
             cache_hit=hit,
         )
+
+    def _from_disk(
+        self,
+        query: AggregateQuery | WindowQuery,
+        fact: FactTable,
+        table: TableIdentity,
+        names: list[str],
+        every: list[str],
+        started: float,
+        *,
+        wait: bool,
+    ) -> Result:
+        """A table beyond the memory budget: answered from its partitions on disk."""
+        exprs = self._exprs(fact, every)
+        with self._table_lock(table.key):
+            try:
+                answer = self._disk.execute(
+                    query, fact, table, names, every, exprs, wait=wait, report=_foreground_report
+                )
+            except (
+                pl.exceptions.PolarsError,
+                pl.exceptions.PanicException,
+                OverflowError,
+                ValueError,
+                KeyError,
+            ) as exc:
+                detail = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise UnsupportedError(f"this query ({detail})") from None
+        hit = not answer.sql
+        with self._stats_lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+                self.loads += 1
+        result = measured(
+            key=query.key,
+            kind=query.kind,
+            backend=self.name,
+            frame=answer.frame,
+            started=started,
+            received=answer.bytes,
+            sql=answer.sql,
+            cache_hit=hit,
+        )
+        result.storage = "disk"
+        return result
 
     def _columns(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
@@ -327,6 +399,9 @@ class ArrowPlane:
     def load_in_background(self, fact: FactTable, names: list[str]) -> Job:
         """Start loading ``fact`` (every loadable column when it fits, else ``names``)."""
         table = self._catalog.identity(fact)
+        every = loadable_columns(fact)
+        if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
+            return self._load_to_disk(fact, table, every)
         wanted = self._plan(fact, names, have=self._at_hand(table))
         estimate = self._catalog.estimate(fact, wanted)
 
@@ -348,6 +423,22 @@ class ArrowPlane:
 
         # A view's cost per row is its own (it may compute, join, sleep): its size says
         # nothing of how long it takes to read, so only its measured pace is trusted.
+        paced = table.kind in ("r", "p", "m")
+        return self._jobs.start(
+            table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
+        )
+
+    def _load_to_disk(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Job:
+        estimate = self._catalog.estimate(fact, every)
+        exprs = self._exprs(fact, every)
+
+        def work(job: Job) -> None:
+            with self._table_lock(table.key):
+                self._count_load()
+                self._disk.current(
+                    fact, table, every, exprs, wait=True, report=job.report, cancel=job.cancel
+                )
+
         paced = table.kind in ("r", "p", "m")
         return self._jobs.start(
             table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
@@ -387,6 +478,7 @@ class ArrowPlane:
                 self._store.remove(
                     lambda e, t=table: e.relation == t.relation and e.database == t.database
                 )
+        self._disk.forget(keys)
         return self._memory.drop(lambda k: k.split(":", 1)[0] in keys)
 
     def cache_stats(self) -> dict[str, Any]:
@@ -464,9 +556,7 @@ class ArrowPlane:
         cancel: Cancel | None = None,
         where: sql.Composable | None = None,
     ) -> Loaded:
-        halves = (
-            self.config.arrow_backend.load_connections > 1 and where is None and table.kind == "r"
-        )
+        halves = load_workers(self.config) > 1 and where is None and table.kind == "r"
         with (
             self._connections.connection() as conn,
             self._connections.connection() if halves else contextlib.nullcontext() as helper,

@@ -52,10 +52,11 @@ try:
 except ImportError:  # pragma: no cover - Windows: one process per store
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ColumnStore", "StoreEntry"]
+__all__ = ["PARTS_SUFFIX", "ColumnStore", "StoreEntry", "auto_budget"]
 
 FORMAT = 1
 _META = "meta.json"
+PARTS_SUFFIX = "-parts"  # a table answered from disk: partition files, not one frame
 _LOCK = ".lock"
 _MAX_SEGMENTS = 16  # then the entry is rewritten as one
 _WRITE_WAIT_S = 10.0  # a write waits this long for another process's lock, then is skipped
@@ -83,7 +84,7 @@ class ColumnStore:
 
     def __init__(self, root: Path, budget_mb: float) -> None:
         self.root = Path(root)
-        self.budget = int(budget_mb * 2**20)
+        self.budget = int(budget_mb * 2**20) if budget_mb > 0 else auto_budget(self.root)
         self.broken: str | None = None  # why writing is off, after a failure
         self._local = threading.Lock()  # flock is per process; threads queue here
 
@@ -232,6 +233,40 @@ class ColumnStore:
                 stacklevel=2,
             )
 
+    # ------------------------------------------------------------ tables on disk
+
+    def folder(self, key: str) -> Path:
+        """Where a table answered from disk keeps its partitions (see :mod:`.disk`)."""
+        return self.root / f"{key}{PARTS_SUFFIX}"
+
+    def put_meta(self, key: str, meta: dict[str, Any]) -> None:
+        """Record a partitioned table's meta atomically, and remove the files it no longer
+        names (a partition loaded again leaves its old segments)."""
+        folder = self.folder(key)
+        with self._locked():
+            _write_file(folder / _META, json.dumps(meta, indent=1).encode())
+            keep = {s["file"] for s in meta["segments"]} | {_META}
+            for path in folder.iterdir():
+                if path.name not in keep and not path.name.startswith(".tmp-"):
+                    path.unlink(missing_ok=True)
+
+    def room(self, key: str, nbytes: int) -> bool:
+        """Whether ``nbytes`` more fit the budget next to the others (the least recently
+        used of which are removed to make room), for the table under ``key``."""
+        folder = self.folder(key).name
+        entries = self.entries()
+        total = sum(e.bytes for e in entries) + nbytes
+        if total <= self.budget:
+            return True
+        with contextlib.suppress(TimeoutError), self._locked():
+            for entry in reversed(entries):  # least recently used first
+                if total <= self.budget:
+                    break
+                if entry.key != folder:
+                    shutil.rmtree(self.root / entry.key, ignore_errors=True)
+                    total -= entry.bytes
+        return total <= self.budget
+
     # ------------------------------------------------------------ managing
 
     def entries(self) -> list[StoreEntry]:
@@ -313,6 +348,18 @@ class ColumnStore:
                 os.close(fd)  # releases the flock
         finally:
             self._local.release()
+
+
+def auto_budget(root: Path) -> int:
+    """The default budget: half the space free on the store's disk now (at least 1 GB)."""
+    probe = root
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = 0
+    return max(free // 2, 2**30)
 
 
 def _meta(folder: Path) -> dict[str, Any] | None:

@@ -1,0 +1,288 @@
+"""The arrow plane from disk: tables beyond [arrow_backend] memory_mb are loaded by partition
+to the store and answered by Polars' streaming engine — with PostgreSQL's answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import fraiseql_nb as fq
+from tests.conftest import ENV_STORE
+from tests.planes.conftest import append_sales
+from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
+from tests.planes.test_agreement import aggregate_queries
+
+TOTAL = "{ sales_aggregate { count revenue_sum } }"
+
+
+def disk_config(store: Path | None = None, **arrow: object) -> dict[str, object]:
+    """memory_mb = 0: every table is answered from disk (the store: $FRAISEQL_ARROW_BACKEND_STORE_DIR)."""
+    return {"arrow_backend": {"memory_mb": 0, **arrow}}
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store of the test's own (subprocesses inherit it)."""
+    monkeypatch.setenv(ENV_STORE, str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def disk_session(demo_dsn: str) -> Iterator[fq.Session]:
+    s = fq.connect(demo_dsn, config=disk_config())
+    yield s
+    s.close()
+
+
+def on_disk(s: fq.Session, query: str) -> fq.Result:
+    r = s.execute(query, backend="arrow")
+    assert isinstance(r, fq.Result)
+    assert (r.backend, r.storage) == ("arrow", "disk")
+    return r
+
+
+def totals(dsn: str) -> dict[str, object]:
+    with psycopg.connect(dsn) as conn:
+        n, total = conn.execute("SELECT count(*), sum(revenue)::float8 FROM tf_sales").fetchone()  # type: ignore[misc]
+    return {"count": n, "revenue_sum": total}
+
+
+def parts_of(s: fq.Session) -> object:
+    return s._arrow._disk.last
+
+
+@pytest.mark.parametrize("query", AGGREGATES)
+def test_aggregates_from_disk_agree_with_postgresql(disk_session: fq.Session, query: str) -> None:
+    pg = disk_session.execute(query, backend="postgres")
+    ar = on_disk(disk_session, query)
+    assert_same(pg.df, ar.df, query)
+
+
+def test_generated_aggregates_from_disk_agree(disk_session: fq.Session) -> None:
+    @settings(
+        max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(query=aggregate_queries())
+    def check(query: str) -> None:
+        pg = disk_session.execute(query, backend="postgres")
+        ar = disk_session.execute(query, backend="arrow")
+        assert ar.storage == "disk"
+        assert_same(pg.df, ar.df, query)
+
+    check()
+
+
+def test_the_badge_and_auto_say_from_disk(disk_session: fq.Session) -> None:
+    from fraiseql_nb.notebook.display import badge
+
+    on_disk(disk_session, TOTAL)  # loaded
+    auto = disk_session.execute(TOTAL)
+    assert (auto.backend, auto.storage, auto.reason) == ("arrow", "disk", "from disk")
+    assert badge(auto).startswith("sales_aggregate: arrow (from disk) · ")
+
+
+def test_window_functions_on_disk_are_declined_and_auto_answers_on_postgresql(
+    disk_session: fq.Session,
+) -> None:
+    query = WINDOWS[0]
+    with pytest.raises(fq.QueryError, match="window functions on a table answered from disk"):
+        disk_session.execute(query, backend="arrow")
+    auto = disk_session.execute(query)
+    assert auto.backend == "postgres"
+    assert "window functions on a table answered from disk" in auto.reason
+    assert_same(disk_session.execute(query, backend="postgres").df, auto.df, query)
+
+
+def test_partitions_load_in_parallel_and_stay_on_disk(tiny: str, store: Path) -> None:
+    with fq.connect(tiny, config=disk_config(store, load_connections=2)) as s:
+        first = on_disk(s, TOTAL)
+        assert first.df.to_dicts() == [totals(tiny)]
+        synced = parts_of(s)
+        assert len(synced.table.parts) >= 4  # two per connection at least
+        assert sorted(synced.reloaded) == list(range(len(synced.table.parts)))
+        assert synced.rows == totals(tiny)["count"]
+        assert "partitions, as: SELECT" in first.sql and "ctid >= '(0,0)'::tid" in first.sql
+        again = on_disk(s, TOTAL)
+        assert again.metrics.cache_hit is True and again.metrics.bytes == 0
+    folders = [p for p in store.iterdir() if p.name.endswith("-parts")]
+    assert len(folders) == 1, list(store.iterdir())
+    meta = json.loads((folders[0] / "meta.json").read_text())
+    assert meta["rows"] == totals(tiny)["count"] and all(p is not None for p in meta["parts"])
+    # A new process answers from the files, without loading.
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        r = on_disk(s, TOTAL)
+        assert r.metrics.bytes == 0 and r.df.to_dicts() == [totals(tiny)]
+
+
+def test_freshness_per_partition(tiny: str, store: Path) -> None:
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        on_disk(s, TOTAL)
+        parts = len(parts_of(s).table.parts)
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(append_sales(30))
+        r = on_disk(s, TOTAL)
+        synced = parts_of(s)
+        assert r.df.to_dicts() == [totals(tiny)]
+        assert synced.reloaded == [] and synced.appended == [parts - 1]  # the end of the table
+        assert synced.rows == 30
+        # An update of rows on the first pages reloads the first partition only.
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            page0 = conn.execute(
+                "SELECT count(*) FROM tf_sales WHERE ctid < '(1,0)'::tid"
+            ).fetchone()[0]  # type: ignore[index]
+            conn.execute("UPDATE tf_sales SET revenue = revenue + 1 WHERE ctid < '(1,0)'::tid")
+        r = on_disk(s, TOTAL)
+        synced = parts_of(s)
+        assert r.df.to_dicts() == [totals(tiny)]
+        assert 0 in synced.reloaded and parts - 1 not in synced.reloaded
+        assert page0 <= synced.rows < totals(tiny)["count"] // 2
+        # A delete elsewhere, then a TRUNCATE (new files): still PostgreSQL's answer.
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute("DELETE FROM tf_sales WHERE id % 7 = 0")
+        assert on_disk(s, TOTAL).df.to_dicts() == [totals(tiny)]
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute("TRUNCATE tf_sales")
+        assert on_disk(s, TOTAL).df.to_dicts() == [{"count": 0, "revenue_sum": None}]
+
+
+def test_a_table_beyond_the_store_budget_runs_on_postgresql(demo_dsn: str, store: Path) -> None:
+    with fq.connect(demo_dsn, config=disk_config(store, store_size_mb=1)) as s:
+        r = s.execute(TOTAL)
+        assert r.backend == "postgres"
+        assert "> the store's budget 1 MB" in r.reason
+        assert r.df.to_dicts() == [totals(demo_dsn)]
+
+
+def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resumes(
+    tiny: str, store: Path
+) -> None:
+    from fraiseql_nb import progress
+
+    with fq.connect(tiny, config=disk_config(store, load_connections=1)) as s:
+        column_store = s._arrow._store
+
+        def fill(what: str, done: int, total: int) -> None:
+            if what == "partitions" and done == 1:
+                column_store.budget = 1  # the disk is full from now on
+
+        s.settle_loads = True  # the first query loads in the foreground
+        with (
+            progress.listening(fill),
+            pytest.warns(RuntimeWarning, match="loading public.tf_sales to disk stopped"),
+        ):
+            r = s.execute(TOTAL)
+        assert (r.backend, r.df.to_dicts()) == ("postgres", [totals(tiny)])
+        assert "store_size_mb" in r.reason
+        kept = parts_of_disk(store)
+        assert kept == 1
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        r = on_disk(s, TOTAL)
+        assert r.df.to_dicts() == [totals(tiny)]
+        assert 0 not in parts_of(s).reloaded  # the complete partition was kept
+
+
+def parts_of_disk(store: Path) -> int:
+    folder = next(p for p in store.iterdir() if p.name.endswith("-parts"))
+    meta = json.loads((folder / "meta.json").read_text())
+    return sum(p is not None for p in meta["parts"])
+
+
+def test_a_load_killed_half_way_resumes_from_its_complete_partitions(
+    tiny: str, store: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import fraiseql_nb as fq
+        from fraiseql_nb import progress
+
+        def listener(what, done, total):
+            if what == "partitions" and done * 2 >= total:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        cfg = {{"arrow_backend": {{"memory_mb": 0, "load_connections": 1}}}}
+        with fq.connect({tiny!r}, config=cfg) as s, progress.listening(listener):
+            s.execute("{TOTAL}", backend="arrow")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()
+    folder = next(p for p in store.iterdir() if p.name.endswith("-parts"))
+    meta = json.loads((folder / "meta.json").read_text())
+    complete = [p for p in meta["parts"] if p is not None]
+    assert 0 < len(complete) < len(meta["parts"])
+    kept = sum(p["rows"] for p in complete)
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        r = on_disk(s, TOTAL)
+        assert r.df.to_dicts() == [totals(tiny)]
+        synced = parts_of(s)
+        assert synced.rows == totals(tiny)["count"] - kept  # the missing partitions only
+        assert synced.appended == []
+
+
+def test_a_damaged_partition_is_loaded_again(tiny: str, store: Path) -> None:
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        on_disk(s, TOTAL)
+    folder = next(p for p in store.iterdir() if p.name.endswith("-parts"))
+    segment = sorted(folder.glob("p0001-*.arrow"))[0]
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with fq.connect(tiny, config=disk_config(store)) as s:
+        with pytest.warns(
+            RuntimeWarning, match="partition 1 of public.tf_sales on disk is damaged"
+        ):
+            r = on_disk(s, TOTAL)
+        assert r.df.to_dicts() == [totals(tiny)]
+        assert parts_of(s).reloaded == [1]
+
+
+def test_memory_and_connections_out_of_range_are_config_errors(tiny: str) -> None:
+    for key, value in (("memory_mb", -1), ("load_connections", 65), ("load_connections", 1.5)):
+        with pytest.raises(fq.ConfigError, match=f"arrow_backend.{key}"):
+            fq.connect(tiny, config={"arrow_backend": {key: value}})
+
+
+def test_rss_stays_within_the_budget_on_a_table_twenty_times_larger(
+    scratch_dsn: str, store: Path
+) -> None:
+    """A subprocess loads and queries ~1.2M rows (≈ 120 MB of columns) with memory_mb = 5."""
+    from fraiseql_nb import demo
+
+    demo.load(scratch_dsn, demo.Counts(users=1000, products=50, orders=10, sales=1_200_000))
+    script = textwrap.dedent(
+        f"""
+        import resource, json
+        import fraiseql_nb as fq
+        cfg = {{"arrow_backend": {{"memory_mb": 5}}}}
+        with fq.connect({scratch_dsn!r}, config=cfg) as s:
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            r = s.execute("{{ sales_aggregate(groupBy: {{category: true, occurred_at_month: true}})"
+                          " {{ category occurred_at_month count revenue_sum revenue_avg }} }}",
+                          backend="arrow")
+            r2 = s.execute("{{ sales_aggregate(where: {{quantity: {{gte: 2}}}}, groupBy: {{region: true}})"
+                           " {{ region count cost_sum }} }}", backend="arrow")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print(json.dumps({{"base_kb": base, "peak_kb": peak, "storage": r.storage,
+                              "loaded": r.metrics.bytes, "rows": r.df.height}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=300, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    out = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert out["storage"] == "disk"
+    assert out["loaded"] > 20 * 5 * 2**20  # the table's columns are 20x the budget
+    grew_mb = (out["peak_kb"] - out["base_kb"]) / 1024
+    print(f"RSS: {out}, grew {grew_mb:.0f} MB")
+    assert grew_mb <= 5 + 300, out
