@@ -529,12 +529,22 @@ def run_aggregate(
 
 
 def run_aggregate_lazy(
-    lf: pl.LazyFrame, query: AggregateQuery, fact: FactTable, *, timezone: str = "UTC"
+    lf: pl.LazyFrame,
+    query: AggregateQuery,
+    fact: FactTable,
+    *,
+    timezone: str = "UTC",
+    passes: int = 1,
 ) -> pl.DataFrame:
     """:func:`run_aggregate` over columns that stay on disk: filtered, bucketed and grouped
     by Polars' streaming engine (projection and predicate pushed into the scan), so only
     the groups are ever in memory. The caller has run the checks from what it knows of
-    the columns (:func:`check_time_bounds`, :func:`check_caseless_by`)."""
+    the columns (:func:`check_time_bounds`, :func:`check_caseless_by`).
+
+    A percentile needs every value of its group at once. With ``passes`` > 1 the groups
+    are computed in that many scans, each over the groups whose keys hash to it, so at
+    most about one pass's share of the values is in memory; the groups are then joined
+    (no group is split, so each is exact)."""
     dtypes = dict(lf.collect_schema())
     if query.where is not None:
         lf = lf.filter(where_expr(query.where, dtypes, timezone))
@@ -548,7 +558,18 @@ def run_aggregate_lazy(
                 for k in bucketed
             ]
         )
-    return finish_aggregate(_grouped(lf, query, dtypes).collect(engine="streaming"), query, fact)
+    if passes <= 1 or not query.group_keys:
+        return finish_aggregate(
+            _grouped(lf, query, dtypes).collect(engine="streaming"), query, fact
+        )
+    # Each pass's rows are gathered by the streaming engine first, then grouped in
+    # memory: a percentile in the streaming engine would gather every row of the scan.
+    share = pl.struct([k.name for k in query.group_keys]).hash(seed=0) % passes
+    parts = [
+        _grouped(lf.filter(share == i).collect(engine="streaming").lazy(), query, dtypes).collect()
+        for i in range(passes)
+    ]
+    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact)
 
 
 def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) -> pl.LazyFrame:

@@ -1,5 +1,5 @@
-"""Fact tables beyond ``[arrow_backend] memory_mb``: loaded by partition straight to Arrow
-IPC files in the store, and queried from those files by Polars' streaming engine.
+"""Loading fact tables beyond ``[arrow_backend] memory_mb`` by partition, straight to Arrow
+IPC files in the store (:mod:`.disktable` reads them; :mod:`.ondisk` answers).
 
 A load never holds the table: each partition (a range of pages, see
 :mod:`.partitions`) is a ``COPY`` whose record batches are written to the
@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import os
 import re
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
@@ -41,6 +38,7 @@ from psycopg import sql
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
+from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, crc32
 from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Cancel,
@@ -51,217 +49,28 @@ from fraiseql_nb.planes.arrow.loader import (
     _scalars,
     _window_stats,
 )
-from fraiseql_nb.planes.arrow.partitions import check_statement, page_range, plan
+from fraiseql_nb.planes.arrow.partitions import (
+    check_statement,
+    counts_statement,
+    new_by_partition,
+    page_range,
+    partition_of_tid,
+    plan,
+)
 from fraiseql_nb.planes.engine import FOLDS_TO_ASCII
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
 
-__all__ = ["DiskTable", "Part", "StoreFullError", "read_disk_table", "sync"]
+__all__ = ["StoreFullError", "Synced", "sync"]
 
-FORMAT = "parts-1"
 _DECLARED = re.compile(r"numeric\(\d+,\s*\d+\)")
 _ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
-_META = "meta.json"
 #: Progress callback: partitions done, partitions in all, rows and bytes received so far.
 Report = Callable[[int, int, int, int], None]
 
 
 class StoreFullError(BackendError):
     """The store's disk or budget filled during a load; completed partitions are kept."""
-
-
-@dataclass(frozen=True)
-class Part:
-    """One partition: its first page, its segment files (the load's, then appended rows'),
-    the snapshot its rows are exact at, and what the engine must know of its columns."""
-
-    start: int
-    segments: tuple[dict[str, Any], ...]
-    rows: int
-    snapshot: str
-    stats: dict[str, Any]
-
-    @property
-    def bytes(self) -> int:
-        return sum(int(s["bytes"]) for s in self.segments)
-
-
-@dataclass
-class DiskTable:
-    """A fact table's columns on disk, by partition (``parts[i]`` is None until loaded)."""
-
-    key: str
-    folder: Path
-    exprs: dict[str, str]
-    starts: list[int]
-    parts: list[Part | None]
-    window: tuple[int, str]
-    files: str
-    attrs: str
-    about: dict[str, str]
-    verified_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def complete(self) -> bool:
-        return all(p is not None for p in self.parts)
-
-    @property
-    def rows(self) -> int:
-        return sum(p.rows for p in self.parts if p is not None)
-
-    @property
-    def bytes(self) -> int:
-        return sum(p.bytes for p in self.parts if p is not None)
-
-    @property
-    def snapshot(self) -> str:
-        """The snapshot every partition is exact at ("" when they differ or one is missing)."""
-        seen = {p.snapshot for p in self.parts if p is not None}
-        return seen.pop() if self.complete and len(seen) == 1 else ""
-
-    def holds(self, exprs: dict[str, str]) -> bool:
-        return all(self.exprs.get(name) == expr for name, expr in exprs.items())
-
-    def same_table(self, files: str, attrs: str) -> bool:
-        return self.files == files and self.attrs == attrs
-
-    # ------------------------------------------------------------ reading
-
-    def scan(self, names: list[str]) -> pl.LazyFrame:
-        """The columns ``names`` of every partition, lazily (nothing is read yet).
-
-        Raises:
-            CorruptPart: a segment is missing or not the size the meta says.
-        """
-        scales = self.scales()
-        frames = []
-        for i, part in enumerate(self.parts):
-            assert part is not None
-            for seg in part.segments:
-                path = self.folder / seg["file"]
-                try:
-                    status = path.stat()
-                except OSError:
-                    raise CorruptPart(i, f"{seg['file']} is missing") from None
-                size = status.st_size
-                if size != seg["bytes"]:
-                    raise CorruptPart(
-                        i, f"{seg['file']}: {size} bytes, the meta says {seg['bytes']}"
-                    )
-                _verify_once(path, seg, i, status)
-                frames.append(pl.scan_ipc(path).select(names))
-        lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-        casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
-        return lf.with_columns(casts) if casts else lf
-
-    def scales(self) -> dict[str, int]:
-        """Unconstrained numeric columns (loaded as text) and the most decimals any holds."""
-        out: dict[str, int] = {}
-        for part in self.parts:
-            for name, scale in (part.stats.get("scales", {}) if part else {}).items():
-                out[name] = max(out.get(name, 0), int(scale))
-        return out
-
-    def time_bounds(self) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for part in self.parts:
-            for name, (low, high) in (part.stats.get("times", {}) if part else {}).items():
-                was = out.get(name)
-                out[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
-        return out
-
-    def folds(self, name: str) -> bool:
-        return any(part is not None and name in part.stats.get("folds", ()) for part in self.parts)
-
-    # ------------------------------------------------------------ meta
-
-    def meta(self) -> dict[str, Any]:
-        """The folder's meta.json: the store lists it (relation, rows, segments' bytes)."""
-        return {
-            "format": FORMAT,
-            **self.about,
-            "columns": self.exprs,
-            "rows": self.rows,
-            "snapshot": self.snapshot,
-            "window": list(self.window),
-            "files": self.files,
-            "attrs": self.attrs,
-            "starts": self.starts,
-            "parts": [None if p is None else _part_json(p) for p in self.parts],
-            "segments": [s for p in self.parts if p is not None for s in p.segments],
-        }
-
-
-class CorruptPart(Exception):  # noqa: N818 - a signal to the plane: reload that partition
-    def __init__(self, index: int, why: str) -> None:
-        super().__init__(why)
-        self.index = index
-
-
-_verified: set[tuple[str, int, int, int]] = set()
-_verified_lock = threading.Lock()
-
-
-def _verify_once(path: Path, seg: dict[str, Any], index: int, status: os.stat_result) -> None:
-    """A segment's checksum, checked the first time this process reads it (2 GB/s), and
-    again whenever the file was written since."""
-    key = (str(path), int(seg["crc32"]), status.st_ino, status.st_mtime_ns)
-    with _verified_lock:
-        if key in _verified:
-            return
-    crc = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * 2**20):
-            crc = zlib.crc32(chunk, crc)
-    if crc != seg["crc32"]:
-        raise CorruptPart(index, f"{seg['file']}: checksum mismatch")
-    with _verified_lock:
-        _verified.add(key)
-
-
-def _part_json(p: Part) -> dict[str, Any]:
-    return {
-        "start": p.start,
-        "segments": list(p.segments),
-        "rows": p.rows,
-        "snapshot": p.snapshot,
-        "stats": p.stats,
-    }
-
-
-def read_disk_table(key: str, folder: Path) -> DiskTable | None:
-    """The table on disk under ``folder``, from its meta (None when there is none, or it
-    is not a partitioned table's)."""
-    try:
-        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            return None
-        parts = [
-            None
-            if p is None
-            else Part(
-                start=int(p["start"]),
-                segments=tuple(p["segments"]),
-                rows=int(p["rows"]),
-                snapshot=str(p["snapshot"]),
-                stats=dict(p["stats"]),
-            )
-            for p in meta["parts"]
-        ]
-        return DiskTable(
-            key=key,
-            folder=folder,
-            exprs=dict(meta["columns"]),
-            starts=[int(s) for s in meta["starts"]],
-            parts=parts,
-            window=(int(meta["window"][0]), str(meta["window"][1])),
-            files=str(meta["files"]),
-            attrs=str(meta["attrs"]),
-            about={k: str(meta.get(k, "?")) for k in ("relation", "database", "role")},
-            verified_at=float("-inf"),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 # ---------------------------------------------------------------------- loading
@@ -398,10 +207,10 @@ def sync(
 def _reconcile(
     cur: Any, relation: sql.Composable, base: DiskTable, now: Snapshot, table: TableIdentity
 ) -> list[_Task]:
-    """Which partitions to load again, and which to append to, from one check statement
-    per distinct snapshot the partitions are exact at (one, but after an interrupted
-    load). A partition missing, or whose window of in-progress transactions moved, is
-    loaded again."""
+    """Which partitions to load again, and which to append to. One check statement per
+    distinct snapshot the partitions are exact at (one, but after an interrupted load);
+    the per-partition counts only when the change is not appends only. A partition
+    missing, or whose window of in-progress transactions moved, is loaded again."""
     tasks: list[_Task] = []
     by_snapshot: dict[str, list[int]] = {}
     for i, part in enumerate(base.parts):
@@ -409,22 +218,35 @@ def _reconcile(
             tasks.append(_Task(i, page_range(base.starts, i), append=False))
         elif part.snapshot != now.text:
             by_snapshot.setdefault(part.snapshot, []).append(i)
+    totals: dict[int, int] | None = None
+    single = len(by_snapshot) == 1 and not tasks
     for text, indexes in by_snapshot.items():
         loaded = parse_snapshot(text)
         if loaded.has_window and _window_stats(cur, relation, loaded, table) != base.window:
             tasks += [_Task(i, page_range(base.starts, i), append=False) for i in indexes]
             continue
-        counts = {
-            int(r["p"]): r for r in _rows(cur, check_statement(relation, base.starts, loaded, now))
-        }
+        (check,) = _rows(cur, check_statement(relation, loaded, now))
+        added = int(check["added"])
+        new: dict[int, dict[str, Any]] = {}
+        if added:
+            last = partition_of_tid(base.starts, check["first"])
+            if last == len(base.starts) - 1:
+                new = {last: check}
+            else:
+                statement = new_by_partition(relation, base.starts, loaded, now, check["first"])
+                new = {int(r["p"]): r for r in _rows(cur, statement)}
+        appends_only = single and int(check["total"]) - added == base.rows
+        if not appends_only and totals is None:
+            counted = _rows(cur, counts_statement(relation, base.starts))
+            totals = {int(r["p"]): int(r["total"]) for r in counted}
         for i in indexes:
             part = base.parts[i]
             assert part is not None
-            row = counts.get(i, {"total": 0, "added": 0, "first": None})
-            total, added = int(row["total"]), int(row["added"])
-            if total - added != part.rows:
+            row = new.get(i)
+            added_i = int(row["added"]) if row else 0
+            if totals is not None and totals.get(i, 0) - added_i != part.rows:
                 tasks.append(_Task(i, page_range(base.starts, i), append=False))
-            elif added:
+            elif row is not None and added_i:
                 condition = sql.SQL("{} AND ctid >= {}::tid AND {}").format(
                     page_range(base.starts, i), sql.Literal(row["first"]), new_rows(loaded, now)
                 )
@@ -600,10 +422,7 @@ def _copy_to_file(
             writer.close()
             sink.flush()
             os.fsync(sink.fileno())
-        crc = 0
-        with open(tmp, "rb") as handle:
-            while chunk := handle.read(8 * 2**20):
-                crc = zlib.crc32(chunk, crc)
+        crc = crc32(tmp)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -10,6 +10,7 @@ plane declines them there and ``auto`` runs them on PostgreSQL.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -21,14 +22,8 @@ import polars as pl
 from fraiseql_nb import progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
-from fraiseql_nb.planes.arrow.disk import (
-    CorruptPart,
-    DiskTable,
-    StoreFullError,
-    Synced,
-    read_disk_table,
-    sync,
-)
+from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
+from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, read_disk_table
 from fraiseql_nb.planes.arrow.loader import Cancel, Connections
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.engine import (
@@ -43,6 +38,16 @@ from fraiseql_nb.schema.model import FactTable
 __all__ = ["DiskTables", "NotReady", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
+_MAX_PASSES = 256  # scans of one query with percentiles
+
+
+def _width(dtype: Any) -> int:
+    """Bytes a value takes in memory, roughly (text: an average short string)."""
+    if isinstance(dtype, pl.Decimal):
+        return 16
+    if dtype in (pl.String, pl.Categorical):
+        return 32
+    return 8
 
 
 def load_workers(config: Config, server_workers: int | None = None) -> int:
@@ -94,6 +99,7 @@ class DiskTables:
         self._placement: dict[str, bool] = {}  # table key -> answered from disk
         self._lock = threading.Lock()
         self.last: Synced | None = None  # what the last sync did (tests, benchmarks)
+        self.last_passes = 0  # scans of the last query answered
 
     def serves(self, fact: FactTable, table: TableIdentity, every: list[str]) -> bool:
         """Whether ``fact`` is answered from disk (decided once per session)."""
@@ -266,7 +272,30 @@ class DiskTables:
             if name in names:
                 check_time_bounds(name, dtypes[name], low, high)
         check_caseless_by(data.folds, query.where)
-        return run_aggregate_lazy(lf, query, fact, timezone=self._config.routing.timezone)
+        passes = self._passes(data, query, dtypes, names)
+        self.last_passes = passes
+        return run_aggregate_lazy(
+            lf, query, fact, timezone=self._config.routing.timezone, passes=passes
+        )
+
+    def _passes(
+        self, data: DiskTable, query: AggregateQuery, dtypes: dict[str, Any], names: list[str]
+    ) -> int:
+        """Scans a query with percentiles needs so that one scan's values fit memory_mb
+        (at least 1 MB); a percentile without group keys over more than that is declined
+        (it cannot be split exactly): PostgreSQL answers it."""
+        if not any(a.percentile is not None for a in query.aggregates):
+            return 1
+        budget = max(self._config.arrow_backend.memory_mb, 1) * 2**20
+        need = data.rows * sum(_width(dtypes[n]) for n in names)
+        if need <= budget:
+            return 1
+        if not query.group_keys:
+            raise UnsupportedError(
+                f"a percentile without group keys over {need / 2**20:,.0f} MB of values, more"
+                " than [arrow_backend] memory_mb holds"
+            )
+        return min(math.ceil(need / budget), _MAX_PASSES)
 
     def _get(self, table: TableIdentity) -> DiskTable | None:
         with self._lock:

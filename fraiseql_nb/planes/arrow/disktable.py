@@ -1,0 +1,220 @@
+"""A fact table on disk, by partition: what its ``meta.json`` records, and reading its
+segment files lazily (sizes checked on every read, CRC-32s once per process and
+whenever a file was written since). Loading them is :mod:`.disk`."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = ["FORMAT", "CorruptPart", "DiskTable", "Part", "crc32", "read_disk_table"]
+
+FORMAT = "parts-1"
+_META = "meta.json"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One partition: its first page, its segment files (the load's, then appended rows'),
+    the snapshot its rows are exact at, and what the engine must know of its columns."""
+
+    start: int
+    segments: tuple[dict[str, Any], ...]
+    rows: int
+    snapshot: str
+    stats: dict[str, Any]
+
+    @property
+    def bytes(self) -> int:
+        return sum(int(s["bytes"]) for s in self.segments)
+
+
+@dataclass
+class DiskTable:
+    """A fact table's columns on disk, by partition (``parts[i]`` is None until loaded)."""
+
+    key: str
+    folder: Path
+    exprs: dict[str, str]
+    starts: list[int]
+    parts: list[Part | None]
+    window: tuple[int, str]
+    files: str
+    attrs: str
+    about: dict[str, str]
+    verified_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def complete(self) -> bool:
+        return all(p is not None for p in self.parts)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.parts if p is not None)
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.bytes for p in self.parts if p is not None)
+
+    @property
+    def snapshot(self) -> str:
+        """The snapshot every partition is exact at ("" when they differ or one is missing)."""
+        seen = {p.snapshot for p in self.parts if p is not None}
+        return seen.pop() if self.complete and len(seen) == 1 else ""
+
+    def holds(self, exprs: dict[str, str]) -> bool:
+        return all(self.exprs.get(name) == expr for name, expr in exprs.items())
+
+    def same_table(self, files: str, attrs: str) -> bool:
+        return self.files == files and self.attrs == attrs
+
+    # ------------------------------------------------------------ reading
+
+    def scan(self, names: list[str]) -> pl.LazyFrame:
+        """The columns ``names`` of every partition, lazily (nothing is read yet).
+
+        Raises:
+            CorruptPart: a segment is missing or not the size the meta says.
+        """
+        scales = self.scales()
+        frames = []
+        for i, part in enumerate(self.parts):
+            assert part is not None
+            for seg in part.segments:
+                path = self.folder / seg["file"]
+                try:
+                    status = path.stat()
+                except OSError:
+                    raise CorruptPart(i, f"{seg['file']} is missing") from None
+                size = status.st_size
+                if size != seg["bytes"]:
+                    raise CorruptPart(
+                        i, f"{seg['file']}: {size} bytes, the meta says {seg['bytes']}"
+                    )
+                _verify_once(path, seg, i, status)
+                frames.append(pl.scan_ipc(path).select(names))
+        lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
+        return lf.with_columns(casts) if casts else lf
+
+    def scales(self) -> dict[str, int]:
+        """Unconstrained numeric columns (loaded as text) and the most decimals any holds."""
+        out: dict[str, int] = {}
+        for part in self.parts:
+            for name, scale in (part.stats.get("scales", {}) if part else {}).items():
+                out[name] = max(out.get(name, 0), int(scale))
+        return out
+
+    def time_bounds(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for part in self.parts:
+            for name, (low, high) in (part.stats.get("times", {}) if part else {}).items():
+                was = out.get(name)
+                out[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
+        return out
+
+    def folds(self, name: str) -> bool:
+        return any(part is not None and name in part.stats.get("folds", ()) for part in self.parts)
+
+    # ------------------------------------------------------------ meta
+
+    def meta(self) -> dict[str, Any]:
+        """The folder's meta.json: the store lists it (relation, rows, segments' bytes)."""
+        return {
+            "format": FORMAT,
+            **self.about,
+            "columns": self.exprs,
+            "rows": self.rows,
+            "snapshot": self.snapshot,
+            "window": list(self.window),
+            "files": self.files,
+            "attrs": self.attrs,
+            "starts": self.starts,
+            "parts": [None if p is None else _part_json(p) for p in self.parts],
+            "segments": [s for p in self.parts if p is not None for s in p.segments],
+        }
+
+
+class CorruptPart(Exception):  # noqa: N818 - a signal to the plane: reload that partition
+    def __init__(self, index: int, why: str) -> None:
+        super().__init__(why)
+        self.index = index
+
+
+_verified: set[tuple[str, int, int, int]] = set()
+_verified_lock = threading.Lock()
+
+
+def _verify_once(path: Path, seg: dict[str, Any], index: int, status: os.stat_result) -> None:
+    """A segment's checksum, checked the first time this process reads it (2 GB/s), and
+    again whenever the file was written since."""
+    key = (str(path), int(seg["crc32"]), status.st_ino, status.st_mtime_ns)
+    with _verified_lock:
+        if key in _verified:
+            return
+    if crc32(path) != seg["crc32"]:
+        raise CorruptPart(index, f"{seg['file']}: checksum mismatch")
+    with _verified_lock:
+        _verified.add(key)
+
+
+def _part_json(p: Part) -> dict[str, Any]:
+    return {
+        "start": p.start,
+        "segments": list(p.segments),
+        "rows": p.rows,
+        "snapshot": p.snapshot,
+        "stats": p.stats,
+    }
+
+
+def read_disk_table(key: str, folder: Path) -> DiskTable | None:
+    """The table on disk under ``folder``, from its meta (None when there is none, or it
+    is not a partitioned table's)."""
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            return None
+        parts = [
+            None
+            if p is None
+            else Part(
+                start=int(p["start"]),
+                segments=tuple(p["segments"]),
+                rows=int(p["rows"]),
+                snapshot=str(p["snapshot"]),
+                stats=dict(p["stats"]),
+            )
+            for p in meta["parts"]
+        ]
+        return DiskTable(
+            key=key,
+            folder=folder,
+            exprs=dict(meta["columns"]),
+            starts=[int(s) for s in meta["starts"]],
+            parts=parts,
+            window=(int(meta["window"][0]), str(meta["window"][1])),
+            files=str(meta["files"]),
+            attrs=str(meta["attrs"]),
+            about={k: str(meta.get(k, "?")) for k in ("relation", "database", "role")},
+            verified_at=float("-inf"),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def crc32(path: Path) -> int:
+    """The CRC-32 of a file, read in 8 MB blocks."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
