@@ -123,6 +123,8 @@ def test_the_badge_and_auto_say_from_disk(disk_session: fq.Session) -> None:
     auto = disk_session.execute(TOTAL)
     assert (auto.backend, auto.storage, auto.reason) == ("arrow", "disk", "from disk")
     assert badge(auto).startswith("sales_aggregate: arrow (from disk) · ")
+    plan = str(disk_session.explain(TOTAL))
+    assert "→ arrow (from disk)" in plan and f"estimate rows: {auto.df['count'][0]:,}" in plan
 
 
 def test_window_functions_on_disk_are_declined_and_auto_answers_on_postgresql(

@@ -177,7 +177,11 @@ class ArrowPlane:
     def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
         """Rows and bytes of loading ``names`` unfiltered (``cached`` when at hand)."""
         ready = self.readiness(fact, names)
-        if ready.state in ("memory", "store", "disk"):
+        if ready.state == "disk":
+            table = self._catalog.identity(fact)
+            on_disk = self._disk.ready(table, {})
+            return LoadEstimate(rows=on_disk.rows if on_disk else 0, bytes=0, cached=True)
+        if ready.state in ("memory", "store"):
             data = self._memory.get(self._catalog.identity(fact).key)
             rows = data.rows if data is not None else 0
             return LoadEstimate(rows=rows, bytes=0, cached=True)
