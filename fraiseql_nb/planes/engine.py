@@ -525,7 +525,7 @@ def run_aggregate(
         )
         lf = frame.lazy()
     # Lazy: Polars runs the conditional aggregates (SQL's NULL sums) 3x faster so.
-    return finish_aggregate(_grouped(lf, query, dtypes).collect(), query, fact)
+    return finish_aggregate(_grouped(lf, query, dtypes).collect(), query, fact, dtypes)
 
 
 def run_aggregate_lazy(
@@ -560,7 +560,7 @@ def run_aggregate_lazy(
         )
     if passes <= 1 or not query.group_keys:
         return finish_aggregate(
-            _grouped(lf, query, dtypes).collect(engine="streaming"), query, fact
+            _grouped(lf, query, dtypes).collect(engine="streaming"), query, fact, dtypes
         )
     # Each pass's rows are gathered by the streaming engine first, then grouped in
     # memory: a percentile in the streaming engine would gather every row of the scan.
@@ -569,7 +569,7 @@ def run_aggregate_lazy(
         _grouped(lf.filter(share == i).collect(engine="streaming").lazy(), query, dtypes).collect()
         for i in range(passes)
     ]
-    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact)
+    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes)
 
 
 def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) -> pl.LazyFrame:
@@ -579,16 +579,26 @@ def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) ->
     return lf.select(aggs)
 
 
-def finish_aggregate(out: pl.DataFrame, query: AggregateQuery, fact: FactTable) -> pl.DataFrame:
-    """Groups to the query's output: having, order, page, the output's names and dtypes."""
+def _exact(dtype: Any) -> bool:
+    return isinstance(dtype, pl.Decimal) or (dtype is not None and dtype.is_integer())
+
+
+def finish_aggregate(
+    out: pl.DataFrame, query: AggregateQuery, fact: FactTable, dtypes: dict[str, Any]
+) -> pl.DataFrame:
+    """Groups to the query's output: having, order, page, the output's names and dtypes
+    (``dtypes``: the input columns')."""
     if query.having is not None:
         out = out.filter(where_expr(query.having, dict(out.schema)))
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
     order += [(k.name, None) for k in query.group_keys]
+    # A sum of exact decimals or integers is exact on both planes: it sorts as it is.
     accumulated = frozenset(
         a.name
         for a in query.aggregates
-        if a.function in ("sum", "avg", "stddev", "variance") and a.percentile is None
+        if a.function in ("sum", "avg", "stddev", "variance")
+        and a.percentile is None
+        and not (a.function == "sum" and _exact(dtypes.get(a.field or "")))
     )
     out = _page(_sort(out, order, computed=accumulated), query.limit, query.offset)
     schema = output_schema(query, fact)

@@ -347,3 +347,46 @@ def test_rss_stays_within_the_budget_on_a_table_twenty_times_larger(
     grew_mb = (out["peak_kb"] - out["base_kb"]) / 1024
     print(f"RSS: {out}, grew {grew_mb:.0f} MB")
     assert grew_mb <= 5 + 300, out
+
+
+def test_unconstrained_numerics_on_disk_are_exact_or_declined(
+    scratch_dsn: str, store: Path
+) -> None:
+    """numeric without a scale is stored as text and read at the table's scale; NaN or a
+    value beyond 38 digits cannot be a decimal: declined, PostgreSQL answers."""
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_m (id bigint, amount numeric, region text);"
+            " INSERT INTO tf_m SELECT g, g / 8.0, 'r' || (g % 3) FROM generate_series(1, 300) g;"
+            " INSERT INTO tf_m VALUES (1000, 123456789012.123456789, 'r0')"
+        )
+    query = (
+        "{ m_aggregate(groupBy: {region: true}, orderBy: {amount_sum: DESC}) {"
+        " region count amount_sum amount_max } }"
+    )
+    with fq.connect(scratch_dsn, config=disk_config(store)) as s:
+        assert_same(s.execute(query, backend="postgres").df, on_disk(s, query).df, query)
+        with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO tf_m VALUES (2000, 'NaN', 'r1')")
+        with pytest.raises(fq.QueryError, match="amount from disk, which holds NaN or Infinity"):
+            s.execute(query, backend="arrow")
+        auto = s.execute(query)
+        assert auto.backend == "postgres" and "NaN or Infinity" in auto.reason
+
+
+def test_exact_sums_that_differ_in_the_13th_digit_sort_as_postgresql(
+    scratch_dsn: str, store: Path
+) -> None:
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_e (id bigint, amount numeric(16, 2), region text);"
+            " INSERT INTO tf_e VALUES (1, 123456789012.34, 'a'), (2, 123456789012.35, 'b')"
+        )
+    query = "{ e_aggregate(groupBy: {region: true}, orderBy: {amount_sum: DESC}, limit: 1) { region amount_sum } }"
+    with fq.connect(scratch_dsn, config=disk_config(store)) as s:
+        pg = s.execute(query, backend="postgres").df
+        assert pg["region"].to_list() == ["b"]
+        assert on_disk(s, query).df.to_dicts() == pg.to_dicts()
+    with fq.connect(scratch_dsn) as s:  # in memory too
+        memory = s.execute(query, backend="arrow")
+        assert memory.storage == "" and memory.df.to_dicts() == pg.to_dicts()

@@ -219,7 +219,9 @@ def _reconcile(
         elif part.snapshot != now.text:
             by_snapshot.setdefault(part.snapshot, []).append(i)
     totals: dict[int, int] | None = None
-    single = len(by_snapshot) == 1 and not tasks
+    # The table-wide rule (rows now less new ones = rows loaded) holds only when every
+    # partition is exact at the same snapshot.
+    single = len(by_snapshot) == 1 and len(next(iter(by_snapshot.values()))) == len(base.parts)
     for text, indexes in by_snapshot.items():
         loaded = parse_snapshot(text)
         if loaded.has_window and _window_stats(cur, relation, loaded, table) != base.window:
@@ -315,7 +317,14 @@ def _run(
             )
             with lock:
                 # Named in the meta at once: the meta's writer removes files it does not name.
-                os.replace(base.folder / f".tmp-{segment['file']}", base.folder / segment["file"])
+                try:
+                    os.replace(
+                        base.folder / f".tmp-{segment['file']}", base.folder / segment["file"]
+                    )
+                except OSError as exc:
+                    raise StoreFullError(
+                        f"the store cannot be written ({exc.strerror or exc})"
+                    ) from None
                 part = base.parts[task.index]
                 if task.append and part is not None:
                     merged = _merge_stats(part.stats, stats)
@@ -375,6 +384,8 @@ def _run(
             pool.shutdown(wait=True)
     if errors:
         raise errors[0]
+    if queue:  # cancelled between partitions: the table is not current
+        raise BackendError(f"the load of {fact.schema}.{fact.relation} was cancelled")
     return (
         texts[0] if len(texts) == 1 else f"{len(texts)} partitions, as: {texts[0]}" if texts else ""
     )
@@ -456,7 +467,16 @@ def _convert(table: pa.Table, fact: FactTable, exact: bool, stats: dict[str, Any
                     column = pc.cast(table[m.name], pa.decimal128(38, scale))
                     table = table.set_column(table.column_names.index(m.name), m.name, column)
                 else:
+                    text = table[m.name]
                     stats["scales"][m.name] = max(stats["scales"].get(m.name, 0), scale)
+                    if pc.any(pc.match_substring_regex(text, r"^-?(NaN|Infinity)$")).as_py():
+                        stats.setdefault("special", [])
+                        if m.name not in stats["special"]:
+                            stats["special"].append(m.name)
+                    whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
+                    digits = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
+                    known = stats.setdefault("digits", {})
+                    known[m.name] = max(known.get(m.name, 0), digits)
     for name in table.column_names:
         column = table[name]
         kind = column.type
@@ -484,8 +504,13 @@ def _merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     scales = dict(a.get("scales", {}))
     for name, s in b.get("scales", {}).items():
         scales[name] = max(scales.get(name, 0), s)
+    digits = dict(a.get("digits", {}))
+    for name, d in b.get("digits", {}).items():
+        digits[name] = max(digits.get(name, 0), d)
     return {
         "times": times,
         "folds": sorted(set(a.get("folds", ())) | set(b.get("folds", ()))),
         "scales": scales,
+        "special": sorted(set(a.get("special", ())) | set(b.get("special", ()))),
+        "digits": digits,
     }

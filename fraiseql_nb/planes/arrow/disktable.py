@@ -121,6 +121,21 @@ class DiskTable:
                 out[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
         return out
 
+    def inexact(self, name: str) -> str:
+        """Why an unconstrained numeric column cannot be read exactly as a decimal (NaN or
+        ±Infinity, or more digits than 38), or ""."""
+        for part in self.parts:
+            stats = part.stats if part else {}
+            if name in stats.get("special", ()):
+                return "NaN or Infinity"
+        digits = max(
+            (int(p.stats.get("digits", {}).get(name, 0)) for p in self.parts if p), default=0
+        )
+        scale = self.scales().get(name, 0)
+        if digits + scale > 38 or scale > 30:
+            return f"values of {digits} integer digits and {scale} decimals"
+        return ""
+
     def folds(self, name: str) -> bool:
         return any(part is not None and name in part.stats.get("folds", ()) for part in self.parts)
 

@@ -10,6 +10,7 @@ plane declines them there and ``auto`` runs them on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -221,7 +222,10 @@ class DiskTables:
         about = {"relation": table.relation, "database": table.database, "role": table.role}
 
         def write_meta(t: DiskTable) -> None:
-            store.put_meta(table.key, t.meta())
+            try:
+                store.put_meta(table.key, t.meta())
+            except (OSError, TimeoutError) as exc:
+                raise StoreFullError(f"the store's meta cannot be written ({exc})") from None
             with self._lock:
                 self._tables[table.key] = t
 
@@ -266,6 +270,18 @@ class DiskTables:
     def _compute(
         self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
     ) -> pl.DataFrame:
+        try:
+            return self._compute_from(data, query, fact, names)
+        except OSError as exc:  # a segment removed or unreadable meanwhile (cache clear, LRU)
+            raise CorruptPart(0, f"{exc.strerror or exc}") from None
+
+    def _compute_from(
+        self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
+    ) -> pl.DataFrame:
+        for name in names:
+            why = data.inexact(name)
+            if why:
+                raise UnsupportedError(f"{name} from disk, which holds {why}")
         lf = data.scan(names)
         dtypes = dict(lf.collect_schema())
         for name, (low, high) in data.time_bounds().items():
@@ -310,7 +326,8 @@ class DiskTables:
     def _drop_part(self, table: TableIdentity, data: DiskTable, index: int) -> None:
         data.parts[index] = None
         if self._store is not None:
-            self._store.put_meta(table.key, data.meta())
+            with contextlib.suppress(OSError, TimeoutError):  # then it reloads next time too
+                self._store.put_meta(table.key, data.meta())
 
     def forget(self, keys: set[str]) -> None:
         """Drop what is known of these tables (their files are removed by the store)."""
