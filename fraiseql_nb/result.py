@@ -153,6 +153,7 @@ def measured(
     cache_hit: bool | None = None,
     next_page: Callable[[], Result | None] | None = None,
     single: bool = False,
+    storage: str = "",
 ) -> Result:
     """A plane's Result with its metrics, timed from ``started`` (``time.perf_counter()``)
     to now: the one way every plane reports what a query cost."""
@@ -169,7 +170,7 @@ def measured(
         cache_hit=cache_hit,
         sql=sql,
     )
-    return Result(
+    result = Result(
         key=key,
         kind=kind,
         backend=backend,
@@ -178,6 +179,8 @@ def measured(
         next_page=next_page,
         single=single,
     )
+    result.storage = storage
+    return result
 
 
 def introspection_result(key: str, value: Any, started: float) -> Result:

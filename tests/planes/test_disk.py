@@ -25,7 +25,7 @@ from tests.planes.test_agreement import aggregate_queries
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
 
 
-def disk_config(store: Path | None = None, **arrow: object) -> dict[str, object]:
+def disk_config(**arrow: object) -> dict[str, object]:
     """memory_mb = 0: every table is answered from disk (the store: $FRAISEQL_ARROW_BACKEND_STORE_DIR)."""
     return {"arrow_backend": {"memory_mb": 0, **arrow}}
 
@@ -140,7 +140,7 @@ def test_window_functions_on_disk_are_declined_and_auto_answers_on_postgresql(
 
 
 def test_partitions_load_in_parallel_and_stay_on_disk(tiny: str, store: Path) -> None:
-    with fq.connect(tiny, config=disk_config(store, load_connections=2)) as s:
+    with fq.connect(tiny, config=disk_config(load_connections=2)) as s:
         first = on_disk(s, TOTAL)
         assert first.df.to_dicts() == [totals(tiny)]
         synced = parts_of(s)
@@ -155,13 +155,13 @@ def test_partitions_load_in_parallel_and_stay_on_disk(tiny: str, store: Path) ->
     meta = json.loads((folders[0] / "meta.json").read_text())
     assert meta["rows"] == totals(tiny)["count"] and all(p is not None for p in meta["parts"])
     # A new process answers from the files, without loading.
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         r = on_disk(s, TOTAL)
         assert r.metrics.bytes == 0 and r.df.to_dicts() == [totals(tiny)]
 
 
 def test_freshness_per_partition(tiny: str, store: Path) -> None:
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         on_disk(s, TOTAL)
         parts = len(parts_of(s).table.parts)
         with psycopg.connect(tiny, autocommit=True) as conn:
@@ -216,7 +216,7 @@ def test_freshness_per_partition(tiny: str, store: Path) -> None:
 
 
 def test_a_table_beyond_the_store_budget_runs_on_postgresql(demo_dsn: str, store: Path) -> None:
-    with fq.connect(demo_dsn, config=disk_config(store, store_size_mb=1)) as s:
+    with fq.connect(demo_dsn, config=disk_config(store_size_mb=1)) as s:
         r = s.execute(TOTAL)
         assert r.backend == "postgres"
         assert "> the store's budget 1 MB" in r.reason
@@ -228,7 +228,7 @@ def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resu
 ) -> None:
     from fraiseql_nb import progress
 
-    with fq.connect(tiny, config=disk_config(store, load_connections=1)) as s:
+    with fq.connect(tiny, config=disk_config(load_connections=1)) as s:
         column_store = s._arrow._store
 
         def fill(what: str, done: int, total: int) -> None:
@@ -245,7 +245,7 @@ def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resu
         assert "store_size_mb" in r.reason
         kept = parts_of_disk(store)
         assert kept == 1
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         r = on_disk(s, TOTAL)
         assert r.df.to_dicts() == [totals(tiny)]
         assert 0 not in parts_of(s).reloaded  # the complete partition was kept
@@ -282,7 +282,7 @@ def test_a_load_killed_half_way_resumes_from_its_complete_partitions(
     complete = [p for p in meta["parts"] if p is not None]
     assert 0 < len(complete) < len(meta["parts"])
     kept = sum(p["rows"] for p in complete)
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         r = on_disk(s, TOTAL)
         assert r.df.to_dicts() == [totals(tiny)]
         synced = parts_of(s)
@@ -291,14 +291,14 @@ def test_a_load_killed_half_way_resumes_from_its_complete_partitions(
 
 
 def test_a_damaged_partition_is_loaded_again(tiny: str, store: Path) -> None:
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         on_disk(s, TOTAL)
     folder = next(p for p in store.iterdir() if p.name.endswith("-parts"))
     segment = sorted(folder.glob("p0001-*.arrow"))[0]
     data = bytearray(segment.read_bytes())
     data[len(data) // 2] ^= 0xFF
     segment.write_bytes(bytes(data))
-    with fq.connect(tiny, config=disk_config(store)) as s:
+    with fq.connect(tiny, config=disk_config()) as s:
         with pytest.warns(
             RuntimeWarning, match="partition 1 of public.tf_sales on disk is damaged"
         ):
@@ -364,7 +364,7 @@ def test_unconstrained_numerics_on_disk_are_exact_or_declined(
         "{ m_aggregate(groupBy: {region: true}, orderBy: {amount_sum: DESC}) {"
         " region count amount_sum amount_max } }"
     )
-    with fq.connect(scratch_dsn, config=disk_config(store)) as s:
+    with fq.connect(scratch_dsn, config=disk_config()) as s:
         assert_same(s.execute(query, backend="postgres").df, on_disk(s, query).df, query)
         with psycopg.connect(scratch_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO tf_m VALUES (2000, 'NaN', 'r1')")
@@ -383,7 +383,7 @@ def test_exact_sums_that_differ_in_the_13th_digit_sort_as_postgresql(
             " INSERT INTO tf_e VALUES (1, 123456789012.34, 'a'), (2, 123456789012.35, 'b')"
         )
     query = "{ e_aggregate(groupBy: {region: true}, orderBy: {amount_sum: DESC}, limit: 1) { region amount_sum } }"
-    with fq.connect(scratch_dsn, config=disk_config(store)) as s:
+    with fq.connect(scratch_dsn, config=disk_config()) as s:
         pg = s.execute(query, backend="postgres").df
         assert pg["region"].to_list() == ["b"]
         assert on_disk(s, query).df.to_dicts() == pg.to_dicts()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import re
 import threading
 import time
 import uuid
@@ -38,7 +37,7 @@ from psycopg import sql
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
-from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, crc32
+from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, crc32, merge_stats, no_stats
 from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Cancel,
@@ -47,7 +46,11 @@ from fraiseql_nb.planes.arrow.loader import (
     _failures,
     _repeatable_read,
     _scalars,
+    _scale,
     _window_stats,
+    declared_scale,
+    in_snapshot,
+    plain_rows,
 )
 from fraiseql_nb.planes.arrow.partitions import (
     check_statement,
@@ -63,7 +66,6 @@ from fraiseql_nb.sql.facts import compile_load
 
 __all__ = ["StoreFullError", "Synced", "sync"]
 
-_DECLARED = re.compile(r"numeric\(\d+,\s*\d+\)")
 _ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
 #: Progress callback: partitions done, partitions in all, rows and bytes received so far.
 Report = Callable[[int, int, int, int], None]
@@ -227,7 +229,7 @@ def _reconcile(
         if loaded.has_window and _window_stats(cur, relation, loaded, table) != base.window:
             tasks += [_Task(i, page_range(base.starts, i), append=False) for i in indexes]
             continue
-        (check,) = _rows(cur, check_statement(relation, loaded, now))
+        (check,) = plain_rows(cur, check_statement(relation, loaded, now))
         added = int(check["added"])
         new: dict[int, dict[str, Any]] = {}
         if added:
@@ -236,10 +238,10 @@ def _reconcile(
                 new = {last: check}
             else:
                 statement = new_by_partition(relation, base.starts, loaded, now, check["first"])
-                new = {int(r["p"]): r for r in _rows(cur, statement)}
+                new = {int(r["p"]): r for r in plain_rows(cur, statement)}
         appends_only = single and int(check["total"]) - added == base.rows
         if not appends_only and totals is None:
-            counted = _rows(cur, counts_statement(relation, base.starts))
+            counted = plain_rows(cur, counts_statement(relation, base.starts))
             totals = {int(r["p"]): int(r["total"]) for r in counted}
         for i in indexes:
             part = base.parts[i]
@@ -256,17 +258,6 @@ def _reconcile(
             else:
                 base.parts[i] = replace(part, snapshot=now.text)
     return sorted(tasks, key=lambda t: t.index)
-
-
-def _rows(cur: Any, statement: sql.Composable) -> list[dict[str, Any]]:
-    from fraiseql_nb.planes.arrow.loader import _USE_COPY
-
-    cur.adbc_statement.set_options(**{_USE_COPY: "false"})
-    try:
-        cur.execute(statement.as_string(None))
-        return cur.fetch_arrow_table().to_pylist()
-    finally:
-        cur.adbc_statement.set_options(**{_USE_COPY: "true"})
 
 
 def _run(
@@ -327,7 +318,7 @@ def _run(
                     ) from None
                 part = base.parts[task.index]
                 if task.append and part is not None:
-                    merged = _merge_stats(part.stats, stats)
+                    merged = merge_stats(part.stats, stats)
                     base.parts[task.index] = Part(
                         part.start,
                         (*part.segments, segment),
@@ -351,15 +342,12 @@ def _run(
 
     def helper() -> None:
         try:
-            with connections.connection() as conn, _cursor(conn, stop) as c2:
-                c2.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                c2.execute(
-                    sql.SQL("SET TRANSACTION SNAPSHOT {}")
-                    .format(sql.Literal(exported))
-                    .as_string(None)
-                )
+            with (
+                connections.connection() as conn,
+                _cursor(conn, stop) as c2,
+                in_snapshot(c2, exported),
+            ):
                 work(c2)
-                c2.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
             with lock:
                 errors.append(exc)
@@ -407,13 +395,14 @@ def _copy_to_file(
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"p{index:04d}-{uuid.uuid4().hex[:12]}.arrow"
     tmp = folder / f".tmp-{name}"
-    stats: dict[str, Any] = {"times": {}, "folds": [], "scales": {}}
+    stats = no_stats()
     rows = arrow_bytes = 0
     writer = None
     try:
         with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as sink:
             for batch in reader:
-                table = _convert(pa.Table.from_batches([batch]), fact, exact, stats)
+                table, seen = _convert(pa.Table.from_batches([batch]), fact, exact)
+                stats = merge_stats(stats, seen)
                 if writer is None:
                     writer = pa.ipc.new_file(sink, table.schema)
                 if (
@@ -428,7 +417,7 @@ def _copy_to_file(
                 arrow_bytes += table.nbytes
                 tell(table.num_rows, table.nbytes)
             if writer is None:
-                empty = _convert(reader.schema.empty_table(), fact, exact, stats)
+                empty, _ = _convert(reader.schema.empty_table(), fact, exact)
                 writer = pa.ipc.new_file(sink, empty.schema)
             writer.close()
             sink.flush()
@@ -447,36 +436,31 @@ def _copy_to_file(
     return entry, stats
 
 
-def _convert(table: pa.Table, fact: FactTable, exact: bool, stats: dict[str, Any]) -> pa.Table:
-    """A batch as it is stored: plain Arrow types, decimals of their declared scale
-    (unconstrained ones stay text: their scale is the table's, known at the end), and
-    what the engine must know of it added to ``stats``."""
+def _convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, dict[str, Any]]:
+    """A batch as it is stored — plain Arrow types, decimals of their declared scale
+    (unconstrained ones stay text: their scale is the table's, known at the end) — and
+    what the engine must know of it (:func:`.disktable.merge_stats` adds it up)."""
     plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
     table = table.replace_schema_metadata(None).cast(plain)
-    if exact:
-        from fraiseql_nb.planes.arrow.loader import _scale
-
-        for m in fact.measures:
-            if (
-                m.name in table.column_names
-                and m.scalar == "Float"
-                and pa.types.is_string(table[m.name].type)
-            ):
-                scale = _scale(m.pg_type, table[m.name])
-                if _DECLARED.search(m.pg_type):
-                    column = pc.cast(table[m.name], pa.decimal128(38, scale))
-                    table = table.set_column(table.column_names.index(m.name), m.name, column)
-                else:
-                    text = table[m.name]
-                    stats["scales"][m.name] = max(stats["scales"].get(m.name, 0), scale)
-                    if pc.any(pc.match_substring_regex(text, r"^-?(NaN|Infinity)$")).as_py():
-                        stats.setdefault("special", [])
-                        if m.name not in stats["special"]:
-                            stats["special"].append(m.name)
-                    whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
-                    digits = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
-                    known = stats.setdefault("digits", {})
-                    known[m.name] = max(known.get(m.name, 0), digits)
+    stats = no_stats()
+    for m in fact.measures if exact else ():
+        if not (
+            m.name in table.column_names
+            and m.scalar == "Float"
+            and pa.types.is_string(table[m.name].type)
+        ):
+            continue
+        text = table[m.name]
+        declared = declared_scale(m.pg_type)
+        if declared is not None:
+            column = pc.cast(text, pa.decimal128(38, declared))
+            table = table.set_column(table.column_names.index(m.name), m.name, column)
+            continue
+        stats["scales"][m.name] = _scale(m.pg_type, text)
+        if pc.any(pc.match_substring_regex(text, r"^-?(NaN|Infinity)$")).as_py():
+            stats["special"].append(m.name)
+        whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
+        stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
     for name in table.column_names:
         column = table[name]
         kind = column.type
@@ -484,33 +468,11 @@ def _convert(table: pa.Table, fact: FactTable, exact: bool, stats: dict[str, Any
             physical = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
             bounds = pc.min_max(physical).as_py()
             if bounds["min"] is not None:
-                low, high = stats["times"].get(name, (bounds["min"], bounds["max"]))
-                stats["times"][name] = (min(low, bounds["min"]), max(high, bounds["max"]))
-        elif (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and name not in stats[
-            "folds"
-        ]:
-            if name in stats["scales"]:
-                continue
-            if pc.any(pc.match_substring_regex(column, FOLDS_TO_ASCII)).as_py():
-                stats["folds"].append(name)
-    return table
-
-
-def _merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    times = dict(a.get("times", {}))
-    for name, (low, high) in b.get("times", {}).items():
-        was = times.get(name)
-        times[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
-    scales = dict(a.get("scales", {}))
-    for name, s in b.get("scales", {}).items():
-        scales[name] = max(scales.get(name, 0), s)
-    digits = dict(a.get("digits", {}))
-    for name, d in b.get("digits", {}).items():
-        digits[name] = max(digits.get(name, 0), d)
-    return {
-        "times": times,
-        "folds": sorted(set(a.get("folds", ())) | set(b.get("folds", ()))),
-        "scales": scales,
-        "special": sorted(set(a.get("special", ())) | set(b.get("special", ()))),
-        "digits": digits,
-    }
+                stats["times"][name] = (bounds["min"], bounds["max"])
+        elif (
+            (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+            and name not in stats["scales"]
+            and pc.any(pc.match_substring_regex(column, FOLDS_TO_ASCII)).as_py()
+        ):
+            stats["folds"].append(name)
+    return table, stats

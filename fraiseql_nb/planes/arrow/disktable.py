@@ -4,6 +4,7 @@ whenever a file was written since). Loading them is :mod:`.disk`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -15,7 +16,17 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["FORMAT", "CorruptPart", "DiskTable", "Part", "crc32", "read_disk_table"]
+__all__ = [
+    "FORMAT",
+    "CorruptPart",
+    "DiskTable",
+    "Part",
+    "crc32",
+    "inexact",
+    "merge_stats",
+    "no_stats",
+    "read_disk_table",
+]
 
 FORMAT = "parts-1"
 _META = "meta.json"
@@ -84,7 +95,7 @@ class DiskTable:
         Raises:
             CorruptPart: a segment is missing or not the size the meta says.
         """
-        scales = self.scales()
+        scales = self.stats()["scales"]
         frames = []
         for i, part in enumerate(self.parts):
             assert part is not None
@@ -105,39 +116,9 @@ class DiskTable:
         casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
         return lf.with_columns(casts) if casts else lf
 
-    def scales(self) -> dict[str, int]:
-        """Unconstrained numeric columns (loaded as text) and the most decimals any holds."""
-        out: dict[str, int] = {}
-        for part in self.parts:
-            for name, scale in (part.stats.get("scales", {}) if part else {}).items():
-                out[name] = max(out.get(name, 0), int(scale))
-        return out
-
-    def time_bounds(self) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for part in self.parts:
-            for name, (low, high) in (part.stats.get("times", {}) if part else {}).items():
-                was = out.get(name)
-                out[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
-        return out
-
-    def inexact(self, name: str) -> str:
-        """Why an unconstrained numeric column cannot be read exactly as a decimal (NaN or
-        ±Infinity, or more digits than 38), or ""."""
-        for part in self.parts:
-            stats = part.stats if part else {}
-            if name in stats.get("special", ()):
-                return "NaN or Infinity"
-        digits = max(
-            (int(p.stats.get("digits", {}).get(name, 0)) for p in self.parts if p), default=0
-        )
-        scale = self.scales().get(name, 0)
-        if digits + scale > 38 or scale > 30:
-            return f"values of {digits} integer digits and {scale} decimals"
-        return ""
-
-    def folds(self, name: str) -> bool:
-        return any(part is not None and name in part.stats.get("folds", ()) for part in self.parts)
+    def stats(self) -> dict[str, Any]:
+        """What the partitions recorded of their columns, added up (:func:`merge_stats`)."""
+        return functools.reduce(merge_stats, (p.stats for p in self.parts if p), no_stats())
 
     # ------------------------------------------------------------ meta
 
@@ -224,6 +205,50 @@ def read_disk_table(key: str, folder: Path) -> DiskTable | None:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def no_stats() -> dict[str, Any]:
+    """What a partition records of its columns, before it has read any: times' least and
+    greatest physical values, text columns holding letters that fold to ASCII, and of
+    unconstrained numerics (read as text) the most decimals, the most integer digits,
+    and whether NaN or Infinity appears."""
+    return {"times": {}, "folds": [], "scales": {}, "special": [], "digits": {}}
+
+
+def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The stats of two batches or partitions together."""
+    times = dict(a.get("times", {}))
+    for name, (low, high) in b.get("times", {}).items():
+        was = times.get(name)
+        times[name] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
+
+    def most(key: str) -> dict[str, int]:
+        out = dict(a.get(key, {}))
+        for name, value in b.get(key, {}).items():
+            out[name] = max(out.get(name, 0), int(value))
+        return out
+
+    def union(key: str) -> list[str]:
+        return sorted(set(a.get(key, ())) | set(b.get(key, ())))
+
+    return {
+        "times": times,
+        "folds": union("folds"),
+        "scales": most("scales"),
+        "special": union("special"),
+        "digits": most("digits"),
+    }
+
+
+def inexact(stats: dict[str, Any], name: str) -> str:
+    """Why an unconstrained numeric column cannot be read exactly as a decimal (NaN or
+    ±Infinity, or more digits than 38), or ""."""
+    if name in stats["special"]:
+        return "NaN or Infinity"
+    digits, scale = stats["digits"].get(name, 0), stats["scales"].get(name, 0)
+    if digits + scale > 38 or scale > 30:
+        return f"values of {digits} integer digits and {scale} decimals"
+    return ""
 
 
 def crc32(path: Path) -> int:

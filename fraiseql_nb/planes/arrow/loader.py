@@ -46,7 +46,16 @@ from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
 
-__all__ = ["Cancel", "Connections", "Loaded", "load_appended", "load_table"]
+__all__ = [
+    "Cancel",
+    "Connections",
+    "Loaded",
+    "declared_scale",
+    "in_snapshot",
+    "load_appended",
+    "load_table",
+    "plain_rows",
+]
 
 #: Progress callback: rows and bytes received so far.
 Report = Callable[[int, int], None]
@@ -385,15 +394,8 @@ def _copy_halves(
 
     def other_half() -> None:
         try:
-            with _cursor(helper, stop) as c2:
-                c2.execute(_BEGIN)
-                c2.execute(
-                    sql.SQL("SET TRANSACTION SNAPSHOT {}")
-                    .format(sql.Literal(info["x"]))
-                    .as_string(None)
-                )
+            with _cursor(helper, stop) as c2, in_snapshot(c2, info["x"]):
                 outcome["table"], _ = _copy(c2, second, part(1))
-                c2.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main half
             outcome["error"] = exc
 
@@ -414,17 +416,33 @@ def _copy_halves(
     return table, whole.as_string(None)
 
 
-def _scalars(cur: Any, statement: str | sql.Composable) -> dict[str, Any]:
-    """The one row of a small query, run as a plain query: ADBC would wrap it in COPY,
-    and PostgreSQL runs no COPY in parallel (the freshness check's scan is)."""
+@contextlib.contextmanager
+def in_snapshot(cur: Any, exported: str) -> Iterator[None]:
+    """A read-only REPEATABLE READ transaction in another one's exported snapshot, so that
+    several connections read the table at one instant."""
+    cur.execute(_BEGIN)
+    cur.execute(
+        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(exported)).as_string(None)
+    )
+    yield
+    cur.execute("COMMIT")
+
+
+def plain_rows(cur: Any, statement: str | sql.Composable) -> list[dict[str, Any]]:
+    """The rows of a small query, run as a plain query: ADBC would wrap it in COPY, and
+    PostgreSQL runs no COPY in parallel (the freshness checks' scans are)."""
     text = statement if isinstance(statement, str) else statement.as_string(None)
     cur.adbc_statement.set_options(**{_USE_COPY: "false"})
     try:
         cur.execute(text)
-        rows = cur.fetch_arrow_table().to_pylist()
+        return cur.fetch_arrow_table().to_pylist()
     finally:
         cur.adbc_statement.set_options(**{_USE_COPY: "true"})
-    return rows[0]
+
+
+def _scalars(cur: Any, statement: str | sql.Composable) -> dict[str, Any]:
+    """The one row of a small query (see :func:`plain_rows`)."""
+    return plain_rows(cur, statement)[0]
 
 
 def _copy(cur: Any, statement: sql.Composable, report: Report | None) -> tuple[pa.Table, str]:
@@ -494,12 +512,18 @@ def _decimals(fact: FactTable, table: pa.Table) -> pa.Table:
     return table
 
 
+def declared_scale(pg_type: str) -> int | None:
+    """The scale of ``numeric(p,s)``; None for an unconstrained numeric."""
+    match = re.search(r"numeric\(\d+,\s*(\d+)\)", pg_type)
+    return int(match.group(1)) if match else None
+
+
 def _scale(pg_type: str, text: Any) -> int:
     """The scale of ``numeric(p,s)``; of an unconstrained numeric, the most decimals any
     loaded value has (so no value loses a digit)."""
-    match = re.search(r"numeric\(\d+,(\d+)\)", pg_type)
-    if match:
-        return int(match.group(1))
+    declared = declared_scale(pg_type)
+    if declared is not None:
+        return declared
     decimals = pc.struct_field(pc.extract_regex(text, r"\.(?P<d>\d+)$"), "d")
     digits = pc.max(pc.utf8_length(decimals))
     return max(int(digits.as_py() or 0), 0)

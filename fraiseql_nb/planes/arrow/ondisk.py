@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 import warnings
@@ -24,7 +25,7 @@ from fraiseql_nb import progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
-from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, read_disk_table
+from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, inexact, read_disk_table
 from fraiseql_nb.planes.arrow.loader import Cancel, Connections
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.engine import (
@@ -51,18 +52,10 @@ def _width(dtype: Any) -> int:
     return 8
 
 
-def load_workers(config: Config, server_workers: int | None = None) -> int:
+def load_workers(config: Config) -> int:
     """Connections a load reads with: ``load_connections``, or by default the client's
-    cores (at most 8, and at most the server's ``max_parallel_workers`` when known)."""
-    import os
-
-    chosen = config.arrow_backend.load_connections
-    if chosen:
-        return chosen
-    auto = min(os.cpu_count() or 1, 8)
-    if server_workers is not None:
-        auto = min(auto, max(server_workers, 1))
-    return max(auto, 1)
+    cores (at most 8: each connection is also a server process)."""
+    return config.arrow_backend.load_connections or max(min(os.cpu_count() or 1, 8), 1)
 
 
 class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
@@ -278,16 +271,17 @@ class DiskTables:
     def _compute_from(
         self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
     ) -> pl.DataFrame:
+        stats = data.stats()
         for name in names:
-            why = data.inexact(name)
+            why = inexact(stats, name)
             if why:
                 raise UnsupportedError(f"{name} from disk, which holds {why}")
         lf = data.scan(names)
         dtypes = dict(lf.collect_schema())
-        for name, (low, high) in data.time_bounds().items():
+        for name, (low, high) in stats["times"].items():
             if name in names:
                 check_time_bounds(name, dtypes[name], low, high)
-        check_caseless_by(data.folds, query.where)
+        check_caseless_by(lambda name: name in stats["folds"], query.where)
         passes = self._passes(data, query, dtypes, names)
         self.last_passes = passes
         return run_aggregate_lazy(

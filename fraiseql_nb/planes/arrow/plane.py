@@ -209,22 +209,24 @@ class ArrowPlane:
         if got.filtered:
             query = replace(query, where=None)  # the load applied the filter already
         timezone = self.config.routing.timezone
-        try:
+        with _computing():
             if isinstance(query, AggregateQuery):
                 out = run_aggregate(frame, query, fact, timezone=timezone)
             else:
                 out = run_window(frame, query, fact, timezone=timezone)
-        except (
-            pl.exceptions.PolarsError,
-            pl.exceptions.PanicException,  # a Rust panic: a BaseException, caught here
-            OverflowError,
-            ValueError,
-            KeyError,  # zoneinfo's ZoneInfoNotFoundError: a zone PostgreSQL knows, Python not
-        ) as exc:
-            # Polars could not compute it (a value it cannot coerce…): PostgreSQL can.
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UnsupportedError(f"this query ({detail})") from None
-        hit = not got.sql  # nothing was loaded
+        return self._result(query, out, started, got.bytes, got.sql)
+
+    def _result(
+        self,
+        query: AggregateQuery | WindowQuery,
+        frame: pl.DataFrame,
+        started: float,
+        received: int,
+        statement: str,
+        storage: str = "",
+    ) -> Result:
+        """The Result, counted as a hit when nothing was loaded for it."""
+        hit = not statement
         with self._stats_lock:
             if hit:
                 self.hits += 1
@@ -234,11 +236,12 @@ class ArrowPlane:
             key=query.key,
             kind=query.kind,
             backend=self.name,
-            frame=out,
+            frame=frame,
             started=started,
-            received=got.bytes,
-            sql=got.sql,
+            received=received,
+            sql=statement,
             cache_hit=hit,
+            storage=storage,
         )
 
     def _from_disk(
@@ -254,41 +257,13 @@ class ArrowPlane:
     ) -> Result:
         """A table beyond the memory budget: answered from its partitions on disk."""
         exprs = self._exprs(fact, every)
-        with self._table_lock(table.key):
-            try:
-                answer = self._disk.execute(
-                    query, fact, table, names, every, exprs, wait=wait, report=_foreground_report
-                )
-            except (
-                pl.exceptions.PolarsError,
-                pl.exceptions.PanicException,
-                OverflowError,
-                ValueError,
-                KeyError,
-            ) as exc:
-                detail = (
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                )
-                raise UnsupportedError(f"this query ({detail})") from None
-        hit = not answer.sql
-        with self._stats_lock:
-            if hit:
-                self.hits += 1
-            else:
-                self.misses += 1
-                self.loads += 1
-        result = measured(
-            key=query.key,
-            kind=query.kind,
-            backend=self.name,
-            frame=answer.frame,
-            started=started,
-            received=answer.bytes,
-            sql=answer.sql,
-            cache_hit=hit,
-        )
-        result.storage = "disk"
-        return result
+        with self._table_lock(table.key), _computing():
+            answer = self._disk.execute(
+                query, fact, table, names, every, exprs, wait=wait, report=_foreground_report
+            )
+        if answer.sql:
+            self._count_load()
+        return self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
 
     def _columns(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
@@ -669,6 +644,22 @@ class ArrowPlane:
     def _count_load(self) -> None:
         with self._stats_lock:
             self.loads += 1
+
+
+@contextlib.contextmanager
+def _computing() -> Iterator[None]:
+    """Polars could not compute it (a value it cannot coerce…): PostgreSQL can."""
+    try:
+        yield
+    except (
+        pl.exceptions.PolarsError,
+        pl.exceptions.PanicException,  # a Rust panic: a BaseException, caught here
+        OverflowError,
+        ValueError,
+        KeyError,  # zoneinfo's ZoneInfoNotFoundError: a zone PostgreSQL knows, Python not
+    ) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedError(f"this query ({detail})") from None
 
 
 def _foreground_report(rows: int, nbytes: int) -> None:

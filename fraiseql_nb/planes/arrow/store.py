@@ -253,19 +253,13 @@ class ColumnStore:
     def room(self, key: str, nbytes: int) -> bool:
         """Whether ``nbytes`` more fit the budget next to the others (the least recently
         used of which are removed to make room), for the table under ``key``."""
-        folder = self.folder(key).name
-        entries = self.entries()
-        total = sum(e.bytes for e in entries) + nbytes
-        if total <= self.budget:
+        if sum(e.bytes for e in self.entries()) + nbytes <= self.budget:
             return True
-        with contextlib.suppress(TimeoutError), self._locked():
-            for entry in reversed(entries):  # least recently used first
-                if total <= self.budget:
-                    break
-                if entry.key != folder:
-                    shutil.rmtree(self.root / entry.key, ignore_errors=True)
-                    total -= entry.bytes
-        return total <= self.budget
+        try:
+            with self._locked():
+                return self._evict(self.folder(key).name, nbytes, spare=True)
+        except TimeoutError:
+            return False
 
     # ------------------------------------------------------------ managing
 
@@ -306,16 +300,19 @@ class ColumnStore:
             return removed
         return removed
 
-    def _evict(self, keep_key: str) -> None:
+    def _evict(self, keep_key: str, extra: int = 0, *, spare: bool = False) -> bool:
+        """Remove the least recently used entries until the store and ``extra`` bytes fit
+        the budget, ``keep_key`` last (never, with ``spare``); whether they fit."""
         entries = self.entries()
-        total = sum(e.bytes for e in entries)
+        total = sum(e.bytes for e in entries) + extra
         for entry in reversed(entries):  # least recently used first
             if total <= self.budget:
                 break
-            if entry.key == keep_key and total - entry.bytes > 0:
+            if entry.key == keep_key and (spare or total - entry.bytes > 0):
                 continue
             shutil.rmtree(self.root / entry.key, ignore_errors=True)
             total -= entry.bytes
+        return total <= self.budget
 
     def _discard(self, key: str, why: str) -> None:
         logger.warning("fraiseql-nb: stored columns %s are damaged (%s): loading again", key, why)
