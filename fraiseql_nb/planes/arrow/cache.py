@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from fraiseql_nb.planes.arrow.freshness import Snapshot
+from fraiseql_nb.planes.arrow.views import Bases
 
 __all__ = ["MemoryCache", "TableData"]
 
@@ -36,6 +37,8 @@ class TableData:
         files: the table's file nodes when loaded (a TRUNCATE or rewrite changes them).
         attrs: a digest of the table's columns when loaded (an ALTER TABLE changes it).
         verified_at: when the rows were last proven current (monotonic clock).
+        bases: a view's tables as the rows saw them (:mod:`.views`); None for a table,
+            or a view any commit may change.
     """
 
     frame: pl.DataFrame
@@ -45,6 +48,7 @@ class TableData:
     files: str
     attrs: str
     verified_at: float = field(default_factory=time.monotonic)
+    bases: Bases | None = None
 
     @property
     def rows(self) -> int:
@@ -62,9 +66,11 @@ class TableData:
         """Whether the table has kept its files and columns since the load."""
         return self.files == files and self.attrs == attrs
 
-    def verified(self, snapshot: Snapshot) -> TableData:
-        """The same rows, proven current at ``snapshot``."""
-        return replace(self, snapshot=snapshot, verified_at=time.monotonic())
+    def verified(self, snapshot: Snapshot, bases: Bases | None = None) -> TableData:
+        """The same rows, proven current at ``snapshot`` (with a view's tables there)."""
+        return replace(
+            self, snapshot=snapshot, verified_at=time.monotonic(), bases=bases or self.bases
+        )
 
     def appended(
         self, delta: pl.DataFrame, snapshot: Snapshot, window: tuple[int, str]

@@ -33,6 +33,7 @@ from psycopg.conninfo import make_conninfo
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
 from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes.arrow import views
 from fraiseql_nb.planes.arrow.catalog import TableIdentity, table_error
 from fraiseql_nb.planes.arrow.freshness import (
     Snapshot,
@@ -42,6 +43,7 @@ from fraiseql_nb.planes.arrow.freshness import (
     parse_snapshot,
     window_statement,
 )
+from fraiseql_nb.planes.arrow.views import Bases
 from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
@@ -76,6 +78,7 @@ class Loaded:
     window: tuple[int, str]  # rows in the snapshot's window, and their hash (see freshness)
     bytes: int
     sql: str
+    bases: Bases | None = None  # a view's tables, as the load saw them (see .views)
 
 
 class Cancel:
@@ -219,12 +222,39 @@ def load_table(
         window = (0, "0")
         if where is None and table.heap:
             window = _window_stats(cur, relation, snapshot, table)
+        bases = _bases(cur, relation, snapshot) if where is None and table.kind == "v" else None
         if helper is not None and where is None and table.kind == "r":
             arrow, text = _copy_halves(cur, helper, fact, names, exact, report, cancel)
         else:
             arrow, text = _copy(cur, statement, report)
         frame = to_frame(arrow, fact, exact_decimals=exact)
-    return Loaded(frame=frame, snapshot=snapshot, window=window, bytes=arrow.nbytes, sql=text)
+    return Loaded(
+        frame=frame, snapshot=snapshot, window=window, bytes=arrow.nbytes, sql=text, bases=bases
+    )
+
+
+def check_view(
+    conn: Any, fact: FactTable, bases: Bases, snapshot: Snapshot, *, config: Config, dsn: str
+) -> tuple[Snapshot, Bases] | None:
+    """The snapshot now and ``bases`` carried to it, when no table the view reads changed
+    since ``snapshot`` (one statement over them all); None when one did."""
+    relation = sql.Identifier(fact.schema, fact.relation)
+    with _failures(fact, dsn, config), _cursor(conn, None) as cur, _repeatable_read(cur):
+        now = parse_snapshot(_scalars(cur, _SNAPSHOT)["s"])
+        found = views.read_closure(_scalars(cur, views.closure_statement(relation)))
+        if found != (bases.definition, bases.tables):
+            return None
+        row = _scalars(cur, views.state_statement(bases.tables, snapshot, now))
+        carried = views.carried(bases, found, row)
+    return None if carried is None else (now, carried)
+
+
+def _bases(cur: Any, relation: sql.Composable, s: Snapshot) -> Bases | None:
+    """What a view reads, at the load's snapshot ``s`` (None: any commit may change it)."""
+    found = views.read_closure(_scalars(cur, views.closure_statement(relation)))
+    if found is None:
+        return None
+    return views.recorded(found, _scalars(cur, views.state_statement(found[1], s, None)))
 
 
 def load_appended(

@@ -37,7 +37,14 @@ from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
-from fraiseql_nb.planes.arrow.loader import Cancel, Connections, Loaded, load_appended, load_table
+from fraiseql_nb.planes.arrow.loader import (
+    Cancel,
+    Connections,
+    Loaded,
+    check_view,
+    load_appended,
+    load_table,
+)
 from fraiseql_nb.planes.arrow.ondisk import DiskTables, NotReady, load_workers
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.engine import (
@@ -314,6 +321,8 @@ class ArrowPlane:
         ttl = self.config.arrow_backend.cache_ttl_s
         if ttl > 0 and time.monotonic() - data.verified_at < ttl:
             return _Got(data=data)  # bounded staleness, as configured
+        if data.bases is not None:
+            return self._view_current(fact, table, data)
         if not table.heap or table.rls:
             # A view has no row versions to tell appends from other changes; what a table
             # under row-level security shows may change with rows of other tables.
@@ -351,6 +360,19 @@ class ArrowPlane:
             # Also when nothing was appended: the next process then skips the check.
             self._persist(table, fresh, delta=fresh.frame.slice(data.rows), base=data)
         return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
+
+    def _view_current(self, fact: FactTable, table: TableIdentity, data: TableData) -> _Got | None:
+        """A view proven unchanged by the tables it reads (:mod:`.views`), or None."""
+        assert data.bases is not None
+        with self._connections.connection() as conn:
+            proven = check_view(
+                conn, fact, data.bases, data.snapshot, config=self.config, dsn=self._dsn
+            )
+        if proven is None:
+            return None
+        fresh = data.verified(*proven)
+        self._memory.put(table.key, fresh)
+        return _Got(data=fresh)
 
     def _filtered(
         self,
@@ -577,6 +599,7 @@ class ArrowPlane:
             window=loaded.window,
             files=version.files,
             attrs=version.attrs,
+            bases=loaded.bases,
         )
 
     def _persist(
