@@ -8,6 +8,10 @@ The hierarchy::
      ├── ConfigError         a setting is unknown, mistyped or out of range
      └── BackendError        the database or a data plane failed
 
+    Declined                 a plane will not answer a query (internal: the
+     ├── UnsupportedError    session runs another plane; never leaves the API)
+     └── NotReady
+
 Every message goes through :func:`fraiseql_nb.conninfo.redact` before it is
 stored, so a password never reaches a repr, a traceback or a log.
 """
@@ -16,7 +20,16 @@ from __future__ import annotations
 
 from fraiseql_nb.conninfo import redact
 
-__all__ = ["BackendError", "ConfigError", "FraiseQLError", "QueryError", "SchemaError"]
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "Declined",
+    "FraiseQLError",
+    "NotReady",
+    "QueryError",
+    "SchemaError",
+    "UnsupportedError",
+]
 
 
 class FraiseQLError(Exception):
@@ -73,3 +86,31 @@ class BackendError(FraiseQLError):
     ) -> None:
         self.sqlstate = sqlstate
         super().__init__(message, secrets=secrets)
+
+
+class Declined(Exception):  # noqa: N818 - a signal to the session, not an error
+    """A plane will not answer this query; the session asks another one. Internal: it is
+    translated (a QueryError when that plane was asked for by name) before leaving the API.
+
+    ``reason`` completes "<plane> …" in the result's reason; ``load`` asks for the
+    table to be loaded after the answer."""
+
+    load = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsupportedError(Declined):
+    """The query uses something the engine does not compute exactly; PostgreSQL can."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"does not compute {what}")
+        self.what = what
+
+
+class NotReady(Declined):
+    """The needed columns are not at hand without a full load: answer elsewhere, load."""
+
+    load = True

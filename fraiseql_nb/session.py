@@ -20,14 +20,22 @@ from graphql import GraphQLError
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo, embedded
+from fraiseql_nb.compute.columns import declines, needed_columns
 from fraiseql_nb.config import Config, load_config, regression_mode
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.db import check_dsn, query_error
-from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError, SchemaError
+from fraiseql_nb.errors import (
+    BackendError,
+    ConfigError,
+    Declined,
+    FraiseQLError,
+    QueryError,
+    SchemaError,
+)
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import HealthInputs, check_health
-from fraiseql_nb.planes.arrow import ArrowPlane, NotReady, Readiness, arrow_available
-from fraiseql_nb.planes.engine import UnsupportedError, declines, needed_columns
+from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
+from fraiseql_nb.planes.contract import Plane, Task
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.pool import open_pool, pool_stats
@@ -36,7 +44,7 @@ from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.router import Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
-from fraiseql_nb.sql.params import Params
+from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
 __all__ = ["BACKENDS", "Session", "connect", "resolve_dsn", "store_root"]
@@ -87,7 +95,7 @@ class Session:
         self._pool = pool
         self._schema = schema
         self._rows = RowPlane(pool, dsn, config)
-        self._pushdown = PushdownPlane(pool, dsn, config)
+        self._pushdown = PushdownPlane(pool, dsn, config, self._rows)
         self._arrow_ready = arrow_available()
         # With an analytics_connection (a replica), the arrow plane reads the catalogue,
         # table versions and data there: a version is only comparable where it was read.
@@ -96,6 +104,11 @@ class Session:
         self._arrow = ArrowPlane(
             analytics, config, analytics_pool or pool, analytics, store_root(config)
         )
+        self._planes: dict[str, Plane] = {
+            "wire": self._rows,
+            "arrow": self._arrow,
+            "postgres": self._pushdown,
+        }
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
@@ -176,8 +189,6 @@ class Session:
         document = parse_query(query, self._schema, variables)
         plans = []
         for q in document.queries:
-            statements: dict[str, str] = {}
-            estimate: dict[str, Any] = {}
             if isinstance(q, IntrospectionQuery):
                 plans.append(
                     Plan(
@@ -190,31 +201,15 @@ class Session:
                     )
                 )
                 continue
-            if isinstance(q, RowQuery):
-                route = self.route(q, backend)
-                entity = self._schema.entity(q.entity)
-                assert entity is not None
-                sent = self._rows.statement(q, entity).as_string(None)
-                statements["wire" if route.plane == "wire" else "postgres"] = sent
-            else:
-                fact = self._schema.fact(q.fact)
-                assert fact is not None
-                names = needed_columns(q, fact)
-                sent = self._pushdown.compile(q, fact, Params(literal=True)).as_string(None)
-                statements["postgres"] = sent
-                est = self._arrow.estimate(fact, names) if self._arrow_on() else None
-                route = self.route(q, backend)
-                if est is not None:
-                    load = self._arrow.load_statement(fact, names)
-                    statements["arrow"] = f"{load}  -- then computed in Polars"
-                    if route.plane == "arrow":
-                        sent = load
-                    estimate = {
-                        "rows": est.rows,
-                        "load MB": round(est.mb, 1),
-                        "cached": est.cached,
-                        "columns": ", ".join(names),
-                    }
+            task = self._task(q)
+            route = self._route(task, backend)
+            # A row query shows its own plane's statement; a fact query PostgreSQL's and,
+            # with the arrow plane on, the arrow plane's load.
+            shown = [route.plane] if task.rows else ["postgres"]
+            if not task.rows and self._arrow_on():
+                shown.append("arrow")
+            statements = {name: self._planes[name].statement(task) for name in shown}
+            sent = statements.get(route.plane, statements[shown[0]]).sql
             pg_plan = self._rows.pg_plan(sent, analyze=analyze) if plan or analyze else ""
             plans.append(
                 Plan(
@@ -222,8 +217,8 @@ class Session:
                     kind=q.kind,
                     backend=route.plane,
                     reason=route.reason,
-                    sql=statements,
-                    estimate=estimate,
+                    sql={name: st.shown for name, st in statements.items()},
+                    estimate=statements["arrow"].estimate if "arrow" in statements else {},
                     pg_plan=pg_plan,
                 )
             )
@@ -268,23 +263,36 @@ class Session:
 
     def route(self, query: Query, backend: str = "auto") -> Route:
         """Which plane would run ``query`` (IR), and why."""
+        return self._route(self._task(query), backend)
+
+    def _task(self, query: Query) -> Task:
+        """The root field planned once: its target and the fact columns it reads."""
+        if isinstance(query, RowQuery):
+            entity = self._schema.entity(query.entity)
+            assert entity is not None
+            return Task(query=query, target=entity)
+        fact = self._schema.fact(query.fact)
+        assert fact is not None
+        return Task(query=query, target=fact, columns=tuple(needed_columns(query, fact)))
+
+    def _route(self, task: Task, backend: str) -> Route:
         declined = None
         readiness: Readiness | None = None
-        if not isinstance(query, RowQuery) and self._arrow_on():
-            fact = self._schema.fact(query.fact)
-            assert fact is not None
-            declined = declines(query, fact)
+        if not task.rows and self._arrow_on():
+            fact = task.target
+            assert isinstance(fact, FactTable)
+            declined = declines(fact, task.columns)
             if backend == "auto" and declined is None:
-                readiness = self._arrow.readiness(fact, needed_columns(query, fact))
+                readiness = self._arrow.readiness(fact, list(task.columns))
                 if self.settle_loads and readiness.state == "loading":
                     readiness = replace(readiness, state="ending")  # wait for it
         return choose_plane(
-            query.kind,
+            task.query.kind,
             backend,
             self._routing_config(),
             arrow_ready=self._arrow_ready,
             readiness=readiness,
-            key=query.key,
+            key=task.query.key,
             declined=declined,
         )
 
@@ -305,12 +313,13 @@ class Session:
             return result
         plane = "none"
         try:
-            if not cache and not isinstance(query, RowQuery):
-                self._arrow.refresh(self._facts(query.fact))
-            route = self.route(query, backend)
+            task = self._task(query)
+            if not cache and not task.rows:
+                self._arrow.refresh([task.target])  # type: ignore[list-item]
+            route = self._route(task, backend)
             plane = route.plane
             with self._arrow.busy():  # the arrow store writes when queries pause
-                result, reason = self._dispatch(query, backend, route)
+                result, reason = self._dispatch(task, backend, route)
             result.reason = reason
             if not isinstance(query, RowQuery) and query.typenames:
                 result.add_constants(query.typenames)
@@ -328,34 +337,33 @@ class Session:
         self.telemetry.record(result.metrics)
         return result
 
-    def _dispatch(self, query: Query, backend: str, route: Route) -> tuple[Result, str]:
-        """The result, and why its plane ran it."""
-        if isinstance(query, RowQuery):
-            entity = self._schema.entity(query.entity)
-            assert entity is not None
-            return self._page(query, entity, buffered=route.plane == "postgres"), route.reason
-        fact = self._schema.fact(query.fact)
-        assert fact is not None
+    def _dispatch(self, task: Task, backend: str, route: Route) -> tuple[Result, str]:
+        """The result, and why its plane ran it: the routed plane, else (it declined)
+        PostgreSQL, with the table loaded afterwards when the arrow plane asks for it."""
+        plane = self._planes[route.plane]
+        background = self.config.routing.background_loads and not self.settle_loads
+        wait = backend == route.plane or not background or route.wait
+
+        def follow(q: RowQuery) -> Result:
+            result = plane.execute(replace(task, query=q))
+            self.telemetry.record(result.metrics)
+            return result
+
+        task = replace(task, wait=wait, next_page=follow)
         reason, load = route.reason, route.load
-        if route.plane == "arrow":
-            background = self.config.routing.background_loads and not self.settle_loads
-            wait = backend == "arrow" or not background or route.wait
-            try:
-                return self._arrow.execute(query, fact, wait=wait), reason
-            except NotReady as exc:
-                # The table changed beyond appends (or is loading): answer now, reload aside.
-                reason, load = f"arrow {exc.reason}", True
-            except UnsupportedError as exc:
-                if backend == "arrow":
-                    raise QueryError(
-                        f"{query.key}: the arrow plane does not compute {exc}; use"
-                        " backend='postgres' or 'auto'"
-                    ) from None
-                reason = f"arrow does not compute {exc}"
-        result = self._pushdown.execute(query, fact)
+        try:
+            result = plane.execute(task)
+        except Declined as exc:
+            if backend == route.plane:
+                raise QueryError(
+                    f"{task.query.key}: the {plane.name} plane {exc.reason}; use"
+                    " backend='postgres' or 'auto'"
+                ) from None
+            reason, load = f"{plane.name} {exc.reason}", load or exc.load
+            result = self._pushdown.execute(task)
         if load:
             # After the answer: the load must not slow the query that started it.
-            self._arrow.load_in_background(fact, needed_columns(query, fact))
+            self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]
         return result, reason
 
     def refresh(self, table: str | None = None) -> int:
@@ -398,14 +406,6 @@ class Session:
         """The analytics cache: entries, bytes, hits, misses, hit_rate, the background
         loads running (``loading``: relation -> percent) and the store's folder."""
         return self._arrow.cache_stats()
-
-    def _page(self, query: RowQuery, entity: Any, *, buffered: bool = False) -> Result:
-        def follow(q: RowQuery) -> Result:
-            result = self._page(q, entity, buffered=buffered)
-            self.telemetry.record(result.metrics)
-            return result
-
-        return self._rows.execute(query, entity, next_page=follow, buffered=buffered)
 
     # ------------------------------------------------------------ operations
 

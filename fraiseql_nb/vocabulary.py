@@ -3,7 +3,7 @@
 The GraphQL schema (:mod:`fraiseql_nb.schema.graphql`), the IR builders
 (:mod:`fraiseql_nb.query.facts`), the SQL compiler
 (:mod:`fraiseql_nb.sql.facts`) and the Polars engine
-(:mod:`fraiseql_nb.planes.engine`) all read these names from here, so a
+(:mod:`fraiseql_nb.compute`) all read these names from here, so a
 function added here is one the whole pipeline knows of (or fails loudly on).
 """
 

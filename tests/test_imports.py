@@ -125,3 +125,26 @@ def test_the_core_imports_no_front_end() -> None:
         m: sorted(t for t in edges[m] if t.startswith(FRONT_ENDS)) for m in core if edges[m]
     }
     assert {m: t for m, t in reaching.items() if t} == {}
+
+
+# The pure stages of the pipeline: they import no plane (no I/O) and no driver.
+PURE = ("fraiseql_nb.query", "fraiseql_nb.sql", "fraiseql_nb.compute")
+DRIVERS = ("psycopg_pool", "adbc_driver_postgresql", "adbc_driver_manager")
+
+
+def test_the_pure_stages_do_no_io() -> None:
+    edges = graph()
+    pure = [m for m in edges if m.startswith(PURE)]
+    assert "fraiseql_nb.compute.aggregate" in pure
+    into_planes = {
+        m: sorted(t for t in edges[m] if t.startswith("fraiseql_nb.planes")) for m in pure
+    }
+    assert {m: t for m, t in into_planes.items() if t} == {}
+    drivers = {}
+    for m in pure:
+        path = PACKAGE.joinpath(*m.split(".")[1:])
+        source = (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text()
+        used = [d for d in DRIVERS if f"import {d}" in source or f"from {d}" in source]
+        if used:
+            drivers[m] = used
+    assert drivers == {}

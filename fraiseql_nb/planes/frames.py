@@ -29,23 +29,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from fraiseql_nb.compute.columns import SCALAR_DTYPES
 from fraiseql_nb.documents import loads
 from fraiseql_nb.query.ir import Selection
 
-__all__ = ["SCALAR_DTYPES", "parse_ndjson", "polars_schema"]
+__all__ = ["parse_ndjson", "polars_schema"]
 
-#: The Polars dtype of each GraphQL scalar, shared by every plane's results.
-SCALAR_DTYPES: dict[str, Any] = {
-    "Int": pl.Int64,
-    "BigInt": pl.Int64,
-    "Float": pl.Float64,
-    "String": pl.String,
-    "Boolean": pl.Boolean,
-    "DateTime": pl.Datetime("us", "UTC"),
-    "Date": pl.Date,
-    "ID": pl.String,
-    "JSON": pl.String,
-}
 _DATETIME_FORMATS = (
     "%+",
     "%Y-%m-%dT%H:%M:%S%.f",

@@ -1,9 +1,12 @@
-"""The pushdown plane (``postgres``): an aggregate or window query as one SQL statement.
+"""The pushdown plane (``postgres``): any query as one SQL statement, fetched whole.
 
-The fallback when the analytics plane is off or its packages are missing,
-the choice for a cold one-shot query where loading would cost more than it
-saves, and the way to a distributed PostgreSQL. It returns the same columns
-and dtypes as the arrow plane (:func:`fraiseql_nb.planes.engine.output_schema`).
+For aggregates and windows: the fallback when the analytics plane is off,
+declines or is loading, the choice for a cold one-shot query where loading
+would cost more than it saves, and the way to a distributed PostgreSQL. It
+returns the same columns and dtypes as the arrow plane
+(:func:`fraiseql_nb.compute.columns.output_schema`). For row queries
+(``use_wire_backend = false``): the row plane's statement and DataFrame, by
+one buffered psycopg query instead of a stream.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import query_error
 from fraiseql_nb.planes._fetch import fetch_frame, run_pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
-from fraiseql_nb.planes.engine import output_schema
-from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
+from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.planes.rows import RowPlane
+from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
-from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.schema.model import Entity, FactTable
 from fraiseql_nb.sql.facts import compile_aggregate, compile_window
 from fraiseql_nb.sql.params import Params
 
@@ -33,10 +38,20 @@ class PushdownPlane:
 
     name = "postgres"
 
-    def __init__(self, pool: ConnectionPool, dsn: str, config: Config) -> None:
+    def __init__(self, pool: ConnectionPool, dsn: str, config: Config, rows: RowPlane) -> None:
         self.pool = pool
         self._dsn = dsn
         self.config = config
+        self._rows = rows
+
+    def statement(self, task: Task) -> Statement:
+        if task.rows:
+            return self._rows.statement(task)
+        assert isinstance(task.target, FactTable)
+        assert not isinstance(task.query, RowQuery)
+        return Statement(
+            self.compile(task.query, task.target, Params(literal=True)).as_string(None)
+        )
 
     def compile(self, query: AggregateQuery | WindowQuery, fact: FactTable, params: Params) -> Any:
         """The statement for ``query`` (values to ``params``)."""
@@ -44,8 +59,15 @@ class PushdownPlane:
             return compile_aggregate(query, fact, params, timezone=self.config.routing.timezone)
         return compile_window(query, fact, params)
 
-    def execute(self, query: AggregateQuery | WindowQuery, fact: FactTable) -> Result:
-        """Run ``query`` as one statement; the result has the arrow plane's schema."""
+    def execute(self, task: Task) -> Result:
+        """Run the task as one statement; an aggregate or window has the arrow plane's schema."""
+        if task.rows:
+            assert isinstance(task.query, RowQuery)
+            assert isinstance(task.target, Entity)
+            return self._rows.run(task.query, task.target, next_page=task.next_page, buffered=True)
+        assert isinstance(task.target, FactTable)
+        assert not isinstance(task.query, RowQuery)
+        query, fact = task.query, task.target
         params = Params()
         statement = self.compile(query, fact, params)
         shown = self.compile(query, fact, Params(literal=True))

@@ -31,6 +31,7 @@ from fraiseql_nb.db import query_error
 from fraiseql_nb.documents import loads
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_cursor, run_pooled
+from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.planes.frames import polars_schema
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result, measured
@@ -110,8 +111,19 @@ class RowPlane:
 
     # ------------------------------------------------------------ execute
 
-    def statement(self, query: RowQuery, entity: Entity) -> sql.Composable:
-        """The statement :meth:`execute` sends for ``query``, values inlined, ready to paste
+    def execute(self, task: Task) -> Result:
+        """The task's rows, streamed (see :meth:`run`)."""
+        assert isinstance(task.query, RowQuery)
+        assert isinstance(task.target, Entity)
+        return self.run(task.query, task.target, next_page=task.next_page)
+
+    def statement(self, task: Task) -> Statement:
+        assert isinstance(task.query, RowQuery)
+        assert isinstance(task.target, Entity)
+        return Statement(self._inlined(task.query, task.target).as_string(None))
+
+    def _inlined(self, query: RowQuery, entity: Entity) -> sql.Composable:
+        """The statement :meth:`run` sends for ``query``, values inlined, ready to paste
         (what metrics and ``explain`` show: one source, so they cannot drift apart)."""
         return compile_row_query(
             query,
@@ -123,7 +135,7 @@ class RowPlane:
             fixed=entity.name not in self._wide,
         )
 
-    def execute(
+    def run(
         self,
         query: RowQuery,
         entity: Entity,
@@ -153,11 +165,11 @@ class RowPlane:
             if entity.name not in self._wide and _int8_refused(exc):
                 # An integer field holds a fraction or a value beyond int8: numeric from now on.
                 self._wide.add(entity.name)
-                return self.execute(query, entity, next_page=next_page, buffered=buffered)
+                return self.run(query, entity, next_page=next_page, buffered=buffered)
             if entity.name not in self._mixed and _kind_mismatch(exc):
                 # A document holds another kind than the sample did: check kinds from now on.
                 self._mixed.add(entity.name)
-                return self.execute(query, entity, next_page=next_page, buffered=buffered)
+                return self.run(query, entity, next_page=next_page, buffered=buffered)
             raise self._error(exc) from None
         if compiled.kinds:
             kinds = fetched.frame.get_column(KINDS_KEY)
@@ -165,7 +177,7 @@ class RowPlane:
             if not kinds.fill_null(True).all():
                 # A string holding a number was read as one: check kinds from now on.
                 self._mixed.add(entity.name)
-                return self.execute(query, entity, next_page=next_page, buffered=buffered)
+                return self.run(query, entity, next_page=next_page, buffered=buffered)
         sql_text = compiled.shown
         backend = "postgres" if buffered else self.name
         frame = fetched.frame
@@ -243,7 +255,7 @@ class RowPlane:
             entity=entity,
             statement=sql.SQL(text),
             values=params.values,
-            shown=self.statement(query, entity).as_string(None),
+            shown=self._inlined(query, entity).as_string(None),
             schema=schema,
             cursor=cursor,
             kinds=kinds,

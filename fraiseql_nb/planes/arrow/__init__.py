@@ -7,9 +7,9 @@ run while the session goes on), :mod:`.plane` (the orchestration).
 """
 
 from fraiseql_nb.planes.arrow.catalog import LoadEstimate
-from fraiseql_nb.planes.arrow.plane import ArrowPlane, NotReady, Readiness
+from fraiseql_nb.planes.arrow.plane import ArrowPlane, Readiness
 
-__all__ = ["ArrowPlane", "LoadEstimate", "NotReady", "Readiness", "arrow_available"]
+__all__ = ["ArrowPlane", "LoadEstimate", "Readiness", "arrow_available"]
 
 
 def arrow_available() -> bool:

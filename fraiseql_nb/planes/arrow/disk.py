@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from fraiseql_nb.compute.filters import FOLDS_TO_ASCII
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
@@ -60,7 +61,6 @@ from fraiseql_nb.planes.arrow.partitions import (
     partition_of_tid,
     plan,
 )
-from fraiseql_nb.planes.engine import FOLDS_TO_ASCII
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
 

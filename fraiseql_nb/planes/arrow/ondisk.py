@@ -22,22 +22,19 @@ from typing import Any
 import polars as pl
 
 from fraiseql_nb import progress
+from fraiseql_nb.compute.aggregate import run_aggregate_lazy
+from fraiseql_nb.compute.filters import check_caseless_by, check_time_bounds
 from fraiseql_nb.config import Config
+from fraiseql_nb.errors import NotReady, UnsupportedError
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
 from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, inexact, read_disk_table
 from fraiseql_nb.planes.arrow.loader import Cancel, Connections
 from fraiseql_nb.planes.arrow.store import ColumnStore
-from fraiseql_nb.planes.engine import (
-    UnsupportedError,
-    check_caseless_by,
-    check_time_bounds,
-    run_aggregate_lazy,
-)
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["DiskTables", "NotReady", "load_workers"]
+__all__ = ["DiskTables", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
 _MAX_PASSES = 256  # scans of one query with percentiles
@@ -56,14 +53,6 @@ def load_workers(config: Config) -> int:
     """Connections a load reads with: ``load_connections``, or by default the client's
     cores (at most 8: each connection is also a server process)."""
     return config.arrow_backend.load_connections or max(min(os.cpu_count() or 1, 8), 1)
-
-
-class NotReady(Exception):  # noqa: N818 - a signal to the router, not an error
-    """The needed columns are not at hand without a full load: answer elsewhere."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

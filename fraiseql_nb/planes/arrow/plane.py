@@ -1,11 +1,11 @@
 """The analytics plane (``arrow``): fact-table columns loaded once, kept, queried in Polars.
 
-One query, in one pass: the columns it needs (:func:`~fraiseql_nb.planes.engine.needed_columns`)
+One query, in one pass: the columns it needs (planned once by the session, :class:`Task`)
 → the table's version (:mod:`.catalog`) → those columns, exact at that version,
 from memory (:mod:`.cache`), else from the persisted store (:mod:`.store`),
 updated by the rows appended since if that is all that changed
 (:mod:`.freshness`), else loaded (:mod:`.loader`) → computed
-(:mod:`~fraiseql_nb.planes.engine`) → Result.
+(:mod:`~fraiseql_nb.compute`) → Result.
 
 Under ``backend="auto"`` nothing waits for a full load: :meth:`ArrowPlane.readiness`
 tells the router whether the columns are at hand, and a query that would need
@@ -32,8 +32,10 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import progress
+from fraiseql_nb.compute.aggregate import run_aggregate
+from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config
-from fraiseql_nb.errors import BackendError
+from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
 from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
@@ -45,15 +47,10 @@ from fraiseql_nb.planes.arrow.loader import (
     load_appended,
     load_table,
 )
-from fraiseql_nb.planes.arrow.ondisk import DiskTables, NotReady, load_workers
+from fraiseql_nb.planes.arrow.ondisk import DiskTables, load_workers
 from fraiseql_nb.planes.arrow.store import ColumnStore
-from fraiseql_nb.planes.engine import (
-    UnsupportedError,
-    needed_columns,
-    run_aggregate,
-    run_window,
-)
-from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
+from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load, load_expression, loadable_columns, where_field
@@ -196,17 +193,33 @@ class ArrowPlane:
 
     # ------------------------------------------------------------ queries
 
-    def execute(
-        self, query: AggregateQuery | WindowQuery, fact: FactTable, *, wait: bool = True
-    ) -> Result:
-        """Run ``query`` on its columns, exact at the table's current version.
+    def statement(self, task: Task) -> Statement:
+        """The whole-table load of the task's columns, and what loading them would cost."""
+        assert isinstance(task.target, FactTable)
+        names = list(task.columns)
+        est = self.estimate(task.target, names)
+        return Statement(
+            sql=self.load_statement(task.target, names),
+            note="then computed in Polars",
+            estimate={
+                "rows": est.rows,
+                "load MB": round(est.mb, 1),
+                "cached": est.cached,
+                "columns": ", ".join(names),
+            },
+        )
 
-        Args:
-            wait: load what is missing now (else raise :class:`NotReady` where a
-                full load would be needed; appended rows are always loaded).
+    def execute(self, task: Task) -> Result:
+        """Run the task on its columns, exact at the table's current version.
+
+        Without ``task.wait``, raises :class:`~fraiseql_nb.errors.NotReady` where a full
+        load would be needed (appended rows are always loaded).
         """
+        assert isinstance(task.target, FactTable)
+        assert not isinstance(task.query, RowQuery)
+        query, fact, wait = task.query, task.target, task.wait
         started = time.perf_counter()
-        names = needed_columns(query, fact)
+        names = list(task.columns)
         table = self._catalog.identity(fact)
         every = loadable_columns(fact)
         if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):

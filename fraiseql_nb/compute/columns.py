@@ -1,0 +1,125 @@
+"""What a query reads and what it returns: its columns, their Polars dtypes, and
+whether the engine can compute it exactly. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from fraiseql_nb.query.ir import (
+    AggregateQuery,
+    And,
+    Compare,
+    Not,
+    Or,
+    Where,
+    WindowColumn,
+    WindowQuery,
+)
+from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.sql.facts import load_refusal
+
+__all__ = ["SCALAR_DTYPES", "column_dtype", "declines", "needed_columns", "output_schema"]
+
+
+#: The Polars dtype of each GraphQL scalar, shared by every plane's results.
+SCALAR_DTYPES: dict[str, Any] = {
+    "Int": pl.Int64,
+    "BigInt": pl.Int64,
+    "Float": pl.Float64,
+    "String": pl.String,
+    "Boolean": pl.Boolean,
+    "DateTime": pl.Datetime("us", "UTC"),
+    "Date": pl.Date,
+    "ID": pl.String,
+    "JSON": pl.String,
+}
+
+
+def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[str, Any]:
+    """Column names and Polars dtypes of a query's output (the same on both planes)."""
+    if isinstance(query, AggregateQuery):
+        aggs = {a.name: a for a in query.aggregates}
+        out: dict[str, Any] = {}
+        for name, source in query.columns:
+            agg = aggs.get(source)
+            if agg is not None:
+                out[name] = pl.Int64 if agg.function in ("count", "count_distinct") else pl.Float64
+            else:
+                out[name] = column_dtype(fact, source)
+        return out
+    out = {}
+    for o in query.outputs:
+        if isinstance(o, WindowColumn):
+            out[o.name] = column_dtype(fact, o.column)
+        elif o.function in ("row_number", "rank", "dense_rank", "ntile", "running_count"):
+            out[o.name] = pl.Int64
+        elif o.function in ("lag", "lead", "first_value", "last_value"):
+            out[o.name] = column_dtype(fact, o.field or "")
+        else:
+            out[o.name] = pl.Float64
+    return out
+
+
+def column_dtype(fact: FactTable, name: str) -> Any:
+    if name in fact.buckets:
+        return pl.Date
+    scalar = fact.scalar_of(name) or "String"
+    return SCALAR_DTYPES.get(scalar, pl.String)
+
+
+def declines(fact: FactTable, columns: tuple[str, ...]) -> str | None:
+    """Why this engine will not answer a query reading ``columns`` exactly (a column type
+    it does not load as such), or None. The query then runs on PostgreSQL."""
+    for name in columns:
+        reason = load_refusal(fact, name)
+        if reason is not None:
+            return reason
+    return None
+
+
+def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list[str]:
+    """The fact columns (and dimensions) a query reads, id included when there is one."""
+    names: list[str] = []
+
+    def add(name: str | None) -> None:
+        if name is not None and name not in names:
+            names.append(name)
+
+    def add_where(w: Where | None) -> None:
+        if isinstance(w, Compare):
+            add(w.path[0])
+        elif isinstance(w, (And, Or)):
+            for item in w.items:
+                add_where(item)
+        elif isinstance(w, Not):
+            add_where(w.item)
+
+    add_where(query.where)
+    if isinstance(query, AggregateQuery):
+        for k in query.group_keys:
+            add(k.column if k.source == "bucket" else k.name)
+        for a in query.aggregates:
+            add(a.field)
+    else:
+        for p in query.partition_by:
+            add(p)
+        for o in query.order:
+            add(o.path[0])
+        for out in query.outputs:
+            if isinstance(out, WindowColumn):
+                add(out.column)
+            else:
+                add(out.field)
+                for p in out.partition_by:
+                    add(p)
+                for o in out.order:
+                    add(o.path[0])
+        add(fact.id_column)
+    if not names:
+        # count alone still needs the rows: load a narrow column.
+        id_column = fact.column(fact.id_column or "")
+        narrow = id_column is not None and id_column.scalar in ("Int", "BigInt")
+        add(fact.id_column if narrow else fact.measures[0].name)
+    return names
