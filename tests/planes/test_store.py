@@ -231,7 +231,7 @@ def test_an_unwritable_store_warns_once_and_works_from_memory(
 
     def load(s: fq.Session) -> None:
         s.prefetch("sales", wait=True)
-        s._arrow._flush()  # the store writer has run
+        s._arrow.flush()  # the store writer has run
 
     with connect(tiny, blocked / "store") as s:
         with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
@@ -298,12 +298,12 @@ def test_a_slower_writer_never_leaves_older_rows_stamped_current(tiny: str, stor
         with psycopg.connect(tiny, autocommit=True) as conn:
             conn.execute("UPDATE tf_sales SET revenue = revenue + 100000 WHERE id = 1")
         a.execute(query, backend="arrow")  # ... A after it
-        a._arrow._flush()
-        b._arrow._flush()  # B's older rows land last in the store
+        a._arrow.flush()
+        b._arrow.flush()  # B's older rows land last in the store
         with psycopg.connect(tiny, autocommit=True) as conn:
             conn.execute("CREATE TABLE elsewhere (x int); INSERT INTO elsewhere VALUES (1)")
         a.execute(query, backend="arrow")  # nothing appended: A records its snapshot
-        a._arrow._flush()
+        a._arrow.flush()
         expected = postgres(a, query).to_dicts()
     out = in_new_process(
         tiny, store, f"out['rows'] = s.execute({query!r}, backend='arrow').df.to_dicts()"
@@ -500,6 +500,6 @@ def test_times_read_from_documents_follow_the_session_time_zone(
         with fq.connect(scratch_dsn, config=config) as s:
             got = s.execute(query, backend="arrow").df["count"].to_list()
             assert got == postgres(s, query)["count"].to_list(), zone
-            s._arrow._flush()
+            s._arrow.flush()
             counts[zone] = got[0]
     assert counts == {"UTC": 35, "Asia/Tokyo": 44}

@@ -1,11 +1,11 @@
 """The analytics plane (``arrow``): fact-table columns loaded once, kept, queried in Polars.
 
-One query, in one pass: the columns it needs (planned once by the session, :class:`Task`)
-→ the table's version (:mod:`.catalog`) → those columns, exact at that version,
-from memory (:mod:`.cache`), else from the persisted store (:mod:`.store`),
-updated by the rows appended since if that is all that changed
-(:mod:`.freshness`), else loaded (:mod:`.loader`) → computed
-(:mod:`~fraiseql_nb.compute`) → Result.
+One query, in one pass: the columns it needs (planned once by the session, a
+:class:`~fraiseql_nb.planes.contract.Task`) → those columns, exact at the table's
+version now: within ``memory_mb`` from memory or the store (:mod:`.inmemory`),
+beyond it from partitions on disk (:mod:`.ondisk`) → computed
+(:mod:`~fraiseql_nb.compute`, in memory or streaming) → Result. Store writes
+happen when queries pause (:mod:`.writer`).
 
 Under ``backend="auto"`` nothing waits for a full load: :meth:`ArrowPlane.readiness`
 tells the router whether the columns are at hand, and a query that would need
@@ -22,13 +22,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import progress
@@ -37,30 +35,22 @@ from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
 from fraiseql_nb.planes.arrow.background import Job, Jobs
-from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
-from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity, Version
-from fraiseql_nb.planes.arrow.loader import (
-    Cancel,
-    Connections,
-    Loaded,
-    check_view,
-    load_appended,
-    load_table,
-)
-from fraiseql_nb.planes.arrow.ondisk import DiskTables, load_workers
+from fraiseql_nb.planes.arrow.cache import MemoryCache
+from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
+from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
+from fraiseql_nb.planes.arrow.loader import Connections
+from fraiseql_nb.planes.arrow.ondisk import DiskTables
 from fraiseql_nb.planes.arrow.store import ColumnStore
+from fraiseql_nb.planes.arrow.writer import StoreWriter
 from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import compile_load, load_expression, loadable_columns, where_field
-from fraiseql_nb.sql.params import Params
-from fraiseql_nb.sql.where import compile_where
+from fraiseql_nb.sql.facts import compile_load, loadable_columns
 
 __all__ = ["ArrowPlane", "NotReady", "Readiness"]
 
 _RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
-_IDLE_S = 1.0  # store writes wait for this long a pause between queries
 
 
 @dataclass(frozen=True)
@@ -72,16 +62,6 @@ class Readiness:
     state: str
     reason: str
     estimate: LoadEstimate | None = None
-
-
-@dataclass(frozen=True)
-class _Got:
-    """Columns ready for one query, and what it took to get them."""
-
-    data: TableData
-    bytes: int = 0
-    sql: str = ""
-    filtered: bool = False  # the rows are those of the query's own filter
 
 
 class ArrowPlane:
@@ -110,14 +90,22 @@ class ArrowPlane:
         )
         self._disk = DiskTables(self._catalog, self._connections, self._store, config, dsn)
         self._jobs = Jobs()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-store")
-        self._refreshes: dict[str, int] = {}  # per table key: refresh() calls, for queued writes
+        self._writer = StoreWriter(self._store)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self._active = 0  # queries of the session running now (any plane)
-        self._last_query = 0.0  # when the last one ended
-        self._hurry = threading.Event()  # write the store now (close, prefetch(wait=True))
+        self._tables = MemoryTables(
+            config=config,
+            dsn=dsn,
+            catalog=self._catalog,
+            connections=self._connections,
+            memory=self._memory,
+            store=self._store,
+            writer=self._writer,
+            lock_of=self._table_lock,
+            count_load=self._count_load,
+            percent=self._percent,
+        )
         self.hits = 0
         self.misses = 0
         self.loads = 0  # statements that loaded rows (full or appended)
@@ -132,7 +120,7 @@ class ArrowPlane:
         every = loadable_columns(fact)
         if set(names) <= set(every) and self._disk.serves(fact, table, every):
             return self._disk_readiness(fact, table, every)
-        exprs = self._exprs(fact, names)
+        exprs = self._tables.exprs(fact, names)
         data = self._memory.get(table.key)
         if data is not None and data.holds(exprs):
             return Readiness("memory", "cached")
@@ -148,14 +136,14 @@ class ArrowPlane:
         if self._store is not None and table.persistable and self._store.has(table.key, exprs):
             return Readiness("store", "stored")
         return Readiness(
-            "cold", "not loaded", self._catalog.estimate(fact, self._plan(fact, names))
+            "cold", "not loaded", self._catalog.estimate(fact, self._tables.plan(fact, names))
         )
 
     def _disk_readiness(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Readiness:
         refused = self._disk.refusal(table)
         if refused is not None:
             return Readiness("declined", f"arrow declines {refused}")
-        if self._disk.ready(table, self._exprs(fact, every)) is not None:
+        if self._disk.ready(table, self._tables.exprs(fact, every)) is not None:
             return Readiness("disk", "from disk")
         job = self._jobs.running(table.key)
         if job is not None:
@@ -224,7 +212,7 @@ class ArrowPlane:
         every = loadable_columns(fact)
         if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
             return self._from_disk(query, fact, table, names, every, started, wait=wait)
-        got = self._columns(query, fact, names, wait=wait)
+        got = self._tables.columns(query, fact, names, wait=wait)
         frame = got.data.frame.select(names)
         if got.filtered:
             query = replace(query, where=None)  # the load applied the filter already
@@ -276,137 +264,14 @@ class ArrowPlane:
         wait: bool,
     ) -> Result:
         """A table beyond the memory budget: answered from its partitions on disk."""
-        exprs = self._exprs(fact, every)
+        exprs = self._tables.exprs(fact, every)
         with self._table_lock(table.key), _computing():
             answer = self._disk.execute(
-                query, fact, table, names, every, exprs, wait=wait, report=_foreground_report
+                query, fact, table, names, every, exprs, wait=wait, report=foreground_report
             )
         if answer.sql:
             self._count_load()
         return self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
-
-    def _columns(
-        self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
-    ) -> _Got:
-        table = self._catalog.identity(fact)
-        version = self._catalog.version(fact)
-        exprs = self._exprs(fact, names)
-        data = self._at_hand(table) if table.reusable else None
-        if data is not None and data.holds(exprs) and data.same_table(version.files, version.attrs):
-            current = self._current(fact, table, version, data, wait=wait)
-            if current is not None:
-                return current
-        if not wait:
-            raise NotReady("reloading" if data is not None and data.holds(exprs) else "cold")
-        with self._table_lock(table.key):
-            # Another thread may have loaded it while we waited.
-            data = self._at_hand(table)
-            if data is not None and data.holds(exprs):
-                version = self._catalog.version(fact)
-                if data.same_table(version.files, version.attrs):
-                    current = self._current(fact, table, version, data, wait=True, locked=True)
-                    if current is not None:
-                        return current
-            # In the foreground, as little as the query needs (with what is loaded already).
-            wanted = self._plan(fact, names, have=data, version=version, everything=False)
-            limit = self.config.routing.max_load_mb
-            if query.where is not None and self._catalog.estimate(fact, wanted).mb > limit:
-                return self._filtered(query, fact, table, names)
-            loaded = self._load(fact, table, wanted, report=_foreground_report)
-            fresh = self._keep(fact, table, version, loaded, wanted)
-            return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
-
-    def _current(
-        self,
-        fact: FactTable,
-        table: TableIdentity,
-        version: Version,
-        data: TableData,
-        *,
-        wait: bool,
-        locked: bool = False,
-    ) -> _Got | None:
-        """``data`` brought up to ``version`` (proven unchanged, or appended to), or None
-        when the table changed otherwise and must be reloaded. Without ``wait``, a load of
-        the table running elsewhere raises :class:`NotReady` instead of being waited for."""
-        if data.snapshot.text == version.snapshot:
-            return _Got(data=data)  # no transaction ran since the load: exact
-        ttl = self.config.arrow_backend.cache_ttl_s
-        if ttl > 0 and time.monotonic() - data.verified_at < ttl:
-            return _Got(data=data)  # bounded staleness, as configured
-        if data.bases is not None:
-            return self._view_current(fact, table, data)
-        if not table.heap or table.rls:
-            # A view has no row versions to tell appends from other changes; what a table
-            # under row-level security shows may change with rows of other tables.
-            return None
-        if not locked:
-            lock = self._table_lock(table.key)
-            if not lock.acquire(blocking=wait):
-                raise NotReady(f"loading {self._percent(table)}")
-            try:
-                latest = self._at_hand(table) or data
-                if latest.snapshot != data.snapshot and latest.holds(data.exprs):
-                    # Refreshed by another thread in the meantime: check from there.
-                    version = self._catalog.version(fact)
-                    data = latest
-                return self._current(fact, table, version, data, wait=True, locked=True)
-            finally:
-                lock.release()
-        with self._connections.connection() as conn:
-            self._count_load()
-            loaded = load_appended(
-                conn,
-                fact,
-                table,
-                list(data.exprs),
-                snapshot=data.snapshot,
-                rows=data.rows,
-                window=data.window,
-                config=self.config,
-                dsn=self._dsn,
-            )
-        if loaded is None:
-            return None
-        fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
-        if self._memory.put(table.key, fresh):
-            # Also when nothing was appended: the next process then skips the check.
-            self._persist(table, fresh, delta=fresh.frame.slice(data.rows), base=data)
-        return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
-
-    def _view_current(self, fact: FactTable, table: TableIdentity, data: TableData) -> _Got | None:
-        """A view proven unchanged by the tables it reads (:mod:`.views`), or None."""
-        assert data.bases is not None
-        with self._connections.connection() as conn:
-            proven = check_view(
-                conn, fact, data.bases, data.snapshot, config=self.config, dsn=self._dsn
-            )
-        if proven is None:
-            return None
-        fresh = data.verified(*proven)
-        self._memory.put(table.key, fresh)
-        return _Got(data=fresh)
-
-    def _filtered(
-        self,
-        query: AggregateQuery | WindowQuery,
-        fact: FactTable,
-        table: TableIdentity,
-        names: list[str],
-    ) -> _Got:
-        """Too big to load whole: load the query's own rows, exact at their snapshot only."""
-        assert query.where is not None
-        where = compile_where(query.where, lambda c: where_field(fact, c), Params(literal=True))
-        key = f"{table.key}:{where.as_string(None)}"
-        data = self._memory.get(key)
-        version = self._catalog.version(fact)
-        exprs = self._exprs(fact, names)
-        if data is not None and data.holds(exprs) and data.snapshot.text == version.snapshot:
-            return _Got(data=data, filtered=True)
-        loaded = self._load(fact, table, names, where=where, report=_foreground_report)
-        fresh = self._table_data(fact, version, loaded, names)
-        self._memory.put(key, fresh)
-        return _Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql, filtered=True)
 
     # ------------------------------------------------------------ background
 
@@ -416,24 +281,26 @@ class ArrowPlane:
         every = loadable_columns(fact)
         if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
             return self._load_to_disk(fact, table, every)
-        wanted = self._plan(fact, names, have=self._at_hand(table))
+        wanted = self._tables.plan(fact, names, have=self._tables.at_hand(table))
         estimate = self._catalog.estimate(fact, wanted)
 
         def work(job: Job) -> None:
             with self._table_lock(table.key):
                 version = self._catalog.version(fact)
-                data = self._at_hand(table)
-                exprs = self._exprs(fact, wanted)
+                data = self._tables.at_hand(table)
+                exprs = self._tables.exprs(fact, wanted)
                 if (
                     data is not None
                     and data.holds(exprs)
                     and data.same_table(version.files, version.attrs)
-                    and self._current(fact, table, version, data, wait=True, locked=True)
+                    and self._tables.current(fact, table, version, data, wait=True, locked=True)
                     is not None
                 ):
                     return  # loaded (or brought up to date) in the meantime
-                loaded = self._load(fact, table, wanted, report=job.report, cancel=job.cancel)
-                self._keep(fact, table, version, loaded, wanted)
+                loaded = self._tables.load(
+                    fact, table, wanted, report=job.report, cancel=job.cancel
+                )
+                self._tables.keep(fact, table, version, loaded, wanted)
 
         # A view's cost per row is its own (it may compute, join, sleep): its size says
         # nothing of how long it takes to read, so only its measured pace is trusted.
@@ -444,7 +311,7 @@ class ArrowPlane:
 
     def _load_to_disk(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Job:
         estimate = self._catalog.estimate(fact, every)
-        exprs = self._exprs(fact, every)
+        exprs = self._tables.exprs(fact, every)
 
         def work(job: Job) -> None:
             with self._table_lock(table.key):
@@ -467,7 +334,7 @@ class ArrowPlane:
                 progress.report("load", job.rows, job.bytes)
             if job.error is not None:
                 raise job.error
-            self._flush()  # stored too, for other processes
+            self._writer.flush()  # stored too, for other processes
         return job
 
     def loading(self) -> dict[str, int]:
@@ -486,8 +353,7 @@ class ArrowPlane:
             except BackendError:
                 continue  # the database is away: nothing of it can be dropped by key
             keys.add(table.key)
-            with self._stats_lock:  # a write queued before this must not bring the data back
-                self._refreshes[table.key] = self._refreshes.get(table.key, 0) + 1
+            self._writer.refreshed(table.key)  # a write queued before must not bring it back
             if self._store is not None:
                 self._store.remove(
                     lambda e, t=table: e.relation == t.relation and e.database == t.database
@@ -515,159 +381,19 @@ class ArrowPlane:
     def close(self) -> None:
         """Cancel background loads, finish store writes, close connections."""
         self._jobs.cancel_all()
-        self._hurry.set()
-        self._writer.shutdown(wait=True)
+        self._writer.close()
         self._connections.close()
         self._memory.drop(lambda k: True)
 
     # ------------------------------------------------------------ helpers
 
-    def _exprs(self, fact: FactTable, names: list[str]) -> dict[str, str]:
-        exact = self.config.arrow_backend.exact_decimals
-        return {n: load_expression(fact, n, exact_decimals=exact).as_string(None) for n in names}
-
-    def _plan(
-        self,
-        fact: FactTable,
-        names: list[str],
-        *,
-        have: TableData | None = None,
-        version: Version | None = None,
-        everything: bool = True,
-    ) -> list[str]:
-        """What to load for ``names``: every loadable column when asked and it fits the
-        budgets, else ``names`` and what is loaded already (in one scan: rows of separate
-        scans are not sure to line up)."""
-        if everything:
-            every = loadable_columns(fact)
-            arrow = self.config.arrow_backend
-            budget = min(self.config.routing.max_load_mb, arrow.cache_size_mb)
-            if set(names) <= set(every) and self._catalog.estimate(fact, every).mb <= budget:
-                return every
-        kept = (
-            list(have.exprs)
-            if have is not None
-            and (version is None or have.same_table(version.files, version.attrs))
-            else []
-        )
-        return list(dict.fromkeys([*names, *kept]))
-
-    def _at_hand(self, table: TableIdentity) -> TableData | None:
-        data = self._memory.get(table.key)
-        if data is None and self._store is not None and table.persistable:
-            data = self._store.read(table.key)
-            if data is not None:
-                self._memory.put(table.key, data)
-        return data
-
-    def _load(
-        self,
-        fact: FactTable,
-        table: TableIdentity,
-        names: list[str],
-        *,
-        report: Any = None,
-        cancel: Cancel | None = None,
-        where: sql.Composable | None = None,
-    ) -> Loaded:
-        halves = load_workers(self.config) > 1 and where is None and table.kind == "r"
-        with (
-            self._connections.connection() as conn,
-            self._connections.connection() if halves else contextlib.nullcontext() as helper,
-        ):
-            self._count_load()
-            return load_table(
-                conn,
-                fact,
-                table,
-                names,
-                config=self.config,
-                dsn=self._dsn,
-                report=report,
-                cancel=cancel,
-                where=where,
-                helper=helper,
-            )
-
-    def _keep(
-        self,
-        fact: FactTable,
-        table: TableIdentity,
-        version: Version,
-        loaded: Loaded,
-        names: list[str],
-    ) -> TableData:
-        fresh = self._table_data(fact, version, loaded, names)
-        if table.reusable and self._memory.put(table.key, fresh):
-            self._persist(table, fresh)
-        return fresh
-
-    def _table_data(
-        self, fact: FactTable, version: Version, loaded: Loaded, names: list[str]
-    ) -> TableData:
-        return TableData(
-            frame=loaded.frame,
-            exprs=self._exprs(fact, names),
-            snapshot=loaded.snapshot,
-            window=loaded.window,
-            files=version.files,
-            attrs=version.attrs,
-            bases=loaded.bases,
-        )
-
-    def _persist(
-        self,
-        table: TableIdentity,
-        data: TableData,
-        delta: Any = None,
-        base: TableData | None = None,
-    ) -> None:
-        """Write to the store on the writer thread, once queries pause for a moment (a query
-        never waits for the disk, nor shares the CPU with it); at once on close."""
-        store = self._store
-        if store is None or not table.persistable:
-            return
-        about = {"relation": table.relation, "database": table.database, "role": table.role}
-        with self._stats_lock:
-            refreshes = self._refreshes.get(table.key, 0)
-
-        def write() -> None:
-            while not self._hurry.is_set() and not self._idle():
-                self._hurry.wait(0.1)
-            with self._stats_lock:
-                if self._refreshes.get(table.key, 0) != refreshes:
-                    return  # refreshed since: this data was dropped
-            if delta is None or base is None:
-                store.write(table.key, data, about)
-            else:
-                store.append(table.key, data, delta, about, base=base)
-
-        with contextlib.suppress(RuntimeError):  # closed meanwhile: not stored, then
-            self._writer.submit(write)
-
-    @contextlib.contextmanager
-    def busy(self) -> Iterator[None]:
+    def busy(self) -> contextlib.AbstractContextManager[None]:
         """Mark a query of the session running (on any plane): store writes wait for a pause."""
-        with self._stats_lock:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._stats_lock:
-                self._active -= 1
-                self._last_query = time.monotonic()
+        return self._writer.busy()
 
-    def _idle(self) -> bool:
-        with self._stats_lock:
-            return not self._active and time.monotonic() - self._last_query >= _IDLE_S
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Wait for the store writes queued so far."""
-        self._hurry.set()
-        try:
-            self._writer.submit(lambda: None).result()
-        finally:
-            self._hurry.clear()
+        self._writer.flush()
 
     def _percent(self, table: TableIdentity) -> str:
         job = self._jobs.running(table.key)
@@ -696,7 +422,3 @@ def _computing() -> Iterator[None]:
     ) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedError(f"this query ({detail})") from None
-
-
-def _foreground_report(rows: int, nbytes: int) -> None:
-    progress.report("load", rows, nbytes)
