@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fraiseql_nb.planes.arrow.loader import Cancel
+from fraiseql_nb.planes.arrow.adbc import Cancel
 
 __all__ = ["Job", "Jobs"]
 

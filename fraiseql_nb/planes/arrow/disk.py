@@ -11,48 +11,43 @@ each partition: a load that stops (killed, closed, a full disk) keeps the
 partitions it completed, and the next load checks them (:func:`sync`) instead
 of reading them again.
 
-What the engine must know without reading the columns (the least and greatest
-time, whether a text column holds letters that fold to ASCII, the scale of an
-unconstrained numeric) is recorded per partition while it loads.
+Each partition's COPY is written to its file by :mod:`.partfile`, which also
+records what the engine must know without reading the columns (the least and
+greatest time, whether a text column holds letters that fold to ASCII, the scale
+of an unconstrained numeric).
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
-from fraiseql_nb.compute.filters import FOLDS_TO_ASCII
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
-from fraiseql_nb.planes.arrow.catalog import TableIdentity
-from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, crc32, merge_stats, no_stats
-from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, parse_snapshot
-from fraiseql_nb.planes.arrow.loader import (
+from fraiseql_nb.planes.arrow.adbc import (
     Cancel,
     Connections,
-    _cursor,
-    _failures,
-    _repeatable_read,
-    _scalars,
-    _scale,
-    _window_stats,
-    declared_scale,
+    cursor,
+    failures,
     in_snapshot,
     plain_rows,
+    repeatable_read,
+    scalars,
 )
+from fraiseql_nb.planes.arrow.catalog import TableIdentity
+from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, merge_stats
+from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, parse_snapshot
+from fraiseql_nb.planes.arrow.loader import window_stats
+from fraiseql_nb.planes.arrow.partfile import StoreFullError, copy_to_file
 from fraiseql_nb.planes.arrow.partitions import (
     check_statement,
     counts_statement,
@@ -66,13 +61,8 @@ from fraiseql_nb.sql.facts import compile_load
 
 __all__ = ["StoreFullError", "Synced", "sync"]
 
-_ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
 #: Progress callback: partitions done, partitions in all, rows and bytes received so far.
 Report = Callable[[int, int, int, int], None]
-
-
-class StoreFullError(BackendError):
-    """The store's disk or budget filled during a load; completed partitions are kept."""
 
 
 # ---------------------------------------------------------------------- loading
@@ -130,12 +120,12 @@ def sync(
     heap = table.heap and not table.rls
     stop = cancel or Cancel()
     with (
-        _failures(fact, dsn, config, stop),
+        failures(fact, dsn, config, stop),
         connections.connection() as conn,
-        _cursor(conn, stop) as cur,
-        _repeatable_read(cur),
+        cursor(conn, stop) as cur,
+        repeatable_read(cur),
     ):
-        info = _scalars(
+        info = scalars(
             cur,
             sql.SQL(
                 "SELECT pg_current_snapshot()::text AS s, pg_export_snapshot() AS x,"
@@ -153,7 +143,7 @@ def sync(
             and have.same_table(*version)
             and bool(have.starts)
         )
-        window = _window_stats(cur, relation, now, table) if heap else (0, "0")
+        window = window_stats(cur, relation, now, table) if heap else (0, "0")
         if usable:
             assert have is not None
             base = replace(have, parts=list(have.parts))
@@ -226,7 +216,7 @@ def _reconcile(
     single = len(by_snapshot) == 1 and len(next(iter(by_snapshot.values()))) == len(base.parts)
     for text, indexes in by_snapshot.items():
         loaded = parse_snapshot(text)
-        if loaded.has_window and _window_stats(cur, relation, loaded, table) != base.window:
+        if loaded.has_window and window_stats(cur, relation, loaded, table) != base.window:
             tasks += [_Task(i, page_range(base.starts, i), append=False) for i in indexes]
             continue
         (check,) = plain_rows(cur, check_statement(relation, loaded, now))
@@ -303,7 +293,7 @@ def _run(
     def work(c: Any) -> None:
         while (task := take()) is not None:
             statement = compile_load(fact, names, where=task.condition, exact_decimals=exact)
-            segment, stats = _copy_to_file(
+            segment, stats = copy_to_file(
                 c, statement, base.folder, task.index, fact, exact, tell, room
             )
             with lock:
@@ -344,7 +334,7 @@ def _run(
         try:
             with (
                 connections.connection() as conn,
-                _cursor(conn, stop) as c2,
+                cursor(conn, stop) as c2,
                 in_snapshot(c2, exported),
             ):
                 work(c2)
@@ -377,102 +367,3 @@ def _run(
     return (
         texts[0] if len(texts) == 1 else f"{len(texts)} partitions, as: {texts[0]}" if texts else ""
     )
-
-
-def _copy_to_file(
-    cur: Any,
-    statement: sql.Composable,
-    folder: Path,
-    index: int,
-    fact: FactTable,
-    exact: bool,
-    tell: Callable[[int, int], None],
-    room: Callable[[int], bool],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One COPY streamed to one new segment file, batch by batch; its entry and stats."""
-    cur.execute(statement.as_string(None))
-    reader = cur.fetch_record_batch()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"p{index:04d}-{uuid.uuid4().hex[:12]}.arrow"
-    tmp = folder / f".tmp-{name}"
-    stats = no_stats()
-    rows = arrow_bytes = 0
-    writer = None
-    try:
-        with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as sink:
-            for batch in reader:
-                table, seen = _convert(pa.Table.from_batches([batch]), fact, exact)
-                stats = merge_stats(stats, seen)
-                if writer is None:
-                    writer = pa.ipc.new_file(sink, table.schema)
-                if (
-                    arrow_bytes // _ROOM_EVERY != (arrow_bytes + table.nbytes) // _ROOM_EVERY
-                    or not rows
-                ) and not room(arrow_bytes + table.nbytes):
-                    raise StoreFullError(
-                        "the store's budget ([arrow_backend] store_size_mb) is full"
-                    )
-                writer.write_table(table)
-                rows += table.num_rows
-                arrow_bytes += table.nbytes
-                tell(table.num_rows, table.nbytes)
-            if writer is None:
-                empty, _ = _convert(reader.schema.empty_table(), fact, exact)
-                writer = pa.ipc.new_file(sink, empty.schema)
-            writer.close()
-            sink.flush()
-            os.fsync(sink.fileno())
-        crc = crc32(tmp)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreFullError(f"the store cannot be written ({exc.strerror or exc})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    size = tmp.stat().st_size
-    entry = {"file": name, "rows": rows, "bytes": size, "crc32": crc, "arrow_bytes": arrow_bytes}
-    return entry, stats
-
-
-def _convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, dict[str, Any]]:
-    """A batch as it is stored — plain Arrow types, decimals of their declared scale
-    (unconstrained ones stay text: their scale is the table's, known at the end) — and
-    what the engine must know of it (:func:`.disktable.merge_stats` adds it up)."""
-    plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
-    table = table.replace_schema_metadata(None).cast(plain)
-    stats = no_stats()
-    for m in fact.measures if exact else ():
-        if not (
-            m.name in table.column_names
-            and m.scalar == "Float"
-            and pa.types.is_string(table[m.name].type)
-        ):
-            continue
-        text = table[m.name]
-        declared = declared_scale(m.pg_type)
-        if declared is not None:
-            column = pc.cast(text, pa.decimal128(38, declared))
-            table = table.set_column(table.column_names.index(m.name), m.name, column)
-            continue
-        stats["scales"][m.name] = _scale(m.pg_type, text)
-        if pc.any(pc.match_substring_regex(text, r"^-?(NaN|Infinity)$")).as_py():
-            stats["special"].append(m.name)
-        whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
-        stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
-    for name in table.column_names:
-        column = table[name]
-        kind = column.type
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            physical = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
-            bounds = pc.min_max(physical).as_py()
-            if bounds["min"] is not None:
-                stats["times"][name] = (bounds["min"], bounds["max"])
-        elif (
-            (pa.types.is_string(kind) or pa.types.is_large_string(kind))
-            and name not in stats["scales"]
-            and pc.any(pc.match_substring_regex(column, FOLDS_TO_ASCII)).as_py()
-        ):
-            stats["folds"].append(name)
-    return table, stats

@@ -26,10 +26,10 @@ from fraiseql_nb.compute.aggregate import run_aggregate_lazy
 from fraiseql_nb.compute.filters import check_caseless_by, check_time_bounds
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady, UnsupportedError
+from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
 from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, inexact, read_disk_table
-from fraiseql_nb.planes.arrow.loader import Cancel, Connections
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable

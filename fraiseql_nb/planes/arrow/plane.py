@@ -34,11 +34,11 @@ from fraiseql_nb.compute.aggregate import run_aggregate
 from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
+from fraiseql_nb.planes.arrow.adbc import Connections
 from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
-from fraiseql_nb.planes.arrow.loader import Connections
 from fraiseql_nb.planes.arrow.ondisk import DiskTables
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter

@@ -1,0 +1,135 @@
+"""One partition's COPY streamed to its own Arrow IPC file, batch by batch.
+
+A batch is converted to what the store keeps (plain Arrow types, decimals of
+their declared scale) and written as it arrives, so a partition's memory is one
+batch; the file is written under a temporary name, synced and checksummed
+(CRC-32) before :mod:`.disk` renames it into the partition's entry. What the
+engine must know without reading the columns (time bounds, letters that fold to
+ASCII, the scale of an unconstrained numeric) is gathered on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from fraiseql_nb.compute.filters import FOLDS_TO_ASCII
+from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes.arrow.disktable import crc32, merge_stats, no_stats
+from fraiseql_nb.planes.arrow.loader import declared_scale, scale_of
+from fraiseql_nb.schema.model import FactTable
+
+__all__ = ["StoreFullError", "convert", "copy_to_file"]
+
+_ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
+
+
+class StoreFullError(BackendError):
+    """The store's disk or budget filled during a load; completed partitions are kept."""
+
+
+def copy_to_file(
+    cur: Any,
+    statement: sql.Composable,
+    folder: Path,
+    index: int,
+    fact: FactTable,
+    exact: bool,
+    tell: Callable[[int, int], None],
+    room: Callable[[int], bool],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One COPY streamed to one new segment file, batch by batch; its entry and stats."""
+    cur.execute(statement.as_string(None))
+    reader = cur.fetch_record_batch()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"p{index:04d}-{uuid.uuid4().hex[:12]}.arrow"
+    tmp = folder / f".tmp-{name}"
+    stats = no_stats()
+    rows = arrow_bytes = 0
+    writer = None
+    try:
+        with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as sink:
+            for batch in reader:
+                table, seen = convert(pa.Table.from_batches([batch]), fact, exact)
+                stats = merge_stats(stats, seen)
+                if writer is None:
+                    writer = pa.ipc.new_file(sink, table.schema)
+                if (
+                    arrow_bytes // _ROOM_EVERY != (arrow_bytes + table.nbytes) // _ROOM_EVERY
+                    or not rows
+                ) and not room(arrow_bytes + table.nbytes):
+                    raise StoreFullError(
+                        "the store's budget ([arrow_backend] store_size_mb) is full"
+                    )
+                writer.write_table(table)
+                rows += table.num_rows
+                arrow_bytes += table.nbytes
+                tell(table.num_rows, table.nbytes)
+            if writer is None:
+                empty, _ = convert(reader.schema.empty_table(), fact, exact)
+                writer = pa.ipc.new_file(sink, empty.schema)
+            writer.close()
+            sink.flush()
+            os.fsync(sink.fileno())
+        crc = crc32(tmp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreFullError(f"the store cannot be written ({exc.strerror or exc})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    size = tmp.stat().st_size
+    entry = {"file": name, "rows": rows, "bytes": size, "crc32": crc, "arrow_bytes": arrow_bytes}
+    return entry, stats
+
+
+def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, dict[str, Any]]:
+    """A batch as it is stored — plain Arrow types, decimals of their declared scale
+    (unconstrained ones stay text: their scale is the table's, known at the end) — and
+    what the engine must know of it (:func:`.disktable.merge_stats` adds it up)."""
+    plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
+    table = table.replace_schema_metadata(None).cast(plain)
+    stats = no_stats()
+    for m in fact.measures if exact else ():
+        if not (
+            m.name in table.column_names
+            and m.scalar == "Float"
+            and pa.types.is_string(table[m.name].type)
+        ):
+            continue
+        text = table[m.name]
+        declared = declared_scale(m.pg_type)
+        if declared is not None:
+            column = pc.cast(text, pa.decimal128(38, declared))
+            table = table.set_column(table.column_names.index(m.name), m.name, column)
+            continue
+        stats["scales"][m.name] = scale_of(m.pg_type, text)
+        if pc.any(pc.match_substring_regex(text, r"^-?(NaN|Infinity)$")).as_py():
+            stats["special"].append(m.name)
+        whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
+        stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
+    for name in table.column_names:
+        column = table[name]
+        kind = column.type
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            physical = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
+            bounds = pc.min_max(physical).as_py()
+            if bounds["min"] is not None:
+                stats["times"][name] = (bounds["min"], bounds["max"])
+        elif (
+            (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+            and name not in stats["scales"]
+            and pc.any(pc.match_substring_regex(column, FOLDS_TO_ASCII)).as_py()
+        ):
+            stats["folds"].append(name)
+    return table, stats
