@@ -281,7 +281,7 @@ class Session:
         if not task.rows and self._arrow_on():
             fact = task.target
             assert isinstance(fact, FactTable)
-            declined = declines(fact, task.columns)
+            declined = declines(task.query, fact, task.columns)  # type: ignore[arg-type]
             if backend == "auto" and declined is None:
                 readiness = self._arrow.readiness(fact, list(task.columns))
                 if self.settle_loads and readiness.state == "loading":

@@ -9,6 +9,7 @@ import polars as pl
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -95,8 +96,11 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
         expr = exact.max()
     elif agg.function == "stddev":
         expr = pl.when(col.count() > 1).then(num.std(ddof=1))
-    else:
+    elif agg.function == "variance":
         expr = pl.when(col.count() > 1).then(num.var(ddof=1))
+    else:
+        # An aggregate added to the vocabulary but not here: never some other answer.
+        raise UnsupportedError(f"the aggregate {agg.function}")
     return expr.cast(pl.Float64).alias(agg.name)
 
 

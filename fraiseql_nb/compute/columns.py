@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from fraiseql_nb.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     AggregateQuery,
     And,
@@ -69,14 +70,32 @@ def column_dtype(fact: FactTable, name: str) -> Any:
     return SCALAR_DTYPES.get(scalar, pl.String)
 
 
-def declines(fact: FactTable, columns: tuple[str, ...]) -> str | None:
-    """Why this engine will not answer a query reading ``columns`` exactly (a column type
-    it does not load as such), or None. The query then runs on PostgreSQL."""
+def declines(
+    query: AggregateQuery | WindowQuery, fact: FactTable, columns: tuple[str, ...]
+) -> str | None:
+    """Why this engine will not answer ``query`` (reading ``columns``) exactly — a column
+    type it does not load as such, an operator it does not compute — or None. The query
+    then runs on PostgreSQL, and nothing is loaded for it."""
     for name in columns:
         reason = load_refusal(fact, name)
         if reason is not None:
             return reason
+    having = query.having if isinstance(query, AggregateQuery) else None
+    for where in (query.where, having):
+        for op in _operators(where):
+            if OPERATORS[op].polars is None:
+                return f"the operator {op} ({OPERATORS[op].family})"
     return None
+
+
+def _operators(where: Where | None) -> set[str]:
+    if isinstance(where, Compare):
+        return {where.op}
+    if isinstance(where, (And, Or)):
+        return set().union(*(_operators(w) for w in where.items)) if where.items else set()
+    if isinstance(where, Not):
+        return _operators(where.item)
+    return set()
 
 
 def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list[str]:

@@ -5,15 +5,13 @@ ASCII, times beyond Polars' range, regular expressions of another dialect). Pure
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import re
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from fraiseql_nb.errors import UnsupportedError
+from fraiseql_nb.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     And,
     Compare,
@@ -21,8 +19,6 @@ from fraiseql_nb.query.ir import (
     Or,
     Where,
 )
-from fraiseql_nb.query.values import TYPED_OPS
-from fraiseql_nb.sql.where import escape_like
 
 __all__ = [
     "FOLDS_TO_ASCII",
@@ -30,12 +26,8 @@ __all__ = [
     "check_caseless_by",
     "check_time_bounds",
     "check_times",
-    "literal_value",
     "where_expr",
 ]
-
-
-_MAX_PATTERN = 1_000  # longer patterns are left to PostgreSQL
 
 
 def where_expr(where: Where, dtypes: dict[str, Any], timezone: str = "UTC") -> pl.Expr:
@@ -59,126 +51,11 @@ def where_expr(where: Where, dtypes: dict[str, Any], timezone: str = "UTC") -> p
         return ~where_expr(where.item, dtypes, timezone)
     if not isinstance(where, Compare):
         raise UnsupportedError(f"the condition {type(where).__name__}")
-    return _compare(where, dtypes, timezone)
-
-
-def literal_value(value: Any, dtype: Any, timezone: str) -> Any:
-    if isinstance(value, list):
-        return [literal_value(v, dtype, timezone) for v in value]
-    if isinstance(dtype, pl.Datetime) and isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if dtype.time_zone is None:
-            # timestamp without time zone: PostgreSQL ignores an offset written in the value.
-            return parsed.replace(tzinfo=None)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
-        return parsed.astimezone(dt.timezone.utc)
-    if dtype == pl.Date and isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
-    return value
-
-
-def _compare(c: Compare, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
-    name = c.path[0]
-    col = pl.col(name)
-    dtype = dtypes.get(name)
-    op, value = c.op, c.value
-    if op in TYPED_OPS:  # others carry JSON (strictly_contains) or text patterns as given
-        try:
-            value = literal_value(value, dtype, timezone)
-        except (ValueError, TypeError, OverflowError, KeyError) as exc:
-            # A value Polars' types cannot hold (a time past year 9999 in UTC, a time
-            # zone Python does not know): PostgreSQL can.
-            raise UnsupportedError(f"the value {value!r} of {name} ({exc})") from None
-    if op == "isnull":
-        return col.is_null() if value else col.is_not_null()
-    if op in ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin"):
-        value = _comparable(value, dtype, name)
-    if op in ("eq", "neq", "gt", "gte", "lt", "lte"):
-        lit = pl.lit(value, dtype=dtype) if dtype is not None else pl.lit(value)
-        return {
-            "eq": col == lit,
-            "neq": col != lit,
-            "gt": col > lit,
-            "gte": col >= lit,
-            "lt": col < lit,
-            "lte": col <= lit,
-        }[op]
-    if op in ("in", "nin"):
-        if not value:
-            return pl.lit(op == "nin")
-        # One hashed membership test, however long the list (10,000 values: 5 ms).
-        kind = pl.String if isinstance(dtype, (pl.Categorical, pl.Enum)) else dtype
-        member = col.is_in(pl.Series(value, dtype=kind).implode())
-        return member if op == "in" else ~member
-    text = col.cast(pl.String)
-    if op in ("contains", "startswith", "endswith"):
-        return {
-            "contains": text.str.contains(value, literal=True),
-            "startswith": text.str.starts_with(value),
-            "endswith": text.str.ends_with(value),
-        }[op]
-    if op in _CASELESS and not value.isascii():
-        # Case folding of other letters differs between PostgreSQL and Polars (ſ, İ, ß).
-        raise UnsupportedError(f"{op} with letters beyond ASCII")
-    if op in ("icontains", "istartswith", "iendswith", "like", "ilike"):
-        pattern = {
-            "icontains": f"%{escape_like(value)}%",
-            "istartswith": f"{escape_like(value)}%",
-            "iendswith": f"%{escape_like(value)}",
-        }.get(op, value)
-        if len(pattern) > _MAX_PATTERN:
-            raise UnsupportedError(f"a {op} pattern of {len(pattern):,} characters")
-        return text.str.contains(_like_regex(pattern, case_insensitive=op != "like"))
-    if op in ("regex", "iregex"):
-        portable = _portable_regex(value)
-        if portable is None:
-            raise UnsupportedError(f"the regular expression {value!r} (PostgreSQL's dialect)")
-        return text.str.contains(("(?is)" if op == "iregex" else "(?s)") + portable)
-    raise UnsupportedError(f"the operator {op} on {name}")
-
-
-# What a regular expression may hold for both PostgreSQL's (ARE) and Polars' (Rust)
-# engines to read it the same way: literals, escaped metacharacters, . ^ $ | ( ) and
-# bracket expressions without classes or escapes, and quantifiers up to 100, one per
-# atom (PostgreSQL refuses "a**"; Rust reads "a+?" lazily, as PostgreSQL does).
-_REGEX_TOKEN = re.compile(
-    r"(?P<escape>\\[.^$|?*+()\[\]{}\\/-])|(?P<set>\[\^?\]?[^\]\\\[]*\])"
-    r"|(?P<quantifier>\{\d{1,2}(,\d{0,2})?\}|[*+?])|(?P<other>[^\\\[\]{}])"
-)
-_CASELESS = ("icontains", "istartswith", "iendswith", "ilike", "iregex")
-
-
-def _portable_regex(pattern: str) -> str | None:
-    """``pattern`` when it means the same to PostgreSQL and to Polars, else None."""
-    if len(pattern) > _MAX_PATTERN or "(?" in pattern:
-        return None
-    position = 0
-    previous = "start"  # what came last: start, open ( or |, anchor, atom, quantified, lazy
-    while position < len(pattern):
-        match = _REGEX_TOKEN.match(pattern, position)
-        if match is None:
-            return None
-        position = match.end()
-        text = match.group(0)
-        if match.lastgroup == "quantifier":
-            if previous == "atom":
-                previous = "quantified"
-            elif previous == "quantified" and text == "?":
-                previous = "lazy"
-            else:
-                return None  # nothing to repeat, or a quantifier on a quantifier
-        elif match.lastgroup == "other" and text in "(|":
-            previous = "open"
-        elif match.lastgroup == "other" and text in "^$":
-            previous = "anchor"
-        else:
-            previous = "atom"
-    try:
-        pl.Series([""]).str.contains(pattern)  # compiles it: Polars may still refuse it
-    except pl.exceptions.PolarsError:
-        return None
-    return pattern
+    operator = OPERATORS[where.op]
+    if operator.polars is None:
+        raise UnsupportedError(f"the operator {where.op} on {where.path[0]}")
+    name = where.path[0]
+    return operator.polars(pl.col(name), where, dtypes.get(name), timezone)
 
 
 def check_times(data: pl.DataFrame) -> None:
@@ -235,43 +112,8 @@ def check_caseless_by(folds: Callable[[str], bool], where: Where | None) -> None
             stack.extend(item.items)
         elif isinstance(item, Not):
             stack.append(item.item)
-        elif isinstance(item, Compare) and item.op in _CASELESS and folds(item.path[0]):
+        elif isinstance(item, Compare) and OPERATORS[item.op].caseless and folds(item.path[0]):
             raise UnsupportedError(
                 f"{item.op} on {item.path[0]}, which holds letters that fold to ASCII"
                 " differently in PostgreSQL (such as ſ, K or İ)"
             )
-
-
-def _comparable(value: Any, dtype: Any, name: str) -> Any:
-    """``value`` as the column compares it: a decimal column exactly, as PostgreSQL's
-    numeric does (a value with more decimals than the column holds is left to it)."""
-    if isinstance(value, list):
-        return [_comparable(v, dtype, name) for v in value]
-    if not isinstance(dtype, pl.Decimal) or isinstance(value, bool) or value is None:
-        return value
-    exact = decimal.Decimal(str(value)) if isinstance(value, (int, float)) else None
-    if exact is None or not exact.is_finite():
-        raise UnsupportedError(f"the value {value!r} of {name}")
-    scale = dtype.scale or 0
-    if exact.as_tuple().exponent < -scale:  # type: ignore[operator]
-        raise UnsupportedError(f"{value!r}, more decimals than {name} holds")
-    if exact and exact.adjusted() >= (dtype.precision or 38) - scale:
-        raise UnsupportedError(f"{value!r}, more digits than {name} holds")
-    return exact
-
-
-def _like_regex(pattern: str, *, case_insensitive: bool) -> str:
-    out = ["(?is)^" if case_insensitive else "(?s)^"]
-    chars = iter(pattern)
-    for ch in chars:
-        if ch == "\\":
-            nxt = next(chars, "")
-            out.append(re.escape(nxt))
-        elif ch == "%":
-            out.append(".*")
-        elif ch == "_":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    out.append("$")
-    return "".join(out)

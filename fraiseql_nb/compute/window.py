@@ -9,7 +9,8 @@ import polars as pl
 
 from fraiseql_nb.compute.aggregate import page, sort_frame
 from fraiseql_nb.compute.columns import output_schema
-from fraiseql_nb.compute.filters import check_caseless, check_times, literal_value, where_expr
+from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.literals import literal_value
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.query.ir import (
     OrderItem,

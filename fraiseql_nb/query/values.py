@@ -17,10 +17,12 @@ import re
 import uuid
 from typing import Any
 
+from fraiseql_nb.operators import typed_ops
+
 __all__ = ["INTEGER_RANGES", "TYPED_OPS", "base_type", "check_scalar", "check_value"]
 
 #: Operators whose values are compared with the column's own type.
-TYPED_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin")
+TYPED_OPS = typed_ops()
 
 #: Integer column types and the values they hold.
 INTEGER_RANGES = {

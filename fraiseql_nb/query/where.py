@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
+from fraiseql_nb.operators import MAX_REGEX_LENGTH, OPERATORS
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.schema.model import FieldType
 
@@ -21,9 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_REGEX_LENGTH", "build_column_where", "build_entity_where", "is_empty"]
 
-MAX_REGEX_LENGTH = 1000
 _BOOLEANS = ("_and", "_or", "_not")
-_PATTERN_OPS = ("like", "ilike")
 
 
 def is_empty(where: Where) -> bool:
@@ -123,28 +122,13 @@ def _compare(
         hint = "; to match missing values use isnull: true" if op in ("eq", "neq") else ""
         raise ctx.error(f"{where} needs a value, got null{hint}", node)
     _check_text(ctx, node, where, value)
-    if op in ("regex", "iregex") and len(value) > MAX_REGEX_LENGTH:
-        raise ctx.error(
-            f"{where}: the pattern has {len(value)} characters; at most {MAX_REGEX_LENGTH}", node
-        )
-    if op in _PATTERN_OPS and _ends_with_escape(value):
-        raise ctx.error(
-            f"{where}: the pattern ends with the escape character \\; "
-            "write \\\\ for a literal backslash",
-            node,
-        )
-    if scalar == "ID" and json == "number" and op not in ("isnull", "strictly_contains"):
+    operator = OPERATORS[op]
+    wrong = operator.check(value) if operator.check is not None else None
+    if wrong is not None:
+        raise ctx.error(f"{where}: {wrong}", node)
+    if scalar == "ID" and json == "number" and operator.operand in ("value", "values"):
         value = _as_number(ctx, node, where, value)
     return Compare(path=path, op=op, value=value, scalar=scalar, json=json, is_list=is_list)
-
-
-def _ends_with_escape(pattern: Any) -> bool:
-    """True when ``pattern`` ends with an unpaired backslash (LIKE's escape character),
-    which PostgreSQL refuses and other engines read differently."""
-    if not isinstance(pattern, str):
-        return False
-    trailing = len(pattern) - len(pattern.rstrip("\\"))
-    return trailing % 2 == 1
 
 
 def _check_text(ctx: Context, node: Node, where: str, value: Any) -> None:

@@ -40,7 +40,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from fraiseql_nb.schema.model import Entity, FactTable, FieldType, Schema
+from fraiseql_nb.operators import OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
 from fraiseql_nb.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 
 __all__ = [
@@ -54,41 +55,12 @@ __all__ = [
 
 # ----------------------------------------------------------------- language
 
-_COMPARE = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "isnull", "strictly_contains")
-_TEXT = (
-    "contains",
-    "icontains",
-    "startswith",
-    "istartswith",
-    "endswith",
-    "iendswith",
-    "like",
-    "ilike",
-    "regex",
-    "iregex",
-)
-#: Operators each scalar's filter accepts.
+#: Operators each scalar's filter accepts (from the operator table).
 SCALAR_OPERATORS: dict[str, tuple[str, ...]] = {
-    "Int": _COMPARE,
-    "BigInt": _COMPARE,
-    "Float": _COMPARE,
-    "ID": _COMPARE,
-    "DateTime": _COMPARE,
-    "Date": _COMPARE,
-    "String": _COMPARE + _TEXT,
-    "Boolean": ("eq", "neq", "isnull", "strictly_contains"),
-    "JSON": ("eq", "neq", "isnull", "strictly_contains"),
+    scalar: tuple(op.name for op in scalar_operators(scalar)) for scalar in SCALARS
 }
 #: Operators of a list field's filter.
-LIST_OPERATORS = (
-    "array_contains",
-    "array_overlaps",
-    "len_eq",
-    "len_gt",
-    "len_lt",
-    "isnull",
-    "strictly_contains",
-)
+LIST_OPERATORS = tuple(op.name for op in list_operators())
 #: orderBy directions: (descending, nulls first). NULLs sort last unless asked.
 DIRECTIONS: dict[str, tuple[bool, bool]] = {
     "ASC": (False, False),
@@ -99,34 +71,23 @@ DIRECTIONS: dict[str, tuple[bool, bool]] = {
     "DESC_NULLS_LAST": (True, False),
 }
 
-_OP_DOCS = {
-    "eq": "equal to",
-    "neq": "not equal to (NULLs never match)",
-    "gt": "greater than",
-    "gte": "greater than or equal to",
-    "lt": "less than",
-    "lte": "less than or equal to",
-    "in": "one of (an empty list matches nothing)",
-    "nin": "none of (an empty list matches everything)",
-    "isnull": "true: NULL or missing; false: present and not NULL",
-    "strictly_contains": "JSON containment (@>)",
-    "contains": "contains the text (% and _ match literally)",
-    "icontains": "contains the text, ignoring case",
-    "startswith": "starts with the text",
-    "istartswith": "starts with the text, ignoring case",
-    "endswith": "ends with the text",
-    "iendswith": "ends with the text, ignoring case",
-    "like": "SQL LIKE pattern",
-    "ilike": "SQL ILIKE pattern",
-    "regex": "POSIX regular expression",
-    "iregex": "POSIX regular expression, ignoring case",
-    "array_contains": "the list holds all of these",
-    "array_overlaps": "the list holds at least one of these",
-    "len_eq": "the list has this many elements",
-    "len_gt": "the list has more elements than this",
-    "len_lt": "the list has fewer elements than this",
-    "any": "at least one element matches these conditions",
-}
+_ANY_DOC = "at least one element matches these conditions"
+
+
+def _operand_type(operand: str, gql: Any) -> Any:
+    """The GraphQL input type of an operator's operand (see :class:`Operator`)."""
+    if operand == "values":
+        return GraphQLList(GraphQLNonNull(gql))
+    if operand == "boolean":
+        return GraphQLBoolean
+    if operand == "int":
+        return GraphQLInt
+    if operand == "text":
+        return GraphQLString
+    if operand == "json":
+        return JSON
+    return gql
+
 
 # ------------------------------------------------------------------ scalars
 
@@ -260,21 +221,13 @@ class _Builder:
             gql = _SCALARS[scalar]
 
             def field_type(op: str) -> Any:
-                if op in ("in", "nin"):
-                    return GraphQLList(GraphQLNonNull(gql))
-                if op == "isnull":
-                    return GraphQLBoolean
-                if op == "strictly_contains":
-                    return JSON
-                if op in _TEXT:
-                    return GraphQLString
-                return gql
+                return _operand_type(OPERATORS[op].operand, gql)
 
             self.filters[name] = GraphQLInputObjectType(
                 name,
                 {
-                    op: GraphQLInputField(field_type(op), description=_OP_DOCS[op])
-                    for op in SCALAR_OPERATORS[scalar]
+                    op: GraphQLInputField(field_type(op), description=OPERATORS[op].doc)
+                    for op in (o.name for o in scalar_operators(scalar))
                 },
                 description=f"Conditions on a {scalar} field; all given must hold",
             )
@@ -285,20 +238,13 @@ class _Builder:
         name = f"{scalar}ListFilter"
         if name not in self.filters:
             gql = _SCALARS[scalar]
-            types: dict[str, Any] = {
-                "array_contains": GraphQLList(GraphQLNonNull(gql)),
-                "array_overlaps": GraphQLList(GraphQLNonNull(gql)),
-                "len_eq": GraphQLInt,
-                "len_gt": GraphQLInt,
-                "len_lt": GraphQLInt,
-                "isnull": GraphQLBoolean,
-                "strictly_contains": JSON,
-            }
             self.filters[name] = GraphQLInputObjectType(
                 name,
                 {
-                    op: GraphQLInputField(types[op], description=_OP_DOCS[op])
-                    for op in LIST_OPERATORS
+                    op: GraphQLInputField(
+                        _operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
+                    )
+                    for op in (o.name for o in list_operators())
                 },
                 description=f"Conditions on a list of {scalar}",
             )
@@ -368,12 +314,12 @@ class _Builder:
                     out.setdefault("_not", GraphQLInputField(me, description="not this"))
                     out.setdefault(
                         "strictly_contains",
-                        GraphQLInputField(JSON, description=_OP_DOCS["strictly_contains"]),
+                        GraphQLInputField(JSON, description=OPERATORS["strictly_contains"].doc),
                     )
                     if nested:
                         out.setdefault(
                             "isnull",
-                            GraphQLInputField(GraphQLBoolean, description=_OP_DOCS["isnull"]),
+                            GraphQLInputField(GraphQLBoolean, description=OPERATORS["isnull"].doc),
                         )
                     return out
 
@@ -389,16 +335,16 @@ class _Builder:
                 wheres[name] = GraphQLInputObjectType(
                     name,
                     lambda: {
-                        "any": GraphQLInputField(where_type(item), description=_OP_DOCS["any"]),
+                        "any": GraphQLInputField(where_type(item), description=_ANY_DOC),
                         **{
                             op: GraphQLInputField(
                                 GraphQLInt if op.startswith("len_") else GraphQLBoolean,
-                                description=_OP_DOCS[op],
+                                description=OPERATORS[op].doc,
                             )
                             for op in ("len_eq", "len_gt", "len_lt", "isnull")
                         },
                         "strictly_contains": GraphQLInputField(
-                            JSON, description=_OP_DOCS["strictly_contains"]
+                            JSON, description=OPERATORS["strictly_contains"].doc
                         ),
                     },
                     description=f"Conditions on a list of {item.type_name}",

@@ -212,9 +212,16 @@ def compile_op(cols: Columns, path: tuple[str, ...], scalar: str, op: str, value
                 return None
             if op == "array_contains":
                 return contains(arr, value)
-            return {"len_eq": operator.eq, "len_gt": operator.gt, "len_lt": operator.lt}[op](
-                len(arr), value
-            )
+            if op == "array_contained_by":
+                return all(contains(value, [e]) for e in arr)
+            lengths = {
+                "len_eq": operator.eq,
+                "len_gt": operator.gt,
+                "len_gte": operator.ge,
+                "len_lt": operator.lt,
+                "len_lte": operator.le,
+            }
+            return lengths[op](len(arr), value)
 
         return on_list
     xs = cols.typed(path, scalar)
@@ -396,12 +403,12 @@ def where_strategy(docs: list[dict[str, Any]], order: bool) -> st.SearchStrategy
                 "tags": st.one_of(
                     st.builds(
                         lambda op, v: {op: v},
-                        st.sampled_from(["array_contains", "array_overlaps"]),
+                        st.sampled_from(["array_contains", "array_contained_by", "array_overlaps"]),
                         st.lists(tag, max_size=3),
                     ),
                     st.builds(
                         lambda op, v: {op: v},
-                        st.sampled_from(["len_eq", "len_gt", "len_lt"]),
+                        st.sampled_from(["len_eq", "len_gt", "len_gte", "len_lt", "len_lte"]),
                         st.integers(0, 4),
                     ),
                     st.fixed_dictionaries({"isnull": st.booleans()}),

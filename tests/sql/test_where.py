@@ -139,6 +139,9 @@ def test_scalar_operators(
         ("len_eq", 2, f"(jsonb_array_length({ARRAY}) = (%(p1)s::integer))"),
         ("len_gt", 0, f"(jsonb_array_length({ARRAY}) > (%(p1)s::integer))"),
         ("len_lt", 3, f"(jsonb_array_length({ARRAY}) < (%(p1)s::integer))"),
+        ("len_gte", 2, f"(jsonb_array_length({ARRAY}) >= (%(p1)s::integer))"),
+        ("len_lte", 0, f"(jsonb_array_length({ARRAY}) <= (%(p1)s::integer))"),
+        ("array_contained_by", ["vip", "new"], f"({ARRAY} <@ (%(p1)s::jsonb))"),
     ],
 )
 def test_list_operators(op: str, value: Any, sql: str) -> None:
@@ -174,6 +177,9 @@ def test_every_operator_of_the_language_has_a_renderer() -> None:
         "len_eq",
         "len_gt",
         "len_lt",
+        "len_gte",
+        "len_lte",
+        "array_contained_by",
         "strictly_contains",
     }
 

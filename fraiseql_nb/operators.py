@@ -1,0 +1,368 @@
+"""The WHERE operators, in one table: what each applies to, how it is written in
+GraphQL, rendered in SQL and computed in Polars. Pure.
+
+Every stage reads this table and nothing else: the GraphQL schema builds each
+scalar's filter input from :data:`OPERATORS` (``applies`` and ``operand``),
+the parser checks values by ``typed`` and ``check``, :mod:`fraiseql_nb.sql.where`
+renders ``sql``, and :mod:`fraiseql_nb.compute.filters` calls ``polars`` — or,
+where it is None, the arrow plane declines and PostgreSQL answers. Adding an
+operator is adding one :class:`Operator` row (and its tests).
+
+Semantics are SQL's: a comparison with a NULL (or missing, or wrongly-typed)
+value is unknown, so ``neq``/``nin``/``_not`` never match rows whose field is
+NULL; ``in: []`` matches nothing and ``nin: []`` everything. LIKE-family
+operators escape ``%``, ``_`` and ``\\`` so user text matches literally
+(``like``/``ilike`` take a pattern on purpose).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from psycopg import sql
+
+from fraiseql_nb.compute.literals import (
+    MAX_PATTERN,
+    comparable,
+    like_regex,
+    literal_value,
+    portable_regex,
+)
+from fraiseql_nb.errors import UnsupportedError
+
+if TYPE_CHECKING:  # every stage imports this table: it imports none of them
+    from fraiseql_nb.query.ir import Compare
+    from fraiseql_nb.sql.exprs import FieldSQL
+    from fraiseql_nb.sql.params import Params
+
+__all__ = [
+    "EVERY",
+    "LIST",
+    "MAX_REGEX_LENGTH",
+    "OPERATORS",
+    "Operator",
+    "escape_like",
+    "json_array",
+    "list_operators",
+    "scalar_operators",
+    "typed_ops",
+]
+
+SqlRenderer = Callable[["FieldSQL", "Compare", "Params"], sql.Composable]
+PolarsRenderer = Callable[[pl.Expr, "Compare", Any, str], pl.Expr]
+
+#: ``applies`` of an operator every scalar's filter offers, and of a list field's.
+EVERY = "*"
+LIST = "list"
+_ORDERED = ("Int", "BigInt", "Float", "ID", "DateTime", "Date", "String")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One WHERE operator.
+
+    Attributes:
+        name: its GraphQL name.
+        family: comparison, text, null, json, list.
+        doc: the description the GraphQL schema shows.
+        applies: the scalars whose filters offer it (``EVERY``: all; ``LIST``: list fields).
+        operand: its GraphQL input — "value" (the field's scalar), "values" (a list of
+            it), "boolean", "int", "text" or "json".
+        sql: its SQL rendering.
+        polars: its Polars rendering; None: the arrow plane declines it.
+        typed: its value is compared with the column's own type (checked and made
+            canonical before any SQL runs: a uuid, an integer in range).
+        caseless: it folds case (Polars and PostgreSQL fold some letters differently).
+        check: what is wrong with a value GraphQL's types let through (None when nothing).
+    """
+
+    name: str
+    family: str
+    doc: str
+    applies: tuple[str, ...]
+    operand: str
+    sql: SqlRenderer
+    polars: PolarsRenderer | None
+    typed: bool = False
+    caseless: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+
+# ---------------------------------------------------------------- SQL renderers
+
+
+def escape_like(text: str) -> str:
+    """Make ``text`` match literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def json_array(f: FieldSQL) -> sql.Composable:
+    """The field as a jsonb array, or NULL when it is not an array."""
+    return sql.SQL("(CASE WHEN jsonb_typeof({j}) = 'array' THEN {j} END)").format(j=f.jsonb)
+
+
+def _binary(symbol: str) -> SqlRenderer:
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        if f.pg_type == "jsonb":
+            return sql.SQL("({} " + symbol + " {})").format(f.jsonb, p.json(c.value))
+        return sql.SQL("({} " + symbol + " {})").format(f.value, p.add(c.value, f.pg_type))
+
+    return render
+
+
+def _in(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    if not c.value:
+        return sql.SQL("FALSE")
+    return sql.SQL("({} = ANY({}))").format(f.value, p.add(list(c.value), f.pg_type + "[]"))
+
+
+def _nin(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    if not c.value:
+        return sql.SQL("TRUE")
+    return sql.SQL("({} <> ALL({}))").format(f.value, p.add(list(c.value), f.pg_type + "[]"))
+
+
+def _isnull(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    return sql.SQL("({} IS NULL)" if c.value else "({} IS NOT NULL)").format(f.text)
+
+
+def _pattern(operator: str, make: Callable[[str], str]) -> SqlRenderer:
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        return sql.SQL("({} " + operator + " {})").format(f.text, p.add(make(c.value), "text"))
+
+    return render
+
+
+def _strictly_contains(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    return sql.SQL("({} @> {})").format(f.jsonb, p.json(c.value))
+
+
+def _array_contains(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    return sql.SQL("({} @> {})").format(json_array(f), p.json(list(c.value)))
+
+
+def _array_contained_by(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    return sql.SQL("({} <@ {})").format(json_array(f), p.json(list(c.value)))
+
+
+def _array_overlaps(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    if not c.value:
+        return sql.SQL("FALSE")
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM jsonb_array_elements({}) AS e(v) WHERE {} @> jsonb_build_array(e.v))"
+    ).format(json_array(f), p.json(list(c.value)))
+
+
+def _length(symbol: str) -> SqlRenderer:
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        return sql.SQL("(jsonb_array_length({}) " + symbol + " {})").format(
+            json_array(f), p.add(c.value, "integer")
+        )
+
+    return render
+
+
+# ------------------------------------------------------------- Polars renderers
+
+
+def _typed(c: Compare, dtype: Any, timezone: str) -> Any:
+    """The value as the column holds it (PostgreSQL answers what Polars cannot hold)."""
+    name = c.path[0]
+    try:
+        value = literal_value(c.value, dtype, timezone)
+    except (ValueError, TypeError, OverflowError, KeyError) as exc:
+        # A time past year 9999 in UTC, a time zone Python does not know: PostgreSQL can.
+        raise UnsupportedError(f"the value {c.value!r} of {name} ({exc})") from None
+    return comparable(value, dtype, name)
+
+
+def _polars_binary(compare: Callable[[pl.Expr, pl.Expr], pl.Expr]) -> PolarsRenderer:
+    def render(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+        value = _typed(c, dtype, timezone)
+        return compare(col, pl.lit(value, dtype=dtype) if dtype is not None else pl.lit(value))
+
+    return render
+
+
+def _polars_in(negate: bool) -> PolarsRenderer:
+    def render(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+        value = _typed(c, dtype, timezone)
+        if not value:
+            return pl.lit(negate)
+        # One hashed membership test, however long the list (10,000 values: 5 ms).
+        kind = pl.String if isinstance(dtype, (pl.Categorical, pl.Enum)) else dtype
+        member = col.is_in(pl.Series(value, dtype=kind).implode())
+        return ~member if negate else member
+
+    return render
+
+
+def _polars_isnull(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+    return col.is_null() if c.value else col.is_not_null()
+
+
+def _polars_literal(method: str) -> PolarsRenderer:
+    def render(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+        text = col.cast(pl.String).str
+        if method == "contains":
+            return text.contains(c.value, literal=True)
+        return getattr(text, method)(c.value)  # type: ignore[no-any-return]
+
+    return render
+
+
+def _polars_like(make: Callable[[str], str], *, caseless: bool) -> PolarsRenderer:
+    def render(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+        if caseless and not c.value.isascii():
+            # Case folding of other letters differs between PostgreSQL and Polars (ſ, İ, ß).
+            raise UnsupportedError(f"{c.op} with letters beyond ASCII")
+        pattern = make(c.value)
+        if len(pattern) > MAX_PATTERN:
+            raise UnsupportedError(f"a {c.op} pattern of {len(pattern):,} characters")
+        regex = like_regex(pattern, case_insensitive=caseless)
+        return col.cast(pl.String).str.contains(regex)
+
+    return render
+
+
+def _polars_regex(*, caseless: bool) -> PolarsRenderer:
+    def render(col: pl.Expr, c: Compare, dtype: Any, timezone: str) -> pl.Expr:
+        if caseless and not c.value.isascii():
+            raise UnsupportedError(f"{c.op} with letters beyond ASCII")
+        portable = portable_regex(c.value)
+        if portable is None:
+            raise UnsupportedError(f"the regular expression {c.value!r} (PostgreSQL's dialect)")
+        flags = "(?is)" if caseless else "(?s)"
+        return col.cast(pl.String).str.contains(flags + portable)
+
+    return render
+
+
+# ------------------------------------------------------------------- value checks
+
+#: The longest regular expression accepted.
+MAX_REGEX_LENGTH = 1000
+
+
+def _regex_check(value: Any) -> str | None:
+    if len(value) > MAX_REGEX_LENGTH:
+        return f"the pattern has {len(value)} characters; at most {MAX_REGEX_LENGTH}"
+    return None
+
+
+def _pattern_check(value: Any) -> str | None:
+    """A pattern ending with an unpaired backslash (LIKE's escape character) is refused by
+    PostgreSQL and read differently by other engines."""
+    if isinstance(value, str) and (len(value) - len(value.rstrip("\\"))) % 2 == 1:
+        return "the pattern ends with the escape character \\; write \\\\ for a literal backslash"
+    return None
+
+
+# --------------------------------------------------------------------- the table
+
+
+def _contains(v: str) -> str:
+    return f"%{escape_like(v)}%"
+
+
+def _starts(v: str) -> str:
+    return f"{escape_like(v)}%"
+
+
+def _ends(v: str) -> str:
+    return f"%{escape_like(v)}"
+
+
+_ALL = (EVERY,)
+_TEXT = ("String",)
+
+# fmt: off
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in (
+        # comparison
+        Operator("eq", "comparison", "equal to", _ALL, "value", _binary("="),
+                 _polars_binary(lambda a, b: a == b), typed=True),
+        Operator("neq", "comparison", "not equal to (NULLs never match)", _ALL, "value",
+                 _binary("<>"), _polars_binary(lambda a, b: a != b), typed=True),
+        Operator("gt", "comparison", "greater than", _ORDERED, "value", _binary(">"),
+                 _polars_binary(lambda a, b: a > b), typed=True),
+        Operator("gte", "comparison", "greater than or equal to", _ORDERED, "value",
+                 _binary(">="), _polars_binary(lambda a, b: a >= b), typed=True),
+        Operator("lt", "comparison", "less than", _ORDERED, "value", _binary("<"),
+                 _polars_binary(lambda a, b: a < b), typed=True),
+        Operator("lte", "comparison", "less than or equal to", _ORDERED, "value",
+                 _binary("<="), _polars_binary(lambda a, b: a <= b), typed=True),
+        Operator("in", "comparison", "one of (an empty list matches nothing)", _ORDERED,
+                 "values", _in, _polars_in(negate=False), typed=True),
+        Operator("nin", "comparison", "none of (an empty list matches everything)", _ORDERED,
+                 "values", _nin, _polars_in(negate=True), typed=True),
+        # null
+        Operator("isnull", "null", "true: NULL or missing; false: present and not NULL",
+                 (*_ALL, LIST), "boolean", _isnull, _polars_isnull),
+        # json
+        Operator("strictly_contains", "json", "JSON containment (@>)", (*_ALL, LIST), "json",
+                 _strictly_contains, None),
+        # text
+        Operator("contains", "text", "contains the text (% and _ match literally)", _TEXT,
+                 "text", _pattern("LIKE", _contains), _polars_literal("contains")),
+        Operator("icontains", "text", "contains the text, ignoring case", _TEXT, "text",
+                 _pattern("ILIKE", _contains), _polars_like(_contains, caseless=True),
+                 caseless=True),
+        Operator("startswith", "text", "starts with the text", _TEXT, "text",
+                 _pattern("LIKE", _starts), _polars_literal("starts_with")),
+        Operator("istartswith", "text", "starts with the text, ignoring case", _TEXT, "text",
+                 _pattern("ILIKE", _starts), _polars_like(_starts, caseless=True),
+                 caseless=True),
+        Operator("endswith", "text", "ends with the text", _TEXT, "text",
+                 _pattern("LIKE", _ends), _polars_literal("ends_with")),
+        Operator("iendswith", "text", "ends with the text, ignoring case", _TEXT, "text",
+                 _pattern("ILIKE", _ends), _polars_like(_ends, caseless=True), caseless=True),
+        Operator("like", "text", "SQL LIKE pattern", _TEXT, "text", _pattern("LIKE", str),
+                 _polars_like(str, caseless=False), check=_pattern_check),
+        Operator("ilike", "text", "SQL ILIKE pattern", _TEXT, "text", _pattern("ILIKE", str),
+                 _polars_like(str, caseless=True), caseless=True, check=_pattern_check),
+        Operator("regex", "text", "POSIX regular expression", _TEXT, "text",
+                 _pattern("~", str), _polars_regex(caseless=False), check=_regex_check),
+        Operator("iregex", "text", "POSIX regular expression, ignoring case", _TEXT, "text",
+                 _pattern("~*", str), _polars_regex(caseless=True), caseless=True,
+                 check=_regex_check),
+        # list
+        Operator("array_contains", "list", "the list holds all of these", (LIST,), "values",
+                 _array_contains, None),
+        Operator("array_contained_by", "list",
+                 "every element of the list is one of these (an empty list is)", (LIST,),
+                 "values", _array_contained_by, None),
+        Operator("array_overlaps", "list", "the list holds at least one of these", (LIST,),
+                 "values", _array_overlaps, None),
+        Operator("len_eq", "list", "the list has this many elements", (LIST,), "int",
+                 _length("="), None),
+        Operator("len_gt", "list", "the list has more elements than this", (LIST,), "int",
+                 _length(">"), None),
+        Operator("len_gte", "list", "the list has at least this many elements", (LIST,), "int",
+                 _length(">="), None),
+        Operator("len_lt", "list", "the list has fewer elements than this", (LIST,), "int",
+                 _length("<"), None),
+        Operator("len_lte", "list", "the list has at most this many elements", (LIST,), "int",
+                 _length("<="), None),
+    )
+}
+# fmt: on
+
+
+def scalar_operators(scalar: str) -> tuple[Operator, ...]:
+    """The operators a filter on a field or column of ``scalar`` offers, in table order."""
+    return tuple(op for op in OPERATORS.values() if scalar in op.applies or EVERY in op.applies)
+
+
+def list_operators() -> tuple[Operator, ...]:
+    """The operators a filter on a list field offers."""
+    return tuple(op for op in OPERATORS.values() if LIST in op.applies)
+
+
+def typed_ops() -> frozenset[str]:
+    """Operators whose values are checked against the column's type."""
+    return frozenset(op.name for op in OPERATORS.values() if op.typed)

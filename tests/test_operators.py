@@ -1,0 +1,97 @@
+"""The operator table is the one source: schema filters, parsing, SQL and the engine all
+read it, so one new row is an operator everywhere; what the engine cannot compute it
+declines (PostgreSQL answers), an aggregate it does not know too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import polars as pl
+import psycopg
+import pytest
+from graphql import GraphQLList, GraphQLNonNull, get_named_type
+
+import fraiseql_nb as fq
+from fraiseql_nb import operators
+from fraiseql_nb.compute.aggregate import run_aggregate
+from fraiseql_nb.errors import UnsupportedError
+from fraiseql_nb.operators import LIST, OPERATORS, Operator
+from fraiseql_nb.query import parse_query
+from fraiseql_nb.query.ir import Aggregate, AggregateQuery
+from fraiseql_nb.schema import graphql_schema
+from fraiseql_nb.sql import Params, compile_row_query
+
+
+def test_every_filter_offers_what_the_table_says(schema: Any) -> None:
+    built = graphql_schema(schema)
+    string = built.get_type("StringFilter")
+    assert string is not None
+    fields = string.fields  # type: ignore[attr-defined]
+    assert set(fields) == {op.name for op in operators.scalar_operators("String")}
+    assert get_named_type(fields["contains"].type).name == "String"
+    assert isinstance(fields["in"].type, GraphQLList)
+    assert isinstance(fields["in"].type.of_type, GraphQLNonNull)
+    assert fields["regex"].description == OPERATORS["regex"].doc
+    boolean = built.get_type("BooleanFilter").fields  # type: ignore[union-attr]
+    assert "gt" not in boolean and "contains" not in boolean and "eq" in boolean
+    listed = built.get_type("StringListFilter").fields  # type: ignore[union-attr]
+    assert {"array_contained_by", "len_gte", "len_lte"} <= set(listed)
+    assert get_named_type(listed["len_gte"].type).name == "Int"
+
+
+def _length_neq(f: Any, c: Any, p: Params) -> Any:
+    return psycopg.sql.SQL("(jsonb_array_length({}) <> {})").format(
+        operators.json_array(f), p.add(c.value, "integer")
+    )
+
+
+def test_one_new_row_is_an_operator_everywhere(
+    monkeypatch: pytest.MonkeyPatch, demo_schema: Any, demo_dsn: str
+) -> None:
+    row = Operator("len_neq", "list", "the list has not this many elements", (LIST,), "int",
+                   _length_neq, None)  # fmt: skip
+    monkeypatch.setitem(OPERATORS, "len_neq", row)
+    schema = dataclasses.replace(demo_schema)  # a new Schema: its GraphQL schema is rebuilt
+    listed = graphql_schema(schema).get_type("StringListFilter").fields  # type: ignore[union-attr]
+    assert listed["len_neq"].description == row.doc
+    doc = parse_query("{ users(where: {tags: {len_neq: 1}}) { id } }", schema)
+    query = doc.queries[0]
+    entity = schema.entity("users")
+    params = Params()
+    statement = compile_row_query(query, entity, params)  # type: ignore[arg-type]
+    assert "<>" in statement.as_string(None)
+    with psycopg.connect(demo_dsn) as conn:
+        got = conn.execute(statement, params.values).fetchall()
+        tags = conn.execute("SELECT data -> 'tags' FROM v_user ORDER BY id").fetchall()
+    expected = sum(1 for (t,) in tags if isinstance(t, list) and len(t) != 1)
+    assert len(got) == expected > 0
+
+
+def test_an_operator_the_engine_does_not_compute_is_declined(session: fq.Session) -> None:
+    query = '{ sales_aggregate(where: {region: {strictly_contains: "EU"}}) { count } }'
+    auto = session.execute(query)
+    assert isinstance(auto, fq.Result)
+    assert auto.backend == "postgres"
+    assert auto.reason == "arrow declines the operator strictly_contains (json)"
+    with pytest.raises(fq.QueryError, match="strictly_contains"):
+        session.execute(query, backend="arrow")
+    pg = session.execute(query, backend="postgres")
+    assert isinstance(pg, fq.Result)
+    assert auto.df.to_dicts() == pg.df.to_dicts()
+    assert json.dumps(pg.df.to_dicts())  # a plain answer: [{"count": n}]
+
+
+def test_an_aggregate_the_engine_does_not_know_is_declined(schema: Any) -> None:
+    fact = schema.fact("sales")
+    query = AggregateQuery(
+        key="sales_aggregate",
+        fact="sales",
+        aggregates=(Aggregate(name="revenue_mode", function="mode", field="revenue"),),
+        columns=(("revenue_mode", "revenue_mode"),),
+        group_keys=(),
+    )
+    data = pl.DataFrame({"revenue": [1.0, 2.0, 2.0]})
+    with pytest.raises(UnsupportedError, match="the aggregate mode"):
+        run_aggregate(data, query, fact)
