@@ -17,6 +17,8 @@ operators escape ``%``, ``_`` and ``\\`` so user text matches literally
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,13 +43,16 @@ if TYPE_CHECKING:  # every stage imports this table: it imports none of them
 __all__ = [
     "EVERY",
     "LIST",
+    "LOOPBACK_RANGES",
     "MAX_REGEX_LENGTH",
     "OPERATORS",
+    "PRIVATE_RANGES",
     "Operator",
     "escape_like",
     "json_array",
     "list_operators",
     "scalar_operators",
+    "search_value",
     "typed_ops",
 ]
 
@@ -66,11 +71,12 @@ class Operator:
 
     Attributes:
         name: its GraphQL name.
-        family: comparison, text, null, json, list.
+        family: comparison, text, null, json, list, network, text search.
         doc: the description the GraphQL schema shows.
         applies: the scalars whose filters offer it (``EVERY``: all; ``LIST``: list fields).
         operand: its GraphQL input — "value" (the field's scalar), "values" (a list of
-            it), "boolean", "int", "text" or "json".
+            it), "boolean", "int", "text", "json" or "search" (a string, or
+            ``{query, language}``).
         sql: its SQL rendering.
         polars: its Polars rendering; None: the arrow plane declines it.
         typed: its value is compared with the column's own type (checked and made
@@ -160,6 +166,74 @@ def _length(symbol: str) -> SqlRenderer:
     def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
         return sql.SQL("(jsonb_array_length({}) " + symbol + " {})").format(
             json_array(f), p.add(c.value, "integer")
+        )
+
+    return render
+
+
+def _kind(f: FieldSQL) -> str:
+    """The field's SQL type without modifiers: ``inet``, ``tsvector``, ``text``…"""
+    return f.pg_type.split("(")[0].strip()
+
+
+def _inet(f: FieldSQL) -> sql.Composable:
+    """The field as ``inet``; text that is not an address reads as NULL (with
+    ``pg_input_is_valid``, PostgreSQL 16+), as a value of another JSON kind does."""
+    if _kind(f) in ("inet", "cidr"):
+        return f.value
+    return sql.SQL("(CASE WHEN pg_input_is_valid({t}, 'inet') THEN ({t})::inet END)").format(
+        t=f.text
+    )
+
+
+def _address_flag(test: str) -> SqlRenderer:
+    """A yes/no property of the address: ``true`` asks for it, ``false`` for its absence
+    (a field that is no address matches neither)."""
+
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        held = sql.SQL(test).format(x=_inet(f))
+        return sql.SQL("({})" if c.value else "(NOT ({}))").format(held)
+
+    return render
+
+
+def _in_ranges(ranges: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{r}'::inet" for r in ranges)
+    return "{x} <<= ANY(ARRAY[" + listed + "])"
+
+
+#: RFC 1918 and the IPv6 unique-local range (RFC 4193).
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+LOOPBACK_RANGES = ("127.0.0.0/8", "::1/128")
+
+
+def _address_binary(symbol: str) -> SqlRenderer:
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        return sql.SQL("({} " + symbol + " {})").format(_inet(f), p.add(c.value, "inet"))
+
+    return render
+
+
+def search_value(value: Any) -> tuple[str, str]:
+    """A text search operand as (query, language): a string is english."""
+    if isinstance(value, str):
+        return value, "english"
+    return str(value["query"]), str(value.get("language") or "english")
+
+
+def _search(function: str) -> SqlRenderer:
+    """The field (a ``tsvector`` column, or text made one in the query's language) matched
+    by ``function(language, query)``."""
+
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        query, language = search_value(c.value)
+        config = p.add(language, "regconfig")
+        if _kind(f) == "tsvector":
+            document: sql.Composable = f.value
+        else:
+            document = sql.SQL("to_tsvector({}, {})").format(config, f.text)
+        return sql.SQL("({} @@ " + function + "({}, {}))").format(
+            document, config, p.add(query, "text")
         )
 
     return render
@@ -261,6 +335,25 @@ def _pattern_check(value: Any) -> str | None:
     return None
 
 
+def _address_check(value: Any) -> str | None:
+    """An address or subnet PostgreSQL's inet reads (checked here, before any SQL)."""
+    try:
+        ipaddress.ip_interface(value)
+    except ValueError:
+        return f"{value!r} is not an IP address or subnet (such as 10.0.0.1 or 2001:db8::/32)"
+    return None
+
+
+_CONFIG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def _search_check(value: Any) -> str | None:
+    _, language = search_value(value)
+    if not _CONFIG.fullmatch(language):
+        return f"{language!r} is not a text search language (such as english or french)"
+    return None
+
+
 # --------------------------------------------------------------------- the table
 
 
@@ -348,6 +441,36 @@ OPERATORS: dict[str, Operator] = {
                  _length("<"), None),
         Operator("len_lte", "list", "the list has at most this many elements", (LIST,), "int",
                  _length("<="), None),
+        # network addresses: inet/cidr columns, and addresses written as text
+        Operator("is_ipv4", "network", "true: an IPv4 address; false: another address",
+                 _TEXT, "boolean", _address_flag("family({x}) = 4"), None),
+        Operator("is_ipv6", "network", "true: an IPv6 address; false: another address",
+                 _TEXT, "boolean", _address_flag("family({x}) = 6"), None),
+        Operator("is_private", "network",
+                 "true: in a private range (RFC 1918, IPv6 unique local fc00::/7)", _TEXT,
+                 "boolean", _address_flag(_in_ranges(PRIVATE_RANGES)), None),
+        Operator("is_loopback", "network", "true: a loopback address (127.0.0.0/8, ::1)",
+                 _TEXT, "boolean", _address_flag(_in_ranges(LOOPBACK_RANGES)), None),
+        Operator("in_subnet", "network", "the address is in this subnet (or is it)", _TEXT,
+                 "text", _address_binary("<<="), None, check=_address_check),
+        Operator("contains_subnet", "network", "the subnet holds this subnet (or is it)",
+                 _TEXT, "text", _address_binary(">>="), None, check=_address_check),
+        Operator("contains_ip", "network", "the subnet holds this address", _TEXT, "text",
+                 _address_binary(">>="), None, check=_address_check),
+        Operator("ip_range_overlap", "network", "the subnet and this one share an address",
+                 _TEXT, "text", _address_binary("&&"), None, check=_address_check),
+        # full-text search: tsvector columns, and text in the query's language
+        Operator("matches", "text search",
+                 "matches the words (plainto_tsquery; a string, or {query, language})", _TEXT,
+                 "search", _search("plainto_tsquery"), None, check=_search_check),
+        Operator("plain_query", "text search", "matches the words (plainto_tsquery)", _TEXT,
+                 "search", _search("plainto_tsquery"), None, check=_search_check),
+        Operator("phrase_query", "text search",
+                 "matches the words in this order (phraseto_tsquery)", _TEXT, "search",
+                 _search("phraseto_tsquery"), None, check=_search_check),
+        Operator("websearch_query", "text search",
+                 'matches a web search: "quoted phrase", or, -not (websearch_to_tsquery)',
+                 _TEXT, "search", _search("websearch_to_tsquery"), None, check=_search_check),
     )
 }
 # fmt: on

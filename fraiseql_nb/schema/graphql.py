@@ -86,6 +86,8 @@ def _operand_type(operand: str, gql: Any) -> Any:
         return GraphQLString
     if operand == "json":
         return JSON
+    if operand == "search":
+        return TextSearch
     return gql
 
 
@@ -187,6 +189,32 @@ DateTime = _temporal("DateTime", date_only=False)
 Date = _temporal("Date", date_only=True)
 JSON = GraphQLScalarType(
     "JSON", parse_value=_json_value, parse_literal=_json_literal, description="Any JSON value"
+)
+
+
+def _text_search(value: Any) -> Any:
+    """A text search operand: the words (english), or ``{query, language}``."""
+    if isinstance(value, str):
+        return value
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("query"), str)
+        and isinstance(value.get("language", "english"), str)
+        and set(value) <= {"query", "language"}
+    ):
+        return value
+    raise ValueError(
+        'a text search is a string ("red fox") or {query: "renard", language: "french"}'
+    )
+
+
+TextSearch = GraphQLScalarType(
+    "TextSearch",
+    parse_value=_text_search,
+    parse_literal=lambda node, variables=None: _text_search(
+        value_from_ast_untyped(node, variables)
+    ),
+    description='Words to search for: "red fox" (english), or {query: "…", language: "french"}',
 )
 _SCALARS: dict[str, GraphQLScalarType] = {
     "Int": GraphQLInt,
