@@ -44,9 +44,12 @@ __all__ = [
     "EVERY",
     "LIST",
     "LOOPBACK_RANGES",
+    "MAX_DIMENSIONS",
     "MAX_REGEX_LENGTH",
+    "NUMBER_LIST",
     "OPERATORS",
     "PRIVATE_RANGES",
+    "TEXT_LIST",
     "Operator",
     "escape_like",
     "json_array",
@@ -59,9 +62,12 @@ __all__ = [
 SqlRenderer = Callable[["FieldSQL", "Compare", "Params"], sql.Composable]
 PolarsRenderer = Callable[[pl.Expr, "Compare", Any, str], pl.Expr]
 
-#: ``applies`` of an operator every scalar's filter offers, and of a list field's.
+#: ``applies`` of an operator every scalar's filter offers, and of a list field's: any
+#: list, a list of numbers (a vector), a list of text (a set of words).
 EVERY = "*"
 LIST = "list"
+NUMBER_LIST = "list of numbers"
+TEXT_LIST = "list of text"
 _ORDERED = ("Int", "BigInt", "Float", "ID", "DateTime", "Date", "String")
 
 
@@ -71,12 +77,14 @@ class Operator:
 
     Attributes:
         name: its GraphQL name.
-        family: comparison, text, null, json, list, network, text search.
+        family: comparison, text, null, json, list, vector, network, text search.
         doc: the description the GraphQL schema shows.
-        applies: the scalars whose filters offer it (``EVERY``: all; ``LIST``: list fields).
+        applies: the scalars whose filters offer it (``EVERY``: all; ``LIST``,
+            ``NUMBER_LIST``, ``TEXT_LIST``: list fields).
         operand: its GraphQL input — "value" (the field's scalar), "values" (a list of
-            it), "boolean", "int", "text", "json" or "search" (a string, or
-            ``{query, language}``).
+            it), "boolean", "int", "text", "json", "search" (a string, or
+            ``{query, language}``), "vector" (``{vector, threshold}``) or "text set"
+            (``{values, threshold}``).
         sql: its SQL rendering.
         polars: its Polars rendering; None: the arrow plane declines it.
         typed: its value is compared with the column's own type (checked and made
@@ -239,6 +247,54 @@ def _search(function: str) -> SqlRenderer:
     return render
 
 
+def _vector_text(values: Any) -> str:
+    """A vector as pgvector writes it: ``[0.1,0.2]`` (exact: Python's shortest repr)."""
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def _as_vector(f: FieldSQL, dims: int) -> sql.Composable:
+    """The field as a pgvector ``vector``: a vector column as it is; a JSON array of
+    ``dims`` numbers cast to one; anything else (another length, a non-number) NULL."""
+    if _kind(f) == "vector":
+        return f.value
+    return sql.SQL(
+        "(CASE WHEN jsonb_typeof({j}) = 'array' AND jsonb_array_length({j}) = {n}"
+        " AND NOT jsonb_path_exists({j}, '$[*] ? (@.type() != \"number\")')"
+        " THEN ({j})::text::vector END)"
+    ).format(j=f.jsonb, n=sql.Literal(dims))
+
+
+def _distance(symbol: str, *, similarity: bool = False) -> SqlRenderer:
+    """Within ``threshold`` of ``vector`` by pgvector's ``symbol``; for the inner product
+    (``<#>`` is its negation) at least ``threshold`` similar."""
+
+    def render(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+        vector = list(c.value["vector"])
+        threshold = float(c.value["threshold"])
+        bound = -threshold if similarity else threshold
+        return sql.SQL("(({} " + symbol + " {}) <= {})").format(
+            _as_vector(f, len(vector)),
+            p.add(_vector_text(vector), "vector"),
+            p.add(bound, "float8"),
+        )
+
+    return render
+
+
+def _jaccard(f: FieldSQL, c: Compare, p: Params) -> sql.Composable:
+    """1 - |A ∩ B| / |A ∪ B| over the distinct elements (as text) of the list and of
+    ``values``; two empty sets are at distance 0; a field that is no list is unknown."""
+    values = sorted({str(v) for v in c.value["values"]})
+    return sql.SQL(
+        "((CASE WHEN jsonb_typeof({j}) = 'array' THEN (SELECT COALESCE(1 - count(*)"
+        " FILTER (WHERE a.v IS NOT NULL AND b.v IS NOT NULL)::float8 / NULLIF(count(*), 0), 0)"
+        " FROM (SELECT DISTINCT e AS v FROM jsonb_array_elements_text({j}) AS e) AS a"
+        " FULL JOIN (SELECT DISTINCT unnest({vals}) AS v) AS b ON a.v = b.v) END) <= {t})"
+    ).format(
+        j=f.jsonb, vals=p.add(values, "text[]"), t=p.add(float(c.value["threshold"]), "float8")
+    )
+
+
 # ------------------------------------------------------------- Polars renderers
 
 
@@ -344,6 +400,31 @@ def _address_check(value: Any) -> str | None:
     return None
 
 
+#: The most dimensions a pgvector vector has.
+MAX_DIMENSIONS = 16_000
+
+
+def _vector_check(value: Any) -> str | None:
+    vector = value.get("vector") or []
+    if not vector:
+        return "the vector is empty; give at least one number"
+    if len(vector) > MAX_DIMENSIONS:
+        return (
+            f"the vector has {len(vector):,} dimensions; pgvector holds at most {MAX_DIMENSIONS:,}"
+        )
+    numbers = [float(v) for v in vector] + [float(value["threshold"])]
+    if any(n != n or n in (float("inf"), float("-inf")) for n in numbers):
+        return "vector components and the threshold must be finite numbers"
+    return None
+
+
+def _set_check(value: Any) -> str | None:
+    threshold = float(value["threshold"])
+    if threshold != threshold or threshold in (float("inf"), float("-inf")):
+        return "the threshold must be a finite number"
+    return None
+
+
 _CONFIG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -441,6 +522,20 @@ OPERATORS: dict[str, Operator] = {
                  _length("<"), None),
         Operator("len_lte", "list", "the list has at most this many elements", (LIST,), "int",
                  _length("<="), None),
+        # vector distance: pgvector columns, and JSON arrays of numbers (need pgvector)
+        Operator("l2_distance", "vector",
+                 "within threshold of vector by Euclidean distance (pgvector <->)",
+                 (NUMBER_LIST,), "vector", _distance("<->"), None, check=_vector_check),
+        Operator("cosine_distance", "vector",
+                 "within threshold of vector by cosine distance (pgvector <=>)",
+                 (NUMBER_LIST,), "vector", _distance("<=>"), None, check=_vector_check),
+        Operator("inner_product", "vector",
+                 "an inner product with vector of at least threshold (pgvector <#>)",
+                 (NUMBER_LIST,), "vector", _distance("<#>", similarity=True), None,
+                 check=_vector_check),
+        Operator("jaccard_distance", "vector",
+                 "within threshold of values by Jaccard distance (1 - shared / all elements)",
+                 (TEXT_LIST,), "text set", _jaccard, None, check=_set_check),
         # network addresses: inet/cidr columns, and addresses written as text
         Operator("is_ipv4", "network", "true: an IPv4 address; false: another address",
                  _TEXT, "boolean", _address_flag("family({x}) = 4"), None),
@@ -481,9 +576,14 @@ def scalar_operators(scalar: str) -> tuple[Operator, ...]:
     return tuple(op for op in OPERATORS.values() if scalar in op.applies or EVERY in op.applies)
 
 
-def list_operators() -> tuple[Operator, ...]:
-    """The operators a filter on a list field offers."""
-    return tuple(op for op in OPERATORS.values() if LIST in op.applies)
+def list_operators(item: str | None = None) -> tuple[Operator, ...]:
+    """The operators a filter on a list field (of ``item`` scalars) offers."""
+    kinds = {LIST}
+    if item in ("Int", "BigInt", "Float"):
+        kinds.add(NUMBER_LIST)
+    if item in ("String", "ID"):
+        kinds.add(TEXT_LIST)
+    return tuple(op for op in OPERATORS.values() if kinds & set(op.applies))
 
 
 def typed_ops() -> frozenset[str]:

@@ -88,6 +88,10 @@ def _operand_type(operand: str, gql: Any) -> Any:
         return JSON
     if operand == "search":
         return TextSearch
+    if operand == "vector":
+        return VectorThreshold
+    if operand == "text set":
+        return TextSetThreshold
     return gql
 
 
@@ -216,6 +220,22 @@ TextSearch = GraphQLScalarType(
     ),
     description='Words to search for: "red fox" (english), or {query: "…", language: "french"}',
 )
+VectorThreshold = GraphQLInputObjectType(
+    "VectorThreshold",
+    {
+        "vector": GraphQLInputField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLFloat)))),
+        "threshold": GraphQLInputField(GraphQLNonNull(GraphQLFloat)),
+    },
+    description="A vector and a threshold: the distance bound, or the least inner product",
+)
+TextSetThreshold = GraphQLInputObjectType(
+    "TextSetThreshold",
+    {
+        "values": GraphQLInputField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString)))),
+        "threshold": GraphQLInputField(GraphQLNonNull(GraphQLFloat)),
+    },
+    description="A set of text values and the greatest Jaccard distance from it",
+)
 _SCALARS: dict[str, GraphQLScalarType] = {
     "Int": GraphQLInt,
     "BigInt": BigInt,
@@ -272,7 +292,7 @@ class _Builder:
                     op: GraphQLInputField(
                         _operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
                     )
-                    for op in (o.name for o in list_operators())
+                    for op in (o.name for o in list_operators(scalar))
                 },
                 description=f"Conditions on a list of {scalar}",
             )
