@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # every stage imports this table: it imports none of them
     from fraiseql_nb.sql.params import Params
 
 __all__ = [
+    "DISTANCES",
     "EVERY",
     "LIST",
     "LOOPBACK_RANGES",
@@ -51,12 +52,15 @@ __all__ = [
     "PRIVATE_RANGES",
     "TEXT_LIST",
     "Operator",
+    "as_vector",
+    "distance_order",
     "escape_like",
     "json_array",
     "list_operators",
     "scalar_operators",
     "search_value",
     "typed_ops",
+    "vector_text",
 ]
 
 SqlRenderer = Callable[["FieldSQL", "Compare", "Params"], sql.Composable]
@@ -247,12 +251,12 @@ def _search(function: str) -> SqlRenderer:
     return render
 
 
-def _vector_text(values: Any) -> str:
+def vector_text(values: Any) -> str:
     """A vector as pgvector writes it: ``[0.1,0.2]`` (exact: Python's shortest repr)."""
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
-def _as_vector(f: FieldSQL, dims: int) -> sql.Composable:
+def as_vector(f: FieldSQL, dims: int) -> sql.Composable:
     """The field as a pgvector ``vector``: a vector column as it is; a JSON array of
     ``dims`` numbers cast to one; anything else (another length, a non-number) NULL."""
     if _kind(f) == "vector":
@@ -273,8 +277,8 @@ def _distance(symbol: str, *, similarity: bool = False) -> SqlRenderer:
         threshold = float(c.value["threshold"])
         bound = -threshold if similarity else threshold
         return sql.SQL("(({} " + symbol + " {}) <= {})").format(
-            _as_vector(f, len(vector)),
-            p.add(_vector_text(vector), "vector"),
+            as_vector(f, len(vector)),
+            p.add(vector_text(vector), "vector"),
             p.add(bound, "float8"),
         )
 
@@ -398,6 +402,18 @@ def _address_check(value: Any) -> str | None:
     except ValueError:
         return f"{value!r} is not an IP address or subnet (such as 10.0.0.1 or 2001:db8::/32)"
     return None
+
+
+#: Vector orderings (nearest first) and the pgvector operator of each.
+DISTANCES = {"l2_distance": "<->", "cosine_distance": "<=>", "inner_product": "<#>"}
+
+
+def distance_order(f: FieldSQL, distance: str, vector: tuple[float, ...]) -> sql.Composable:
+    """The sort key of ``orderBy: {field: {<distance>: vector}}``: ascending is nearest
+    first (``<#>`` is the negated inner product: the most similar first)."""
+    return sql.SQL("({} " + DISTANCES[distance] + " {}::vector)").format(
+        as_vector(f, len(vector)), sql.Literal(vector_text(vector))
+    )
 
 
 #: The most dimensions a pgvector vector has.

@@ -146,3 +146,42 @@ def test_bad_vectors_are_refused(s: fq.Session) -> None:
     # A vector operator on a list of text: the schema refuses it.
     with pytest.raises(fq.QueryError, match="l2_distance"):
         ids(s, "{tags: {l2_distance: {vector: [1], threshold: 1}}}")
+
+
+@pytest.mark.parametrize(
+    ("distance", "symbol"),
+    [("l2_distance", "<->"), ("cosine_distance", "<=>"), ("inner_product", "<#>")],
+)
+def test_nearest_first_agrees_with_pgvector(
+    s: fq.Session, items: str, distance: str, symbol: str
+) -> None:
+    vector = [0.8, 0.3, 0.1]
+    with psycopg.connect(items) as conn:
+        expected = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM tb_item ORDER BY emb {symbol} %s::vector ASC NULLS LAST, id",
+                (str(vector),),
+            ).fetchall()
+        ]
+    query = f"{{ items(orderBy: {{emb: {{{distance}: {vector}}}}}, limit: 4) {{ id }} }}"
+    first = s.execute(query)
+    assert isinstance(first, fq.Result)
+    got = [int(x) for x in first.df["id"].to_list()]
+    assert got == expected[:4]
+    # Keyset paging goes on from the 4th nearest, to the end: rows without a vector last.
+    pages = got
+    page = first.next_page()
+    while page is not None and page.df.height:
+        pages += [int(x) for x in page.df["id"].to_list()]
+        page = page.next_page()
+    assert pages == expected
+
+
+def test_nearest_first_needs_one_distance(s: fq.Session) -> None:
+    with pytest.raises(fq.QueryError, match="give one distance"):
+        s.execute(
+            "{ items(orderBy: {emb: {l2_distance: [1, 0, 0], cosine_distance: [1]}}) { id } }"
+        )
+    with pytest.raises(fq.QueryError, match="the vector is empty"):
+        s.execute("{ items(orderBy: {emb: {l2_distance: []}}) { id } }")

@@ -94,6 +94,10 @@ class OrderItem:
     descending: bool = False
     nulls_first: bool = False
     column: str | None = None  # a column of the entity's relation, not a document path
+    # Nearest first: the pgvector distance (l2_distance, cosine_distance, inner_product)
+    # of a list of numbers from ``vector``.
+    distance: str | None = None
+    vector: tuple[float, ...] = ()
 
 
 # -------------------------------------------------------------------- rows

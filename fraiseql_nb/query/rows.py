@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode
 
+from fraiseql_nb.operators import DISTANCES, MAX_DIMENSIONS
 from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
 from fraiseql_nb.query.values import TYPED_OPS, check_value
 from fraiseql_nb.query.where import build_entity_where, is_empty
@@ -159,6 +160,9 @@ def _order(
         if field is None:  # unreachable after validation
             raise ctx.error(f"unknown orderBy field {name!r}", node)
         path = (*prefix, field.key)
+        if isinstance(direction, dict) and field.type.kind == "list":
+            out.append(_nearest(ctx, node, name, path, direction))
+            continue
         if isinstance(direction, dict):
             out += _order(ctx, node, direction, field.type, path)
             continue
@@ -176,3 +180,25 @@ def _order(
             )
         )
     return out
+
+
+def _nearest(
+    ctx: Context, node: Any, name: str, path: tuple[str, ...], given: dict[str, Any]
+) -> OrderItem:
+    """``{embedding: {cosine_distance: [..]}}``: nearest first, by one pgvector distance."""
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if len(chosen) != 1:
+        raise ctx.error(
+            f"orderBy {name}: give one distance ({', '.join(DISTANCES)}) and its vector", node
+        )
+    ((distance, vector),) = chosen.items()
+    if not vector:
+        raise ctx.error(f"orderBy {name}.{distance}: the vector is empty", node)
+    if len(vector) > MAX_DIMENSIONS:
+        raise ctx.error(
+            f"orderBy {name}.{distance}: {len(vector):,} dimensions; at most {MAX_DIMENSIONS:,}",
+            node,
+        )
+    return OrderItem(
+        path=path, scalar="Float", distance=distance, vector=tuple(float(v) for v in vector)
+    )

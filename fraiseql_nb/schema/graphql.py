@@ -40,7 +40,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from fraiseql_nb.operators import OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.operators import DISTANCES, OPERATORS, list_operators, scalar_operators
 from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
 from fraiseql_nb.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 
@@ -220,6 +220,30 @@ TextSearch = GraphQLScalarType(
     ),
     description='Words to search for: "red fox" (english), or {query: "…", language: "french"}',
 )
+VectorOrder = GraphQLInputObjectType(
+    "VectorOrder",
+    {
+        name: GraphQLInputField(
+            GraphQLList(GraphQLNonNull(GraphQLFloat)),
+            description=f"nearest first to this vector by pgvector's {symbol}",
+        )
+        for name, symbol in DISTANCES.items()
+    },
+    description="Nearest first: one distance and its vector (a k-nearest search with limit)",
+)
+
+
+def _numbers(ftype: FieldType) -> bool:
+    """A list of numbers: a vector, which orderBy can sort by distance."""
+    item = ftype.item
+    return (
+        ftype.kind == "list"
+        and item is not None
+        and item.kind == "scalar"
+        and item.scalar in ("Int", "BigInt", "Float")
+    )
+
+
 VectorThreshold = GraphQLInputObjectType(
     "VectorThreshold",
     {
@@ -406,10 +430,14 @@ class _Builder:
                     name,
                     lambda: {
                         f.name: GraphQLInputField(
-                            order_type(f.type) if f.type.kind == "object" else self.direction
+                            order_type(f.type)
+                            if f.type.kind == "object"
+                            else VectorOrder
+                            if f.type.kind == "list"
+                            else self.direction
                         )
                         for f in ftype.fields
-                        if f.type.kind in ("object", "scalar")
+                        if f.type.kind in ("object", "scalar") or _numbers(f.type)
                     },
                     description=f"Sort keys of {ftype.type_name}, in the order written",
                 )

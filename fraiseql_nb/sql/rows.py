@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
+from fraiseql_nb.operators import distance_order
 from fraiseql_nb.query.ir import Compare, OrderItem, RowQuery, Selection
 from fraiseql_nb.schema.model import Entity, Field
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, fixed_width, json_path
@@ -213,6 +214,10 @@ def _sort_key(
     if item.column is not None:
         # Only the id is ever read from a column: a plain, indexable sort key.
         return column_field(item.column, id_type, table=table)
+    if item.distance is not None:
+        listed = document_field(base, item.path, "JSON", None)
+        near = distance_order(listed, item.distance, item.vector)
+        return FieldSQL(value=near, text=near, jsonb=near, pg_type="float8")
     return document_field(base, item.path, item.scalar, item.json, guard=guard, fixed=fixed)
 
 
