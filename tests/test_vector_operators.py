@@ -185,3 +185,71 @@ def test_nearest_first_needs_one_distance(s: fq.Session) -> None:
         )
     with pytest.raises(fq.QueryError, match="the vector is empty"):
         s.execute("{ items(orderBy: {emb: {l2_distance: []}}) { id } }")
+
+
+@pytest.fixture(scope="module")
+def docs(server_dsn: str) -> Iterator[str]:
+    """5,000 documents with a vector(8) column beside them, under an HNSW index."""
+    from fraiseql_nb import demo
+
+    name = "fq_vector_index"
+    dsn = demo.ensure_database(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("DROP VIEW IF EXISTS v_doc; DROP TABLE IF EXISTS tb_doc")
+        conn.execute(
+            "CREATE TABLE tb_doc (id int PRIMARY KEY, data jsonb NOT NULL, embedding vector(8));"
+            " INSERT INTO tb_doc SELECT g, jsonb_build_object('id', g, 'title', 'doc ' || g),"
+            " (SELECT array_agg(sin(g * k + k * k)::real) FROM generate_series(1, 8) AS k)::vector"
+            " FROM generate_series(1, 5000) AS g;"
+            " CREATE INDEX tb_doc_embedding_hnsw ON tb_doc USING hnsw (embedding vector_cosine_ops);"
+            " CREATE VIEW v_doc AS SELECT id, data, embedding FROM tb_doc;"
+            " ANALYZE tb_doc"
+        )
+    yield dsn
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_a_pgvector_index_serves_the_nearest_documents(docs: str) -> None:
+    target = [0.5, -0.2, 0.1, 0.9, -0.4, 0.3, 0.0, 0.7]
+    query = f"{{ docs(orderBy: {{embedding: {{cosine_distance: {target}}}}}, limit: 5) {{ id title embedding }} }}"
+    with fq.connect(docs) as s:
+        plan = s.explain(query, plan=True).plans[0]
+        assert "tb_doc_embedding_hnsw" in plan.pg_plan  # an Index Scan on the HNSW index
+        r = s.execute(query)
+        assert isinstance(r, fq.Result)
+        with psycopg.connect(docs) as conn:
+            # PostgreSQL's own SQL, through the same (approximate) index: the same answer.
+            exact = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM tb_doc ORDER BY embedding <=> %s::vector, id LIMIT 5",
+                    (str(target),),
+                ).fetchall()
+            ]
+        got = [int(x) for x in r.df["id"].to_list()]
+        assert got == exact
+        assert r.df["embedding"][0].to_list() == pytest.approx(
+            [float(x) for x in psycopg.connect(docs).execute(
+                "SELECT embedding::text FROM tb_doc WHERE id = %s", (got[0],)
+            ).fetchone()[0].strip("[]").split(",")]
+        )  # fmt: skip
+        filtered = s.execute(
+            f"{{ docs(where: {{embedding: {{cosine_distance: {{vector: {target}, threshold: 0.05}}}}}}) {{ id }} }}"
+        )
+        assert isinstance(filtered, fq.Result)
+        with psycopg.connect(docs) as conn:
+            within = conn.execute(
+                "SELECT count(*) FROM tb_doc WHERE (embedding <=> %s::vector) <= 0.05",
+                (str(target),),
+            ).fetchone()[0]
+        assert filtered.df.height == within
+        with pytest.raises(
+            fq.QueryError, match=r"the vector has 3 dimensions; vector\(8\) holds 8"
+        ):
+            s.execute("{ docs(orderBy: {embedding: {l2_distance: [1, 2, 3]}}, limit: 1) { id } }")
+        with pytest.raises(fq.QueryError, match=r"embedding\.l2_distance: the vector has 2"):
+            s.execute(
+                "{ docs(where: {embedding: {l2_distance: {vector: [1, 2], threshold: 1}}}) { id } }"
+            )

@@ -10,7 +10,7 @@ from graphql import FieldNode
 from fraiseql_nb.operators import DISTANCES, MAX_DIMENSIONS
 from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
 from fraiseql_nb.query.values import TYPED_OPS, check_value
-from fraiseql_nb.query.where import build_entity_where, is_empty
+from fraiseql_nb.query.where import build_entity_where, dimensions, is_empty
 from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import Entity, FieldType
 
@@ -161,7 +161,15 @@ def _order(
             raise ctx.error(f"unknown orderBy field {name!r}", node)
         path = (*prefix, field.key)
         if isinstance(direction, dict) and field.type.kind == "list":
-            out.append(_nearest(ctx, node, name, path, direction))
+            nearest = _nearest(ctx, node, name, path, direction, field.column)
+            want = dimensions(field.pg_type)
+            if want is not None and len(nearest.vector) != want:
+                raise ctx.error(
+                    f"orderBy {name}: the vector has {len(nearest.vector)} dimensions;"
+                    f" {field.pg_type} holds {want}",
+                    node,
+                )
+            out.append(nearest)
             continue
         if isinstance(direction, dict):
             out += _order(ctx, node, direction, field.type, path)
@@ -183,7 +191,12 @@ def _order(
 
 
 def _nearest(
-    ctx: Context, node: Any, name: str, path: tuple[str, ...], given: dict[str, Any]
+    ctx: Context,
+    node: Any,
+    name: str,
+    path: tuple[str, ...],
+    given: dict[str, Any],
+    column: str | None,
 ) -> OrderItem:
     """``{embedding: {cosine_distance: [..]}}``: nearest first, by one pgvector distance."""
     chosen = {k: v for k, v in given.items() if v is not None}
@@ -200,5 +213,9 @@ def _nearest(
             node,
         )
     return OrderItem(
-        path=path, scalar="Float", distance=distance, vector=tuple(float(v) for v in vector)
+        path=path,
+        scalar="Float",
+        distance=distance,
+        vector=tuple(float(v) for v in vector),
+        column=column,
     )

@@ -7,6 +7,7 @@ expression too long to be reasonable, a NUL byte PostgreSQL text cannot hold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ def build_entity_where(
                     is_list=is_list,
                 )
                 if field.column is not None:
+                    _check_dimensions(ctx, node, f"{name}.{op}", field.pg_type, operand, op)
                     compare = replace(compare, column=field.column)
                 items.append(compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
@@ -129,6 +131,25 @@ def _compare(
     if scalar == "ID" and json == "number" and operator.operand in ("value", "values"):
         value = _as_number(ctx, node, where, value)
     return Compare(path=path, op=op, value=value, scalar=scalar, json=json, is_list=is_list)
+
+
+def dimensions(pg_type: str | None) -> int | None:
+    """The dimensions of a pgvector column type: ``vector(3)`` -> 3."""
+    match = re.fullmatch(r"vector\((\d+)\)", pg_type or "")
+    return int(match.group(1)) if match else None
+
+
+def _check_dimensions(
+    ctx: Context, node: Node, where: str, pg_type: str | None, operand: Any, op: str
+) -> None:
+    """A vector compared with a vector column has the column's dimensions (pgvector would
+    refuse the statement; this names the field and the value first)."""
+    want = dimensions(pg_type)
+    if want is None or OPERATORS[op].operand != "vector":
+        return
+    got = len(operand.get("vector") or [])
+    if got != want:
+        raise ctx.error(f"{where}: the vector has {got} dimensions; {pg_type} holds {want}", node)
 
 
 def _check_text(ctx: Context, node: Node, where: str, value: Any) -> None:

@@ -264,6 +264,7 @@ def _entity(
     id_type = next(c[1] for c in cols if c[0] == "id")
     docs = [doc for _, doc in rows]
     fields, sampled = infer_fields(docs, type_name, taken_types)
+    fields = _vector_columns(fields, cols)
     identity, id_everywhere = _identity(rows, id_type)
     if identity == "mixed":
         problems.append(
@@ -318,6 +319,26 @@ def _entity(
         identity=identity,
         stored=_stored_documents(conn, nsp, rel),
     )
+
+
+def _vector_columns(
+    fields: tuple[Field, ...], cols: list[tuple[str, str, str, str]]
+) -> tuple[Field, ...]:
+    """pgvector columns of an entity view, beside ``data``, as fields read from the column
+    (a document key of the same name gives way: the column is what an index serves)."""
+    vectors = [
+        Field(
+            name=col,
+            key=col,
+            type=FieldType(kind="list", item=FieldType(kind="scalar", scalar="Float")),
+            column=col,
+            pg_type=pretty,
+        )
+        for col, pretty, typname, _ in cols
+        if typname == "vector" and graphql_name(col) == col and col not in ("id", "data")
+    ]
+    taken = {v.name for v in vectors}
+    return (*(f for f in fields if f.name not in taken), *vectors)
 
 
 def _sample_documents(

@@ -64,8 +64,10 @@ class Field:
     type: FieldType
     nullable: bool = True
     # Set when the value is read from this column of the relation instead of the
-    # document: the ``id`` field of a view whose documents carry no ``id`` key.
+    # document: the ``id`` field of a view whose documents carry no ``id`` key, or a
+    # pgvector column the view has beside its documents (an index can serve it).
     column: str | None = None
+    pg_type: str | None = None  # the column's type, as format_type() prints it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -123,9 +123,11 @@ def fixed_width(scalar: str, json: str | None) -> bool:
 def column_field(column: str, pg_type: str, *, table: str | None = None) -> FieldSQL:
     """Read a plain column of type ``pg_type`` (of the relation aliased ``table``)."""
     ident = sql.Identifier(table, column) if table else sql.Identifier(column)
+    # A pgvector value's text is a JSON array of its numbers; to_jsonb() would make it a string.
+    jsonb = "({}::text)::jsonb" if pg_type.startswith("vector") else "to_jsonb({})"
     return FieldSQL(
         value=ident,
         text=sql.SQL("{}::text").format(ident),
-        jsonb=sql.SQL("to_jsonb({})").format(ident),
+        jsonb=sql.SQL(jsonb).format(ident),
         pg_type=pg_type,
     )

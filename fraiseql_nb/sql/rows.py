@@ -139,10 +139,20 @@ def compile_row_query(
         document = sql.SQL("({})::text").format(document)
     if deferred:
         # The rows first (id, document, sort keys), the documents built outside.
-        columns = [sql.SQL("v.id, {} AS data").format(data)] + [
-            sql.SQL("{} AS {}").format(expr, sql.Identifier(f"k{i}"))
-            for i, (expr, _, _) in enumerate(keys)
-        ]
+        passed = dict.fromkeys(
+            sel.column for sel in query.selection if sel.column not in (None, "id")
+        )  # columns a field is read from (a vector) go out with the row
+        columns = (
+            [sql.SQL("v.id, {} AS data").format(data)]
+            + [
+                sql.SQL("{} AS {}").format(sql.Identifier("v", c), sql.Identifier(c))
+                for c in passed
+            ]
+            + [
+                sql.SQL("{} AS {}").format(expr, sql.Identifier(f"k{i}"))
+                for i, (expr, _, _) in enumerate(keys)
+            ]
+        )
         select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), source)
     else:
         select = sql.SQL("SELECT {} AS data FROM {}").format(document, source)
@@ -193,6 +203,13 @@ def document_of(entity: Entity) -> sql.Identifier:
     return STORED if entity.stored else DATA
 
 
+def column_type(entity: Entity, column: str) -> str:
+    """The SQL type of a column a field is read from: the id's, or the field's own."""
+    if column == "id":
+        return entity.id_type
+    return next((f.pg_type for f in entity.fields if f.column == column and f.pg_type), "text")
+
+
 def identity(entity: Entity, table: str) -> FieldSQL:
     """The entity's id as the row aliased ``table`` holds it (see ``Entity.identity``)."""
     if entity.identity == "document":
@@ -211,13 +228,17 @@ def _sort_key(
     guard: bool = True,
     fixed: bool = False,
 ) -> FieldSQL:
-    if item.column is not None:
-        # Only the id is ever read from a column: a plain, indexable sort key.
-        return column_field(item.column, id_type, table=table)
     if item.distance is not None:
-        listed = document_field(base, item.path, "JSON", None)
+        listed = (
+            column_field(item.column, "vector", table=table)  # served by a pgvector index
+            if item.column is not None
+            else document_field(base, item.path, "JSON", None)
+        )
         near = distance_order(listed, item.distance, item.vector)
         return FieldSQL(value=near, text=near, jsonb=near, pg_type="float8")
+    if item.column is not None:
+        # The id: a plain, indexable sort key.
+        return column_field(item.column, id_type, table=table)
     return document_field(base, item.path, item.scalar, item.json, guard=guard, fixed=fixed)
 
 
@@ -352,6 +373,8 @@ def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -
     if sel.kind == "id":
         assert ident is not None
         return ident
+    if sel.column is not None and sel.kind == "list":
+        return sql.SQL("({}::text)::jsonb").format(sql.Identifier("v", sel.column))  # a vector
     if sel.column is not None:
         return sql.Identifier("v", sel.column)
     value = json_path(base, (sel.key,))
@@ -376,8 +399,8 @@ def _resolver(
 ) -> Callable[[Compare], FieldSQL]:
     def resolve(compare: Compare) -> FieldSQL:
         if compare.column is not None:
-            # Only the id is ever read from a column; values were checked against its type.
-            return column_field(compare.column, entity.id_type, table="v")
+            # The id (values were checked against its type), or a vector column.
+            return column_field(compare.column, column_type(entity, compare.column), table="v")
         fixed = (
             routed is not None
             and fixed_width(compare.scalar, compare.json)
