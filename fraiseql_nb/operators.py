@@ -593,8 +593,11 @@ def scalar_operators(scalar: str) -> tuple[Operator, ...]:
 
 
 def list_operators(item: str | None = None) -> tuple[Operator, ...]:
-    """The operators a filter on a list field (of ``item`` scalars) offers."""
+    """The operators a filter on a list field (of ``item`` scalars; of any, when None)
+    offers."""
     kinds = {LIST}
+    if item is None:
+        kinds |= {NUMBER_LIST, TEXT_LIST}
     if item in ("Int", "BigInt", "Float"):
         kinds.add(NUMBER_LIST)
     if item in ("String", "ID"):
