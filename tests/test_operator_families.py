@@ -211,3 +211,98 @@ def test_bad_input_is_a_query_error_naming_field_and_value(s: fq.Session) -> Non
     # An operator on a field of a type it does not apply to: the schema refuses it.
     with pytest.raises(fq.QueryError, match="is_private"):
         ids(s, "{port: {is_private: true}}")
+
+
+# ------------------------------------------------------------------ property-based
+
+SUBNETS = ["10.0.0.0/8", "10.1.0.0/16", "172.16.0.0/12", "::/0", "fd00::/8", "127.0.0.1", "::1"]
+WORDS = ["quick", "fox", "dog", "lazy", "chats", "canapé", "loopback", "address", "le", "foxes"]
+FLAG_SQL = {
+    "is_ipv4": "family({ip}) = 4",
+    "is_ipv6": "family({ip}) = 6",
+    "is_private": PRIVATE,
+    "is_loopback": LOOPBACK,
+}
+RANGE_SQL = {
+    "in_subnet": "<<=",
+    "contains_subnet": ">>=",
+    "contains_ip": ">>=",
+    "ip_range_overlap": "&&",
+}
+SEARCH_SQL = {
+    "matches": "plainto_tsquery",
+    "plain_query": "plainto_tsquery",
+    "phrase_query": "phraseto_tsquery",
+    "websearch_query": "websearch_to_tsquery",
+}
+
+
+def _leaf() -> Any:
+    from hypothesis import strategies as st
+
+    flag = st.builds(
+        lambda op, v: ({"ip": {op: v}}, f"({FLAG_SQL[op]})" if v else f"(NOT ({FLAG_SQL[op]}))"),
+        st.sampled_from(sorted(FLAG_SQL)),
+        st.booleans(),
+    )
+    ranged = st.builds(
+        lambda op, v: ({"ip": {op: v}}, f"({{ip}} {RANGE_SQL[op]} '{v}'::inet)"),
+        st.sampled_from(sorted(RANGE_SQL)),
+        st.sampled_from(SUBNETS),
+    )
+    search = st.builds(
+        lambda op, words, lang: (
+            {"note": {op: {"query": " ".join(words), "language": lang}}},
+            f"(to_tsvector('{lang}', data->>'note') @@ {SEARCH_SQL[op]}('{lang}',"
+            f" '{' '.join(words)}'))",
+        ),
+        st.sampled_from(sorted(SEARCH_SQL)),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+        st.sampled_from(["english", "french", "simple"]),
+    )
+    return st.one_of(flag, ranged, search)
+
+
+def _tree() -> Any:
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        _leaf(),
+        lambda inner: st.one_of(
+            st.builds(
+                lambda items: ({"_and": [w for w, _ in items]},
+                               "(" + " AND ".join(c for _, c in items) + ")"),
+                st.lists(inner, min_size=1, max_size=3),
+            ),
+            st.builds(
+                lambda items: ({"_or": [w for w, _ in items]},
+                               "(" + " OR ".join(c for _, c in items) + ")"),
+                st.lists(inner, min_size=1, max_size=3),
+            ),
+            st.builds(lambda item: ({"_not": item[0]}, f"(NOT {item[1]})"), inner),
+        ),
+        max_leaves=5,
+    )  # fmt: skip
+
+
+def test_generated_address_and_search_trees_agree_with_postgresql(
+    s: fq.Session, hosts: str
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    query = "query ($w: HostWhereInput) { hosts(where: $w, orderBy: {id: ASC}) { id } }"
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(_tree())
+    def check(case: tuple[dict[str, Any], str]) -> None:
+        where, condition = case
+        r = s.execute(query, {"w": where})
+        assert isinstance(r, fq.Result)
+        assert [int(x) for x in r.df["id"].to_list()] == oracle(hosts, condition)
+
+    check()
