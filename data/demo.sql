@@ -36,6 +36,20 @@ DROP TABLE IF EXISTS public.tf_sales, public.tb_order_item, public.tb_order,
 DROP TABLE IF EXISTS fraiseql_demo.ids, fraiseql_demo.tag_set, fraiseql_demo.sales_day,
     fraiseql_demo.sales_dims, fraiseql_demo.sales_price;
 
+-- pgvector, when this server has it (and this role may create it): the products'
+-- embeddings are JSON arrays in their documents either way; vector operators need it.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_available_extensions WHERE name = 'vector') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS vector;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+END
+$$;
+
 -- Uniform pseudo-random float in [0, 1) from (key, salt); stable across
 -- runs and platforms because hashint8extended backs hash partitioning.
 CREATE OR REPLACE FUNCTION fraiseql_demo.rnd(k bigint, salt bigint)
@@ -102,7 +116,15 @@ SELECT
         'PL','CA','CH','IS'])[r.c] END AS country,
     CASE WHEN r.a OR fraiseql_demo.rnd(g.id, 13) < 0.10 THEN NULL
          ELSE lpad((floor(fraiseql_demo.rnd(g.id, 14) * 100000))::int::text, 5, '0') END AS zip,
-    CASE WHEN fraiseql_demo.rnd(g.id, 15) < 0.05 THEN NULL ELSE ts.tags END AS tags
+    CASE WHEN fraiseql_demo.rnd(g.id, 15) < 0.05 THEN NULL ELSE ts.tags END AS tags,
+    -- The address a user last came from: private IPv4 ranges, a public range, IPv6
+    -- (documentation and unique-local), or none.
+    CASE WHEN r.i < 0.10 THEN NULL
+         WHEN r.i < 0.40 THEN '10.' || r.b1 || '.' || r.b2 || '.' || r.b3
+         WHEN r.i < 0.55 THEN '192.168.' || r.b2 || '.' || r.b3
+         WHEN r.i < 0.80 THEN '198.51.100.' || r.b3
+         WHEN r.i < 0.92 THEN '2001:db8::' || to_hex(r.b1 * 256 + r.b3)
+         ELSE 'fd00::' || to_hex(r.b2) END AS last_ip
 FROM fraiseql_demo.ids AS g
 CROSS JOIN LATERAL (SELECT
     fraiseql_demo.rnd(g.id, 6) AS s,
@@ -113,7 +135,11 @@ CROSS JOIN LATERAL (SELECT
       + (fraiseql_demo.rnd(g.id, 103) < 0.22)::int * 4
       + (fraiseql_demo.rnd(g.id, 104) < 0.22)::int * 8
       + (fraiseql_demo.rnd(g.id, 105) < 0.22)::int * 16
-      + (fraiseql_demo.rnd(g.id, 106) < 0.22)::int * 32 AS tag_mask) AS r
+      + (fraiseql_demo.rnd(g.id, 106) < 0.22)::int * 32 AS tag_mask,
+    fraiseql_demo.rnd(g.id, 17) AS i,
+    floor(fraiseql_demo.rnd(g.id, 18) * 256)::int AS b1,
+    floor(fraiseql_demo.rnd(g.id, 19) * 256)::int AS b2,
+    1 + floor(fraiseql_demo.rnd(g.id, 20) * 254)::int AS b3) AS r
 JOIN fraiseql_demo.tag_set AS ts ON ts.mask = r.tag_mask
 WHERE g.id <= :users;
 
@@ -129,7 +155,7 @@ SELECT u.id,
            'created_at', fraiseql_demo.iso(u.created_at),
            'address', CASE WHEN u.city IS NULL THEN NULL ELSE jsonb_build_object(
                'city', u.city, 'country', u.country, 'zip', u.zip) END,
-           'tags', to_jsonb(u.tags)) AS data
+           'tags', to_jsonb(u.tags), 'last_ip', u.last_ip) AS data
 FROM public.tb_user AS u;
 
 --------------------------------------------------------------- products
@@ -141,7 +167,9 @@ CREATE TABLE public.tb_product (
     price       numeric(10,2) NOT NULL,
     in_stock    boolean NOT NULL,
     color       text,
-    weight_kg   float8
+    weight_kg   float8,
+    description text,
+    embedding   float8[]
 );
 
 INSERT INTO public.tb_product
@@ -161,7 +189,18 @@ SELECT
     fraiseql_demo.rnd(g.id, 26) < 0.85,
     CASE WHEN fraiseql_demo.rnd(g.id, 27) < 0.2 THEN NULL ELSE
         fraiseql_demo.pick(ARRAY['red','green','blue','black','white','beige'], g.id, 28) END,
-    round((0.05 + fraiseql_demo.rnd(g.id, 29) * 20)::numeric, 3)::float8
+    round((0.05 + fraiseql_demo.rnd(g.id, 29) * 20)::numeric, 3)::float8,
+    -- Searchable text, and a small deterministic embedding (4 numbers in [-1, 1]).
+    fraiseql_demo.pick(ARRAY['A compact','A sturdy','An elegant','A lightweight',
+        'A handmade','A foldable'], g.id, 30) || ' ' ||
+    fraiseql_demo.pick(ARRAY['lamp','chair','kettle','backpack','planter','puzzle'],
+        g.id, 31) || ' ' ||
+    fraiseql_demo.pick(ARRAY['for reading at night','for the garden','for long journeys',
+        'for the kitchen','for children','for runners and hikers'], g.id, 32),
+    ARRAY[round((fraiseql_demo.rnd(g.id, 33) * 2 - 1)::numeric, 3)::float8,
+          round((fraiseql_demo.rnd(g.id, 34) * 2 - 1)::numeric, 3)::float8,
+          round((fraiseql_demo.rnd(g.id, 35) * 2 - 1)::numeric, 3)::float8,
+          round((fraiseql_demo.rnd(g.id, 36) * 2 - 1)::numeric, 3)::float8]
 FROM generate_series(1, :products) AS g(id);
 
 CREATE VIEW public.v_product AS
@@ -169,7 +208,8 @@ SELECT p.id,
        jsonb_build_object(
            'id', p.id, 'name', p.name, 'brand', p.brand, 'category', p.category,
            'price', p.price, 'in_stock', p.in_stock,
-           'attributes', jsonb_build_object('color', p.color, 'weight_kg', p.weight_kg))
+           'attributes', jsonb_build_object('color', p.color, 'weight_kg', p.weight_kg),
+           'description', p.description, 'embedding', to_jsonb(p.embedding))
            AS data
 FROM public.tb_product AS p;
 

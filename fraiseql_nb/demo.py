@@ -43,7 +43,7 @@ __all__ = [
 ENV_DSN = "FRAISEQL_DSN"
 DEFAULT_SCALE = "small"
 # Bump when demo.sql changes what it generates: an older load is then redone.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _LOCK_KEY = 0x46514C44454D4F  # "FQLDEMO": one demo load per database at a time
 _OWNED_TABLES = ("tb_user", "tb_product", "tb_order", "tb_order_item", "tf_sales")
 _MAX_COUNT = 1_000_000_000

@@ -17,13 +17,13 @@ TINY = demo.Counts(users=200, products=20, orders=100, sales=1_000)
 # A change here means the generator no longer produces the same bytes: bump
 # demo.GENERATOR_VERSION and update these on purpose, never by accident.
 TINY_CHECKSUMS = {
-    "tb_user": "d7a8ac38051e30d2f0734f6a9bd9d77c",
-    "tb_product": "d62ca9ffe3f2aa504b55e354d955b336",
+    "tb_user": "dffd76f6c9588e94d673eb3be68890da",
+    "tb_product": "e11795f6934f6976045d5d33dd0c6196",
     "tb_order": "5da72939230cb3545a6c20d167bf42e6",
     "tb_order_item": "a2c72e7d2ec5644cbb7dcaf5ae3db43a",
     "tf_sales": "07c63acecf9751a89e26e483e79defa9",
-    "v_user": "d172c600d7cd20040d51122b5f6c5394",
-    "v_product": "6517352c4ebec463d2cf3e98e2124114",
+    "v_user": "cc5f25e079155e9d50546d895b8e4ae2",
+    "v_product": "f5bcdb060e15550e22774a70bbf410be",
     "v_order": "fce17cfedae0786434d209dd98364ef9",
 }
 

@@ -306,3 +306,22 @@ def test_generated_address_and_search_trees_agree_with_postgresql(
         assert [int(x) for x in r.df["id"].to_list()] == oracle(hosts, condition)
 
     check()
+
+
+def test_the_documented_demo_query_runs_on_every_row_plane(session: fq.Session) -> None:
+    """docs/query-language.md's query with every new operator, on the demo data: each root
+    field answers, the same on the wire and postgres planes, and most find rows."""
+    from tests.notebook.test_docs import DOCS, blocks
+
+    text = next(b for p in DOCS for b in blocks(p, "graphql") if "near: products(orderBy" in b)
+    wire = session.execute(text)
+    pg = session.execute(text, backend="postgres")
+    assert isinstance(wire, fq.Results) and isinstance(pg, fq.Results)
+    found = {}
+    assert list(wire) == list(pg)
+    for key in wire:
+        assert wire[key].df.to_dicts() == pg[key].df.to_dicts()
+        found[key] = wire[key].df.height
+    empty = {key for key, n in found.items() if n == 0}
+    assert empty <= {"loopback", "within", "holds"}, found  # the demo has no such address
+    assert found["near"] == 3 and found["lamps"] == 3 and found["french"] > 0

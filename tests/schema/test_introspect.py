@@ -57,6 +57,7 @@ def test_demo_entity_fields_and_types(demo_schema: Schema) -> None:
         "created_at": ("scalar", "DateTime", False),
         "address": ("object", None, True),
         "tags": ("list", None, True),
+        "last_ip": ("scalar", "String", True),
     }
     address = user.field("address")
     assert address is not None

@@ -51,7 +51,7 @@ def test_projection_of_exactly_the_selection(schema: Schema) -> None:
 
 
 def test_the_whole_document_is_sent_as_stored(schema: Schema) -> None:
-    every = "id name email status age score created_at address { zip city country } tags"
+    every = "id name email status age score created_at address { zip city country } tags last_ip"
     sql, _ = compile_text(f"{{ users {{ {every} }} }}", schema)
     assert sql == 'SELECT "v"."data" AS data FROM "public"."v_user" AS v'
     sql, _ = compile_text(f'{{ users(where: {{status: {{eq: "x"}}}}) {{ {every} }} }}', schema)
