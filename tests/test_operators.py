@@ -95,3 +95,27 @@ def test_an_aggregate_the_engine_does_not_know_is_declined(schema: Any) -> None:
     data = pl.DataFrame({"revenue": [1.0, 2.0, 2.0]})
     with pytest.raises(UnsupportedError, match="the aggregate mode"):
         run_aggregate(data, query, fact)
+
+
+def test_every_aggregate_of_the_vocabulary_is_computed_by_both_planes() -> None:
+    from fraiseql_nb.compute.measures import computes
+    from fraiseql_nb.vocabulary import AGGREGATES, PERCENTILES, SQL_AGGREGATES
+
+    for name in AGGREGATES:
+        assert computes(name, PERCENTILES.get(name)), name
+        assert name in PERCENTILES or name in SQL_AGGREGATES, name
+    assert not computes("mode", None)
+
+
+def test_an_unknown_aggregate_is_declined_up_front(schema: Any) -> None:
+    from fraiseql_nb.compute.columns import declines
+
+    fact = schema.fact("sales")
+    query = AggregateQuery(
+        key="sales_aggregate",
+        fact="sales",
+        aggregates=(Aggregate(name="revenue_mode", function="mode", field="revenue"),),
+        columns=(("revenue_mode", "revenue_mode"),),
+        group_keys=(),
+    )
+    assert declines(query, fact, ("revenue",)) == "the aggregate mode"

@@ -253,3 +253,59 @@ def test_a_pgvector_index_serves_the_nearest_documents(docs: str) -> None:
             s.execute(
                 "{ docs(where: {embedding: {l2_distance: {vector: [1, 2], threshold: 1}}}) { id } }"
             )
+
+
+def test_generated_vector_trees_agree_with_pgvector(s: fq.Session, items: str) -> None:
+    """Random vectors, thresholds and distances under _and/_or/_not, against pgvector's own
+    operators on the real vector column (documents that hold no 3-vector are NULL there)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    symbols = {"l2_distance": "<->", "cosine_distance": "<=>", "inner_product": "<#>"}
+    number = st.integers(-200, 200).map(lambda n: n / 100)
+
+    def leaf(op: str, vector: list[float], threshold: float) -> tuple[dict[str, Any], str]:
+        bound = -threshold if op == "inner_product" else threshold
+        text = "[" + ",".join(repr(v) for v in vector) + "]"
+        return (
+            {"emb": {op: {"vector": vector, "threshold": threshold}}},
+            f"((emb {symbols[op]} '{text}'::vector) <= {bound!r})",
+        )
+
+    leaves = st.builds(
+        leaf, st.sampled_from(sorted(symbols)), st.lists(number, min_size=3, max_size=3), number
+    )
+    trees = st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.builds(
+                lambda xs: (
+                    {"_and": [w for w, _ in xs]},
+                    "(" + " AND ".join(c for _, c in xs) + ")",
+                ),
+                st.lists(inner, min_size=1, max_size=3),
+            ),
+            st.builds(
+                lambda xs: ({"_or": [w for w, _ in xs]}, "(" + " OR ".join(c for _, c in xs) + ")"),
+                st.lists(inner, min_size=1, max_size=3),
+            ),
+            st.builds(lambda x: ({"_not": x[0]}, f"(NOT {x[1]})"), inner),
+        ),
+        max_leaves=4,
+    )
+    query = "query ($w: ItemWhereInput) { items(where: $w, orderBy: {id: ASC}) { id } }"
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(trees)
+    def check(case: tuple[dict[str, Any], str]) -> None:
+        where, condition = case
+        r = s.execute(query, {"w": where})
+        assert isinstance(r, fq.Result)
+        assert [int(x) for x in r.df["id"].to_list()] == oracle(items, condition)
+
+    check()

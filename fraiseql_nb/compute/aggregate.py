@@ -9,6 +9,7 @@ import polars as pl
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.measures import MEASURES
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.query.ir import (
     Aggregate,
@@ -79,27 +80,10 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
     exact = col if isinstance(dtypes.get(agg.field), pl.Decimal) else num
     if agg.percentile is not None:
         expr = num.quantile(agg.percentile, interpolation="linear")
-    elif agg.function == "sum":
-        # SQL: the sum of no value is NULL, where Polars says 0.
-        expr = pl.when(col.count() > 0).then(exact.sum())
-    elif agg.function == "avg" and exact is col:
-        # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's
-        # numeric avg is: the same digits in every run, whatever the order of rows.
-        # (A sum with more than 20 integer digits does not fit: PostgreSQL answers.)
-        quotient = exact.sum().cast(pl.Decimal(38, 18)) / col.count()
-        expr = pl.when(col.count() > 0).then(quotient)
-    elif agg.function == "avg":
-        expr = num.mean()
-    elif agg.function == "min":
-        expr = exact.min()
-    elif agg.function == "max":
-        expr = exact.max()
-    elif agg.function == "stddev":
-        expr = pl.when(col.count() > 1).then(num.std(ddof=1))
-    elif agg.function == "variance":
-        expr = pl.when(col.count() > 1).then(num.var(ddof=1))
+    elif agg.function in MEASURES:
+        expr = MEASURES[agg.function](col, num, exact)
     else:
-        # An aggregate added to the vocabulary but not here: never some other answer.
+        # An aggregate added to the vocabulary but not to MEASURES: never another answer.
         raise UnsupportedError(f"the aggregate {agg.function}")
     return expr.cast(pl.Float64).alias(agg.name)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from fraiseql_nb.compute.measures import computes
 from fraiseql_nb.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     AggregateQuery,
@@ -80,6 +81,10 @@ def declines(
         reason = load_refusal(fact, name)
         if reason is not None:
             return reason
+    if isinstance(query, AggregateQuery):
+        for agg in query.aggregates:
+            if not computes(agg.function, agg.percentile):
+                return f"the aggregate {agg.function}"
     having = query.having if isinstance(query, AggregateQuery) else None
     for where in (query.where, having):
         for op in _operators(where):

@@ -1,0 +1,46 @@
+"""The aggregates the Polars engine computes, one row each, with SQL's semantics. Pure.
+
+Each row takes the measure three ways — as loaded (``col``), as float64 (``num``), and
+exact where it was loaded exact (``exact``: decimals stay decimals) — and returns the
+aggregate. ``count``, ``count_distinct`` and the percentiles (``median``, ``p90``…, from
+:data:`fraiseql_nb.vocabulary.PERCENTILES`) are computed beside this table. An
+aggregate of the vocabulary missing here is declined (PostgreSQL answers it), never
+answered as another: ``tests/test_operators.py`` checks that none is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+__all__ = ["MEASURES", "computes"]
+
+Measure = Callable[[pl.Expr, pl.Expr, pl.Expr], pl.Expr]
+
+
+def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
+    if exact is not col:
+        return num.mean()
+    # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's numeric
+    # avg is: the same digits in every run, whatever the order of rows. (A sum with more
+    # than 20 integer digits does not fit: PostgreSQL answers.)
+    quotient = exact.sum().cast(pl.Decimal(38, 18)) / col.count()
+    return pl.when(col.count() > 0).then(quotient)
+
+
+#: name -> (col, num, exact) -> the aggregate (cast to float64 by the caller).
+MEASURES: dict[str, Measure] = {
+    # SQL: the sum of no value is NULL, where Polars says 0.
+    "sum": lambda col, num, exact: pl.when(col.count() > 0).then(exact.sum()),
+    "avg": _avg,
+    "min": lambda col, num, exact: exact.min(),
+    "max": lambda col, num, exact: exact.max(),
+    "stddev": lambda col, num, exact: pl.when(col.count() > 1).then(num.std(ddof=1)),
+    "variance": lambda col, num, exact: pl.when(col.count() > 1).then(num.var(ddof=1)),
+}
+
+
+def computes(function: str, percentile: float | None) -> bool:
+    """Whether the engine computes this aggregate (else the arrow plane declines it)."""
+    return function in ("count", "count_distinct") or percentile is not None or function in MEASURES
