@@ -390,3 +390,23 @@ def test_exact_sums_that_differ_in_the_13th_digit_sort_as_postgresql(
     with fq.connect(scratch_dsn) as s:  # in memory too
         memory = s.execute(query, backend="arrow")
         assert memory.storage == "" and memory.df.to_dicts() == pg.to_dicts()
+
+
+def test_the_automatic_store_budget_counts_what_the_store_holds(demo_dsn: str, store: Path) -> None:
+    """Half of (free + held): a session's budget does not shrink by what the last stored."""
+    import shutil
+
+    from fraiseql_nb.planes.arrow.store import ColumnStore, auto_budget
+
+    with fq.connect(demo_dsn, config=disk_config()) as s:
+        s.prefetch("sales", wait=True)
+    held = ColumnStore(store, 1).entries()
+    assert held and sum(e.bytes for e in held) > 0
+    total = sum(e.bytes for e in held)
+    budget = ColumnStore(store, 0).budget
+    assert budget == auto_budget(store, held=total)
+    free = shutil.disk_usage(store).free
+    if free // 2 > 2**30:  # above the 1 GB floor, what is held shows
+        assert budget > auto_budget(store)
+    assert abs(budget - max((free + total) // 2, 2**30)) < 2**20  # free moves a little
+    assert auto_budget(store, held=2**40) >= 2**39  # what is held counts, free or not

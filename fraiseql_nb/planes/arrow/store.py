@@ -84,7 +84,11 @@ class ColumnStore:
 
     def __init__(self, root: Path, budget_mb: float) -> None:
         self.root = Path(root)
-        self.budget = int(budget_mb * 2**20) if budget_mb > 0 else auto_budget(self.root)
+        self.budget = (
+            int(budget_mb * 2**20)
+            if budget_mb > 0
+            else auto_budget(self.root, held=sum(e.bytes for e in self.entries()))
+        )
         self.broken: str | None = None  # why writing is off, after a failure
         self._local = threading.Lock()  # flock is per process; threads queue here
 
@@ -272,19 +276,22 @@ class ColumnStore:
             meta = _meta(folder) if folder.is_dir() else None
             if meta is None:
                 continue
-            out.append(
-                StoreEntry(
-                    key=folder.name,
-                    relation=str(meta.get("relation", "?")),
-                    database=str(meta.get("database", "?")),
-                    role=str(meta.get("role", "?")),
-                    rows=int(meta.get("rows", 0)),
-                    bytes=sum(int(s.get("bytes", 0)) for s in meta.get("segments", ())),
-                    columns=tuple(meta.get("columns", {})),
-                    snapshot=str(meta.get("snapshot", "")),
-                    used=(folder / _META).stat().st_mtime,
+            try:
+                out.append(
+                    StoreEntry(
+                        key=folder.name,
+                        relation=str(meta.get("relation", "?")),
+                        database=str(meta.get("database", "?")),
+                        role=str(meta.get("role", "?")),
+                        rows=int(meta.get("rows", 0)),
+                        bytes=sum(int(s.get("bytes", 0)) for s in meta.get("segments") or ()),
+                        columns=tuple(meta.get("columns") or {}),
+                        snapshot=str(meta.get("snapshot", "")),
+                        used=(folder / _META).stat().st_mtime,
+                    )
                 )
-            )
+            except (TypeError, ValueError, AttributeError, OSError):
+                continue  # a damaged meta: read() discards it when the table is asked for
         return sorted(out, key=lambda e: e.used, reverse=True)
 
     def remove(self, match: Callable[[StoreEntry], bool] = lambda e: True) -> int:
@@ -347,8 +354,10 @@ class ColumnStore:
             self._local.release()
 
 
-def auto_budget(root: Path) -> int:
-    """The default budget: half the space free on the store's disk now (at least 1 GB)."""
+def auto_budget(root: Path, held: int = 0) -> int:
+    """The default budget: half of what the store could use — the space free on its disk
+    now and the ``held`` bytes it already holds (else each session would shrink the
+    budget by what the last one stored, and evict it) — at least 1 GB."""
     probe = root
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
@@ -356,7 +365,7 @@ def auto_budget(root: Path) -> int:
         free = shutil.disk_usage(probe).free
     except OSError:
         free = 0
-    return max(free // 2, 2**30)
+    return max((free + held) // 2, 2**30)
 
 
 def _meta(folder: Path) -> dict[str, Any] | None:
