@@ -410,3 +410,29 @@ def test_the_automatic_store_budget_counts_what_the_store_holds(demo_dsn: str, s
         assert budget > auto_budget(store)
     assert abs(budget - max((free + total) // 2, 2**30)) < 2**20  # free moves a little
     assert auto_budget(store, held=2**40) >= 2**39  # what is held counts, free or not
+
+
+def test_a_partition_file_left_by_a_dead_writer_is_swept(tiny: str, store: Path) -> None:
+    """A ``.tmp-*`` file untouched for an hour is removed when the table's meta is next
+    written; a fresh one (a load running elsewhere) is kept."""
+    import os
+    import time
+
+    with fq.connect(tiny, config=disk_config()) as s:
+        s.prefetch("sales", wait=True)
+    folder = next(store.glob("*-parts"))
+    stale, fresh = folder / ".tmp-p0000-dead.arrow", folder / ".tmp-p0001-live.arrow"
+    stale.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    with psycopg.connect(tiny, autocommit=True) as conn:
+        conn.execute("UPDATE tf_sales SET quantity = quantity WHERE id = 1")  # partition 0 changes
+    try:
+        with fq.connect(tiny, config=disk_config()) as s:
+            r = s.execute("{ sales_aggregate { count } }", backend="arrow")
+            assert r.storage == "disk"  # type: ignore[union-attr]
+        assert not stale.exists()
+        assert fresh.exists()
+    finally:
+        fresh.unlink(missing_ok=True)

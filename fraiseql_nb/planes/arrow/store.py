@@ -251,7 +251,7 @@ class ColumnStore:
             _write_file(folder / _META, json.dumps(meta, indent=1).encode())
             keep = {s["file"] for s in meta["segments"]} | {_META}
             for path in folder.iterdir():
-                if path.name not in keep and not path.name.startswith(".tmp-"):
+                if path.name not in keep and (not path.name.startswith(".tmp-") or _stale(path)):
                     path.unlink(missing_ok=True)
 
     def room(self, key: str, nbytes: int) -> bool:
@@ -366,6 +366,18 @@ def auto_budget(root: Path, held: int = 0) -> int:
     except OSError:
         free = 0
     return max((free + held) // 2, 2**30)
+
+
+#: A partition file being written is touched by every batch; one untouched this long was
+#: left by a process that died while writing it.
+_STALE_TMP_S = 3600.0
+
+
+def _stale(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > _STALE_TMP_S
+    except OSError:
+        return False
 
 
 def _meta(folder: Path) -> dict[str, Any] | None:
