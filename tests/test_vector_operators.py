@@ -34,7 +34,9 @@ def items(server_dsn: str) -> Iterator[str]:
     name = "fq_vector_operators"
     dsn = demo.ensure_database(server_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        if not conn.execute("SELECT FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone():
             pytest.skip("this server has no pgvector (the embedded one has)")
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("DROP VIEW IF EXISTS v_item; DROP TABLE IF EXISTS tb_item")
@@ -197,7 +199,9 @@ def docs(server_dsn: str) -> Iterator[str]:
     name = "fq_vector_index"
     dsn = demo.ensure_database(server_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        if not conn.execute("SELECT FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone():
             pytest.skip("this server has no pgvector (the embedded one has)")
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("DROP VIEW IF EXISTS v_doc; DROP TABLE IF EXISTS tb_doc")
