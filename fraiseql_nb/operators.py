@@ -61,6 +61,7 @@ __all__ = [
     "scalar_operators",
     "search_value",
     "typed_ops",
+    "vector_problem",
     "vector_text",
 ]
 
@@ -141,25 +142,42 @@ def _address_check(value: Any) -> str | None:
 MAX_DIMENSIONS = 16_000
 
 
-def _vector_check(value: Any) -> str | None:
-    vector = value.get("vector") or []
+def dimensions(pg_type: str | None) -> int | None:
+    """The dimensions of a pgvector column type: ``vector(3)`` -> 3."""
+    match = re.fullmatch(r"vector\((\d+)\)", pg_type or "")
+    return int(match.group(1)) if match else None
+
+
+def vector_problem(vector: Any, pg_type: str | None = None) -> str | None:
+    """What is wrong with a query's vector (for a filter or a nearest-first order), given
+    the type of the column it is compared with, if it is one; None when nothing."""
     if not vector:
         return "the vector is empty; give at least one number"
     if len(vector) > MAX_DIMENSIONS:
         return (
             f"the vector has {len(vector):,} dimensions; pgvector holds at most {MAX_DIMENSIONS:,}"
         )
-    numbers = [float(v) for v in vector] + [float(value["threshold"])]
-    if any(n != n or n in (float("inf"), float("-inf")) for n in numbers):
-        return "vector components and the threshold must be finite numbers"
+    if any(not _finite(float(v)) for v in vector):
+        return "vector components must be finite numbers"
+    want = dimensions(pg_type)
+    if want is not None and len(vector) != want:
+        return f"the vector has {len(vector)} dimensions; {pg_type} holds {want}"
     return None
+
+
+def _finite(n: float) -> bool:
+    return n == n and n not in (float("inf"), float("-inf"))
+
+
+def _vector_check(value: Any) -> str | None:
+    problem = vector_problem(value.get("vector"))
+    if problem is None and not _finite(float(value["threshold"])):
+        return "the threshold must be a finite number"
+    return problem
 
 
 def _set_check(value: Any) -> str | None:
-    threshold = float(value["threshold"])
-    if threshold != threshold or threshold in (float("inf"), float("-inf")):
-        return "the threshold must be a finite number"
-    return None
+    return None if _finite(float(value["threshold"])) else "the threshold must be a finite number"
 
 
 _CONFIG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")

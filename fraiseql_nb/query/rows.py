@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode
 
-from fraiseql_nb.operators import DISTANCES, MAX_DIMENSIONS
+from fraiseql_nb.operators import DISTANCES, vector_problem
 from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
 from fraiseql_nb.query.values import TYPED_OPS, check_value
-from fraiseql_nb.query.where import build_entity_where, dimensions, is_empty
+from fraiseql_nb.query.where import build_entity_where, is_empty
 from fraiseql_nb.schema.graphql import DIRECTIONS
-from fraiseql_nb.schema.model import Entity, FieldType
+from fraiseql_nb.schema.model import Entity, Field, FieldType
 
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context
@@ -161,15 +161,7 @@ def _order(
             raise ctx.error(f"unknown orderBy field {name!r}", node)
         path = (*prefix, field.key)
         if isinstance(direction, dict) and field.type.kind == "list":
-            nearest = _nearest(ctx, node, name, path, direction, field.column)
-            want = dimensions(field.pg_type)
-            if want is not None and len(nearest.vector) != want:
-                raise ctx.error(
-                    f"orderBy {name}: the vector has {len(nearest.vector)} dimensions;"
-                    f" {field.pg_type} holds {want}",
-                    node,
-                )
-            out.append(nearest)
+            out.append(_nearest(ctx, node, name, path, direction, field))
             continue
         if isinstance(direction, dict):
             out += _order(ctx, node, direction, field.type, path)
@@ -196,7 +188,7 @@ def _nearest(
     name: str,
     path: tuple[str, ...],
     given: dict[str, Any],
-    column: str | None,
+    field: Field,
 ) -> OrderItem:
     """``{embedding: {cosine_distance: [..]}}``: nearest first, by one pgvector distance."""
     chosen = {k: v for k, v in given.items() if v is not None}
@@ -205,17 +197,13 @@ def _nearest(
             f"orderBy {name}: give one distance ({', '.join(DISTANCES)}) and its vector", node
         )
     ((distance, vector),) = chosen.items()
-    if not vector:
-        raise ctx.error(f"orderBy {name}.{distance}: the vector is empty", node)
-    if len(vector) > MAX_DIMENSIONS:
-        raise ctx.error(
-            f"orderBy {name}.{distance}: {len(vector):,} dimensions; at most {MAX_DIMENSIONS:,}",
-            node,
-        )
+    problem = vector_problem(vector, field.pg_type)
+    if problem is not None:
+        raise ctx.error(f"orderBy {name}.{distance}: {problem}", node)
     return OrderItem(
         path=path,
         scalar="Float",
         distance=distance,
         vector=tuple(float(v) for v in vector),
-        column=column,
+        column=field.column,
     )

@@ -7,14 +7,13 @@ expression too long to be reasonable, a NUL byte PostgreSQL text cannot hold.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
-from fraiseql_nb.operators import MAX_REGEX_LENGTH, OPERATORS
+from fraiseql_nb.operators import MAX_REGEX_LENGTH, OPERATORS, vector_problem
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.schema.model import FieldType
 
@@ -133,23 +132,15 @@ def _compare(
     return Compare(path=path, op=op, value=value, scalar=scalar, json=json, is_list=is_list)
 
 
-def dimensions(pg_type: str | None) -> int | None:
-    """The dimensions of a pgvector column type: ``vector(3)`` -> 3."""
-    match = re.fullmatch(r"vector\((\d+)\)", pg_type or "")
-    return int(match.group(1)) if match else None
-
-
 def _check_dimensions(
     ctx: Context, node: Node, where: str, pg_type: str | None, operand: Any, op: str
 ) -> None:
     """A vector compared with a vector column has the column's dimensions (pgvector would
     refuse the statement; this names the field and the value first)."""
-    want = dimensions(pg_type)
-    if want is None or OPERATORS[op].operand != "vector":
-        return
-    got = len(operand.get("vector") or [])
-    if got != want:
-        raise ctx.error(f"{where}: the vector has {got} dimensions; {pg_type} holds {want}", node)
+    if OPERATORS[op].operand == "vector":
+        problem = vector_problem(operand.get("vector"), pg_type)
+        if problem is not None:
+            raise ctx.error(f"{where}: {problem}", node)
 
 
 def _check_text(ctx: Context, node: Node, where: str, value: Any) -> None:

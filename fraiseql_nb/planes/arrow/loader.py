@@ -130,10 +130,11 @@ def check_view(
     with failures(fact, dsn, config), cursor(conn, None) as cur, repeatable_read(cur):
         now = parse_snapshot(scalars(cur, _SNAPSHOT)["s"])
         found = views.read_closure(scalars(cur, views.closure_statement(relation)))
-        if found != (bases.definition, bases.tables):
+        if not views.defined_as(bases, found):
             return None
-        row = scalars(cur, views.state_statement(bases.tables, snapshot, now))
-        carried = views.carried(bases, found, row)
+        carried = views.carried(
+            bases, scalars(cur, views.state_statement(bases.tables, snapshot, now))
+        )
     return None if carried is None else (now, carried)
 
 

@@ -28,7 +28,15 @@ from psycopg import sql
 
 from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, window_statement
 
-__all__ = ["Bases", "carried", "closure_statement", "read_closure", "recorded", "state_statement"]
+__all__ = [
+    "Bases",
+    "carried",
+    "closure_statement",
+    "defined_as",
+    "read_closure",
+    "recorded",
+    "state_statement",
+]
 
 # Stable built-in functions whose answer moves with time or the transaction: a view
 # using one may change with no row changing.
@@ -132,13 +140,14 @@ def recorded(found: tuple[str, tuple[tuple[str, str], ...]], row: dict[str, Any]
     )
 
 
-def carried(
-    bases: Bases, found: tuple[str, tuple[tuple[str, str], ...]] | None, row: dict[str, Any] | None
-) -> Bases | None:
-    """``bases`` carried to the check's snapshot when the view is defined as it was and no
-    table it reads changed (from the row of ``state_statement(…, now)``); else None."""
-    if found != (bases.definition, bases.tables) or row is None:
-        return None
+def defined_as(bases: Bases, found: tuple[str, tuple[tuple[str, str], ...]] | None) -> bool:
+    """Whether the view (``read_closure`` now) is defined as it was and reads the same tables."""
+    return found == (bases.definition, bases.tables)
+
+
+def carried(bases: Bases, row: dict[str, Any]) -> Bases | None:
+    """``bases`` carried to the check's snapshot when no table the view reads changed
+    (from the row of ``state_statement(…, now)``); else None."""
     for i, count in enumerate(bases.counts):
         if int(row[f"a{i}"]) or int(row[f"t{i}"]) != count:
             return None
