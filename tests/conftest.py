@@ -9,6 +9,7 @@ test session ends. Tests that write get a database of their own
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -85,16 +86,25 @@ def demo_dsn(server_dsn: str) -> str:
     return target
 
 
+@contextlib.contextmanager
+def own_database(server_dsn: str, prefix: str = "fq_scratch") -> Iterator[str]:
+    """A new empty database on the test server, dropped afterwards (its DSN)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    dsn = demo.ensure_database(server_dsn, name)
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 @pytest.fixture
 def scratch_dsn(server_dsn: str) -> Iterator[str]:
     """A new empty database for a test that writes; dropped afterwards."""
-    name = f"fq_scratch_{uuid.uuid4().hex[:12]}"
-    dsn = demo.ensure_database(server_dsn, name)
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with own_database(server_dsn) as dsn:
+        yield dsn
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
+from tests.conftest import own_database
 
 HOSTS = [
     ("10.1.2.3", "The quick brown fox jumps over the lazy dog"),
@@ -41,29 +42,27 @@ CREATE TABLE tf_conn (
 
 @pytest.fixture(scope="module")
 def hosts(server_dsn: str) -> Iterator[str]:
-    from fraiseql_nb import demo
-
-    name = "fq_operator_families"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP VIEW IF EXISTS v_host; DROP TABLE IF EXISTS tb_host, tf_conn")
-        conn.execute(SETUP)
-        for i, (ip, note) in enumerate(HOSTS, start=1):
-            doc: dict[str, Any] = {"id": i, "note": note, "port": 8000 + i}
-            if ip is not None:
-                doc["ip"] = ip
-            elif i % 2:
-                doc["ip"] = None
-            conn.execute("INSERT INTO tb_host VALUES (%s, %s)", (i, psycopg.types.json.Jsonb(doc)))
-            valid = conn.execute("SELECT pg_input_is_valid(%s, 'inet')", (ip or "x",)).fetchone()[0]
-            conn.execute(
-                "INSERT INTO tf_conn VALUES (%s, %s::inet, %s, to_tsvector('english', %s), %s)",
-                (i, ip if valid else None, ip, note, i * 1.5),
-            )
-        conn.execute("ANALYZE")
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with own_database(server_dsn, "fq_operator_families") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(SETUP)
+            for i, (ip, note) in enumerate(HOSTS, start=1):
+                doc: dict[str, Any] = {"id": i, "note": note, "port": 8000 + i}
+                if ip is not None:
+                    doc["ip"] = ip
+                elif i % 2:
+                    doc["ip"] = None
+                conn.execute(
+                    "INSERT INTO tb_host VALUES (%s, %s)", (i, psycopg.types.json.Jsonb(doc))
+                )
+                valid = conn.execute(
+                    "SELECT pg_input_is_valid(%s, 'inet')", (ip or "x",)
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO tf_conn VALUES (%s, %s::inet, %s, to_tsvector('english', %s), %s)",
+                    (i, ip if valid else None, ip, note, i * 1.5),
+                )
+            conn.execute("ANALYZE")
+        yield dsn
 
 
 @pytest.fixture(scope="module")

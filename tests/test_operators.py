@@ -23,6 +23,15 @@ from fraiseql_nb.query.ir import Aggregate, AggregateQuery
 from fraiseql_nb.schema import graphql_schema
 from fraiseql_nb.sql import Params, compile_row_query
 
+#: An aggregate the vocabulary does not have (as if added there but not to the engine).
+MODE = AggregateQuery(
+    key="sales_aggregate",
+    fact="sales",
+    aggregates=(Aggregate(name="revenue_mode", function="mode", field="revenue"),),
+    columns=(("revenue_mode", "revenue_mode"),),
+    group_keys=(),
+)
+
 
 def test_every_filter_offers_what_the_table_says(schema: Any) -> None:
     built = graphql_schema(schema)
@@ -85,13 +94,7 @@ def test_an_operator_the_engine_does_not_compute_is_declined(session: fq.Session
 
 def test_an_aggregate_the_engine_does_not_know_is_declined(schema: Any) -> None:
     fact = schema.fact("sales")
-    query = AggregateQuery(
-        key="sales_aggregate",
-        fact="sales",
-        aggregates=(Aggregate(name="revenue_mode", function="mode", field="revenue"),),
-        columns=(("revenue_mode", "revenue_mode"),),
-        group_keys=(),
-    )
+    query = MODE
     data = pl.DataFrame({"revenue": [1.0, 2.0, 2.0]})
     with pytest.raises(UnsupportedError, match="the aggregate mode"):
         run_aggregate(data, query, fact)
@@ -111,11 +114,5 @@ def test_an_unknown_aggregate_is_declined_up_front(schema: Any) -> None:
     from fraiseql_nb.compute.columns import declines
 
     fact = schema.fact("sales")
-    query = AggregateQuery(
-        key="sales_aggregate",
-        fact="sales",
-        aggregates=(Aggregate(name="revenue_mode", function="mode", field="revenue"),),
-        columns=(("revenue_mode", "revenue_mode"),),
-        group_keys=(),
-    )
+    query = MODE
     assert declines(query, fact, ("revenue",)) == "the aggregate mode"

@@ -12,6 +12,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 import fraiseql_nb as fq
+from tests.conftest import own_database
 
 ITEMS: list[tuple[Any, Any]] = [
     ([1.0, 0.0, 0.0], ["red", "blue"]),
@@ -27,38 +28,38 @@ ITEMS: list[tuple[Any, Any]] = [
 ]
 
 
+def _with_pgvector(conn: psycopg.Connection[Any]) -> None:
+    """pgvector in this database, or the test is skipped (the embedded server has it)."""
+    available = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+    if not conn.execute(available).fetchone():
+        pytest.skip("this server has no pgvector (the embedded one has)")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
 @pytest.fixture(scope="module")
 def items(server_dsn: str) -> Iterator[str]:
-    from fraiseql_nb import demo
-
-    name = "fq_vector_operators"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-        ).fetchone():
-            pytest.skip("this server has no pgvector (the embedded one has)")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute("DROP VIEW IF EXISTS v_item; DROP TABLE IF EXISTS tb_item")
-        conn.execute(
-            "CREATE TABLE tb_item (id int PRIMARY KEY, data jsonb NOT NULL, emb vector(3));"
-            " CREATE VIEW v_item AS SELECT id, data FROM tb_item"
-        )
-        for i, (emb, tags) in enumerate(ITEMS, start=1):
-            doc: dict[str, Any] = {"id": i}
-            if emb != "missing":
-                doc["emb"] = emb
-                doc["tags"] = tags
-            valid = (
-                isinstance(emb, list) and len(emb) == 3 and all(isinstance(x, float) for x in emb)
-            )
+    with own_database(server_dsn, "fq_vector_operators") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            _with_pgvector(conn)
             conn.execute(
-                "INSERT INTO tb_item VALUES (%s, %s, %s::vector)",
-                (i, Jsonb(doc), str(emb) if valid else None),
+                "CREATE TABLE tb_item (id int PRIMARY KEY, data jsonb NOT NULL, emb vector(3));"
+                " CREATE VIEW v_item AS SELECT id, data FROM tb_item"
             )
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            for i, (emb, tags) in enumerate(ITEMS, start=1):
+                doc: dict[str, Any] = {"id": i}
+                if emb != "missing":
+                    doc["emb"] = emb
+                    doc["tags"] = tags
+                valid = (
+                    isinstance(emb, list)
+                    and len(emb) == 3
+                    and all(isinstance(x, float) for x in emb)
+                )
+                conn.execute(
+                    "INSERT INTO tb_item VALUES (%s, %s, %s::vector)",
+                    (i, Jsonb(doc), str(emb) if valid else None),
+                )
+        yield dsn
 
 
 @pytest.fixture(scope="module")
@@ -194,29 +195,19 @@ def test_nearest_first_needs_one_distance(s: fq.Session) -> None:
 @pytest.fixture(scope="module")
 def docs(server_dsn: str) -> Iterator[str]:
     """5,000 documents with a vector(8) column beside them, under an HNSW index."""
-    from fraiseql_nb import demo
-
-    name = "fq_vector_index"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-        ).fetchone():
-            pytest.skip("this server has no pgvector (the embedded one has)")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute("DROP VIEW IF EXISTS v_doc; DROP TABLE IF EXISTS tb_doc")
-        conn.execute(
-            "CREATE TABLE tb_doc (id int PRIMARY KEY, data jsonb NOT NULL, embedding vector(8));"
-            " INSERT INTO tb_doc SELECT g, jsonb_build_object('id', g, 'title', 'doc ' || g),"
-            " (SELECT array_agg(sin(g * k + k * k)::real) FROM generate_series(1, 8) AS k)::vector"
-            " FROM generate_series(1, 5000) AS g;"
-            " CREATE INDEX tb_doc_embedding_hnsw ON tb_doc USING hnsw (embedding vector_cosine_ops);"
-            " CREATE VIEW v_doc AS SELECT id, data, embedding FROM tb_doc;"
-            " ANALYZE tb_doc"
-        )
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with own_database(server_dsn, "fq_vector_index") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            _with_pgvector(conn)
+            conn.execute(
+                "CREATE TABLE tb_doc (id int PRIMARY KEY, data jsonb NOT NULL, embedding vector(8));"
+                " INSERT INTO tb_doc SELECT g, jsonb_build_object('id', g, 'title', 'doc ' || g),"
+                " (SELECT array_agg(sin(g * k + k * k)::real) FROM generate_series(1, 8) AS k)::vector"
+                " FROM generate_series(1, 5000) AS g;"
+                " CREATE INDEX tb_doc_embedding_hnsw ON tb_doc USING hnsw (embedding vector_cosine_ops);"
+                " CREATE VIEW v_doc AS SELECT id, data, embedding FROM tb_doc;"
+                " ANALYZE tb_doc"
+            )
+        yield dsn
 
 
 def test_a_pgvector_index_serves_the_nearest_documents(docs: str) -> None:

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
+from tests.conftest import own_database
 
 QUERY = "{ view_aggregate(groupBy: {kind: true}, orderBy: {kind: ASC}) { kind count amount_sum } }"
 ORACLE = "SELECT kind, count(*), sum(amount) FROM tf_view GROUP BY kind ORDER BY kind"
@@ -40,15 +38,10 @@ def views(scratch_dsn: str) -> str:
 @pytest.fixture
 def elsewhere(server_dsn: str) -> Iterator[str]:
     """Another database on the same server, to commit in."""
-    name = f"fq_elsewhere_{uuid.uuid4().hex[:10]}"
-    dsn = demo.ensure_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE noise (x int)")
-    yield dsn
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with own_database(server_dsn, "fq_elsewhere") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE noise (x int)")
+        yield dsn
 
 
 def rows(s: fq.Session, query: str = QUERY) -> tuple[list[tuple[object, ...]], bool]:
