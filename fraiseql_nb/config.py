@@ -27,6 +27,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = [
     "ArrowBackendConfig",
     "BackendsConfig",
+    "ClusterConfig",
     "Config",
     "DatabaseConfig",
     "RoutingConfig",
@@ -115,6 +116,36 @@ class RoutingConfig:
     wait_for_load_s: float = field(default=5.0, metadata=_range(0, 3600))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """The cluster plane (Ray): where the cluster is, and the replicas its workers may read.
+
+    ``address``: "" (no cluster plane), "local" (start a Ray on this machine), "auto" (the
+    Ray already running here, or ``$RAY_ADDRESS``), "host:port" (a cluster's head) or
+    "ray://host:10001" (Ray Client).
+    """
+
+    address: str = ""
+    replicas: tuple[str, ...] = field(default=(), repr=False)  # DSNs: may carry passwords
+    partitions: int = field(default=0, metadata=_range(0, 4096))  # 0: 2 per worker CPU
+    num_cpus: int = field(default=0, metadata=_range(0, 4096))  # "local": 0 = every core
+    connect_timeout_s: float = field(default=5.0, metadata=_range(0.1, 600))
+
+    def __post_init__(self) -> None:
+        a = self.address
+        if a in ("", "local", "auto") or a.startswith("ray://") or _host_port(a):
+            return
+        raise ConfigError(
+            f'cluster.address must be "local", "auto", "host:port" or "ray://host:port", got {a!r}',
+            key="cluster.address",
+        )
+
+
+def _host_port(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -148,6 +179,7 @@ class Config:
     arrow_backend: ArrowBackendConfig = field(default_factory=ArrowBackendConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     source: str = "defaults"
 
 
@@ -158,6 +190,7 @@ _SECTIONS = {
     "arrow_backend": ArrowBackendConfig,
     "routing": RoutingConfig,
     "server": ServerConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -272,9 +305,8 @@ def _check(f: Any, section: str, key: str, value: Any, source: str) -> Any:
             "str": "text",
             "tuple[str, ...]": "a list of text",
         }[kind]
-        raise ConfigError(
-            f"{source}: {name} must be {want}, got {value!r}", key=name, source=source
-        )
+        shown = repr(value) if f.repr else "a value not shown (it may hold a secret)"
+        raise ConfigError(f"{source}: {name} must be {want}, got {shown}", key=name, source=source)
     low_high = f.metadata.get("range")
     if low_high is not None and not low_high[0] <= value <= low_high[1]:
         raise ConfigError(

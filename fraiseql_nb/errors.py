@@ -109,6 +109,9 @@ class UnsupportedError(Declined):
         super().__init__(f"does not compute {what}")
         self.what = what
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:  # rebuilt from ``what`` (cluster workers)
+        return (type(self), (self.what,))
+
 
 class NotReady(Declined):
     """The needed columns are not at hand without a full load: answer elsewhere, load."""

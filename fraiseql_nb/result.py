@@ -55,6 +55,8 @@ class Result:
         self.value = value  # an introspection answer, as graphql-core gave it
         self.reason = ""
         self.storage = ""  # "disk": the arrow plane answered from its partitions on disk
+        #: the cluster plane: ``{"workers": nodes that hold the table, "partitions": P}``
+        self.cluster: dict[str, int] | None = None
         self.limited: int | None = None  # the limit a notebook option added, if any
 
     @property

@@ -19,6 +19,11 @@ Policy for ``backend="auto"``:
   plane does not load exactly, such as ``inet``) runs on ``postgres``: that
   plane answers exactly or not at all.
 
+With a cluster configured (``[cluster] address``), ``auto`` sends a fact query to
+``cluster`` when its table is beyond what this machine may hold (the store's
+budget, or ``max_load_mb``) or is on the cluster already — unless the cluster
+plane declines it (a view, a window without a partitionBy): then as above.
+
 An explicit backend is obeyed, or refused with an error saying why.
 """
 
@@ -30,7 +35,7 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
 
-__all__ = ["Route", "choose_plane"]
+__all__ = ["ClusterState", "Route", "choose_plane"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,17 @@ class Route:
     wait: bool = False
 
 
+@dataclass(frozen=True)
+class ClusterState:
+    """The cluster plane, for one query: whether it is on (else ``off``: why not), what it
+    declines in the query, and whether it holds the table already."""
+
+    on: bool
+    off: str = ""
+    declined: str | None = None
+    holds: bool = False
+
+
 def choose_plane(
     kind: str,
     requested: str,
@@ -53,6 +69,7 @@ def choose_plane(
     readiness: Readiness | None = None,
     key: str = "query",
     declined: str | None = None,
+    cluster: ClusterState | None = None,
 ) -> Route:
     """Choose the plane for one root field.
 
@@ -65,15 +82,17 @@ def choose_plane(
             loading them would cost.
         key: the root field, for messages.
         declined: why the analytics plane would not answer this query, if it would not.
+        cluster: the cluster plane's state (None: no cluster configured).
     """
     arrow_on = config.backends.use_arrow_backend and arrow_ready
     if kind == "rows":
         wire_on = config.backends.use_wire_backend
         if requested == "postgres":
             return Route("postgres", "requested: one buffered query")
-        if requested == "arrow":
+        if requested in ("arrow", "cluster"):
             raise QueryError(
-                f"{key} is a row query: it runs on the 'wire' plane (or 'postgres'), not 'arrow'"
+                f"{key} is a row query: it runs on the 'wire' plane (or 'postgres'),"
+                f" not {requested!r}"
             )
         if requested == "wire" and not wire_on:
             raise BackendError(
@@ -83,6 +102,8 @@ def choose_plane(
         if wire_on:
             return Route("wire", "row query")
         return Route("postgres", "wire plane off: one buffered query")
+    if requested == "cluster":
+        return _cluster_requested(kind, cluster, key)
     if requested == "wire":
         raise QueryError(
             f"{key} is an {kind} query: the 'wire' plane runs row queries only;"
@@ -117,6 +138,19 @@ def choose_plane(
     if declined is not None:
         return Route("postgres", f"arrow declines {declined}")
     assert readiness is not None
+    usable = cluster is not None and cluster.on and cluster.declined is None
+    if usable and readiness.state not in ("memory", "store", "disk", "ending"):
+        assert cluster is not None
+        estimate = readiness.estimate
+        if cluster.holds:
+            return Route("cluster", "on the cluster")
+        if readiness.beyond:
+            return Route("cluster", f"{readiness.reason}: on the cluster")
+        if estimate is not None and estimate.mb > config.routing.max_load_mb:
+            return Route(
+                "cluster",
+                f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB: on the cluster",
+            )
     if readiness.state in ("memory", "store", "disk", "ending"):
         return Route("arrow", readiness.reason, wait=readiness.state == "ending")
     if readiness.state != "cold":  # loading, declined, or a load failed a moment ago
@@ -132,3 +166,19 @@ def choose_plane(
         return Route("postgres", "arrow cold: loading in the background", load=True)
     cap = f" ≤ {limit:g} MB" if limit != float("inf") else ""
     return Route("arrow", f"load {estimate.mb:.0f} MB{cap}")
+
+
+def _cluster_requested(kind: str, cluster: ClusterState | None, key: str) -> Route:
+    if cluster is None:
+        raise BackendError(
+            "no cluster is configured ([cluster] address); use backend='arrow', 'postgres'"
+            " or 'auto'"
+        )
+    if not cluster.on:
+        raise BackendError(f"the cluster plane is off: {cluster.off}; use backend='auto'")
+    if cluster.declined is not None:
+        raise QueryError(
+            f"{key}: the cluster plane does not handle {cluster.declined}; use"
+            " backend='postgres' or 'auto'"
+        )
+    return Route("cluster", "requested")

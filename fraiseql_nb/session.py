@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from fraiseql_nb.errors import (
 from fraiseql_nb.explain import Explanation, Plan
 from fraiseql_nb.health import HealthInputs, check_health
 from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
+from fraiseql_nb.planes.cluster import ClusterPlane
 from fraiseql_nb.planes.contract import Plane, Task
 from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
@@ -42,14 +44,14 @@ from fraiseql_nb.pool import open_pool, pool_stats
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query
 from fraiseql_nb.result import Result, Results, introspection_result
-from fraiseql_nb.router import Route, choose_plane
+from fraiseql_nb.router import ClusterState, Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
 __all__ = ["BACKENDS", "Session", "connect", "resolve_dsn", "store_root"]
 
-BACKENDS = ("auto", "wire", "arrow", "postgres")
+BACKENDS = ("auto", "wire", "arrow", "cluster", "postgres")
 
 
 def resolve_dsn(dsn: str | None = None, config: Config | None = None) -> str:
@@ -104,9 +106,17 @@ class Session:
         self._arrow = ArrowPlane(
             analytics, config, analytics_pool or pool, analytics, store_root(config)
         )
+        self._cluster = ClusterPlane(analytics, config, analytics_pool or pool, analytics)
+        if config.cluster.address:
+            off = self._cluster.join()
+            if off:
+                warnings.warn(
+                    f"the cluster plane is off: {off}; the other planes work", stacklevel=3
+                )
         self._planes: dict[str, Plane] = {
             "wire": self._rows,
             "arrow": self._arrow,
+            "cluster": self._cluster,
             "postgres": self._pushdown,
         }
         self.telemetry = Telemetry()
@@ -149,7 +159,7 @@ class Session:
         Args:
             query: GraphQL text.
             variables: values of the operation's variables.
-            backend: "auto", or a plane to force: "wire", "arrow", "postgres".
+            backend: "auto", or a plane to force: "wire", "arrow", "cluster", "postgres".
             operation_name: which operation to run when the document has several.
             cache: False reloads analytics data from the database instead of
                 answering from the cache (the fresh load replaces the cached copy).
@@ -208,6 +218,8 @@ class Session:
             shown = [route.plane] if task.rows else ["postgres"]
             if not task.rows and self._arrow_on():
                 shown.append("arrow")
+            if not task.rows and self._cluster.available:
+                shown.append("cluster")
             statements = {name: self._planes[name].statement(task) for name in shown}
             sent = statements.get(route.plane, statements[shown[0]]).sql
             pg_plan = self._rows.pg_plan(sent, analyze=analyze) if plan or analyze else ""
@@ -294,7 +306,19 @@ class Session:
             readiness=readiness,
             key=task.query.key,
             declined=declined,
+            cluster=self._cluster_state(task, backend),
         )
+
+    def _cluster_state(self, task: Task, backend: str) -> ClusterState | None:
+        """The cluster plane for this task, when one is configured."""
+        if not self.config.cluster.address:
+            return None
+        cluster = self._cluster
+        if task.rows or not cluster.available or backend not in ("auto", "cluster"):
+            return ClusterState(on=cluster.available, off=cluster.error)
+        fact = task.target
+        assert isinstance(fact, FactTable)
+        return ClusterState(on=True, declined=cluster.declines(task), holds=cluster.holds(fact))
 
     def _routing_config(self) -> Config:
         """The configuration routing follows: with ``settle_loads``, loads in the foreground."""
@@ -370,7 +394,9 @@ class Session:
         """Drop loaded analytics data of one fact table (by name or relation, e.g. "sales"
         or "tf_sales"), or of all, from memory and from the persisted store; return the
         in-memory entries dropped."""
-        return self._arrow.refresh(self._facts(table))
+        facts = self._facts(table)
+        self._cluster.refresh(facts)
+        return self._arrow.refresh(facts)
 
     def prefetch(self, table: str | None = None, *, wait: bool = False) -> dict[str, Any]:
         """Load every column of one fact table (or of all) into the arrow plane, in the
@@ -449,6 +475,7 @@ class Session:
             if not self.closed:
                 self.closed = True
                 self._arrow.close()
+                self._cluster.close()
                 if self._analytics_pool is not None:
                     self._analytics_pool.close()
                 self._pool.close()

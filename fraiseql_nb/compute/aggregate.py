@@ -23,6 +23,7 @@ __all__ = [
     "bucket",
     "bucket_expr",
     "finish_aggregate",
+    "groups",
     "page",
     "run_aggregate",
     "run_aggregate_lazy",
@@ -186,6 +187,12 @@ def run_aggregate_lazy(
         for i in range(passes)
     ]
     return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes)
+
+
+def groups(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:
+    """The groups of rows already filtered and bucketed (the group keys are columns),
+    before having, order and page: every group must be whole in ``frame``."""
+    return _grouped(frame.lazy(), query, dict(frame.schema)).collect()
 
 
 def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) -> pl.LazyFrame:

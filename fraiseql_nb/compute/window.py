@@ -21,7 +21,7 @@ from fraiseql_nb.query.ir import (
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.vocabulary import ROW_ORDER_FUNCTIONS
 
-__all__ = ["run_window"]
+__all__ = ["finish_window", "run_window", "window_values"]
 
 
 def run_window(
@@ -34,12 +34,24 @@ def run_window(
     frame = data
     if query.where is not None:
         frame = frame.filter(where_expr(query.where, dtypes, timezone))
+    return finish_window(window_values(frame, query, fact, timezone), query, fact)
+
+
+def window_values(
+    frame: pl.DataFrame, query: WindowQuery, fact: FactTable, timezone: str = "UTC"
+) -> pl.DataFrame:
+    """``frame`` (filtered rows, in load order) with every window function's value: each
+    window partition must be whole in it."""
     frame = frame.with_row_index("__row")
     results: dict[str, pl.Series] = {}
     for out in query.outputs:
         if isinstance(out, WindowFunction):
             results[out.name] = _window_function(frame, out, fact, timezone)
-    frame = frame.with_columns([s.alias(name) for name, s in results.items()])
+    return frame.with_columns([s.alias(name) for name, s in results.items()])
+
+
+def finish_window(frame: pl.DataFrame, query: WindowQuery, fact: FactTable) -> pl.DataFrame:
+    """Rows with their window values to the query's output: order, page, names, dtypes."""
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
     order.append((fact.id_column, None) if fact.id_column else ("__row", None))
     frame = page(sort_frame(frame, order), query.limit, query.offset)

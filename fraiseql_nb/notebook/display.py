@@ -81,7 +81,13 @@ def duration(ms: float) -> str:
 
 # Reasons that say nothing the badge does not already say.
 _PLAIN_REASONS = ("", "row query", "cached", "requested")
-_COLOURS = {"wire": "#2b6cb0", "arrow": "#2f855a", "postgres": "#6b46c1", "schema": "#555"}
+_COLOURS = {
+    "wire": "#2b6cb0",
+    "arrow": "#2f855a",
+    "cluster": "#b7791f",
+    "postgres": "#6b46c1",
+    "schema": "#555",
+}
 
 
 def badge_parts(result: Result) -> list[str]:
@@ -94,8 +100,14 @@ def badge_parts(result: Result) -> list[str]:
     why = result.reason if result.kind != "rows" and result.reason not in _PLAIN_REASONS else ""
     if result.storage == "disk":
         why = "from disk" if why in ("", "from disk") else f"from disk; {why}"
+    plane = result.backend
+    if result.cluster is not None:
+        w, p = result.cluster["workers"], result.cluster["partitions"]
+        plane = (
+            f"cluster · {w} worker{'' if w == 1 else 's'} · {p} partition{'' if p == 1 else 's'}"
+        )
     parts = [
-        f"{result.backend} ({why})" if why else result.backend,
+        f"{plane} ({why})" if why else plane,
         duration(m.duration_ms),
         rows,
         human_bytes(m.bytes),

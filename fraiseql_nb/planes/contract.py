@@ -2,7 +2,7 @@
 
 The session plans each root field once (:class:`Task`: its entity or fact
 table, the fact columns it reads) and hands it to the plane the router chose
-(``wire``, ``arrow`` or ``postgres``), all behind one :class:`Plane` protocol.
+(``wire``, ``arrow``, ``cluster`` or ``postgres``), all behind one :class:`Plane` protocol.
 A plane that will not answer raises :class:`~fraiseql_nb.errors.Declined`
 (from errors.py, like every exception the session handles) and the session
 asks ``postgres``. ``explain`` asks each plane for its :class:`Statement`, so
@@ -57,10 +57,12 @@ class Statement:
     sql: str
     note: str = ""  # shown after it: what the plane does with the rows
     estimate: dict[str, Any] = field(default_factory=dict)  # rows, MB… when it knows them
+    parts: tuple[str, ...] = ()  # the cluster plane: each partition's statement and worker
 
     @property
     def shown(self) -> str:
-        return f"{self.sql}  -- {self.note}" if self.note else self.sql
+        head = f"{self.sql}  -- {self.note}" if self.note else self.sql
+        return head + "".join(f"\n    {p}" for p in self.parts)
 
 
 class Plane(Protocol):

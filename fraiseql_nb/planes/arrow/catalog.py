@@ -236,6 +236,11 @@ class Catalog:
         with self._lock:
             return dict(self._identities)
 
+    def connection(self, fact: FactTable) -> contextlib.AbstractContextManager[Any]:
+        """A pooled connection (autocommit) whose errors name ``fact``: for the cluster
+        plane's own statements."""
+        return self._reading(fact)
+
     @contextlib.contextmanager
     def _reading(self, fact: FactTable) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection whose errors say which fact table could not be read."""

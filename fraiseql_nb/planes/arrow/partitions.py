@@ -36,6 +36,7 @@ __all__ = [
     "counts_statement",
     "new_by_partition",
     "page_range",
+    "partition_of",
     "partition_of_tid",
     "plan",
 ]
@@ -66,7 +67,7 @@ def page_range(starts: list[int], i: int) -> sql.Composable:
     return sql.SQL("{} AND {}").format(low, high)
 
 
-def _partition_of(starts: list[int]) -> sql.Composable:
+def partition_of(starts: list[int]) -> sql.Composable:
     """A row's partition index, from its position: TID comparisons (cheap) for up to
     :data:`_CASE_MAX` partitions, else a bucket of its page number."""
     if len(starts) == 1:
@@ -102,7 +103,7 @@ def new_by_partition(
         "SELECT {part} AS p, count(*)::bigint AS added, min(ctid)::text AS first FROM {rel}"
         " WHERE ctid >= {first}::tid AND {new} GROUP BY 1 ORDER BY 1"
     ).format(
-        part=_partition_of(starts),
+        part=partition_of(starts),
         rel=relation,
         first=sql.Literal(first),
         new=new_rows(loaded, now),
@@ -119,4 +120,4 @@ def counts_statement(relation: sql.Composable, starts: list[int]) -> sql.Compose
     """Rows now per partition — only when something beyond appends changed."""
     return sql.SQL(
         "SELECT {part} AS p, count(*)::bigint AS total FROM {rel} GROUP BY 1 ORDER BY 1"
-    ).format(part=_partition_of(starts), rel=relation)
+    ).format(part=partition_of(starts), rel=relation)

@@ -62,6 +62,7 @@ class Readiness:
     state: str
     reason: str
     estimate: LoadEstimate | None = None
+    beyond: bool = False  # declined: beyond the store's budget (the cluster may take it)
 
 
 class ArrowPlane:
@@ -156,7 +157,10 @@ class ArrowPlane:
         budget = self._store.budget / 2**20
         if estimate.mb > budget:
             return Readiness(
-                "declined", f"load {estimate.mb:,.0f} MB > the store's budget {budget:,.0f} MB"
+                "declined",
+                f"load {estimate.mb:,.0f} MB > the store's budget {budget:,.0f} MB",
+                estimate,
+                beyond=True,
             )
         return Readiness("cold", "not loaded", estimate)
 
@@ -217,7 +221,7 @@ class ArrowPlane:
         if got.filtered:
             query = replace(query, where=None)  # the load applied the filter already
         timezone = self.config.routing.timezone
-        with _computing():
+        with computing():
             if isinstance(query, AggregateQuery):
                 out = run_aggregate(frame, query, fact, timezone=timezone)
             else:
@@ -265,7 +269,7 @@ class ArrowPlane:
     ) -> Result:
         """A table beyond the memory budget: answered from its partitions on disk."""
         exprs = self._tables.exprs(fact, every)
-        with self._table_lock(table.key), _computing():
+        with self._table_lock(table.key), computing():
             answer = self._disk.execute(
                 query, fact, table, names, every, exprs, wait=wait, report=foreground_report
             )
@@ -409,7 +413,7 @@ class ArrowPlane:
 
 
 @contextlib.contextmanager
-def _computing() -> Iterator[None]:
+def computing() -> Iterator[None]:
     """Polars could not compute it (a value it cannot coerce…): PostgreSQL can."""
     try:
         yield
