@@ -25,8 +25,9 @@ def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
     # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's numeric
     # avg is: the same digits in every run, whatever the order of rows. (A sum with more
     # than 20 integer digits does not fit: PostgreSQL answers.)
-    quotient = exact.sum().cast(pl.Decimal(38, 18)) / col.count()
-    return pl.when(col.count() > 0).then(quotient)
+    # The divisor is NULL where there is no value: Polars evaluates both branches of a
+    # when(), and a decimal divided by zero raises.
+    return exact.sum().cast(pl.Decimal(38, 18)) / pl.when(col.count() > 0).then(col.count())
 
 
 #: name -> (col, num, exact) -> the aggregate (cast to float64 by the caller).

@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.compute.aggregate import finish_aggregate
@@ -94,7 +95,7 @@ class ClusterPlane:
         self._dsn = dsn
         self.config = config
         self._catalog = Catalog(pool, probe_dsn, config)
-        self._servers = [dsn, *config.cluster.replicas]
+        self._servers = [dsn, *(_replica(r, dsn) for r in config.cluster.replicas)]
         self._secrets = tuple(s for d in self._servers for s in secrets_of(d))
         self._secret_refs: list[Any] = []
         self._held: dict[str, Held] = {}
@@ -475,6 +476,16 @@ class ClusterPlane:
 
 class _Lost(Exception):  # noqa: N818 - internal: partitions went away with a node
     pass
+
+
+def _replica(replica: str, session: str) -> str:
+    """A replica's DSN with the session's own ``options`` too (settings such as the
+    tenant a row-level security policy reads), so that it sees what the session sees."""
+    ours = conninfo_to_dict(session).get("options")
+    if not ours:
+        return replica
+    theirs = conninfo_to_dict(replica).get("options")
+    return make_conninfo(replica, options=f"{theirs} {ours}" if theirs else ours)
 
 
 def _schema(schemas: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, int]]:

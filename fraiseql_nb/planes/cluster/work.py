@@ -38,6 +38,7 @@ from fraiseql_nb.planes.arrow.adbc import (
     scalars,
 )
 from fraiseql_nb.planes.arrow.loader import to_frame
+from fraiseql_nb.planes.arrow.plane import computing
 from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
@@ -168,7 +169,8 @@ def compute_part(
     table: pa.Table, query: AggregateQuery, casts: dict[str, int], timezone: str
 ) -> pl.DataFrame:
     """One partition's part of every group of a mergeable aggregate."""
-    return partial(prepare(_frame(table, casts), query, timezone), query)
+    with computing():
+        return partial(prepare(_frame(table, casts), query, timezone), query)
 
 
 def split_part(
@@ -180,7 +182,8 @@ def split_part(
     buckets: int,
 ) -> tuple[pl.DataFrame, ...] | pl.DataFrame:
     """One partition's filtered rows, in ``buckets`` parts by the shuffle keys."""
-    parts = split(prepare(_frame(table, casts), query, timezone), keys, buckets)
+    with computing():
+        parts = split(prepare(_frame(table, casts), query, timezone), keys, buckets)
     return tuple(parts) if buckets > 1 else parts[0]  # Ray: one return is the value itself
 
 
@@ -189,7 +192,8 @@ def reduce_bucket(
 ) -> pl.DataFrame:
     """Every partition's rows of one bucket (in partition order), computed whole: its
     groups, or its rows with their window values."""
-    frame = pl.concat(list(parts), how="vertical_relaxed")
-    if isinstance(query, AggregateQuery):
-        return groups(frame, query)
-    return window_values(frame, query, fact, timezone)
+    with computing():
+        frame = pl.concat(list(parts), how="vertical_relaxed")
+        if isinstance(query, AggregateQuery):
+            return groups(frame, query)
+        return window_values(frame, query, fact, timezone)
