@@ -149,7 +149,7 @@ def test_routing_and_explicit_backends(tiny: str) -> None:
         ):
             s.execute("{ users { id } }", backend="arrow")
         with pytest.raises(
-            fq.ConfigError, match="backend must be one of auto, wire, arrow, postgres"
+            fq.ConfigError, match="backend must be one of auto, wire, arrow, cluster, postgres"
         ):
             s.execute(TOTAL, backend="duckdb")
     with fq.connect(tiny, config={"backends": {"use_arrow_backend": False}}) as s:
