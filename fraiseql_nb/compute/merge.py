@@ -65,15 +65,21 @@ def shuffle_keys(query: AggregateQuery | WindowQuery) -> list[str] | None:
 
 
 def prepare(
-    data: pl.DataFrame, query: AggregateQuery | WindowQuery, timezone: str = "UTC"
+    data: pl.DataFrame,
+    query: AggregateQuery | WindowQuery,
+    timezone: str = "UTC",
+    columns: list[str] | None = None,
 ) -> pl.DataFrame:
     """One partition's rows of the query: filtered, with its time buckets as columns.
-    Text keys are plain strings, so that parts from other processes line up."""
+    Text keys are plain strings, so that parts from other processes line up. With
+    ``columns`` (the query's own), only those and the buckets are kept: a shuffle then
+    moves what the query reads, not every loaded column."""
     check_caseless(data, query.where)
     check_times(data)
     frame = data
     if query.where is not None:
         frame = frame.filter(where_expr(query.where, dict(data.schema), timezone))
+    bucketed = []
     if isinstance(query, AggregateQuery):
         bucketed = [k for k in query.group_keys if k.source == "bucket"]
         if bucketed:
@@ -83,6 +89,9 @@ def prepare(
                     for k in bucketed
                 ]
             )
+    if columns is not None:
+        keep = {*columns, *(k.name for k in bucketed)}
+        frame = frame.select([c for c in frame.columns if c in keep])
     casts = [
         pl.col(n).cast(pl.String)
         for n, t in frame.schema.items()

@@ -48,7 +48,7 @@ from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.sql.facts import compile_load
+from fraiseql_nb.sql.facts import compile_load, loadable_columns
 
 __all__ = ["ClusterPlane"]
 
@@ -153,7 +153,7 @@ class ClusterPlane:
             return Statement(sql="", note=f"cluster plane off: {self.error}")
         table = self._catalog.identity(fact)
         held = self._held.get(table.key)
-        names = list(task.columns)
+        names = list(held.names) if held is not None else _every(fact, task.columns)
         starts = list(held.starts) if held is not None else self._plan(fact)
         specs = self._specs(fact, table, names, starts, range(len(starts)), "")
         nodes, cpus = runtime.workers()
@@ -187,7 +187,7 @@ class ClusterPlane:
             held, loaded, statement = self._current(fact, table, list(task.columns))
             try:
                 with computing():
-                    frame = self._answer(query, fact, held)
+                    frame = self._answer(query, fact, held, list(task.columns))
                 break
             except _Lost:
                 # A node (and its partitions) went away: load the table again, once.
@@ -211,7 +211,7 @@ class ClusterPlane:
         return result
 
     def _answer(
-        self, query: AggregateQuery | WindowQuery, fact: FactTable, held: Held
+        self, query: AggregateQuery | WindowQuery, fact: FactTable, held: Held, columns: list[str]
     ) -> pl.DataFrame:
         t = runtime.tasks()
         tz = self.config.routing.timezone
@@ -230,7 +230,7 @@ class ClusterPlane:
         splits = []
         for i, p in enumerate(held.parts):
             out = t.split.options(num_returns=buckets, name=f"fraiseql-nb split {rel} p{i}").remote(
-                p.ref, query, held.casts, tz, keys, buckets
+                p.ref, query, held.casts, tz, keys, buckets, columns
             )
             splits.append(out if buckets > 1 else [out])
         reduced = [
@@ -274,6 +274,7 @@ class ClusterPlane:
         with self._lock:
             version = self._catalog.version(fact)
             held = self._held.get(table.key)
+            names = _every(fact, names)
             if held is not None and (held.files, held.attrs) != (version.files, version.attrs):
                 held = None  # rewritten or altered: start over
             if held is not None and not set(names) <= set(held.names):
@@ -476,6 +477,12 @@ class ClusterPlane:
 
 class _Lost(Exception):  # noqa: N818 - internal: partitions went away with a node
     pass
+
+
+def _every(fact: FactTable, names: Any) -> list[str]:
+    """Every loadable column, and ``names``: a table on the cluster is big, and a later
+    query needing one more column would otherwise reload all of it."""
+    return list(dict.fromkeys([*loadable_columns(fact), *names]))
 
 
 def _replica(replica: str, session: str) -> str:

@@ -43,7 +43,15 @@ from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["LoadSpec", "Secret", "compute_part", "load_partition", "reduce_bucket", "split_part"]
+__all__ = [
+    "LoadSpec",
+    "Rows",
+    "Secret",
+    "compute_part",
+    "load_partition",
+    "reduce_bucket",
+    "split_part",
+]
 
 #: Fault injection for tests: a file whose text is the seconds a compute task sleeps
 #: first (so a test can kill its worker mid-query). The variable is read from the
@@ -88,7 +96,30 @@ class LoadSpec:
         return f"partition {self.index} of {rel} (pages {self.pages}) on {place}"
 
 
-def load_partition(secret: Secret, spec: LoadSpec) -> tuple[pa.Table, dict[str, Any]]:
+class Rows:
+    """A loaded partition as it sits in Ray's object store: Arrow in its newest layout
+    (string views, Polars' own), so a query reads it without converting its text —
+    measured 0.6 against 6 ms a partition. Ray's own reducer for Arrow tables does not
+    know string views: this one writes an Arrow IPC stream, which a reader maps back
+    without a copy."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __reduce__(self) -> tuple[Any, tuple[pa.Buffer]]:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as writer:
+            writer.write_table(self.table)
+        return _rows, (sink.getvalue(),)
+
+
+def _rows(buffer: pa.Buffer) -> Rows:
+    return Rows(pa.ipc.open_stream(buffer).read_all())
+
+
+def load_partition(secret: Secret, spec: LoadSpec) -> tuple[Rows, dict[str, Any]]:
     """The partition's rows as Arrow, and what the driver keeps of it (rows, snapshot…)."""
     import adbc_driver_postgresql.dbapi as adbc
 
@@ -130,7 +161,7 @@ def load_partition(secret: Secret, spec: LoadSpec) -> tuple[pa.Table, dict[str, 
     plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in arrow.schema])
     arrow = arrow.replace_schema_metadata(None).cast(plain)
     frame = to_frame(arrow, fact, exact_decimals=spec.exact_decimals, categorical=False)
-    out = frame.to_arrow()
+    out = Rows(frame.to_arrow(compat_level=pl.CompatLevel.newest()))
     return out, {
         "rows": frame.height,
         "snapshot": who["s"],
@@ -145,18 +176,20 @@ def _node() -> str:
     try:
         import ray
 
+        if not ray.is_initialized():  # a direct call: asking would start a Ray
+            return ""
         return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - outside Ray (a direct call in a test)
         return ""
 
 
-def _frame(table: pa.Table, casts: dict[str, int]) -> pl.DataFrame:
+def _frame(rows: Rows, casts: dict[str, int]) -> pl.DataFrame:
     """A partition as Polars, its decimals widened to the scale every partition shares."""
     delay_file = os.environ.get(ENV_DELAY)
     if delay_file and os.path.exists(delay_file):
         with open(delay_file) as f:
             time.sleep(float(f.read() or 0))
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(rows.table)
     assert isinstance(frame, pl.DataFrame)
     if casts:
         frame = frame.with_columns(
@@ -166,24 +199,26 @@ def _frame(table: pa.Table, casts: dict[str, int]) -> pl.DataFrame:
 
 
 def compute_part(
-    table: pa.Table, query: AggregateQuery, casts: dict[str, int], timezone: str
+    rows: Rows, query: AggregateQuery, casts: dict[str, int], timezone: str
 ) -> pl.DataFrame:
     """One partition's part of every group of a mergeable aggregate."""
     with computing():
-        return partial(prepare(_frame(table, casts), query, timezone), query)
+        return partial(prepare(_frame(rows, casts), query, timezone), query)
 
 
 def split_part(
-    table: pa.Table,
+    rows: Rows,
     query: AggregateQuery | WindowQuery,
     casts: dict[str, int],
     timezone: str,
     keys: list[str],
     buckets: int,
+    columns: list[str],
 ) -> tuple[pl.DataFrame, ...] | pl.DataFrame:
-    """One partition's filtered rows, in ``buckets`` parts by the shuffle keys."""
+    """One partition's filtered rows — the query's ``columns`` only — in ``buckets``
+    parts by the shuffle keys."""
     with computing():
-        parts = split(prepare(_frame(table, casts), query, timezone), keys, buckets)
+        parts = split(prepare(_frame(rows, casts), query, timezone, columns), keys, buckets)
     return tuple(parts) if buckets > 1 else parts[0]  # Ray: one return is the value itself
 
 
