@@ -43,7 +43,8 @@ __all__ = ["FraiseQL", "short_error"]
 
 USAGE = """\
 %fraiseql connect [DSN | $variable | --demo] [--config PATH | $variable]
-%%fraiseql [-o VAR] [--backend auto|wire|arrow|postgres] [--explain] [--no-cache] [--limit N]
+%%fraiseql [-o VAR] [--backend auto|wire|arrow|cluster|postgres] [--explain] [--no-cache]
+           [--limit N]
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
 %fraiseql schema [--sdl] | metrics | health | refresh [TABLE] | explore TABLE

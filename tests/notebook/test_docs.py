@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,14 @@ def test_python_examples_run_as_written(
         for value in namespace.values():
             if isinstance(value, fq.Session):
                 value.close()
+        _stop_ray()
+
+
+def _stop_ray() -> None:
+    """A Ray an example started ("local") ends with its file, as a user's kernel would."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def magic_cell(code: str) -> str:

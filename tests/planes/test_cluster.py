@@ -43,6 +43,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two nodes of one CPU each; a test may add a third. The workers see ENV_DELAY."""
     delay = tmp_path_factory.mktemp("cluster") / "delay"
     os.environ[ENV_DELAY] = str(delay)
+    if ray.is_initialized():  # one Ray per process: not one an earlier test started
+        ray.shutdown()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
