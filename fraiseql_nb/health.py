@@ -26,6 +26,9 @@ class HealthInputs:
     arrow_ready: bool
     pool: dict[str, Any]
     cache: dict[str, Any]
+    #: The cluster plane's own report (None: no cluster configured): ``status``
+    #: healthy | unavailable, ``reason``, and what it holds.
+    cluster: dict[str, Any] | None = None
 
 
 _PROBE_TIMEOUT_S = 3
@@ -38,7 +41,8 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     makes the wire and postgres planes unhealthy and the whole "unhealthy",
     with the reason, password masked. The arrow plane is "disabled" by
     configuration, "unavailable" (making the whole "degraded") when its
-    packages do not import.
+    packages do not import. A configured cluster plane that is off or does not
+    answer is "unavailable" too.
     """
     reason = None
     if state.closed:
@@ -75,12 +79,19 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
         "cache": {k: cache[k] for k in ("entries", "bytes", "hit_rate")},
     }
     backends["postgres"] = {"status": db}
+    cluster = state.cluster
+    if cluster is not None:
+        backends["cluster"] = (
+            {**cluster, "status": db, "reason": reason}
+            if cluster["status"] == "healthy" and reason is not None
+            else dict(cluster)
+        )
     for b in backends.values():
         if reason is not None and b["status"] == "unhealthy":
             b["reason"] = reason
     if reason is not None:
         status = "unhealthy"
-    elif arrow_status == "unavailable":
+    elif arrow_status == "unavailable" or (cluster or {}).get("status") == "unavailable":
         status = "degraded"
     else:
         status = "healthy"

@@ -454,6 +454,7 @@ class Session:
                 arrow_ready=self._arrow_ready,
                 pool=self.pool_stats(),
                 cache=self.cache_stats(),
+                cluster=self._cluster.health() if self.config.cluster.address else None,
             )
         )
 

@@ -126,6 +126,12 @@ def test_results_say_workers_and_partitions(cs: fq.Session) -> None:
     w = r.cluster["workers"]  # type: ignore[index]
     assert badge_parts(r)[0].startswith(f"cluster · {w} worker")
     assert "4 partitions" in badge_parts(r)[0]
+    h = cs.health()
+    assert h["status"] == "healthy"
+    held = h["backends"]["cluster"]
+    assert held["status"] == "healthy" and held["tables"] >= 1
+    assert held["partitions"] >= 4 and held["bytes"] > 0
+    assert "cluster" in cs.ready()["backends"]
 
 
 def test_explain_shows_the_partition_plan(cs: fq.Session) -> None:
@@ -284,6 +290,12 @@ def test_an_unreachable_cluster_warns_once_and_the_rest_works(demo_dsn: str) -> 
         assert s.execute(q).backend in ("arrow", "postgres")
         with pytest.raises(fq.BackendError, match="cluster plane is off"):
             s.execute(q, backend="cluster")
+        h = s.health()
+        assert h["status"] == "degraded"
+        assert h["backends"]["cluster"]["status"] == "unavailable"
+        assert "127.0.0.1:9 does not answer" in h["backends"]["cluster"]["reason"]
+        assert h["backends"]["postgres"]["status"] == "healthy"
+        assert s.ready() == {"ready": True, "backends": ["wire", "arrow", "postgres"]}
     finally:
         s.close()
 

@@ -460,6 +460,14 @@ class ClusterPlane:
             "bytes": sum(p.bytes for h in held for p in h.parts),
         }
 
+    def health(self) -> dict[str, Any]:
+        """For ``Session.health()``: whether the plane is on and its cluster answers (a
+        probe of a second at most, never a Ray call that could hang), and what it holds."""
+        why = self.error or runtime.answering(self.config.cluster)
+        if why:
+            return {"status": "unavailable", "reason": redact(why, self._secrets), **self.stats()}
+        return {"status": "healthy", **self.stats()}
+
     def refresh(self, facts: list[FactTable]) -> None:
         with self._lock:
             for fact in facts:

@@ -19,7 +19,7 @@ from typing import Any
 
 from fraiseql_nb.config import ClusterConfig
 
-__all__ = ["Joined", "cluster_available", "join", "tasks", "workers"]
+__all__ = ["Joined", "answering", "cluster_available", "join", "tasks", "workers"]
 
 _lock = threading.Lock()
 NAMESPACE = "fraiseql-nb"
@@ -69,6 +69,21 @@ def join(config: ClusterConfig) -> Joined:
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean "not joined"
             return Joined(False, f"joining the Ray cluster at {address} failed: {exc}")
     return Joined(True)
+
+
+def answering(config: ClusterConfig) -> str:
+    """ "" when the joined Ray still answers, else why not: a started ("local") or found
+    ("auto") Ray must still be joined; an address's port must accept a connection
+    within a second."""
+    import ray
+
+    if not ray.is_initialized():
+        return "Ray is no longer running in this process"
+    address = config.address
+    probe = address[len("ray://") :] if address.startswith("ray://") else address
+    if probe not in ("local", "auto") and not _answers(probe, min(1.0, config.connect_timeout_s)):
+        return f"the Ray cluster at {address} does not answer"
+    return ""
 
 
 def _answers(host_port: str, timeout: float) -> bool:
