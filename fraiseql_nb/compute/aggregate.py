@@ -22,6 +22,7 @@ from fraiseql_nb.vocabulary import POLARS_TRUNCATE
 __all__ = [
     "bucket",
     "bucket_expr",
+    "exact_of",
     "finish_aggregate",
     "groups",
     "page",
@@ -76,9 +77,7 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
     if agg.function == "count_distinct":
         return col.drop_nulls().n_unique().cast(pl.Int64).alias(agg.name)
     num = col.cast(pl.Float64)
-    # Exact decimals (``exact_decimals``) are summed, compared and kept exact,
-    # then rounded once to float64, as PostgreSQL's numeric result is.
-    exact = col if isinstance(dtypes.get(agg.field), pl.Decimal) else num
+    exact = exact_of(col, num, dtypes.get(agg.field))
     if agg.percentile is not None:
         expr = num.quantile(agg.percentile, interpolation="linear")
     elif agg.function in MEASURES:
@@ -87,6 +86,17 @@ def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
         # An aggregate added to the vocabulary but not to MEASURES: never another answer.
         raise UnsupportedError(f"the aggregate {agg.function}")
     return expr.cast(pl.Float64).alias(agg.name)
+
+
+def exact_of(col: pl.Expr, num: pl.Expr, dtype: Any) -> pl.Expr:
+    """The measure as it is summed and compared: exact decimals (``exact_decimals``) stay
+    decimals and integers become decimals of scale 0 — PostgreSQL adds both exactly (an
+    integer's sum is numeric) and rounds once to float64; floats stay float64."""
+    if isinstance(dtype, pl.Decimal):
+        return col
+    if dtype is not None and dtype.is_integer():
+        return col.cast(pl.Decimal(38, 0))
+    return num
 
 
 def sort_frame(

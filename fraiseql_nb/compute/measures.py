@@ -1,7 +1,8 @@
 """The aggregates the Polars engine computes, one row each, with SQL's semantics. Pure.
 
 Each row takes the measure three ways — as loaded (``col``), as float64 (``num``), and
-exact where it was loaded exact (``exact``: decimals stay decimals) — and returns the
+exact where PostgreSQL is exact (``exact``: decimals stay decimals, integers become
+decimals; floats are ``num``) — and returns the
 aggregate. ``count``, ``count_distinct`` and the percentiles (``median``, ``p90``…, from
 :data:`fraiseql_nb.vocabulary.PERCENTILES`) are computed beside this table. An
 aggregate of the vocabulary missing here is declined (PostgreSQL answers it), never
@@ -14,13 +15,13 @@ from collections.abc import Callable
 
 import polars as pl
 
-__all__ = ["MEASURES", "computes"]
+__all__ = ["MEASURES", "computes", "shifted"]
 
 Measure = Callable[[pl.Expr, pl.Expr, pl.Expr], pl.Expr]
 
 
 def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
-    if exact is not col:
+    if exact is num:
         return num.mean()
     # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's numeric
     # avg is: the same digits in every run, whatever the order of rows. (A sum with more
@@ -37,9 +38,17 @@ MEASURES: dict[str, Measure] = {
     "avg": _avg,
     "min": lambda col, num, exact: exact.min(),
     "max": lambda col, num, exact: exact.max(),
-    "stddev": lambda col, num, exact: pl.when(col.count() > 1).then(num.std(ddof=1)),
-    "variance": lambda col, num, exact: pl.when(col.count() > 1).then(num.var(ddof=1)),
+    "stddev": lambda col, num, exact: pl.when(col.count() > 1).then(shifted(exact).std(ddof=1)),
+    "variance": lambda col, num, exact: pl.when(col.count() > 1).then(shifted(exact).var(ddof=1)),
 }
+
+
+def shifted(exact: pl.Expr) -> pl.Expr:
+    """The values less their least, as float64: the same spread, without the cancellation
+    of large values with a small spread (1e12 + 0.1 is not a float64; 0.1 nearly is).
+    Decimals subtract exactly; floats near each other do too (Sterbenz). PostgreSQL's
+    numeric spread is exact and its float8 one compensated: this keeps up with both."""
+    return (exact - exact.min()).cast(pl.Float64)
 
 
 def computes(function: str, percentile: float | None) -> bool:

@@ -6,11 +6,13 @@ A query over many partitions takes one of two paths:
 - **merge** — every aggregate is one whose parts merge exactly (``count``, ``sum``,
   ``min``, ``max``, ``avg``, ``stddev``, ``variance``): each partition gives, per group,
   its row count, and per measure its count of values, sum (exact decimals stay
-  decimals), least, greatest, and for a spread its mean and sum of squared deviations
-  (M2). The parts are added up per group; avg is the merged sum over the merged count
+  decimals, integers are summed as decimals), least, greatest, and for a spread its
+  least value r and the mean and sum of squared deviations (M2) of its values less r.
+  The parts are added up per group; avg is the merged sum over the merged count
   (decimals divided as the single-process engine does); the spread merges by Chan's
-  formula ``M2 = Σ M2ᵢ + Σ nᵢ (meanᵢ − mean)²``, which keeps float64's precision where
-  ``Σx² − n·mean²`` would cancel it away.
+  formula ``M2 = Σ M2ᵢ + Σ nᵢ (meanᵢ − mean)²`` about the group's least value, which
+  keeps float64's precision where ``Σx² − n·mean²`` — or large values with a small
+  spread — would cancel it away.
 - **shuffle** — anything else (``count_distinct``, ``median``, percentiles; windows):
   each partition's filtered rows are split by a hash of the group keys (of the window's
   partitionBy), so every group is whole in one bucket; each bucket is then computed by
@@ -21,12 +23,11 @@ Having, order and page run after the merge, on the driver (:func:`finish_aggrega
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
-from fraiseql_nb.compute.aggregate import bucket
+from fraiseql_nb.compute.aggregate import bucket, exact_of
 from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.measures import shifted
 from fraiseql_nb.query.ir import AggregateQuery, WindowFunction, WindowQuery
 
 __all__ = [
@@ -112,11 +113,6 @@ def split(frame: pl.DataFrame, keys: list[str], buckets: int) -> list[pl.DataFra
 # ------------------------------------------------------------------ merge path
 
 
-def _exact(dtype: Any, col: pl.Expr, num: pl.Expr) -> pl.Expr:
-    """As the single-process engine: exact decimals stay exact, the rest is float64."""
-    return col if isinstance(dtype, pl.Decimal) else num
-
-
 def partial(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:
     """One partition's part of each group (``frame`` as :func:`prepare` gives it)."""
     dtypes = dict(frame.schema)
@@ -127,18 +123,21 @@ def partial(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:
             continue
         assert a.field is not None
         col = pl.col(a.field)
-        num = col.cast(pl.Float64)
+        # As the single-process engine: decimals and integers exact, floats float64.
+        exact = exact_of(col, col.cast(pl.Float64), dtypes.get(a.field))
         exprs.append(col.count().cast(pl.Int64).alias(f"{a.name}:c"))
         if a.function in ("sum", "avg"):
-            exprs.append(_exact(dtypes.get(a.field), col, num).sum().alias(f"{a.name}:s"))
+            exprs.append(exact.sum().alias(f"{a.name}:s"))
         elif a.function == "min":
-            exprs.append(_exact(dtypes.get(a.field), col, num).min().alias(f"{a.name}:s"))
+            exprs.append(exact.min().alias(f"{a.name}:s"))
         elif a.function == "max":
-            exprs.append(_exact(dtypes.get(a.field), col, num).max().alias(f"{a.name}:s"))
-        else:  # stddev, variance
-            mean = num.mean()
+            exprs.append(exact.max().alias(f"{a.name}:s"))
+        else:  # stddev, variance: moments about the part's least value (see merge)
+            values = shifted(exact)
+            mean = values.mean()
+            exprs.append(exact.min().alias(f"{a.name}:r"))
             exprs.append(mean.alias(f"{a.name}:m"))
-            exprs.append(((num - mean) ** 2).sum().alias(f"{a.name}:q"))
+            exprs.append(((values - mean) ** 2).sum().alias(f"{a.name}:q"))
     keys = [k.name for k in query.group_keys]
     return frame.group_by(keys).agg(exprs) if keys else frame.select(exprs)
 
@@ -166,7 +165,11 @@ def merge(parts: list[pl.DataFrame], query: AggregateQuery) -> pl.DataFrame:
         elif a.function == "max":
             value = s.max()
         else:
+            # Each part's mean is about its own least value r; about the group's least,
+            # it is (r − least) + m, the difference exact (decimals) or nearly (floats).
             n, m, q = pl.col(f"{a.name}:c"), pl.col(f"{a.name}:m"), pl.col(f"{a.name}:q")
+            r = pl.col(f"{a.name}:r")
+            m = (r - r.min()).cast(pl.Float64) + m
             mean = (n * m).sum() / some
             m2 = (q + n * (m - mean) ** 2).sum()
             var = pl.when(c > 1).then(m2 / (c - 1))

@@ -1,6 +1,26 @@
-"""SQL the analytics-plane tests share: rows appended to the demo fact table."""
+"""What the analytics-plane tests share: rows appended to the demo fact table, and a
+database of numbers where float64 loses what PostgreSQL keeps."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import own_database
+from tests.planes.corpus import HARD_TABLE
+
+
+@pytest.fixture(scope="module")
+def hard_dsn(server_dsn: str) -> Iterator[str]:
+    """A database holding tests/planes/corpus.py's ``tf_hard``."""
+    with own_database(server_dsn, "fq_hard") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in HARD_TABLE.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)  # type: ignore[call-overload]
+        yield dsn
 
 
 def append_sales(n: int, offset: int = 1_000_000) -> str:

@@ -181,3 +181,32 @@ def orders_query(template: str) -> str:
         .replace("PRODUCT_3", md5("product-3"))
         .replace("NOBODY", "8ec4a1e4-6f2f-4f8f-b5a9-ca3d8a9d2c91")
     )
+
+
+# ------------------------------------------------- hard numbers: tf_hard
+# Values where float64 arithmetic loses what PostgreSQL keeps: bigints whose sum
+# cancels (PostgreSQL adds integers exactly) and numeric values of 1e12 with a
+# spread of 0.1 (numeric stddev is exact there). The big values sit far apart, so
+# that on the cluster (or from disk) they fall into different partitions. A low
+# fillfactor spreads 3,000 rows over ~300 pages. (float8 values of 1e9 with a small
+# spread are left out: PostgreSQL's own float8 spread accumulates in row order and is
+# less exact than ours there — 1.7e-7 apart on these rows.)
+HARD_TABLE = """
+CREATE TABLE tf_hard (id bigint PRIMARY KEY, big bigint, amount numeric(20, 1),
+                      dimensions jsonb NOT NULL) WITH (fillfactor = 10);
+INSERT INTO tf_hard
+SELECT g,
+       CASE g WHEN 5 THEN 4611686018427387904 WHEN 2995 THEN -4611686018427387904
+              WHEN 1500 THEN 4611686018427387000 WHEN 1501 THEN -4611686018427386999
+              ELSE g % 5 END,
+       1000000000000 + (g % 3) / 10.0,
+       jsonb_build_object('k', (g % 3)::text)
+FROM generate_series(1, 3000) AS g;
+VACUUM ANALYZE tf_hard;
+"""
+HARD_AGGREGATES = [
+    "{ hard_aggregate { count big_sum big_avg big_min big_max } }",
+    "{ hard_aggregate { amount_stddev amount_variance amount_avg } }",
+    "{ hard_aggregate(groupBy: {k: true}) { k count big_sum big_avg amount_stddev } }",
+    "{ hard_aggregate(groupBy: {k: true}, having: {big_sum: {gt: 2000}}) { k big_sum } }",
+]

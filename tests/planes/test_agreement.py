@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import fraiseql_nb as fq
 from tests.planes.corpus import (
     AGGREGATES,
+    HARD_AGGREGATES,
     ORDERS_AGGREGATES,
     ORDERS_WINDOWS,
     WINDOWS,
@@ -343,3 +344,21 @@ def test_real_measures_are_declined(orders_session: fq.Session) -> None:
     assert auto.df["count"].to_list() == [1]
     with pytest.raises(fq.QueryError, match=r"column score \(type real\)"):
         orders_session.execute(query, backend="arrow")
+
+
+# ------------------------------------------- hard numbers: exact where PostgreSQL is
+
+
+@pytest.mark.parametrize("memory_mb", [1024, 0], ids=["memory", "disk"])
+def test_integer_sums_and_spreads_keep_postgresqls_precision(
+    hard_dsn: str, memory_mb: int, tmp_path: Any
+) -> None:
+    """A bigint sum that cancels is exact (it was 0.0 in float64); a spread of large
+    values is computed about their least value (it was off by 3e-4)."""
+    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    with fq.connect(hard_dsn, config=config) as s:
+        for query in HARD_AGGREGATES:
+            pg, ar = both(s, query)
+            assert_same(pg, ar, query)
+        total = s.execute(HARD_AGGREGATES[0], backend="arrow").df
+        assert total["big_sum"].to_list() == [6000.0]  # Σ g % 5: the big values add up to 1 - 1

@@ -27,7 +27,7 @@ from fraiseql_nb.planes.cluster.work import ENV_DELAY
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY, own_database, tenant_dsn
 from tests.planes.conftest import append_sales
-from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
+from tests.planes.corpus import AGGREGATES, HARD_AGGREGATES, WINDOWS, assert_same
 from tests.planes.test_agreement import aggregate_queries
 
 ray = pytest.importorskip("ray")
@@ -115,6 +115,15 @@ def test_generated_aggregates_agree(cs: fq.Session) -> None:
         assert_same(pg.df, cl.df, query)
 
     check()
+
+
+def test_integer_sums_and_spreads_keep_postgresqls_precision(cluster: Any, hard_dsn: str) -> None:
+    """Parts of a bigint sum that cancels, and of a spread of large values, merge exactly."""
+    with fq.connect(hard_dsn, config=config(cluster)) as s:
+        for query in HARD_AGGREGATES:
+            pg, cl = on_both(s, query)
+            assert_same(pg.df, cl.df, query)
+        assert s.execute(HARD_AGGREGATES[0], backend="cluster").df["big_sum"].to_list() == [6000.0]
 
 
 def test_results_say_workers_and_partitions(cs: fq.Session) -> None:
