@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from fraiseql_nb.compute.columns import output_schema
-from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.measures import MEASURES
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.query.ir import (
@@ -137,6 +137,7 @@ def run_aggregate(
     dtypes = dict(data.schema)
     check_caseless(data, query.where)
     check_times(data)
+    check_finite(data)
     lf = data.lazy()
     if query.where is not None:
         lf = lf.filter(where_expr(query.where, dtypes, timezone))

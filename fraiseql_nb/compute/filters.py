@@ -24,6 +24,7 @@ __all__ = [
     "FOLDS_TO_ASCII",
     "check_caseless",
     "check_caseless_by",
+    "check_finite",
     "check_time_bounds",
     "check_times",
     "where_expr",
@@ -67,6 +68,16 @@ def check_times(data: pl.DataFrame) -> None:
             continue
         physical = data.get_column(name).to_physical()
         check_time_bounds(name, dtype, physical.min(), physical.max())  # type: ignore[arg-type]
+
+
+def check_finite(data: pl.DataFrame) -> None:
+    """PostgreSQL ranks NaN above every number and carries NaN and ±Infinity through sums
+    and spreads; Polars skips NaN in ``max`` and a result turned into JSON cannot hold
+    them: decline a query over a float column holding any."""
+    for name, dtype in data.schema.items():
+        floats = dtype in (pl.Float32, pl.Float64) and data.height
+        if floats and not data.get_column(name).drop_nulls().is_finite().all():
+            raise UnsupportedError(f"{name}, which holds NaN or infinite values")
 
 
 def check_time_bounds(name: str, dtype: Any, least: int | None, most: int | None) -> None:

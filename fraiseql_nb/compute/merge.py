@@ -26,7 +26,7 @@ from __future__ import annotations
 import polars as pl
 
 from fraiseql_nb.compute.aggregate import bucket, exact_of
-from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.measures import shifted
 from fraiseql_nb.query.ir import AggregateQuery, WindowFunction, WindowQuery
 
@@ -75,8 +75,11 @@ def prepare(
     Text keys are plain strings, so that parts from other processes line up. With
     ``columns`` (the query's own), only those and the buckets are kept: a shuffle then
     moves what the query reads, not every loaded column."""
+    if columns is not None:
+        data = data.select([c for c in data.columns if c in set(columns)])
     check_caseless(data, query.where)
     check_times(data)
+    check_finite(data)
     frame = data
     if query.where is not None:
         frame = frame.filter(where_expr(query.where, dict(data.schema), timezone))
@@ -90,9 +93,6 @@ def prepare(
                     for k in bucketed
                 ]
             )
-    if columns is not None:
-        keep = {*columns, *(k.name for k in bucketed)}
-        frame = frame.select([c for c in frame.columns if c in keep])
     casts = [
         pl.col(n).cast(pl.String)
         for n, t in frame.schema.items()

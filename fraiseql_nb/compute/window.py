@@ -9,7 +9,7 @@ import polars as pl
 
 from fraiseql_nb.compute.aggregate import page, sort_frame
 from fraiseql_nb.compute.columns import output_schema
-from fraiseql_nb.compute.filters import check_caseless, check_times, where_expr
+from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.literals import literal_value
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.query.ir import (
@@ -31,6 +31,7 @@ def run_window(
     dtypes = dict(data.schema)
     check_caseless(data, query.where)
     check_times(data)
+    check_finite(data)
     frame = data
     if query.where is not None:
         frame = frame.filter(where_expr(query.where, dtypes, timezone))

@@ -186,7 +186,8 @@ def orders_query(template: str) -> str:
 # ------------------------------------------------- hard numbers: tf_hard
 # Values where float64 arithmetic loses what PostgreSQL keeps: bigints whose sum
 # cancels (PostgreSQL adds integers exactly) and numeric values of 1e12 with a
-# spread of 0.1 (numeric stddev is exact there). The big values sit far apart, so
+# spread of 0.1 (numeric stddev is exact there); and tf_odd, float8 NaN and Infinity.
+# The big values sit far apart, so
 # that on the cluster (or from disk) they fall into different partitions. A low
 # fillfactor spreads 3,000 rows over ~300 pages. (float8 values of 1e9 with a small
 # spread are left out: PostgreSQL's own float8 spread accumulates in row order and is
@@ -203,7 +204,14 @@ SELECT g,
        jsonb_build_object('k', (g % 3)::text)
 FROM generate_series(1, 3000) AS g;
 VACUUM ANALYZE tf_hard;
+CREATE TABLE tf_odd (id bigint PRIMARY KEY, amount float8, quantity int,
+                     dimensions jsonb NOT NULL);
+INSERT INTO tf_odd VALUES (1, 1, 1, '{"k": "a"}'), (2, 'NaN', 1, '{"k": "a"}'),
+    (3, 2, 1, '{"k": "b"}'), (4, 'Infinity', 1, '{"k": "b"}'), (5, 3, 1, '{"k": "c"}');
 """
+#: PostgreSQL ranks NaN highest (Polars' max skips it) and carries NaN and infinity
+#: through sums: the engine declines a float column holding any.
+ODD_AGGREGATE = "{ odd_aggregate(groupBy: {k: true}) { k amount_max amount_sum } }"
 HARD_AGGREGATES = [
     "{ hard_aggregate { count big_sum big_avg big_min big_max } }",
     "{ hard_aggregate { amount_stddev amount_variance amount_avg } }",

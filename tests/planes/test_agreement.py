@@ -14,6 +14,7 @@ import fraiseql_nb as fq
 from tests.planes.corpus import (
     AGGREGATES,
     HARD_AGGREGATES,
+    ODD_AGGREGATE,
     ORDERS_AGGREGATES,
     ORDERS_WINDOWS,
     WINDOWS,
@@ -362,3 +363,24 @@ def test_integer_sums_and_spreads_keep_postgresqls_precision(
             assert_same(pg, ar, query)
         total = s.execute(HARD_AGGREGATES[0], backend="arrow").df
         assert total["big_sum"].to_list() == [6000.0]  # Σ g % 5: the big values add up to 1 - 1
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "said"),
+    [(1024, "NaN or infinite values"), (0, "NaN or Infinity")],
+    ids=["memory", "disk"],
+)
+def test_nan_and_infinite_floats_are_declined(
+    hard_dsn: str, memory_mb: int, said: str, tmp_path: Any
+) -> None:
+    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    with fq.connect(hard_dsn, config=config) as s:
+        with pytest.raises(fq.QueryError, match=f"amount.*{said}"):
+            s.execute(ODD_AGGREGATE, backend="arrow")
+        s.prefetch("odd", wait=True)
+        auto = s.execute(ODD_AGGREGATE)
+        assert isinstance(auto, fq.Result) and auto.backend == "postgres"
+        assert said in auto.reason
+        other = "{ odd_aggregate(groupBy: {k: true}) { k count quantity_sum } }"
+        ar = s.execute(other, backend="arrow")  # the other columns are answered
+        assert ar.df["count"].to_list() == [2, 2, 1]

@@ -27,7 +27,13 @@ from fraiseql_nb.planes.cluster.work import ENV_DELAY
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY, own_database, tenant_dsn
 from tests.planes.conftest import append_sales
-from tests.planes.corpus import AGGREGATES, HARD_AGGREGATES, WINDOWS, assert_same
+from tests.planes.corpus import (
+    AGGREGATES,
+    HARD_AGGREGATES,
+    ODD_AGGREGATE,
+    WINDOWS,
+    assert_same,
+)
 from tests.planes.test_agreement import aggregate_queries
 
 ray = pytest.importorskip("ray")
@@ -124,6 +130,8 @@ def test_integer_sums_and_spreads_keep_postgresqls_precision(cluster: Any, hard_
             pg, cl = on_both(s, query)
             assert_same(pg.df, cl.df, query)
         assert s.execute(HARD_AGGREGATES[0], backend="cluster").df["big_sum"].to_list() == [6000.0]
+        with pytest.raises(fq.QueryError, match="amount, which holds NaN or infinite values"):
+            s.execute(ODD_AGGREGATE, backend="cluster")
 
 
 def test_results_say_workers_and_partitions(cs: fq.Session) -> None:

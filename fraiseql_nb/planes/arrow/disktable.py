@@ -211,7 +211,7 @@ def no_stats() -> dict[str, Any]:
     """What a partition records of its columns, before it has read any: times' least and
     greatest physical values, text columns holding letters that fold to ASCII, and of
     unconstrained numerics (read as text) the most decimals, the most integer digits,
-    and whether NaN or Infinity appears."""
+    and whether NaN or Infinity appears (in floats too)."""
     return {"times": {}, "folds": [], "scales": {}, "special": [], "digits": {}}
 
 
@@ -242,7 +242,8 @@ def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def inexact(stats: dict[str, Any], name: str) -> str:
     """Why an unconstrained numeric column cannot be read exactly as a decimal (NaN or
-    ±Infinity, or more digits than 38), or ""."""
+    ±Infinity, or more digits than 38), or a float column answered as PostgreSQL does
+    (NaN or ±Infinity), or ""."""
     if name in stats["special"]:
         return "NaN or Infinity"
     digits, scale = stats["digits"].get(name, 0), stats["scales"].get(name, 0)

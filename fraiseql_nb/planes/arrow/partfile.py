@@ -126,6 +126,8 @@ def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, di
             bounds = pc.min_max(physical).as_py()
             if bounds["min"] is not None:
                 stats["times"][name] = (bounds["min"], bounds["max"])
+        elif pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+            stats["special"].append(name)  # NaN or ±Infinity: see compute.filters.check_finite
         elif (
             (pa.types.is_string(kind) or pa.types.is_large_string(kind))
             and name not in stats["scales"]

@@ -219,7 +219,7 @@ class ClusterPlane:
         if isinstance(query, AggregateQuery) and mergeable(query):
             refs = [
                 t.part.options(name=f"fraiseql-nb part {rel} p{i}").remote(
-                    p.ref, query, held.casts, tz
+                    p.ref, query, held.casts, tz, columns
                 )
                 for i, p in enumerate(held.parts)
             ]

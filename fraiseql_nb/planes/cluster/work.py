@@ -199,11 +199,12 @@ def _frame(rows: Rows, casts: dict[str, int]) -> pl.DataFrame:
 
 
 def compute_part(
-    rows: Rows, query: AggregateQuery, casts: dict[str, int], timezone: str
+    rows: Rows, query: AggregateQuery, casts: dict[str, int], timezone: str, columns: list[str]
 ) -> pl.DataFrame:
-    """One partition's part of every group of a mergeable aggregate."""
+    """One partition's part of every group of a mergeable aggregate (``columns``: the
+    query's)."""
     with computing():
-        return partial(prepare(_frame(rows, casts), query, timezone), query)
+        return partial(prepare(_frame(rows, casts), query, timezone, columns), query)
 
 
 def split_part(
