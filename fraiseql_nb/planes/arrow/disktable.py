@@ -28,7 +28,7 @@ __all__ = [
     "read_disk_table",
 ]
 
-FORMAT = "parts-1"
+FORMAT = "parts-2"  # 2: float columns record NaN and infinity (stats "special")
 _META = "meta.json"
 
 
