@@ -20,9 +20,11 @@ Policy for ``backend="auto"``:
   plane answers exactly or not at all.
 
 With a cluster configured (``[cluster] address``), ``auto`` sends a fact query to
-``cluster`` when its table is beyond what this machine may hold (the store's
-budget, or ``max_load_mb``) or is on the cluster already — unless the cluster
-plane declines it (a view, a window without a partitionBy): then as above.
+``cluster`` when its table is on the cluster already; a table beyond what this
+machine may hold (the store's budget, or ``max_load_mb``) is answered on
+``postgres`` while the cluster loads it in the background (or, with background
+loads off, loaded on the cluster first) — unless the cluster plane declines the
+query (a view, a window without a partitionBy): then as above.
 
 An explicit backend is obeyed, or refused with an error saying why.
 """
@@ -40,24 +42,28 @@ __all__ = ["ClusterState", "Route", "choose_plane"]
 
 @dataclass(frozen=True)
 class Route:
-    """A plane and why it was chosen; ``load``: start loading the table in the background;
-    ``wait``: wait for the table's load (running, nearly done) before answering."""
+    """A plane and why it was chosen; ``load``: start loading the table into the arrow
+    plane in the background (``load_cluster``: onto the cluster); ``wait``: wait for the
+    table's load (running, nearly done) before answering."""
 
     plane: str
     reason: str
     load: bool = False
     wait: bool = False
+    load_cluster: bool = False
 
 
 @dataclass(frozen=True)
 class ClusterState:
     """The cluster plane, for one query: whether it is on (else ``off``: why not), what it
-    declines in the query, and whether it holds the table already."""
+    declines in the query, whether it holds the table already, and whether a background
+    load of it runs or failed a moment ago (``loading``: what to say, else None)."""
 
     on: bool
     off: str = ""
     declined: str | None = None
     holds: bool = False
+    loading: str | None = None
 
 
 def choose_plane(
@@ -144,13 +150,25 @@ def choose_plane(
         estimate = readiness.estimate
         if cluster.holds:
             return Route("cluster", "on the cluster")
-        if readiness.beyond:
-            return Route("cluster", f"{readiness.reason}: on the cluster")
-        if estimate is not None and estimate.mb > config.routing.max_load_mb:
-            return Route(
-                "cluster",
-                f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB: on the cluster",
-            )
+        beyond = (
+            readiness.reason
+            if readiness.beyond
+            else f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB"
+            if estimate is not None and estimate.mb > config.routing.max_load_mb
+            else None
+        )
+        if beyond is not None:
+            # As for the arrow plane, nothing waits for a load: PostgreSQL answers while
+            # the cluster loads the table (unless loads are in the foreground).
+            if cluster.loading is not None:
+                return Route("postgres", f"{beyond}: {cluster.loading}")
+            if config.routing.background_loads:
+                return Route(
+                    "postgres",
+                    f"{beyond}: loading on the cluster in the background",
+                    load_cluster=True,
+                )
+            return Route("cluster", f"{beyond}: on the cluster")
     if readiness.state in ("memory", "store", "disk", "ending"):
         return Route("arrow", readiness.reason, wait=readiness.state == "ending")
     if readiness.state != "cold":  # loading, declined, or a load failed a moment ago

@@ -318,7 +318,12 @@ class Session:
             return ClusterState(on=cluster.available, off=cluster.error)
         fact = task.target
         assert isinstance(fact, FactTable)
-        return ClusterState(on=True, declined=cluster.declines(task), holds=cluster.holds(fact))
+        return ClusterState(
+            on=True,
+            declined=cluster.declines(task),
+            holds=cluster.holds(fact),
+            loading=cluster.loading(fact),
+        )
 
     def _routing_config(self) -> Config:
         """The configuration routing follows: with ``settle_loads``, loads in the foreground."""
@@ -388,6 +393,8 @@ class Session:
         if load:
             # After the answer: the load must not slow the query that started it.
             self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]
+        if route.load_cluster:
+            self._cluster.load_in_background(task.target)  # type: ignore[arg-type]
         return result, reason
 
     def refresh(self, table: str | None = None) -> int:

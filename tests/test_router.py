@@ -7,7 +7,7 @@ import pytest
 import fraiseql_nb as fq
 from fraiseql_nb.config import load_config
 from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
-from fraiseql_nb.router import choose_plane
+from fraiseql_nb.router import ClusterState, choose_plane
 
 DEFAULT = load_config({}, environ={})
 SMALL = Readiness("cold", "not loaded", LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False))
@@ -160,3 +160,88 @@ def test_refusals(
         choose_plane(
             kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=SMALL
         )
+
+
+BEYOND = Readiness(
+    "declined",
+    "load 900 MB > the store's budget 512 MB",
+    LoadEstimate(rows=10**9, bytes=900 * 2**20, cached=False),
+    beyond=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "readiness", "cluster", "plane", "reason", "load_cluster"),
+    [
+        ({}, BEYOND, ClusterState(on=True, holds=True), "cluster", "on the cluster", False),
+        (
+            {},
+            BEYOND,
+            ClusterState(on=True),
+            "postgres",
+            "load 900 MB > the store's budget 512 MB: loading on the cluster in the background",
+            True,
+        ),
+        (
+            {},
+            BEYOND,
+            ClusterState(on=True, loading="loading on the cluster"),
+            "postgres",
+            "load 900 MB > the store's budget 512 MB: loading on the cluster",
+            False,
+        ),
+        (
+            {"routing": {"background_loads": False}},
+            BEYOND,
+            ClusterState(on=True),
+            "cluster",
+            "load 900 MB > the store's budget 512 MB: on the cluster",
+            False,
+        ),
+        (
+            {"routing": {"max_load_mb": 512}},
+            BIG,
+            ClusterState(on=True),
+            "postgres",
+            "load 900 MB > 512 MB: loading on the cluster in the background",
+            True,
+        ),
+        # Within this machine the arrow plane serves; a cluster that is off or declines
+        # changes nothing.
+        (
+            {},
+            SMALL,
+            ClusterState(on=True),
+            "postgres",
+            "arrow cold: loading in the background",
+            False,
+        ),
+        ({}, CACHED, ClusterState(on=True), "arrow", "cached", False),
+        ({}, BEYOND, ClusterState(on=False, off="down"), "postgres", BEYOND.reason, False),
+        (
+            {},
+            BEYOND,
+            ClusterState(on=True, declined="a view"),
+            "postgres",
+            BEYOND.reason,
+            False,
+        ),
+    ],
+)
+def test_the_cluster_takes_tables_beyond_this_machine_without_waiting(
+    config: dict,
+    readiness: Readiness,
+    cluster: ClusterState,
+    plane: str,
+    reason: str,
+    load_cluster: bool,
+) -> None:
+    route = choose_plane(
+        "aggregate",
+        "auto",
+        load_config(config, environ={}),
+        arrow_ready=True,
+        readiness=readiness,
+        cluster=cluster,
+    )
+    assert (route.plane, route.reason, route.load_cluster) == (plane, reason, load_cluster)

@@ -325,24 +325,58 @@ def test_a_bad_address_is_a_config_error() -> None:
 # ------------------------------------------------------------ routing
 
 
-def test_auto_sends_a_table_beyond_the_store_to_the_cluster(
+def beyond_the_store(c: Any, tmp_path: Path, **cluster: Any) -> dict[str, Any]:
+    """A configuration whose store cannot take the demo table: auto looks to the cluster."""
+    cfg = config(c, **cluster)
+    cfg["arrow_backend"] = {"store_dir": str(tmp_path), "store_size_mb": 1, "memory_mb": 0}
+    return cfg
+
+
+def until(check: Any, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (got := check()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
+
+
+def test_auto_answers_on_postgres_while_the_cluster_loads_then_on_the_cluster(
     cluster: Any, demo_dsn: str, tmp_path: Path
 ) -> None:
-    cfg = config(cluster)
-    cfg["arrow_backend"] = {"store_dir": str(tmp_path), "store_size_mb": 1, "memory_mb": 0}
     q = "{ sales_aggregate(groupBy: {category: true}) { category revenue_p90 } }"
-    with fq.connect(demo_dsn, config=cfg) as s:
-        r = s.execute(q)
-        assert isinstance(r, fq.Result)
-        assert r.backend == "cluster" and "the store's budget" in r.reason
-        assert "on the cluster" in r.reason
+    with fq.connect(demo_dsn, config=beyond_the_store(cluster, tmp_path)) as s:
+        first = s.execute(q)
+        assert isinstance(first, fq.Result) and first.backend == "postgres"
+        assert "the store's budget" in first.reason
+        assert first.reason.endswith(": loading on the cluster in the background")
+        assert until(lambda: s.health()["backends"]["cluster"]["tables"] == 1)
         again = s.execute(q)
         assert isinstance(again, fq.Result)
-        assert again.backend == "cluster" and again.reason == "on the cluster"
-        assert_same(s.execute(q, backend="postgres").df, again.df, q)
+        assert (again.backend, again.reason) == ("cluster", "on the cluster")
+        assert_same(first.df, again.df, q)
         window = "{ sales_window { id n: row_number(orderBy: {id: ASC}) } }"
         w = s.execute(window)
         assert isinstance(w, fq.Result) and w.backend == "postgres"
+    foreground = beyond_the_store(cluster, tmp_path)
+    foreground["routing"] = {"background_loads": False}
+    with fq.connect(demo_dsn, config=foreground) as s:
+        r = s.execute(q)
+        assert isinstance(r, fq.Result) and r.backend == "cluster"
+        assert "the store's budget" in r.reason and r.reason.endswith(": on the cluster")
+
+
+def test_a_failed_background_load_is_the_reason_and_postgres_answers(
+    cluster: Any, demo_dsn: str, tmp_path: Path
+) -> None:
+    down = "host=/nonexistent/fq-replica dbname=nothing user=postgres"
+    q = "{ sales_aggregate { count } }"
+    with fq.connect(demo_dsn, config=beyond_the_store(cluster, tmp_path, replicas=[down])) as s:
+        assert s.execute(q).reason.endswith("loading on the cluster in the background")
+        failed = until(lambda: "load failed" in (r := s.execute(q)).reason and r)
+        assert failed and failed.backend == "postgres", failed
+        assert "the cluster's load failed: partition 0 of public.tf_sales" in failed.reason
+        assert (
+            failed.df["count"].to_list() == s.execute(q, backend="postgres").df["count"].to_list()
+        )
 
 
 # ------------------------------------------------------------ credentials

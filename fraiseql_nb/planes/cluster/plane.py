@@ -53,6 +53,8 @@ from fraiseql_nb.sql.facts import compile_load, loadable_columns
 __all__ = ["ClusterPlane"]
 
 _PAGE_BYTES = 8192
+#: Seconds after a failed background load before another is tried (as the arrow plane).
+RETRY_S = 30
 _PAGES = "SELECT (pg_relation_size(%s::regclass) / current_setting('block_size')::int)::bigint"
 
 
@@ -102,6 +104,9 @@ class ClusterPlane:
         self._lock = threading.Lock()
         self.error = ""  # why the plane is off ("" while it is on)
         self.loads = 0
+        self._background: dict[str, threading.Thread] = {}  # table key -> its running load
+        self._failed: dict[str, tuple[float, str]] = {}  # table key -> (when, why)
+        self._closed = False
 
     # ------------------------------------------------------------ joining
 
@@ -142,6 +147,49 @@ class ClusterPlane:
     def holds(self, fact: FactTable) -> bool:
         """Whether the table's partitions are on the cluster already."""
         return self._catalog.identity(fact).key in self._held
+
+    # ------------------------------------------------------------ background loads
+
+    def loading(self, fact: FactTable) -> str | None:
+        """What routing says of a background load of the table: running, or failed a
+        moment ago (not tried again for :data:`RETRY_S`); None when there is neither."""
+        key = self._catalog.identity(fact).key
+        thread = self._background.get(key)
+        if thread is not None and thread.is_alive():
+            return "loading on the cluster"
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_S:
+            return f"the cluster's load failed: {failed[1]}"
+        return None
+
+    def load_in_background(self, fact: FactTable) -> None:
+        """Load the table's partitions onto the cluster on a thread of its own (every
+        loadable column, as a query would); a query meanwhile runs elsewhere."""
+        table = self._catalog.identity(fact)
+        running = self._background.get(table.key)
+        if self._closed or (running is not None and running.is_alive()):
+            return
+        thread = threading.Thread(
+            target=self._load_table,
+            args=(fact, table),
+            name=f"fraiseql-nb cluster load {table.relation}",
+            daemon=True,
+        )
+        self._background[table.key] = thread
+        thread.start()
+
+    def _load_table(self, fact: FactTable, table: TableIdentity) -> None:
+        try:
+            self._current(fact, table, [])
+            self._failed.pop(table.key, None)
+        except FraiseQLError as exc:
+            self._failed[table.key] = (time.monotonic(), exc.message)
+        except Exception as exc:  # noqa: BLE001 - a thread's failure is reported by routing
+            why = redact(f"{type(exc).__name__}: {exc}", self._secrets)
+            self._failed[table.key] = (time.monotonic(), why)
+        if self._closed:  # closed meanwhile: keep nothing
+            with self._lock:
+                self._held.clear()
 
     # ------------------------------------------------------------ statements
 
@@ -451,9 +499,8 @@ class ClusterPlane:
     # ------------------------------------------------------------ lifecycle
 
     def stats(self) -> dict[str, Any]:
-        """Tables held, their partitions and bytes."""
-        with self._lock:
-            held = list(self._held.values())
+        """Tables held, their partitions and bytes (never waits for a load)."""
+        held = list(self._held.copy().values())
         return {
             "tables": len(held),
             "partitions": sum(len(h.parts) for h in held),
@@ -477,10 +524,11 @@ class ClusterPlane:
                     continue
 
     def close(self) -> None:
-        """Let go of the partitions (Ray frees objects nobody refers to)."""
-        with self._lock:
-            self._held.clear()
-            self._secret_refs = []
+        """Let go of the partitions (Ray frees objects nobody refers to); a background
+        load still running keeps nothing when it ends."""
+        self._closed = True  # not under the lock: a load holds it, and close never waits
+        self._held.clear()
+        self._secret_refs = []
 
 
 class _Lost(Exception):  # noqa: N818 - internal: partitions went away with a node
