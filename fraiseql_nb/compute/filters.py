@@ -73,11 +73,14 @@ def check_times(data: pl.DataFrame) -> None:
 def check_finite(data: pl.DataFrame) -> None:
     """PostgreSQL ranks NaN above every number and carries NaN and ±Infinity through sums
     and spreads; Polars skips NaN in ``max`` and a result turned into JSON cannot hold
-    them: decline a query over a float column holding any."""
+    them: decline a query over a float column holding any. (A JSON number float64 cannot
+    hold is loaded as NaN for this check: see :func:`~fraiseql_nb.sql.facts.load_expression`.)"""
     for name, dtype in data.schema.items():
         floats = dtype in (pl.Float32, pl.Float64) and data.height
         if floats and not data.get_column(name).drop_nulls().is_finite().all():
-            raise UnsupportedError(f"{name}, which holds NaN or infinite values")
+            raise UnsupportedError(
+                f"{name}, which holds NaN or infinite values, or numbers float64 cannot hold"
+            )
 
 
 def check_time_bounds(name: str, dtype: Any, least: int | None, most: int | None) -> None:

@@ -378,7 +378,12 @@ def load_expression(fact: FactTable, name: str, *, exact_decimals: bool = False)
         numeric = base_type(measure.pg_type) == "numeric"
         cast = "text" if exact_decimals and numeric else "float8"
     elif column is None and f.pg_type == "numeric":
-        cast = "float8"  # a number read from the dimension document
+        # A number read from the dimension document: float64 where it holds the number
+        # (15 significant digits), else NaN, which the engine declines — 2^53 + 1 must
+        # not group with 2^53, as it does not in PostgreSQL.
+        return sql.SQL(
+            "(CASE WHEN ({v})::float8::numeric <> {v} THEN 'NaN'::float8 ELSE ({v})::float8 END)"
+        ).format(v=expr)
     if cast is not None:
         expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
     return expr

@@ -208,7 +208,15 @@ CREATE TABLE tf_odd (id bigint PRIMARY KEY, amount float8, quantity int,
                      dimensions jsonb NOT NULL);
 INSERT INTO tf_odd VALUES (1, 1, 1, '{"k": "a"}'), (2, 'NaN', 1, '{"k": "a"}'),
     (3, 2, 1, '{"k": "b"}'), (4, 'Infinity', 1, '{"k": "b"}'), (5, 3, 1, '{"k": "c"}');
+CREATE TABLE tf_ids (id bigint PRIMARY KEY, amount int, dimensions jsonb NOT NULL);
+INSERT INTO tf_ids VALUES
+    (1, 1, '{"ext_id": 9007199254740992, "price": 19.99}'),
+    (2, 2, '{"ext_id": 9007199254740993, "price": 19.99}'),
+    (3, 3, '{"ext_id": 9007199254740993, "price": 0.1}');
 """
+#: JSON integers beyond what float64 holds: PostgreSQL keeps 2^53 and 2^53 + 1 apart.
+IDS_GROUPED = "{ ids_aggregate(groupBy: {ext_id: true}) { ext_id count } }"
+IDS_PRICED = "{ ids_aggregate(groupBy: {price: true}) { price count amount_sum } }"
 #: PostgreSQL ranks NaN highest (Polars' max skips it) and carries NaN and infinity
 #: through sums: the engine declines a float column holding any.
 ODD_AGGREGATE = "{ odd_aggregate(groupBy: {k: true}) { k amount_max amount_sum } }"

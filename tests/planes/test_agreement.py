@@ -14,6 +14,8 @@ import fraiseql_nb as fq
 from tests.planes.corpus import (
     AGGREGATES,
     HARD_AGGREGATES,
+    IDS_GROUPED,
+    IDS_PRICED,
     ODD_AGGREGATE,
     ORDERS_AGGREGATES,
     ORDERS_WINDOWS,
@@ -384,3 +386,20 @@ def test_nan_and_infinite_floats_are_declined(
         other = "{ odd_aggregate(groupBy: {k: true}) { k count quantity_sum } }"
         ar = s.execute(other, backend="arrow")  # the other columns are answered
         assert ar.df["count"].to_list() == [2, 2, 1]
+
+
+@pytest.mark.parametrize("memory_mb", [1024, 0], ids=["memory", "disk"])
+def test_json_numbers_float64_cannot_hold_are_declined(
+    hard_dsn: str, memory_mb: int, tmp_path: Any
+) -> None:
+    """2^53 and 2^53 + 1 are two groups in PostgreSQL; as float64 they were one."""
+    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    with fq.connect(hard_dsn, config=config) as s:
+        with pytest.raises(fq.QueryError, match=r"ext_id.*NaN"):
+            s.execute(IDS_GROUPED, backend="arrow")
+        auto = s.execute(IDS_GROUPED)
+        assert isinstance(auto, fq.Result) and auto.backend == "postgres"
+        assert auto.df["count"].to_list() == [1, 2]
+        pg, ar = both(s, IDS_PRICED)  # numbers float64 holds stay on the arrow plane
+        assert_same(pg, ar, IDS_PRICED)
+        assert ar["count"].to_list() == [1, 2]

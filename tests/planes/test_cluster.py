@@ -30,6 +30,8 @@ from tests.planes.conftest import append_sales
 from tests.planes.corpus import (
     AGGREGATES,
     HARD_AGGREGATES,
+    IDS_GROUPED,
+    IDS_PRICED,
     ODD_AGGREGATE,
     WINDOWS,
     assert_same,
@@ -132,6 +134,10 @@ def test_integer_sums_and_spreads_keep_postgresqls_precision(cluster: Any, hard_
         assert s.execute(HARD_AGGREGATES[0], backend="cluster").df["big_sum"].to_list() == [6000.0]
         with pytest.raises(fq.QueryError, match="amount, which holds NaN or infinite values"):
             s.execute(ODD_AGGREGATE, backend="cluster")
+        with pytest.raises(fq.QueryError, match="ext_id, which holds NaN"):
+            s.execute(IDS_GROUPED, backend="cluster")
+        pg, cl = on_both(s, IDS_PRICED)
+        assert_same(pg.df, cl.df, IDS_PRICED)
 
 
 def test_results_say_workers_and_partitions(cs: fq.Session) -> None:
