@@ -14,9 +14,12 @@ from typing import Any
 
 import psycopg
 import pytest
+import ray  # the [cluster] extra: the README's test command installs it
 from hypothesis import HealthCheck, given, settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from ray.cluster_utils import Cluster
+from ray.util import state
 
 import fraiseql_nb as fq
 from fraiseql_nb import demo
@@ -37,10 +40,6 @@ from tests.planes.corpus import (
     assert_same,
 )
 from tests.planes.test_agreement import aggregate_queries
-
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
-from ray.util import state  # noqa: E402
 
 PASSWORD = "Xq7-cluster-secret-91"
 SECRET_ROLE = "fq_cluster_pw"
@@ -89,6 +88,14 @@ def partitioned(s: fq.Session, query: str) -> bool:
     """Whether the cluster plane takes the query (windows: only by a shared partitionBy)."""
     q = parse_query(query, s.schema).queries[0]
     return q.kind == "aggregate" or shuffle_keys(q) is not None  # type: ignore[arg-type]
+
+
+def until(check: Any, seconds: float = 60) -> Any:
+    """What ``check`` gives once it is true, or its last answer after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (got := check()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
 
 
 def run_corpus(s: fq.Session) -> tuple[int, int]:
@@ -256,10 +263,21 @@ def test_a_replica_login_that_may_not_be_the_sessions_role_fails_by_partition(
         s.execute("{ sales_aggregate { count } }", backend="cluster")
 
 
+def running_parts() -> list[Any]:
+    """The cluster's compute tasks running now, as the state API has heard."""
+    running = state.list_tasks(filters=[("state", "=", "RUNNING")])
+    return [t for t in running if t.name.startswith("fraiseql-nb part")]
+
+
 def test_a_worker_killed_mid_query_is_retried(cluster: Any, cs: fq.Session) -> None:
     q = "{ sales_aggregate(groupBy: {channel: true}) { channel count revenue_avg } }"
     expected = cs.execute(q, backend="postgres").df
     cs.execute(q, backend="cluster")  # loaded: the next run computes only
+    # Task events reach the state API about a second late: the run above must not look
+    # running still, or its worker (now running the next query's task) would be killed
+    # for a task already done.
+    assert until(lambda: not running_parts(), seconds=20)
+    seen = {t.task_id for t in state.list_tasks(limit=10_000)}
     delay: Path = cluster.delay_file
     delay.write_text("3")
     out: dict[str, Any] = {}
@@ -276,8 +294,8 @@ def test_a_worker_killed_mid_query_is_retried(cluster: Any, cs: fq.Session) -> N
     deadline = time.monotonic() + 30
     try:
         while killed is None and time.monotonic() < deadline:
-            for task in state.list_tasks(filters=[("state", "=", "RUNNING")]):
-                if task.name.startswith("fraiseql-nb part") and task.worker_pid:
+            for task in running_parts():
+                if task.task_id not in seen and task.worker_pid:
                     os.kill(task.worker_pid, signal.SIGKILL)
                     killed = task
                     break
@@ -336,13 +354,6 @@ def beyond_the_store(c: Any, tmp_path: Path, **cluster: Any) -> dict[str, Any]:
     cfg = config(c, **cluster)
     cfg["arrow_backend"] = {"store_dir": str(tmp_path), "store_size_mb": 1, "memory_mb": 0}
     return cfg
-
-
-def until(check: Any, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (got := check()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return got
 
 
 def test_auto_answers_on_postgres_while_the_cluster_loads_then_on_the_cluster(
