@@ -80,12 +80,9 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     }
     backends["postgres"] = {"status": db}
     cluster = state.cluster
-    if cluster is not None:
-        backends["cluster"] = (
-            {**cluster, "status": db, "reason": reason}
-            if cluster["status"] == "healthy" and reason is not None
-            else dict(cluster)
-        )
+    if cluster is not None:  # a cluster that answers serves what the database lets it
+        healthy = cluster["status"] == "healthy"
+        backends["cluster"] = {**cluster, "status": db if healthy else cluster["status"]}
     for b in backends.values():
         if reason is not None and b["status"] == "unhealthy":
             b["reason"] = reason

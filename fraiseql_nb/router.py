@@ -150,13 +150,9 @@ def choose_plane(
         estimate = readiness.estimate
         if cluster.holds:
             return Route("cluster", "on the cluster")
-        beyond = (
-            readiness.reason
-            if readiness.beyond
-            else f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB"
-            if estimate is not None and estimate.mb > config.routing.max_load_mb
-            else None
-        )
+        beyond = readiness.reason if readiness.beyond else None
+        if beyond is None and estimate is not None and estimate.mb > config.routing.max_load_mb:
+            beyond = f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB"
         if beyond is not None:
             # As for the arrow plane, nothing waits for a load: PostgreSQL answers while
             # the cluster loads the table (unless loads are in the foreground).

@@ -76,7 +76,8 @@ def prepare(
     ``columns`` (the query's own), only those and the buckets are kept: a shuffle then
     moves what the query reads, not every loaded column."""
     if columns is not None:
-        data = data.select([c for c in data.columns if c in set(columns)])
+        keep = set(columns)
+        data = data.select([c for c in data.columns if c in keep])
     check_caseless(data, query.where)
     check_times(data)
     check_finite(data)

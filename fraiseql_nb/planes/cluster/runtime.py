@@ -49,9 +49,9 @@ def join(config: ClusterConfig) -> Joined:
     import ray
 
     address = config.address
-    probe = address[len("ray://") :] if address.startswith("ray://") else address
-    if probe not in ("local", "auto") and not _answers(probe, config.connect_timeout_s):
-        return Joined(False, f"the Ray cluster at {address} does not answer")
+    silent = _silent(address, config.connect_timeout_s)
+    if silent:
+        return Joined(False, silent)
     with _lock:
         if ray.is_initialized():
             return Joined(True)  # one Ray per process: the one joined already
@@ -79,9 +79,14 @@ def answering(config: ClusterConfig) -> str:
 
     if not ray.is_initialized():
         return "Ray is no longer running in this process"
-    address = config.address
+    return _silent(config.address, min(1.0, config.connect_timeout_s))
+
+
+def _silent(address: str, timeout: float) -> str:
+    """Why the cluster at ``address`` does not answer a connection within ``timeout``, or
+    "" ("local" and "auto" have no address to probe). Ray itself would retry for minutes."""
     probe = address[len("ray://") :] if address.startswith("ray://") else address
-    if probe not in ("local", "auto") and not _answers(probe, min(1.0, config.connect_timeout_s)):
+    if probe not in ("local", "auto") and not _answers(probe, timeout):
         return f"the Ray cluster at {address} does not answer"
     return ""
 
