@@ -2,7 +2,7 @@
 
 Each row takes the measure three ways — as loaded (``col``), as float64 (``num``), and
 exact where PostgreSQL is exact (``exact``: decimals stay decimals, integers become
-decimals; floats are ``num``) — and returns the
+Int128; floats are ``num``) — and returns the
 aggregate. ``count``, ``count_distinct`` and the percentiles (``median``, ``p90``…, from
 :data:`fraiseql_nb.vocabulary.PERCENTILES`) are computed beside this table. An
 aggregate of the vocabulary missing here is declined (PostgreSQL answers it), never
@@ -23,6 +23,10 @@ Measure = Callable[[pl.Expr, pl.Expr, pl.Expr], pl.Expr]
 def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
     if exact is num:
         return num.mean()
+    if exact is not col:
+        # Integers: the exact sum, divided once in float64 (within an ulp of PostgreSQL's
+        # numeric quotient; a decimal division would cost three times the sum).
+        return exact.sum().cast(pl.Float64) / pl.when(col.count() > 0).then(col.count())
     # The exact sum divided with 18 decimals, then rounded once, as PostgreSQL's numeric
     # avg is: the same digits in every run, whatever the order of rows. (A sum with more
     # than 20 integer digits does not fit: PostgreSQL answers.)

@@ -6,7 +6,7 @@ A query over many partitions takes one of two paths:
 - **merge** — every aggregate is one whose parts merge exactly (``count``, ``sum``,
   ``min``, ``max``, ``avg``, ``stddev``, ``variance``): each partition gives, per group,
   its row count, and per measure its count of values, sum (exact decimals stay
-  decimals, integers are summed as decimals), least, greatest, and for a spread its
+  decimals, integers are summed as Int128), least, greatest, and for a spread its
   least value r and the mean and sum of squared deviations (M2) of its values less r.
   The parts are added up per group; avg is the merged sum over the merged count
   (decimals divided as the single-process engine does); the spread merges by Chan's
