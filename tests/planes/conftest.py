@@ -1,15 +1,24 @@
-"""What the analytics-plane tests share: rows appended to the demo fact table, and a
-database of numbers where float64 loses what PostgreSQL keeps."""
+"""What the analytics-plane tests share: rows appended to the demo fact table, a store
+of a test's own, and a database of numbers where float64 loses what PostgreSQL keeps."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import own_database
+from tests.conftest import ENV_STORE, own_database
 from tests.planes.corpus import HARD_TABLE
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store of the test's own: the environment wins over config, and the test session
+    sets one store for all (subprocesses inherit this one)."""
+    monkeypatch.setenv(ENV_STORE, str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -354,11 +355,11 @@ def test_real_measures_are_declined(orders_session: fq.Session) -> None:
 
 @pytest.mark.parametrize("memory_mb", [1024, 0], ids=["memory", "disk"])
 def test_integer_sums_and_spreads_keep_postgresqls_precision(
-    hard_dsn: str, memory_mb: int, tmp_path: Any
+    hard_dsn: str, memory_mb: int, store: Path
 ) -> None:
     """A bigint sum that cancels is exact (it was 0.0 in float64); a spread of large
     values is computed about their least value (it was off by 3e-4)."""
-    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    config = {"arrow_backend": {"memory_mb": memory_mb}}
     with fq.connect(hard_dsn, config=config) as s:
         for query in HARD_AGGREGATES:
             pg, ar = both(s, query)
@@ -373,9 +374,9 @@ def test_integer_sums_and_spreads_keep_postgresqls_precision(
     ids=["memory", "disk"],
 )
 def test_nan_and_infinite_floats_are_declined(
-    hard_dsn: str, memory_mb: int, said: str, tmp_path: Any
+    hard_dsn: str, memory_mb: int, said: str, store: Path
 ) -> None:
-    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    config = {"arrow_backend": {"memory_mb": memory_mb}}
     with fq.connect(hard_dsn, config=config) as s:
         with pytest.raises(fq.QueryError, match=f"amount.*{said}"):
             s.execute(ODD_AGGREGATE, backend="arrow")
@@ -390,10 +391,10 @@ def test_nan_and_infinite_floats_are_declined(
 
 @pytest.mark.parametrize("memory_mb", [1024, 0], ids=["memory", "disk"])
 def test_json_numbers_float64_cannot_hold_are_declined(
-    hard_dsn: str, memory_mb: int, tmp_path: Any
+    hard_dsn: str, memory_mb: int, store: Path
 ) -> None:
     """2^53 and 2^53 + 1 are two groups in PostgreSQL; as float64 they were one."""
-    config = {"arrow_backend": {"memory_mb": memory_mb, "store_dir": str(tmp_path)}}
+    config = {"arrow_backend": {"memory_mb": memory_mb}}
     with fq.connect(hard_dsn, config=config) as s:
         with pytest.raises(fq.QueryError, match=r"ext_id.*NaN"):
             s.execute(IDS_GROUPED, backend="arrow")

@@ -349,18 +349,19 @@ def test_a_bad_address_is_a_config_error() -> None:
 # ------------------------------------------------------------ routing
 
 
-def beyond_the_store(c: Any, tmp_path: Path, **cluster: Any) -> dict[str, Any]:
-    """A configuration whose store cannot take the demo table: auto looks to the cluster."""
+def beyond_the_store(c: Any, **cluster: Any) -> dict[str, Any]:
+    """A configuration whose store (the ``store`` fixture's) cannot take the demo table:
+    auto looks to the cluster."""
     cfg = config(c, **cluster)
-    cfg["arrow_backend"] = {"store_dir": str(tmp_path), "store_size_mb": 1, "memory_mb": 0}
+    cfg["arrow_backend"] = {"store_size_mb": 1, "memory_mb": 0}
     return cfg
 
 
 def test_auto_answers_on_postgres_while_the_cluster_loads_then_on_the_cluster(
-    cluster: Any, demo_dsn: str, tmp_path: Path
+    cluster: Any, demo_dsn: str, store: Path
 ) -> None:
     q = "{ sales_aggregate(groupBy: {category: true}) { category revenue_p90 } }"
-    with fq.connect(demo_dsn, config=beyond_the_store(cluster, tmp_path)) as s:
+    with fq.connect(demo_dsn, config=beyond_the_store(cluster)) as s:
         first = s.execute(q)
         assert isinstance(first, fq.Result) and first.backend == "postgres"
         assert "the store's budget" in first.reason
@@ -373,7 +374,7 @@ def test_auto_answers_on_postgres_while_the_cluster_loads_then_on_the_cluster(
         window = "{ sales_window { id n: row_number(orderBy: {id: ASC}) } }"
         w = s.execute(window)
         assert isinstance(w, fq.Result) and w.backend == "postgres"
-    foreground = beyond_the_store(cluster, tmp_path)
+    foreground = beyond_the_store(cluster)
     foreground["routing"] = {"background_loads": False}
     with fq.connect(demo_dsn, config=foreground) as s:
         r = s.execute(q)
@@ -382,11 +383,11 @@ def test_auto_answers_on_postgres_while_the_cluster_loads_then_on_the_cluster(
 
 
 def test_a_failed_background_load_is_the_reason_and_postgres_answers(
-    cluster: Any, demo_dsn: str, tmp_path: Path
+    cluster: Any, demo_dsn: str, store: Path
 ) -> None:
     down = "host=/nonexistent/fq-replica dbname=nothing user=postgres"
     q = "{ sales_aggregate { count } }"
-    with fq.connect(demo_dsn, config=beyond_the_store(cluster, tmp_path, replicas=[down])) as s:
+    with fq.connect(demo_dsn, config=beyond_the_store(cluster, replicas=[down])) as s:
         assert s.execute(q).reason.endswith("loading on the cluster in the background")
         failed = until(lambda: "load failed" in (r := s.execute(q)).reason and r)
         assert failed and failed.backend == "postgres", failed

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 
 import fraiseql_nb as fq
 from fraiseql_nb.vocabulary import PERCENTILES
-from tests.conftest import ENV_STORE
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
 from tests.planes.test_agreement import aggregate_queries
@@ -28,13 +27,6 @@ TOTAL = "{ sales_aggregate { count revenue_sum } }"
 def disk_config(**arrow: object) -> dict[str, object]:
     """memory_mb = 0: every table is answered from disk (the store: $FRAISEQL_ARROW_BACKEND_STORE_DIR)."""
     return {"arrow_backend": {"memory_mb": 0, **arrow}}
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A store of the test's own (subprocesses inherit it)."""
-    monkeypatch.setenv(ENV_STORE, str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture(scope="module")
