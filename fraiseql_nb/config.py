@@ -30,6 +30,7 @@ __all__ = [
     "ClusterConfig",
     "Config",
     "DatabaseConfig",
+    "LimitsConfig",
     "RoutingConfig",
     "ServerConfig",
     "WireBackendConfig",
@@ -146,6 +147,24 @@ def _host_port(text: str) -> bool:
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
+@dataclass(frozen=True, kw_only=True)
+class LimitsConfig:
+    """What one request may cost, whatever asks (Python, a notebook cell, HTTP).
+
+    ``max_result_mb``: the memory the buffered results of one request (all its root
+    fields) may hold; 0 is a quarter of this machine's memory, at most 2 GiB
+    (:func:`fraiseql_nb.budget.auto_result_mb`). ``stream()`` is not bounded by it.
+    """
+
+    max_result_mb: int = field(default=0, metadata=_range(0, 1_048_576))
+
+    def result_mb(self) -> int:
+        """The limit in force (``max_result_mb``, or the automatic one for 0)."""
+        from fraiseql_nb.budget import auto_result_mb
+
+        return self.max_result_mb or auto_result_mb()
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -180,6 +199,7 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: str = "defaults"
 
 
@@ -191,6 +211,7 @@ _SECTIONS = {
     "routing": RoutingConfig,
     "server": ServerConfig,
     "cluster": ClusterConfig,
+    "limits": LimitsConfig,
 }
 
 

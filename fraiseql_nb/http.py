@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fraiseql_nb.budget import ResultLimitError
 from fraiseql_nb.config import ServerConfig
 from fraiseql_nb.errors import BackendError, FraiseQLError, QueryError
 from fraiseql_nb.limits import LimitError, check_request
@@ -443,6 +444,8 @@ def _answer(
 ) -> Response:
     try:
         result = session.execute(query, variables, backend=backend, operation_name=operation)
+    except ResultLimitError as exc:  # the answer would pass [limits] max_result_mb
+        return _errors(413, str(exc), media)
     except QueryError as exc:
         return _request_error(exc, media)
     except BackendError as exc:

@@ -21,6 +21,7 @@ from graphql import GraphQLError
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import demo, embedded
+from fraiseql_nb.budget import budgeted
 from fraiseql_nb.compute.columns import declines, needed_columns
 from fraiseql_nb.config import Config, load_config, regression_mode
 from fraiseql_nb.conninfo import mask_dsn
@@ -173,7 +174,13 @@ class Session:
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
             )
         document = self._parse(query, variables, operation_name)
-        results = [self._run(q, backend, cache) for q in document.queries]
+        # One budget for the request: every root field's result counts against it.
+        with budgeted(self.config.limits.result_mb()) as guard:
+            results = []
+            for q in document.queries:
+                result = self._run(q, backend, cache)
+                guard.keep(result.key, result.metrics.result_bytes, result.metrics.rows)
+                results.append(result)
         return results[0] if len(results) == 1 else Results(results)
 
     def explain(

@@ -79,7 +79,7 @@ class PushdownPlane:
                 self.pool,
                 self._dsn,
                 self.config,
-                lambda conn: fetch_frame(conn, statement, params.values, schema),
+                lambda conn: fetch_frame(conn, statement, params.values, schema, key=query.key),
             )
         except psycopg.Error as exc:
             raise table_error(exc, fact, self._dsn, self.config) or query_error(

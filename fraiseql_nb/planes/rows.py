@@ -159,7 +159,9 @@ class RowPlane:
                 self.pool,
                 self._dsn,
                 self.config,
-                lambda conn: fetch(conn, compiled.statement, compiled.values, compiled.schema),
+                lambda conn: fetch(
+                    conn, compiled.statement, compiled.values, compiled.schema, key=query.key
+                ),
             )
         except psycopg.Error as exc:
             if entity.name not in self._wide and _int8_refused(exc):
