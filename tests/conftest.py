@@ -29,6 +29,8 @@ import fraiseql_nb as fq
 from fraiseql_nb import demo, embedded
 from fraiseql_nb.conninfo import with_database
 
+pytest_plugins = ["tests.guards"]
+
 ENV_TEST_DSN = "FRAISEQL_TEST_DSN"
 ENV_STORE = "FRAISEQL_ARROW_BACKEND_STORE_DIR"
 REPO = Path(__file__).resolve().parent.parent

@@ -6,8 +6,10 @@ every loop and wait here is bounded.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -47,10 +49,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(dsn: str, tmp: Path, **settings: Any) -> Iterator[Served]:
+def serve(
+    dsn: str, tmp: Path, extra_env: dict[str, str] | None = None, **settings: Any
+) -> Iterator[Served]:
     """``fraiseql-nb serve`` on a free loopback port, ``settings`` as FRAISEQL_SERVER_*."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAISEQL_SERVER_")}
+    env.update(extra_env or {})
     env["FRAISEQL_DSN"] = dsn
     for key, value in settings.items():
         env[f"FRAISEQL_SERVER_{key.upper()}"] = str(value)
@@ -130,9 +135,37 @@ def test_a_small_query_is_answered(served: Served) -> None:
     assert answer == {"data": {"users": [{"id": 1}, {"id": 2}]}}
 
 
+def post_early(served: Served, pieces: Iterator[bytes], headers: dict[str, str]) -> tuple[int, Any]:
+    """POST /graphql as a careful client does: stop sending once the server has answered
+    (a 413 comes before the body ends, and the server then closes; a client that writes
+    on gets a broken pipe instead of the answer), then read the answer."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n{head}\r\n".encode()
+        )
+        for piece in pieces:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break  # answered early
+            try:
+                sock.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # closed after answering: the answer is in the socket's buffer
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        raw = response.read()
+    try:
+        return response.status, json.loads(raw)
+    except ValueError:
+        return response.status, raw.decode("utf-8", "replace")
+
+
 def test_a_body_over_the_limit_is_413(served: Served) -> None:
-    padding = "x" * 1_100_000
-    status, answer = graphql(served, {"query": "{ users { id } }", "pad": padding})
+    body = json.dumps({"query": "{ users { id } }", "pad": "x" * 1_100_000}).encode()
+    pieces = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    status, answer = post_early(served, pieces, headers)
     assert status == 413
     assert "max_body_bytes" in message(answer)
 
@@ -141,20 +174,34 @@ def test_a_chunked_body_over_the_limit_is_413(served: Served) -> None:
     """No Content-Length to trust: the body is counted as it arrives."""
 
     def chunks() -> Iterator[bytes]:
-        yield b'{"query": "{ users { id } }", "pad": "'
-        for _ in range(40):
-            yield b"x" * 50_000
-        yield b'"}'
+        parts = [b'{"query": "{ users { id } }", "pad": "', *[b"x" * 50_000] * 40, b'"}']
+        for part in parts:
+            yield f"{len(part):x}\r\n".encode() + part + b"\r\n"
+        yield b"0\r\n\r\n"
 
-    req = urllib.request.Request(
-        f"{served.url}/graphql",
-        data=chunks(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(req, timeout=30)
-    assert info.value.code == 413
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    status, answer = post_early(served, chunks(), headers)
+    assert status == 413
+    assert "max_body_bytes" in message(answer)
+
+
+def test_an_answer_over_the_result_limit_is_413_and_the_next_is_answered(
+    demo_dsn: str, tmp_path: Path
+) -> None:
+    """[limits] max_result_mb holds per request, all root fields together."""
+    limit = {"FRAISEQL_LIMITS_MAX_RESULT_MB": "1"}
+    with serve(demo_dsn, tmp_path, extra_env=limit) as s:
+        fields = "id name email status created_at address { city country zip } tags"
+        status, answer = graphql(s, {"query": f"{{ a: users {{ {fields} }} b: users {{ id }} }}"})
+        assert status == 413  # 0.8 MB, then 0.2 MB more
+        assert "max_result_mb = 1 MB" in message(answer) and "limit:" in message(answer)
+        roots = " ".join(f"a{i}: users(limit: 3000) {{ {fields} }}" for i in range(5))
+        status, answer = graphql(s, {"query": f"{{ {roots} }}"})
+        assert status == 413
+        assert "other results" in message(answer)
+        status, answer = graphql(s, {"query": "{ users(limit: 2) { id } }"})
+        assert status == 200
+        assert answer == {"data": {"users": [{"id": 1}, {"id": 2}]}}
 
 
 def test_too_many_root_fields_are_refused_before_any_query_runs(served: Served) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from fraiseql_nb import progress
+from fraiseql_nb import budget, progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
@@ -36,7 +37,9 @@ __all__ = ["Fetched", "fetch_buffered", "fetch_frame", "pooled", "raw_cursor", "
 _BATCH_ROWS = 20_000  # documents handed to the parser at a time
 _MAX_PENDING = 2  # batches waiting for the parser: bounds memory if parsing lags
 _CHUNK = 2048  # rows per round trip
+_BUFFERED_CHUNK = _BATCH_ROWS  # the plain path: one round trip per parsed batch
 _FIRST_WAIT_S = 1.0  # then check the database answers at all
+_STREAMED = "fraiseql_streamed"  # set on an error raised after rows had arrived
 T = TypeVar("T")
 
 
@@ -52,29 +55,101 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
     wire = config.wire_backend
     first = min(_FIRST_WAIT_S, wire.pool_timeout_s)
     try:
-        conn = pool.getconn(timeout=first)
+        conn = _checkout(pool, first)
     except PoolTimeout:
         probe(dsn, config)
         conn = _wait_for(pool, dsn, config, wire.pool_timeout_s - first)
     try:
         yield conn
     finally:
-        pool.putconn(conn)
+        _give_back(pool, conn)
+
+
+def _checkout(pool: ConnectionPool, timeout: float) -> psycopg.Connection[Any]:
+    """``pool.getconn(timeout)``, safe to interrupt.
+
+    psycopg_pool queues a client that must wait and forgets to dequeue it when
+    a KeyboardInterrupt ends the wait: the next connection given back goes to
+    that client and is lost for good, so one interrupt at the wrong moment
+    leaves the session waiting ``pool_timeout_s`` on every query. A ready
+    connection is taken at once; otherwise the wait runs on a short-lived
+    thread, and a connection arriving after an interrupt goes back to the pool.
+    """
+    if pool.get_stats().get("pool_available", 0) > 0:
+        with contextlib.suppress(PoolTimeout):
+            return pool.getconn(timeout=0.001)  # taken at once, or someone was quicker
+    lock = threading.Lock()
+    arrived = threading.Event()
+    outcome: list[Any] = []  # [connection or None, exception or None]
+    abandoned = False
+
+    def wait() -> None:
+        try:
+            got: tuple[Any, BaseException | None] = (pool.getconn(timeout=timeout), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            got = (None, exc)
+        with lock:
+            if abandoned:
+                if got[0] is not None:
+                    _give_back(pool, got[0])
+                return
+            outcome.extend(got)
+            arrived.set()
+
+    threading.Thread(target=wait, name="fraiseql-checkout", daemon=True).start()
+    try:
+        arrived.wait()
+    except KeyboardInterrupt:
+        with lock:
+            abandoned = True
+            if outcome and outcome[0] is not None:
+                _give_back(pool, outcome[0])
+        raise
+    conn, error = outcome
+    if error is not None:
+        raise error
+    return conn  # type: ignore[no-any-return]
+
+
+def _give_back(pool: ConnectionPool, conn: psycopg.Connection[Any]) -> None:
+    """Return ``conn`` to the pool even when an interrupt lands meanwhile.
+
+    One SIGINT can raise twice here (Polars' own handler aborts its work,
+    then Python's raises): a second one inside ``putconn`` would leak the
+    connection, and a pool that loses one per interrupt is soon empty.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            pool.putconn(conn)
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        except Exception:  # noqa: BLE001 - a connection the pool no longer knows: closed
+            with contextlib.suppress(Exception):
+                conn.close()
+            break
+    if interrupted is not None:
+        raise interrupted
 
 
 def run_pooled(
     pool: ConnectionPool, dsn: str, config: Config, work: Callable[[psycopg.Connection[Any]], T]
 ) -> T:
     """``work(conn)`` on a pooled connection, and once more on another if the first
-    died under it (a restarted server, a killed backend): the statements are
-    read-only, so running one again is safe, and the pool skips checking
-    connections used a moment ago (see :mod:`fraiseql_nb.pool`)."""
+    died under it before its first row (a restarted server, a killed backend):
+    the statements are read-only, so running one again is safe, and the pool
+    skips checking connections used a moment ago (see :mod:`fraiseql_nb.pool`).
+
+    A connection lost after rows arrived is not retried: psycopg closes one
+    whose cancel was interrupted, and running an interrupted query again from
+    the start would undo the interrupt."""
     for attempt in (1, 2):
         with pooled(pool, dsn, config) as conn:
             try:
                 return work(conn)
-            except psycopg.OperationalError:
-                if attempt == 2 or not lost(conn):
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not lost(conn) or getattr(exc, _STREAMED, False):
                     raise
     raise AssertionError("unreachable")
 
@@ -83,7 +158,7 @@ def _wait_for(
     pool: ConnectionPool, dsn: str, config: Config, timeout: float
 ) -> psycopg.Connection[Any]:
     try:
-        return pool.getconn(timeout=max(timeout, 0.001))
+        return _checkout(pool, max(timeout, 0.001))
     except PoolTimeout:
         wire = config.wire_backend
         raise BackendError(
@@ -125,13 +200,23 @@ def fetch_frame(
     statement: sql.Composable,
     params: dict[str, Any],
     schema: dict[str, Any],
+    *,
+    key: str = "the query",
+    size: int = _CHUNK,
 ) -> Fetched:
-    """Run a statement returning one JSON text document per row; parse them into a frame."""
+    """Run a statement returning one JSON text document per row; parse them into a frame.
+
+    What the batches hold is checked against the request's result budget after
+    each one (:mod:`fraiseql_nb.budget`): past it, the fetch stops and closing
+    the stream cancels the statement on the server. The session counts the
+    finished result.
+    """
     first_row_at: float | None = None
     received = 0
+    guard = budget.current()
     parser = _BatchParser(schema)
     try:
-        rows = raw_cursor(conn).stream(statement, params, binary=True, size=_CHUNK)
+        rows = raw_cursor(conn).stream(statement, params, binary=True, size=size)
         try:
             first = list(itertools.islice(rows, 1))
             first_row_at = time.perf_counter()
@@ -140,8 +225,14 @@ def fetch_frame(
             while batch:
                 received += parser.submit([r[0] for r in batch])
                 count += len(batch)
+                if guard is not None:
+                    guard.check(key, parser.held, count)
                 progress.report("fetch", count, received)
                 batch = list(itertools.islice(rows, _BATCH_ROWS))
+        except psycopg.OperationalError as exc:
+            if first_row_at is not None:
+                setattr(exc, _STREAMED, True)
+            raise
         finally:
             rows.close()  # cancels the query if it is cut short
         frame = parser.result()
@@ -155,13 +246,13 @@ def fetch_buffered(
     statement: sql.Composable,
     params: dict[str, Any],
     schema: dict[str, Any],
+    *,
+    key: str = "the query",
 ) -> Fetched:
-    """:func:`fetch_frame` without streaming: one plain query, libpq buffering it all."""
-    docs = [r[0] for r in raw_cursor(conn).execute(statement, params, binary=True).fetchall()]
-    first_row_at = time.perf_counter()
-    data = b"\n".join(docs)
-    frame = parse_ndjson(data, schema) if docs else pl.DataFrame(schema=schema)
-    return Fetched(frame=frame, first_row_at=first_row_at, received=len(data))
+    """:func:`fetch_frame` in a few large round trips, as a plain buffered query would
+    (the path with the wire plane off), yet bounded by the result budget as it arrives:
+    one ``execute()`` would have libpq hold the whole result before the first row."""
+    return fetch_frame(conn, statement, params, schema, key=key, size=_BUFFERED_CHUNK)
 
 
 class _BatchParser:
@@ -175,8 +266,15 @@ class _BatchParser:
         self.schema = schema
         self._pool: ThreadPoolExecutor | None = None
         self._first: bytes | None = None
-        self._futures: list[Future[pl.DataFrame]] = []
+        self._futures: list[tuple[int, Future[pl.DataFrame]]] = []
         self._done: list[pl.DataFrame] = []
+        self._done_bytes = 0
+
+    @property
+    def held(self) -> int:
+        """Bytes held now: frames parsed, and documents waiting for the parser."""
+        waiting = sum(size for size, _ in self._futures) + len(self._first or b"")
+        return self._done_bytes + waiting
 
     def submit(self, docs: list[bytes]) -> int:
         """Queue documents for parsing; return their size in bytes."""
@@ -187,19 +285,25 @@ class _BatchParser:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-ndjson")
             assert self._first is not None
-            self._futures.append(self._pool.submit(parse_ndjson, self._first, self.schema))
+            first = self._first
+            self._futures.append((len(first), self._pool.submit(parse_ndjson, first, self.schema)))
             self._first = None
-        self._futures.append(self._pool.submit(parse_ndjson, data, self.schema))
-        while len(self._futures) > _MAX_PENDING:
-            self._done.append(self._futures.pop(0).result())
+        self._futures.append((len(data), self._pool.submit(parse_ndjson, data, self.schema)))
+        while len(self._futures) > _MAX_PENDING or (self._futures and self._futures[0][1].done()):
+            self._collect()
         return len(data)
+
+    def _collect(self) -> None:
+        frame = self._futures.pop(0)[1].result()
+        self._done.append(frame)
+        self._done_bytes += frame.estimated_size()
 
     def result(self) -> pl.DataFrame:
         if self._first is not None:
             self._done.append(parse_ndjson(self._first, self.schema))
             self._first = None
-        self._done += [f.result() for f in self._futures]
-        self._futures = []
+        while self._futures:
+            self._collect()
         if not self._done:
             return pl.DataFrame(schema=self.schema)
         if len(self._done) == 1:
@@ -207,7 +311,7 @@ class _BatchParser:
         return pl.concat(self._done, how="vertical", rechunk=True)
 
     def close(self) -> None:
-        for f in self._futures:
+        for _, f in self._futures:
             f.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -100,8 +100,11 @@ class Jobs:
                     _throughput = job.bytes / took  # the pace of this machine and server
             except BaseException as exc:  # noqa: BLE001 - kept for whoever waits on the job
                 job.error = exc
-                with self._lock:
-                    self._failed[key] = (time.monotonic(), str(exc) or type(exc).__name__)
+                # Polars aborts its work in every thread on a SIGINT (a kernel interrupt
+                # meant for the cell): the next query starts the load again, no 30 s pause.
+                if not isinstance(exc, KeyboardInterrupt):
+                    with self._lock:
+                        self._failed[key] = (time.monotonic(), str(exc) or type(exc).__name__)
             finally:
                 with self._lock:
                     self._jobs.pop(key, None)

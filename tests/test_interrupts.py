@@ -1,0 +1,288 @@
+"""A SIGINT (what a kernel interrupt sends) at each moment of a query's life.
+
+Each case waits until the query has reached its moment (seen on the server,
+in the pool or in the plane), then signals the process as Jupyter does, and
+checks: KeyboardInterrupt within a second, the server statement cancelled,
+the session answering the next query, and no thread left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import fraiseql_nb as fq
+from fraiseql_nb import progress
+from fraiseql_nb.planes import _fetch
+from fraiseql_nb.pool import APPLICATION_NAME
+from tests.conftest import SLOW_ROWS, own_database
+
+SETUP = """
+CREATE VIEW v_endless AS
+  SELECT g::bigint AS id, jsonb_build_object('id', g, 'pad', repeat('x', 100)) AS data
+  FROM (SELECT generate_series(1, 1000000000) AS g) AS s;
+-- Sleeps only once a test sets sleep_for (connecting samples the view).
+CREATE TABLE sleep_for (s float8 NOT NULL);
+INSERT INTO sleep_for VALUES (0);
+CREATE VIEW v_sleepy AS
+  SELECT g::bigint AS id, jsonb_build_object('id', g) AS data
+  FROM (SELECT pg_sleep(s) FROM sleep_for) AS z, generate_series(1, 3) AS g;
+CREATE VIEW v_few AS
+  SELECT g::bigint AS id, jsonb_build_object('id', g) AS data FROM generate_series(1, 3) AS g;
+"""
+SLOW_FACT = (
+    "CREATE VIEW tf_slow AS SELECT g::bigint AS id, g::float8 AS amount,"
+    " (SELECT 1 FROM pg_sleep(0.01 + 0 * g))::int AS flag_id"
+    f" FROM generate_series(1, {SLOW_ROWS}) AS g"
+)
+
+
+@pytest.fixture(scope="module")
+def dsn(server_dsn: str) -> Iterator[str]:
+    with own_database(server_dsn, "fq_intr") as target:
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(SETUP)
+            conn.execute(SLOW_FACT)
+        yield target
+
+
+def active(dsn: str, like: str = "%") -> list[str]:
+    """Our statements running on the server (any plane's; not this probe)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT query FROM pg_stat_activity WHERE application_name LIKE %s"
+            " AND state = 'active' AND datname = current_database() AND query LIKE %s",
+            (APPLICATION_NAME + "%", like),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the query never reached the moment to interrupt"
+        time.sleep(0.02)
+
+
+class Interrupter:
+    """Sends SIGINT to this process once ``condition`` holds (checked on its own thread)."""
+
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self.sent_at: float | None = None
+        self.error: BaseException | None = None
+        self._condition = condition
+        self._thread = threading.Thread(target=self._run, name="test-interrupter", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            until(self._condition)
+        except BaseException as exc:  # noqa: BLE001 - reported by delay(), on the test's thread
+            self.error = exc
+            return
+        self.sent_at = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def __enter__(self) -> Interrupter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=35)
+
+    def delay(self) -> float:
+        if self.error is not None:
+            raise self.error
+        assert self.sent_at is not None, "no interrupt was sent"
+        return time.monotonic() - self.sent_at
+
+
+def interrupted(run: Callable[[], Any], condition: Callable[[], bool]) -> float:
+    """Run ``run`` until an interrupt sent when ``condition`` holds stops it; the seconds
+    between the signal and the KeyboardInterrupt."""
+    with Interrupter(condition) as sender:
+        try:
+            run()
+        except KeyboardInterrupt:
+            return sender.delay()
+        sender.delay()
+    raise AssertionError("the query ended without the interrupt")
+
+
+def threads() -> set[int]:
+    return {t.ident for t in threading.enumerate() if t.ident is not None}
+
+
+def no_thread_left(before: set[int]) -> None:
+    deadline = time.monotonic() + 5
+    while True:
+        left = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"threads left behind: {[t.name for t in left]}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def before() -> set[int]:
+    return threads()
+
+
+def usable(s: fq.Session) -> None:
+    r = s.execute("{ fews { id } }", backend="wire")
+    assert r.df["id"].to_list() == [1, 2, 3]  # type: ignore[union-attr]
+
+
+def pool_settles(s: fq.Session) -> None:
+    """Every connection back in the pool (a discarded one is replaced in the background)."""
+    until(lambda: s.pool_stats()["active"] == 0, timeout=5)
+
+
+def test_while_waiting_for_a_pooled_connection(dsn: str, before: set[int]) -> None:
+    cfg = {"wire_backend": {"pool_size": 1, "pool_timeout_s": 60}}
+    s = fq.connect(dsn, config=cfg, sample_size=5)
+    try:
+        holder = s.stream("{ endlesses { id } }")
+        next(holder)  # the pool's only connection is now busy
+        took = interrupted(
+            lambda: s.execute("{ fews { id } }"), lambda: s.pool_stats()["waiting"] >= 1
+        )
+        assert took < 1.0
+        holder.close()  # gives the connection back, cancelling its query
+        until(lambda: not active(dsn), timeout=2)
+        usable(s)
+        assert s.pool_stats()["size"] == 1
+    finally:
+        s.close()
+    no_thread_left(before)
+
+
+def sleep_for(dsn: str, seconds: float) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE sleep_for SET s = %s", (seconds,))
+
+
+def test_while_waiting_for_the_first_row(dsn: str, before: set[int]) -> None:
+    with fq.connect(dsn, sample_size=5) as s:
+        sleep_for(dsn, 60)
+        try:
+            took = interrupted(
+                lambda: s.execute("{ sleepies { id } }"), lambda: bool(active(dsn, "%v_sleepy%"))
+            )
+        finally:
+            sleep_for(dsn, 0)
+        assert took < 1.0
+        until(lambda: not active(dsn), timeout=1)
+        usable(s)
+    no_thread_left(before)
+
+
+@pytest.mark.parametrize("how", ["execute", "stream"])
+def test_while_streaming(dsn: str, before: set[int], how: str) -> None:
+    batches = []
+
+    def run() -> None:
+        if how == "stream":
+            for i, _ in enumerate(s.stream("{ endlesses { id pad } }")):
+                if i % 10_000 == 0:
+                    batches.append(i)
+        else:
+            with progress.listening(lambda what, rows, nbytes: batches.append(rows)):
+                s.execute("{ endlesses { id pad } }")
+
+    with fq.connect(dsn, sample_size=5) as s:
+        took = interrupted(run, lambda: len(batches) >= 3)
+        assert took < 1.0
+        until(lambda: not active(dsn), timeout=1)
+        usable(s)
+        pool_settles(s)
+    no_thread_left(before)
+
+
+def test_while_polars_parses_a_batch(
+    dsn: str, before: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polars hooks SIGINT itself and aborts whatever it computes on any thread: the
+    interrupt then reaches the cell twice (Polars', Python's), the second inside the
+    cleanup. It must still end as one KeyboardInterrupt, the pool whole."""
+    parsing = threading.Event()
+    real = _fetch.parse_ndjson
+
+    def parse(data: bytes, schema: dict[str, Any]) -> Any:
+        parsing.set()
+        return real(data, schema)
+
+    monkeypatch.setattr(_fetch, "parse_ndjson", parse)
+    with fq.connect(dsn, sample_size=5, config={"wire_backend": {"pool_size": 2}}) as s:
+        for _ in range(5):  # at five different batches
+            parsing.clear()
+            took = interrupted(lambda: s.execute("{ endlesses { id pad } }"), parsing.is_set)
+            assert took < 1.0
+            until(lambda: not active(dsn), timeout=1)
+            usable(s)
+        pool_settles(s)
+    no_thread_left(before)
+
+
+def test_while_the_arrow_plane_loads(dsn: str, before: set[int]) -> None:
+    with fq.connect(dsn, sample_size=5) as s:
+        took = interrupted(
+            lambda: s.execute("{ slow_aggregate { count amount_sum } }", backend="arrow"),
+            lambda: bool(active(dsn, "%tf_slow%")),
+        )
+        assert took < 1.0
+        until(lambda: not active(dsn), timeout=1)
+        usable(s)
+    no_thread_left(before)
+
+
+def test_while_a_background_load_runs(dsn: str, before: set[int]) -> None:
+    """The cell's own query stops; the table's background load is not the cell's and is
+    not marked failed: the next query starts it again if Polars' hook stopped it."""
+    with fq.connect(dsn, sample_size=5) as s:
+        first = s.execute("{ slow_aggregate(where: {id: {lte: 3}}) { count } }")
+        assert first.backend == "postgres"  # type: ignore[union-attr]
+        took = interrupted(
+            lambda: s.execute("{ endlesses { id pad } }"),
+            lambda: bool(active(dsn, "%v_endless%")),
+        )
+        assert took < 1.0
+        until(lambda: not active(dsn, "%v_endless%"), timeout=1)
+        usable(s)
+        s.prefetch("slow", wait=True)
+        r = s.execute("{ slow_aggregate { count } }")
+        assert r.backend == "arrow"  # type: ignore[union-attr]
+        assert r.df["count"].to_list() == [SLOW_ROWS]  # type: ignore[union-attr]
+    until(lambda: not active(dsn), timeout=5)
+    no_thread_left(before)
+
+
+def test_while_connecting(before: set[int]) -> None:
+    """A server that accepts the connection and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        connecting = threading.Event()
+
+        def accept() -> None:
+            with listener.accept()[0]:
+                connecting.set()
+                time.sleep(3)
+
+        holder = threading.Thread(target=accept, daemon=True)
+        holder.start()
+        took = interrupted(
+            lambda: fq.connect(f"postgresql://fq@127.0.0.1:{port}/db", sample_size=1),
+            connecting.is_set,
+        )
+        assert took < 1.0
+        holder.join(5)
+    no_thread_left(before)
