@@ -96,7 +96,10 @@ def test_a_load_killed_by_the_server_is_an_error_and_the_next_query_works(
 ) -> None:
     with fq.connect(slow_fact, sample_size=1) as s:
         # In the foreground (backend="arrow"): the error, naming the table.
-        killer = threading.Timer(1.0, kill_loads, (slow_fact,))
+        # Killed once the load runs on the server, whatever the machine's pace.
+        killer = threading.Thread(
+            target=lambda: until(lambda: active_loads(slow_fact) == 1) or kill_loads(slow_fact)
+        )
         killer.start()
         with pytest.raises(fq.BackendError, match=r"could not load public\.tf_slow"):
             s.execute(SLOW, backend="arrow")
