@@ -58,6 +58,8 @@ class Result:
         #: the cluster plane: ``{"workers": nodes that hold the table, "partitions": P}``
         self.cluster: dict[str, int] | None = None
         self.limited: int | None = None  # the limit a notebook option added, if any
+        #: an arrow or cluster answer: the statement that answers the same on PostgreSQL
+        self.postgres_sql = ""
 
     @property
     def sql(self) -> str:

@@ -1,13 +1,13 @@
-"""How results look in a notebook: a badge, then tabs Results | SQL | Metrics | Plan.
+"""How results look in a notebook: a badge, the table, then SQL | Metrics | Plan folded.
 
 A result's mime bundle is ``text/plain`` (badge and an aligned text table,
-for terminals) and ``text/html``: self-contained HTML — tabs made of radio
-buttons and CSS, a formatted table (:mod:`.table`) — that needs no kernel
-and no widget model, so a saved, reopened, committed or exported notebook
-shows it as it was. In a running Jupyter kernel (``%config FraiseQL.widgets``)
-the table is also an interactive grid (itables, offline: its JavaScript
-comes with the notebook, never from the network), which replaces the plain
-table wherever scripts run and leaves it in place where they do not.
+for terminals) and ``text/html``: self-contained HTML — a formatted table
+(:mod:`.table`), folded ``<details>`` sections — that needs no kernel, no
+widget model, no style sheet and no script, so a saved, reopened, untrusted,
+committed or exported notebook shows it as it was. In a running Jupyter
+kernel (``%config FraiseQL.widgets``) the table is also an interactive grid
+(:mod:`.grid`: a small script inside each result, nothing fetched), which
+takes the plain table over wherever scripts run.
 
 The core does not know about notebooks: :func:`register_formatters` tells
 IPython how to show a :class:`~fraiseql_nb.Result`, a
@@ -20,14 +20,12 @@ Python API displays the same way without the magics.
 from __future__ import annotations
 
 import html
-import itertools
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from fraiseql_nb.notebook.grid import grid_data, grid_script, new_id
 from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_table
 
 if TYPE_CHECKING:
@@ -51,7 +49,7 @@ class Options:
 
     displaylimit: int = 20  # rows of the plain table and the text (0: all)
     widgets: bool = True  # the interactive grid in a running Jupyter kernel
-    gridlimit: int = 10_000  # rows the interactive grid holds
+    gridlimit: int = 1_000  # rows the interactive grid holds (they are stored with the result)
     # Regression mode: what varies from run to run (durations, bytes, cache hits, why
     # a plane ran) is left out, floats are shown to ``float_digits`` digits.
     regression: bool = False
@@ -192,12 +190,24 @@ def badge_html(result: Result) -> str:
 
 
 def _sql_html(result: Result) -> str:
-    if OPTIONS.regression and result.backend == "arrow":
-        # What the arrow plane sends depends on what it loaded before.
-        sql = "(the arrow plane: computed in Polars on loaded columns; regression mode)"
+    """The statement sent; for an answer computed by the arrow or cluster plane, what it
+    loaded (if anything) and the statement that answers the same on PostgreSQL."""
+    pre = "<pre style='white-space:pre-wrap;font-size:12px;margin:0 0 4px 0'>{}</pre>"
+    note = "<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{}</div>"
+    if result.backend not in ("arrow", "cluster") or not result.postgres_sql:
+        sql = result.sql or "(nothing was sent)"
+        return pre.format(html.escape(sql))
+    plane = "the arrow plane" if result.backend == "arrow" else "the cluster plane"
+    parts = []
+    if result.sql and not OPTIONS.regression:  # what it loads depends on what it held
+        parts += [note.format(f"{plane} loaded with:"), pre.format(html.escape(result.sql))]
     else:
-        sql = result.sql or "(nothing was sent: answered from the cache)"
-    return f"<pre style='white-space:pre-wrap;font-size:12px;margin:0'>{html.escape(sql)}</pre>"
+        parts.append(note.format(f"computed by {plane} (Polars) on columns it had loaded"))
+    parts += [
+        note.format("the same answer, computed inside PostgreSQL:"),
+        pre.format(html.escape(result.postgres_sql)),
+    ]
+    return "".join(parts)
 
 
 def _plan_rows(result: Result) -> list[tuple[str, str]]:
@@ -205,52 +215,31 @@ def _plan_rows(result: Result) -> list[tuple[str, str]]:
     return rows if OPTIONS.regression else [*rows, ("why", result.reason or "-")]
 
 
-# ------------------------------------------------------------------ tabs
-
-_ids = itertools.count()
-_TAB_CSS = """
-.fq-tabs > input {{position:absolute;opacity:0;pointer-events:none}}
-.fq-tabs > label {{display:inline-block;padding:2px 12px;margin-right:2px;cursor:pointer;
-  border:1px solid #ccc;border-bottom:none;border-radius:4px 4px 0 0;font-size:12px;
-  background:#f4f4f4;color:#333}}
-.fq-tabs > .fq-panel {{display:none;border-top:1px solid #ccc;padding:6px 0}}
-{checked}
-"""
+# ------------------------------------------------------------------ sections
 
 
-def _tabs(panels: list[tuple[str, str]]) -> str:
-    """Tabs of radio buttons and CSS: they switch without a kernel or a script. Where
-    styles are dropped (some viewers), every panel shows, one after the other."""
-    group = f"fq{uuid.uuid4().hex[:8]}{next(_ids)}"
-    checked = "\n".join(
-        f"#{group}-{i}:checked ~ #{group}-p{i} {{display:block}}"
-        f" #{group}-{i}:checked + label {{background:#fff;font-weight:600}}"
-        for i in range(len(panels))
+def _sections(panels: list[tuple[str, str]]) -> str:
+    """SQL, metrics and plan as folded sections (``<details>``): they open and close
+    without a kernel, a script or a style sheet, so an untrusted notebook, GitHub and
+    nbconvert show them as a live run does."""
+    return "".join(
+        f"<details class='fq-section' data-section='{html.escape(title)}'"
+        " style='margin:2px 0'><summary style='cursor:pointer;font-size:12px;"
+        f"color:var(--jp-ui-font-color2,#555)'>{html.escape(title)}</summary>"
+        f"<div style='padding:4px 0 4px 14px'>{body}</div></details>"
+        for title, body in panels
     )
-    parts = [f"<style>{_TAB_CSS.format(checked=checked)}</style><div class='fq-tabs'>"]
-    for i, (title, _) in enumerate(panels):
-        mark = " checked='checked'" if i == 0 else ""
-        parts.append(
-            f"<input type='radio' name='{group}' id='{group}-{i}'{mark}>"
-            f"<label for='{group}-{i}' class='fq-tab'>{html.escape(title)}</label>"
-        )
-    for i, (title, body) in enumerate(panels):
-        parts.append(
-            f"<div class='fq-panel' id='{group}-p{i}' data-tab='{html.escape(title)}'>{body}</div>"
-        )
-    parts.append("</div>")
-    return "".join(parts)
 
 
 def html_view(result: Result, *, grid: bool = False) -> str:
-    """The badge above tabs: Results (the table; the grid too when ``grid``) | SQL |
-    Metrics | Plan."""
+    """The badge, the table (the grid too when ``grid``), then SQL, Metrics and Plan
+    folded under it."""
     table = grid_html(result) if grid else table_html(result)
     return (
         f"<div class='fraiseql-result'>{badge_html(result)}"
-        + _tabs(
+        f"<div class='fq-results'>{table}</div>"
+        + _sections(
             [
-                ("Results", table),
                 ("SQL", _sql_html(result)),
                 ("Metrics", _kv_table(metrics_rows(result))),
                 ("Plan", _kv_table(_plan_rows(result))),
@@ -261,8 +250,6 @@ def html_view(result: Result, *, grid: bool = False) -> str:
 
 
 # ------------------------------------------------------------------ the grid
-
-_grid_ready = False  # the grid's JavaScript was sent with an output of this kernel
 
 
 def _in_kernel() -> bool:
@@ -283,76 +270,24 @@ def widgets_active() -> bool:
 
 
 def grid_active() -> bool:
-    """True in a running Jupyter kernel with interactive views on and itables installed."""
-    try:
-        import itables  # noqa: F401
-    except ImportError:
-        return False
+    """True in a running Jupyter kernel with interactive views on."""
     return OPTIONS.widgets and _in_kernel()
 
 
 def grid_html(result: Result) -> str:
-    """The interactive grid (sort, search, scroll through up to ``gridlimit`` rows), with the
-    plain table inside it as what shows where scripts do not run."""
-    from itables.javascript import (
-        generate_init_offline_itables_html,
-        get_itable_arguments,
-        html_table_from_template,
-    )
-
-    global _grid_ready
+    """The plain table of the first page, with the rows the grid holds (its first
+    ``gridlimit``) and the script that pages, sorts and searches them
+    (:mod:`.grid`): where scripts do not run, the plain table stays."""
     frame = result.df.head(OPTIONS.gridlimit) if OPTIONS.gridlimit else result.df
     cols = columns(frame, OPTIONS.significant())
-    # The grid shows the same formatted cells as the plain table; it sorts numbers by
-    # value (DataTables reads "1,234.5" as a number).
-    shown = pl.DataFrame(
-        {c.name: ["" if v is None else v for v in c.cells] for c in cols},
-        schema={c.name: pl.String for c in cols},
-    )
-    table_id = f"fq-grid-{uuid.uuid4().hex[:12]}"
-    args = get_itable_arguments(
-        shown,
-        table_id=table_id,
-        connected=False,
-        showIndex=False,
-        show_dtypes=False,
-        classes="display compact nowrap",
-        style="table-layout:auto;width:auto;margin:0;caption-side:bottom",
-        maxBytes=0,
-        maxRows=0,
-        lengthMenu=[10, 25, 100, 1000],
-        pageLength=min(OPTIONS.displaylimit or 25, 25),
-        columnDefs=[
-            {"className": "dt-right", "targets": [i for i, c in enumerate(cols) if c.numeric]},
-            {"className": "dt-left", "targets": [i for i, c in enumerate(cols) if not c.numeric]},
-        ],
-    )
-    args.pop("dt_url", None)
-    args.pop("connected", None)
-    args.pop("display_logo_when_loading", None)
+    page = OPTIONS.displaylimit or 20
+    first = [replace(c, cells=c.cells[:page]) for c in cols]
     _, caption = shown_rows(result)
-    if OPTIONS.gridlimit and result.df.height > OPTIONS.gridlimit:
-        caption += f"; the grid holds the first {OPTIONS.gridlimit:,}"
-    fallback = table_html(result)
-    out = html_table_from_template(
-        table_id=table_id,
-        dt_url="",
-        connected=False,
-        display_logo_when_loading=False,
-        kwargs=args,
-        fallback_html=fallback,
+    root = new_id()
+    return (
+        f"<div class='fq-grid' id='{root}'>{html_table(first, caption)}"
+        f"{grid_data(frame, cols, page, result.df.height)}{grid_script(root)}</div>"
     )
-    if not _grid_ready:
-        # Once per kernel: the grid's JavaScript travels in this output, so the
-        # notebook works offline and in exported HTML.
-        import itables
-
-        bundle = Path(itables.__file__).parent / "html" / "dt_bundle.js"
-        init = generate_init_offline_itables_html(bundle)
-        # Without its noscript hint: where scripts do not run, the plain table shows.
-        out = init.split('<div style="vertical-align:middle', 1)[0] + out
-        _grid_ready = True
-    return out + f"<div style='color:#666;font-size:11.5px'>{html.escape(caption)}</div>"
 
 
 # ------------------------------------------------------------------ bundles

@@ -62,6 +62,12 @@ class Explorer:
         self.functions = w.SelectMultiple(
             options=AGGREGATES, value=("sum",), description="functions", rows=4
         )
+        aggs = self._aggregates()
+        # The charted aggregate, which also orders the rows: table and chart agree.
+        self.charted = w.Dropdown(
+            options=aggs, value=aggs[-1] if aggs else None, description="chart"
+        )
+        self._syncing = False
         filterable = ["(no filter)", *keys, *measures]
         self.filter_field = w.Dropdown(options=filterable, description="filter")
         self.filter_op = w.Dropdown(options=OPERATORS, value="eq", layout=w.Layout(width="80px"))
@@ -76,12 +82,17 @@ class Explorer:
         self.widget = w.VBox(
             [
                 w.HBox([self.group, self.bucket]),
-                w.HBox([self.measures, self.functions]),
+                w.HBox([self.measures, self.functions, self.charted]),
+                w.HTML(
+                    "<span style='font-size:11.5px;color:var(--jp-ui-font-color2,#666)'>"
+                    "Ctrl-click (⌘-click) to choose several group keys, measures or"
+                    " functions</span>"
+                ),
                 w.HBox([self.filter_field, self.filter_op, self.filter_value]),
                 self.error,
             ]
         )
-        for control in (self.group, self.bucket, self.measures, self.functions):
+        for control in (self.group, self.bucket, self.measures, self.functions, self.charted):
             control.observe(self._changed, names="value")
         for control in (self.filter_field, self.filter_op):
             control.observe(self._changed, names="value")
@@ -96,18 +107,37 @@ class Explorer:
         keys = list(self.group.value)
         bucket = None if self.bucket.value == NO_BUCKET else self.bucket.value
         group = ([bucket] if bucket else []) + keys
-        aggs = ["count"] + [f"{m}_{fn}" for m in self.measures.value for fn in self.functions.value]
+        aggs = ["count", *self._aggregates()]
         args = []
         where = self._where()
         if where:
             args.append(f"where: {where}")
         if group:
             args.append("groupBy: {" + ", ".join(f"{k}: true" for k in group) + "}")
-            order = [f"{{{bucket}: ASC}}"] if bucket else [f"{{{aggs[-1]}: DESC}}"]
+            order = [f"{{{bucket}: ASC}}"] if bucket else [f"{{{self._charted()}: DESC}}"]
             order += [f"{{{k}: ASC}}" for k in keys]
             args.append("orderBy: [" + ", ".join(order) + "]")
         head = f.aggregate_query + (f"({', '.join(args)})" if args else "")
         return f"{{ {head} {{ {' '.join(group + aggs)} }} }}"
+
+    def _aggregates(self) -> list[str]:
+        return [f"{m}_{fn}" for m in self.measures.value for fn in self.functions.value]
+
+    def _charted(self) -> str:
+        """The aggregate the chart draws and the rows are ordered by (count without any)."""
+        aggs = self._aggregates()
+        return self.charted.value if self.charted.value in aggs else (aggs or ["count"])[-1]
+
+    def _sync_charted(self) -> None:
+        """Offer the chosen aggregates to chart, keeping the one charted while it stays."""
+        aggs = self._aggregates()
+        keep = self.charted.value if self.charted.value in aggs else (aggs[-1] if aggs else None)
+        self._syncing = True
+        try:
+            self.charted.options = aggs
+            self.charted.value = keep
+        finally:
+            self._syncing = False
 
     def _where(self) -> str:
         name = self.filter_field.value
@@ -125,7 +155,11 @@ class Explorer:
 
     # ------------------------------------------------------------ running
 
-    def _changed(self, _change: dict[str, Any]) -> None:
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        if change.get("owner") in (self.measures, self.functions):
+            self._sync_charted()
         self.run()
 
     def run(self) -> Result | None:
@@ -171,8 +205,9 @@ class Explorer:
         """A bar chart over categories, a line over time; None when there is nothing to plot."""
         bucket = None if self.bucket.value == NO_BUCKET else self.bucket.value
         keys = ([bucket] if bucket else []) + list(self.group.value)
-        measures = [c for c in frame.columns if c not in keys and c != "count"]
-        y = measures[0] if measures else "count"
+        y = self._charted()
+        if y not in frame.columns:
+            y = "count"
         if not keys or frame.height == 0:
             return None
         if bucket:
@@ -189,7 +224,17 @@ class Explorer:
         """The controls (a widget), then the last state as HTML, updated in place."""
         from IPython.display import HTML, display
 
-        display(self.widget)
+        # The controls' own text form is a repr of nested boxes: a notebook opened without
+        # the kernel (untrusted, GitHub) shows this line instead.
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        display(
+            {
+                "application/vnd.jupyter.widget-view+json": view,
+                "text/plain": f"(the explorer's controls for {self.fact.name}: they need the"
+                " running kernel; the last view is below)",
+            },
+            raw=True,
+        )
         display(HTML(self.snapshot), display_id=self._display_id)
         self._shown = True
 

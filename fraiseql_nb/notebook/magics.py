@@ -100,7 +100,9 @@ class FraiseQL(Magics):
     widgets = Bool(
         True, help="Interactive views in Jupyter: the sortable grid, progress widgets."
     ).tag(config=True)
-    gridlimit = Int(10_000, help="Rows the interactive grid holds (0: all).").tag(config=True)
+    gridlimit = Int(
+        1_000, help="Rows the interactive grid holds, stored with the result (0: all)."
+    ).tag(config=True)
     progress = Bool(True, help="Show progress of loads longer than a second.").tag(config=True)
     regression = Bool(
         regression_mode(),
@@ -241,7 +243,8 @@ class FraiseQL(Magics):
         facts = ", ".join(f.name for f in s.facts) or "none"
         print(
             f"connected to {session.dsn}\n"
-            f"{len(s.entities)} entities ({entities}); {len(s.facts)} fact tables ({facts})"
+            f"{_count(len(s.entities), 'entity', 'entities')} ({entities});"
+            f" {_count(len(s.facts), 'fact table', 'fact tables')} ({facts})"
         )
 
     def _value_of(self, arg: str | None) -> str | None:
@@ -428,3 +431,8 @@ def short_error(
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
     shell._showtraceback(etype, value, stb)
     return stb
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 fact table``, ``2 fact tables``."""
+    return f"{n:,} {one if n == 1 else many}"

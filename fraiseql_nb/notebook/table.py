@@ -3,7 +3,8 @@
 Polars' own display is for debugging (strings in quotes, a dtype row,
 ``7.1819e6`` for 7,181,891.44). Here every value is formatted once, the same
 way for the notebook's HTML and the terminal's text: integers with thousands
-separators, floats to ten significant digits with one number of decimals per
+separators (identifiers, ``id`` and ``*_id``, without), quarter buckets as
+``2024-Q2``, floats to ten significant digits with one number of decimals per
 column, decimals exact at their scale, dates and times in ISO order,
 strings bare, nulls marked, nested values as compact JSON. Numbers are
 right-aligned.
@@ -57,13 +58,22 @@ def _column(series: pl.Series, significant: int) -> Column:
     if dtype.is_float():
         decimals = _float_decimals(values, significant)
         cells = tuple(None if v is None else _float(v, decimals, significant) for v in values)
+    elif dtype.is_integer() and _is_key(series.name):
+        cells = tuple(None if v is None else str(v) for v in values)  # an id, not a quantity
     elif dtype.is_integer():
         cells = tuple(None if v is None else f"{v:,}" for v in values)
+    elif dtype == pl.Date and series.name.endswith("_quarter"):
+        cells = tuple(None if v is None else f"{v.year}-Q{(v.month - 1) // 3 + 1}" for v in values)
     elif isinstance(dtype, pl.Decimal):
         cells = tuple(None if v is None else _decimal(v, dtype.scale) for v in values)
     else:
         cells = tuple(None if v is None else _other(v) for v in values)
     return Column(name=series.name, dtype=str(dtype), cells=cells, numeric=numeric)
+
+
+def _is_key(name: str) -> bool:
+    """An identifier column (``id``, ``customer_id``): its digits are not grouped."""
+    return name == "id" or name.endswith("_id")
 
 
 def _float_decimals(values: Sequence[Any], significant: int) -> int:
@@ -123,11 +133,16 @@ def _shorten(text: str, limit: int) -> str:
 # ------------------------------------------------------------------ HTML
 
 _TABLE = "border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums;margin:2px 0"
+# Colours from JupyterLab's theme (dark or light), with fallbacks for other viewers.
 _TH = (
-    "position:sticky;top:0;background:var(--jp-layout-color1,#fff);text-align:left;"
-    "padding:3px 10px;border-bottom:1px solid #bbb;font-weight:600;white-space:nowrap"
+    "position:sticky;top:0;background:var(--jp-layout-color1,#fff);"
+    "color:var(--jp-ui-font-color0,inherit);text-align:left;padding:3px 10px;"
+    "border-bottom:1px solid var(--jp-border-color1,#bbb);font-weight:600;white-space:nowrap"
 )
-_TD = "padding:2px 10px;border-bottom:1px solid #eee;vertical-align:top;white-space:nowrap"
+_TD = (
+    "padding:2px 10px;border-bottom:1px solid var(--jp-border-color2,#eee);"
+    "vertical-align:top;white-space:nowrap"
+)
 _NULL = "color:#999;font-style:italic"
 
 
@@ -158,7 +173,10 @@ def html_table(cols: list[Column], caption: str = "", *, max_height: int = 420) 
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     if caption:
-        table += f"<div style='color:#666;font-size:11.5px'>{html.escape(caption)}</div>"
+        table += (
+            "<div class='fq-caption' style='color:var(--jp-ui-font-color2,#666);"
+            f"font-size:11.5px'>{html.escape(caption)}</div>"
+        )
     return table
 
 

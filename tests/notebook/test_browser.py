@@ -271,13 +271,15 @@ def test_notebook_runs_shows_and_survives_a_reload(
         _open(page, lab, name)
         _run_all(page)
         _assert_results(page, name)
-        # A tab switches: the first result's SQL tab shows its statement.
+        # A folded section opens: the first result's SQL shows its statement.
         result = page.locator(".fraiseql-result").first
-        sql_panel = result.locator("[data-tab='SQL']")
+        sql_panel = result.locator("[data-section='SQL'] pre")
         assert not sql_panel.is_visible()
-        result.locator("label.fq-tab", has_text="SQL").click()
+        result.locator("summary", has_text="SQL").click()
         assert sql_panel.is_visible() and "SELECT" in sql_panel.inner_text()
-        result.locator("label.fq-tab", has_text="Results").click()
+        result.locator("summary", has_text="SQL").click()
+        if name == "01-quickstart.ipynb":
+            _check_grid(page)
         if name == "02-analytics.ipynb":
             _check_chart_and_explorer(page, lab)
         _shot(page, lab, f"{stem}-run")
@@ -295,6 +297,41 @@ def test_notebook_runs_shows_and_survives_a_reload(
         raise
     finally:
         page.close()
+
+
+def _column(grid: Any, index: int) -> list[str]:
+    rows = grid.locator("tbody tr")
+    return [rows.nth(i).locator("td").nth(index).inner_text() for i in range(rows.count())]
+
+
+def _check_grid(page: Any) -> None:
+    """The grid of a result of more than one page: sort by clicking a column's name, page
+    sizes that include the one shown, search, one line saying what is shown."""
+    grid = (
+        page.locator(".fraiseql-result .fq-grid[data-grid='on']")
+        .filter(has=page.locator(".fq-info", has_text=" of 45"))
+        .first
+    )
+    grid.scroll_into_view_if_needed()
+    assert grid.locator("tbody tr").count() == 20
+    info = grid.locator(".fq-info")
+    assert info.inner_text().startswith("rows 1–20 of ")
+    assert not grid.locator(".fq-caption").is_visible()  # one line says it, not two
+    sizes = grid.locator(".fq-size option").all_inner_texts()
+    assert sizes == ["10 rows", "20 rows", "50 rows", "100 rows", "all rows"]
+    assert grid.locator(".fq-size").input_value() == "20"
+    header = grid.locator("th", has_text="age")
+    index = grid.locator("th").all_inner_texts().index(header.inner_text())
+    header.click()  # on the name, not an icon
+    ages = [int(a) for a in _column(grid, index) if a != "null"]
+    assert ages == sorted(ages) and header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    ages = [int(a) for a in _column(grid, index) if a != "null"]
+    assert ages == sorted(ages, reverse=True)
+    grid.locator(".fq-size").select_option("all")
+    total = int(info.inner_text().split(" of ")[1].split()[0].replace(",", ""))
+    assert grid.locator("tbody tr").count() == total > 20
+    grid.locator(".fq-size").select_option("20")
 
 
 def _check_chart_and_explorer(page: Any, lab: Lab) -> None:
@@ -339,3 +376,150 @@ def test_saved_notebooks_carry_no_network_address(lab: Lab) -> None:
         text = json.dumps(json.loads((REPO / "notebooks" / name).read_text("utf-8")))
         assert "cdn.jsdelivr" not in text and "unpkg.com" not in text, name
         assert "<script src=" not in text.replace('\\"', '"'), name
+
+
+def _set_theme(lab: Lab, theme: str) -> None:
+    """Choose JupyterLab's theme through its settings API (a page loaded after uses it)."""
+    body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
+    req = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status in (200, 204)
+
+
+def _contrast(page: Any, selector: str) -> float:
+    """WCAG contrast of the first ``selector``'s text against the first opaque background
+    behind it, from computed styles."""
+    return float(
+        page.evaluate(
+            """sel => {
+                const el = document.querySelector(sel);
+                const rgb = s => s.match(/[\\d.]+/g).map(Number);
+                const lum = c => {
+                    const [r, g, b] = c.slice(0, 3).map(v => {
+                        v /= 255;
+                        return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+                    });
+                    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+                };
+                let node = el, bg = null;
+                while (node && node.nodeType === 1) {
+                    const c = rgb(getComputedStyle(node).backgroundColor);
+                    if (c.length < 4 || c[3] > 0.5) { bg = c; break; }
+                    node = node.parentNode;
+                }
+                bg = bg || [255, 255, 255];
+                const fg = lum(rgb(getComputedStyle(el).color)), back = lum(bg);
+                return (Math.max(fg, back) + 0.05) / (Math.min(fg, back) + 0.05);
+            }""",
+            selector,
+        )
+    )
+
+
+def test_results_survive_a_rerun_an_untrusted_clone_the_dark_theme_and_nbconvert(
+    browser: Any, lab: Lab
+) -> None:
+    watch = Watch()
+    page = _page(browser, lab, watch)
+    try:
+        # Re-run the first result cell of a run notebook, save, reopen: every result shows.
+        name = "03-operations.ipynb"
+        _open(page, lab, name)
+        _run_all(page)
+        first = page.locator(".jp-CodeCell").filter(has=page.locator(".fraiseql-result")).first
+        first.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        _kernel_ready(page)
+        _save(page)
+        page.reload()
+        page.wait_for_selector(".fraiseql-result td", timeout=60_000)
+        _assert_results_after_reload(page, name)
+        results = page.locator(".fraiseql-result")
+        for i in range(results.count()):
+            assert results.nth(i).locator("td").count() > 0, f"result {i} lost its table"
+        # The dark theme: column names and cells read against what is behind them.
+        _set_theme(lab, "JupyterLab Dark")
+        try:
+            page.reload()
+            page.wait_for_selector(".fraiseql-result td", timeout=60_000)
+            page.wait_for_function(
+                "() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000
+            )
+        finally:
+            _set_theme(lab, "JupyterLab Light")
+        time.sleep(0.5)  # the theme's style sheet applies
+        _shot(page, lab, "dark-theme")
+        assert _contrast(page, ".fraiseql-result th") >= 4.5
+        assert _contrast(page, ".fraiseql-result td") >= 4.5
+        assert _contrast(page, ".fraiseql-result summary") >= 3.0
+        assert not watch.errors, watch.errors[:5]
+    finally:
+        page.close()
+
+    # A fresh clone's notebooks open untrusted: no script runs, the plain tables show,
+    # no radio buttons, no loading message.
+    clone = lab.root / "clone"
+    clone.mkdir(exist_ok=True)
+    for name in NOTEBOOKS:
+        # The fixture trusted these very contents (trust goes by a hash of them): a copy
+        # that differs by a byte is what another machine's clone is, untrusted.
+        notebook = json.loads((REPO / "notebooks" / name).read_text("utf-8"))
+        notebook["metadata"]["cloned"] = True
+        (clone / name).write_text(json.dumps(notebook), encoding="utf-8")
+    page = _page(browser, lab, Watch())
+    try:
+        for name in NOTEBOOKS:
+            workspace = "clone-" + name.removesuffix(".ipynb")  # only this notebook open
+            page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/clone/{name}?token={lab.token}")
+            page.wait_for_selector(".fraiseql-result td", timeout=60_000)
+            body = page.locator(".jp-Notebook").inner_text()
+            for text in FIRST_CELLS[name]:
+                assert text in page.locator(".fraiseql-result").first.inner_text(), name
+            assert "Loading ITables" not in body, name
+            assert page.locator(".fraiseql-result input[type='radio']").count() == 0, name
+            assert page.locator(".fraiseql-result [data-grid='on']").count() == 0, name
+            results = page.locator(".fraiseql-result")
+            for i in range(results.count()):
+                assert results.nth(i).locator("td").count() > 0, f"{name}: result {i}"
+            _shot(page, lab, f"untrusted-{name.removesuffix('.ipynb')}")
+    finally:
+        page.close()
+
+
+def test_nbconvert_html_keeps_every_table_without_scripts(tmp_path: Path) -> None:
+    """Exported HTML, read as a viewer without JavaScript would: scripts removed, every
+    result still has its badge and a table of its rows."""
+    import re
+
+    for name in NOTEBOOKS:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "html",
+                "--stdout",
+                str(REPO / "notebooks" / name),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        static = re.sub(r"<script\b.*?</script>", "", out, flags=re.S)
+        assert "Loading ITables" not in static, name
+        # nbconvert re-serialises (and, the notebook being untrusted, sanitises) the HTML.
+        results = re.split(r"class=[\"']fraiseql-result[\"']", static)[1:]
+        assert results, name
+        for part in results:
+            table = part.split("<details")[0]
+            assert "<td" in table and "fraiseql-badge" in part, name
+        for text in FIRST_CELLS[name]:
+            assert text in results[0].split("<details")[0], name

@@ -29,20 +29,20 @@ def test_badge_carries_backend_duration_rows_bytes_and_cache(ip: InteractiveShel
     html = bundle["text/html"]
     assert "cache miss" in html and ">arrow</span>" in html
     assert "<script" not in html  # self-contained: no kernel, no script, no network
-    # Tabs of radio buttons and CSS: Results | SQL | Metrics | Plan.
-    assert re.findall(r"class='fq-tab'>(\w+)</label>", html) == [
-        "Results",
-        "SQL",
-        "Metrics",
-        "Plan",
-    ]
-    assert "data-tab='SQL'><pre" in html and "SELECT" in html
+    # The table, then folded sections that need no script nor style sheet.
+    assert re.findall(r"data-section='(\w+)'", html) == ["SQL", "Metrics", "Plan"]
+    assert "<input" not in html and "<style" not in html
+    assert re.search(r"data-section='SQL'.*<summary[^>]*>SQL</summary><div[^>]*><pre", html)
+    assert "SELECT" in html
     assert "time to first row" in html
     assert re.search(r">EU</td><td style='[^']*text-align:right'>[\d,]+</td>", html)
     assert "5 rows" in html  # the caption
     warm = run(ip, "%%fraiseql --backend arrow\n" + AGG)
     assert shown(warm)["text/plain"].splitlines()[0].endswith("0 B · cache hit")
-    assert "answered from the cache" in shown(warm)["text/html"]
+    sql = shown(warm)["text/html"].split("data-section='SQL'")[1].split("</details>")[0]
+    assert "computed by the arrow plane" in sql
+    assert "the same answer, computed inside PostgreSQL:" in sql and "GROUP BY" in sql
+    assert warm.postgres_sql.startswith("SELECT") and "GROUP BY" in warm.postgres_sql
 
 
 def test_row_results_have_no_cache_field(ip: InteractiveShell) -> None:
@@ -73,30 +73,39 @@ def test_numbers_strings_and_nulls_read_well(ip: InteractiveShell) -> None:
     assert '"' not in text and "e+" not in text and "e6" not in text
     html = shown(r)["text/html"]
     assert "font-style:italic'>null</span>" in html
-    assert "&quot;" not in html.split("data-tab='SQL'")[0]  # strings are not quoted
+    assert "&quot;" not in html.split("data-section='SQL'")[0]  # strings are not quoted
 
 
-def test_the_grid_comes_with_its_javascript_once_and_the_table_inside(
+def test_every_grid_carries_its_own_small_script_and_the_table_inside(
     ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     r = run(ip, "%fraiseql { users(limit: 3, orderBy: [{id: ASC}]) { id name } }")
-    assert "fq-grid-" not in shown(r)["text/html"]  # a terminal has no kernel
+    assert "fq-grid" not in shown(r)["text/html"]  # a terminal has no kernel
     monkeypatch.setattr(ip, "kernel", object(), raising=False)
-    monkeypatch.setattr(display, "_grid_ready", False)
     first = shown(r)["text/html"]
     second = shown(r)["text/html"]
-    for html in (first, second):
-        assert "fq-grid-" in html
-        assert "https://" not in html.replace("https://itables.org", "")  # nothing to fetch
+    for html in (first, second):  # each output is whole: re-running another breaks nothing
+        assert "class='fq-grid'" in html and "<script>" in html
+        assert "application/json" in html and "https://" not in html  # nothing to fetch
         assert ">Émilie Martin</td>" in html  # the plain table, shown where scripts do not run
-    assert "injectModule" in first and len(first) > 500_000  # the offline bundle
-    assert len(second) < 50_000  # sent once per kernel
+        assert len(html) < 20_000
+    assert first.count("<script>") == 1
     both = run(ip, "%fraiseql { a: users(limit: 1) { id } b: users(limit: 1) { id } }")
     assert isinstance(both, fq.Results)
-    assert shown(both)["text/html"].count("fq-grid-") >= 2
+    assert shown(both)["text/html"].count("class='fq-grid'") == 2
+    # What a large result stores is bounded: the first page as a table, the first
+    # gridlimit rows for the grid; the rest stays in .df.
+    big = run(ip, "%fraiseql { users { id name email age } }")
+    html = shown(big)["text/html"]
+    table = html.split("<details")[0]
+    assert big.df.height == 10_000 and table.count("<tr>") == 21  # header and 20 rows
+    data = json.loads(html.split("class='fq-data'>")[1].split("</script>")[0])
+    assert len(data["cells"]) == 1_000 and data["total"] == 10_000 and data["page"] == 20
+    assert 20 in data["sizes"]
+    assert len(html) < 120_000
     run(ip, "%config FraiseQL.widgets = False")
     try:
-        assert "fq-grid-" not in shown(r)["text/html"]
+        assert "fq-grid" not in shown(r)["text/html"]
     finally:
         run(ip, "%config FraiseQL.widgets = True")
 

@@ -41,7 +41,18 @@ def test_explorer_runs_and_follows_the_controls(ip: InteractiveShell) -> None:
     assert spec["encoding"]["color"]["field"] == "region"
 
     ex.functions.value = ("sum", "median")
-    assert f"{ex.measures.value[0]}_median" in ex.result.df.columns
+    m = ex.measures.value[0]
+    assert f"{m}_median" in ex.result.df.columns
+    # One control says what the chart draws, and the rows are ordered by the same.
+    assert ex.charted.options == (f"{m}_sum", f"{m}_median") and ex.charted.value == f"{m}_sum"
+    assert ex.chart.to_dict()["encoding"]["y"]["field"] == f"{m}_sum"
+    ex.charted.value = f"{m}_median"
+    assert ex.chart.to_dict()["encoding"]["y"]["field"] == f"{m}_median"
+    ex.bucket.value = "(none)"
+    assert f"orderBy: [{{{m}_median: DESC}}" in ex.query()
+    medians = ex.result.df[f"{m}_median"].to_list()
+    assert medians == sorted(medians, reverse=True)
+    ex.bucket.value = "occurred_at_year"
 
     ex.filter_field.value = "region"
     ex.filter_value.value = "EU"
