@@ -114,6 +114,10 @@ def chart_for(
     }
     if kind == "bar" and not temporal:
         encoding["x"]["sort"] = None  # keep the result's order (e.g. by the measure)
+        labels = [str(v) for v in rows.get_column(x).to_list()]
+        # Vega-Lite turns band labels 90°; short ones read level, as the word "EU" should.
+        if labels and sum(len(v) for v in labels) * 7 < width:
+            encoding["x"]["axis"] = {"labelAngle": 0}
     if color:
         encoding["color"] = {"field": color, "type": _type(frame.schema[color])}
     spec = {

@@ -123,10 +123,9 @@ class Session:
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
-        #: Under ``auto``, a table not loaded yet is answered by PostgreSQL and its load
-        #: finishes before the call returns (a running one is waited for): the plane that
-        #: answers then depends on the data, never on timing (regression notebooks;
-        #: ``$FRAISEQL_REGRESSION`` sets it).
+        #: Under ``auto``, wait for the arrow plane's loads instead of answering on
+        #: PostgreSQL meanwhile: the plane that answers then depends on the data, never
+        #: on timing (regression notebooks; ``$FRAISEQL_REGRESSION`` sets it).
         self.settle_loads = regression_mode()
 
     # ------------------------------------------------------------ properties
@@ -309,7 +308,7 @@ class Session:
         return choose_plane(
             task.query.kind,
             backend,
-            self.config,
+            self._routing_config(),
             arrow_ready=self._arrow_ready,
             readiness=readiness,
             key=task.query.key,
@@ -332,6 +331,12 @@ class Session:
             holds=cluster.holds(fact),
             loading=cluster.loading(fact),
         )
+
+    def _routing_config(self) -> Config:
+        """The configuration routing follows: with ``settle_loads``, loads in the foreground."""
+        if not self.settle_loads or not self.config.routing.background_loads:
+            return self.config
+        return replace(self.config, routing=replace(self.config.routing, background_loads=False))
 
     def _arrow_on(self) -> bool:
         return self.config.backends.use_arrow_backend and self._arrow_ready
@@ -375,7 +380,7 @@ class Session:
         """The result, and why its plane ran it: the routed plane, else (it declined)
         PostgreSQL, with the table loaded afterwards when the arrow plane asks for it."""
         plane = self._planes[route.plane]
-        background = self.config.routing.background_loads
+        background = self.config.routing.background_loads and not self.settle_loads
         wait = backend == route.plane or not background or route.wait
 
         def follow(q: RowQuery) -> Result:
@@ -397,9 +402,7 @@ class Session:
             result = self._pushdown.execute(task)
         if load:
             # After the answer: the load must not slow the query that started it.
-            job = self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]
-            if self.settle_loads:
-                job.wait()  # the next query finds it loaded, whatever the machine's pace
+            self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]
         if route.load_cluster:
             self._cluster.load_in_background(task.target)  # type: ignore[arg-type]
         return result, reason

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from fraiseql_nb.notebook.grid import grid_data, grid_script, new_id
+from fraiseql_nb.notebook.sqltext import format_sql
 from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_table
 
 if TYPE_CHECKING:
@@ -192,20 +193,23 @@ def badge_html(result: Result) -> str:
 def _sql_html(result: Result) -> str:
     """The statement sent; for an answer computed by the arrow or cluster plane, what it
     loaded (if anything) and the statement that answers the same on PostgreSQL."""
-    pre = "<pre style='white-space:pre-wrap;font-size:12px;margin:0 0 4px 0'>{}</pre>"
+    pre = (
+        "<pre class='fq-sql' style='white-space:pre-wrap;overflow-wrap:normal;font-size:12px;"
+        "margin:0 0 4px 0'>{}</pre>"
+    )
     note = "<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{}</div>"
     if result.backend not in ("arrow", "cluster") or not result.postgres_sql:
-        sql = result.sql or "(nothing was sent)"
-        return pre.format(html.escape(sql))
+        return pre.format(html.escape(format_sql(result.sql) or "(nothing was sent)"))
     plane = "the arrow plane" if result.backend == "arrow" else "the cluster plane"
     parts = []
     if result.sql and not OPTIONS.regression:  # what it loads depends on what it held
+        # A load statement is shown as sent: flat, one column list.
         parts += [note.format(f"{plane} loaded with:"), pre.format(html.escape(result.sql))]
     else:
         parts.append(note.format(f"computed by {plane} (Polars) on columns it had loaded"))
     parts += [
         note.format("the same answer, computed inside PostgreSQL:"),
-        pre.format(html.escape(result.postgres_sql)),
+        pre.format(html.escape(format_sql(result.postgres_sql))),
     ]
     return "".join(parts)
 

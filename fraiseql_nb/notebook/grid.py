@@ -176,5 +176,17 @@ _JS = r"""
   prev.addEventListener('click', function () { page -= 1; draw(); });
   next.addEventListener('click', function () { page += 1; draw(); });
   refresh();
+  // A copy button on each statement of this result (where scripts run).
+  var whole = root.closest ? root.closest('.fraiseql-result') : null;
+  (whole ? whole.querySelectorAll('pre.fq-sql') : []).forEach(function (pre) {
+    var copy = el('button', ctl + ';float:right', 'copy');
+    copy.className = 'fq-copy';
+    copy.addEventListener('click', function () {
+      navigator.clipboard.writeText(pre.textContent).then(function () {
+        copy.textContent = 'copied';
+      });
+    });
+    pre.parentNode.insertBefore(copy, pre);
+  });
 })();
 """

@@ -20,6 +20,7 @@ import decimal
 import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,18 +46,40 @@ class Column:
     numeric: bool
 
 
+_DERIVED = re.compile(r"(?P<measure>.+)_(avg|median|stddev|variance|p\d\d)")
+
+
 def columns(frame: pl.DataFrame, significant: int = SIGNIFICANT) -> list[Column]:
     """Every column of ``frame`` with its cells formatted (floats to ``significant``
-    digits)."""
-    return [_column(frame.get_column(name), significant) for name in frame.columns]
+    digits; an average, median, percentile or spread of a measure whose sum is shown
+    too gets the sum's decimals, at least two: 476.96 beside 6,047,841.01, not
+    476.959070)."""
+    caps: dict[str, int] = {}
+    if significant == SIGNIFICANT:  # regression mode keeps its digits: planes compare
+        sums = {n[: -len("_sum")]: n for n in frame.columns if n.endswith("_sum")}
+        for name in frame.columns:
+            found = _DERIVED.fullmatch(name)
+            if found and found["measure"] in sums and frame.schema[name].is_float():
+                caps[name] = max(2, _shown_decimals(frame.get_column(sums[found["measure"]])))
+    return [_column(frame.get_column(name), significant, caps.get(name)) for name in frame.columns]
 
 
-def _column(series: pl.Series, significant: int) -> Column:
+def _shown_decimals(series: pl.Series) -> int:
+    if isinstance(series.dtype, pl.Decimal):
+        return series.dtype.scale or 0
+    if series.dtype.is_float():
+        return _float_decimals(series.to_list(), SIGNIFICANT)
+    return 0
+
+
+def _column(series: pl.Series, significant: int, cap: int | None = None) -> Column:
     dtype = series.dtype
     values = series.to_list()
     numeric = dtype.is_numeric()
     if dtype.is_float():
         decimals = _float_decimals(values, significant)
+        if cap is not None:
+            decimals = min(decimals, cap)
         cells = tuple(None if v is None else _float(v, decimals, significant) for v in values)
     elif dtype.is_integer() and _is_key(series.name):
         cells = tuple(None if v is None else str(v) for v in values)  # an id, not a quantity

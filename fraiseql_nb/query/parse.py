@@ -11,6 +11,7 @@ line and column; nothing invalid ever reaches SQL.
 from __future__ import annotations
 
 import difflib
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -265,7 +266,7 @@ def _parse_and_validate(text: str, schema: Schema, gql: GraphQLSchema) -> Docume
     _check_problem_fields(document, schema)
     errors = validate(gql, document, _rules_for(text))
     if errors:
-        raise _with_hint(_query_error(errors), schema)
+        raise _with_hint(_in_plain_words(_query_error(errors), schema), schema)
     with _cache_lock:
         cache[text] = document
         if len(cache) > _CACHE_SIZE:
@@ -328,6 +329,34 @@ def _check_problem_fields(document: DocumentNode, schema: Schema) -> None:
                             line=loc.line if loc else None,
                             column=loc.column if loc else None,
                         )
+
+
+_INPUT_FIELD = re.compile(
+    r"Expected value of type '(?P<type>\w+?)(?P<kind>GroupBy|Having|OrderBy)Input' not to include"
+    r" unknown field '(?P<field>[^']+)'(?:\. Did you mean (?P<hint>[^?]+)\?)?"
+)
+_KIND_WORDS = {"GroupBy": "group key", "Having": "having field", "OrderBy": "orderBy field"}
+
+
+def _in_plain_words(error: QueryError, schema: Schema) -> QueryError:
+    """graphql-core's wording for an unknown group key (an input type's field) in the words
+    of the query: "sales has no group key 'regoin'; did you mean 'region'?"."""
+    stems = {f.type_stem: f.name for f in schema.facts}
+    stems |= {f"{f.type_stem}Aggregate": f.aggregate_query for f in schema.facts}
+    stems |= {f"{f.type_stem}Window": f.window_query for f in schema.facts}
+    reworded = []
+    for message, line, column in error.errors:
+        found = _INPUT_FIELD.match(message)
+        if found is not None and found["type"] in stems:
+            hint = f"; did you mean {found['hint']}?" if found["hint"] else ""
+            message = (
+                f"{stems[found['type']]} has no {_KIND_WORDS[found['kind']]}"
+                f" '{found['field']}'{hint}"
+            )
+        reworded.append((message, line, column))
+    if reworded == list(error.errors):
+        return error
+    return QueryError(reworded[0][0], errors=tuple(reworded))
 
 
 def _with_hint(error: QueryError, schema: Schema) -> QueryError:

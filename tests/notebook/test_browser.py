@@ -277,6 +277,8 @@ def test_notebook_runs_shows_and_survives_a_reload(
         assert not sql_panel.is_visible()
         result.locator("summary", has_text="SQL").click()
         assert sql_panel.is_visible() and "SELECT" in sql_panel.inner_text()
+        assert "\nFROM " in sql_panel.inner_text()  # one clause a line
+        assert result.locator("[data-section='SQL'] .fq-copy").count() >= 1
         result.locator("summary", has_text="SQL").click()
         if name == "01-quickstart.ipynb":
             _check_grid(page)

@@ -32,7 +32,10 @@ def test_badge_carries_backend_duration_rows_bytes_and_cache(ip: InteractiveShel
     # The table, then folded sections that need no script nor style sheet.
     assert re.findall(r"data-section='(\w+)'", html) == ["SQL", "Metrics", "Plan"]
     assert "<input" not in html and "<style" not in html
-    assert re.search(r"data-section='SQL'.*<summary[^>]*>SQL</summary><div[^>]*><pre", html)
+    section = html.split("data-section='SQL'")[1].split("</details>")[0]
+    assert (
+        "<summary" in section and ">SQL</summary>" in section and "<pre class='fq-sql'" in section
+    )
     assert "SELECT" in html
     assert "time to first row" in html
     assert re.search(r">EU</td><td style='[^']*text-align:right'>[\d,]+</td>", html)

@@ -217,7 +217,14 @@ def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -
     assert repr(schema) == "<Schema: 3 entities, 1 fact table, 0 problems>"
     health = run(ip, "%fraiseql health")
     assert health["status"] == "healthy"
-    assert repr(health).startswith("healthy (wire healthy, arrow healthy, postgres healthy)")
+    lines = repr(health).splitlines()
+    assert lines[0] == "healthy"
+    assert [line.split()[:2] for line in lines[1:4]] == [
+        ["wire", "healthy"],
+        ["arrow", "healthy"],
+        ["postgres", "healthy"],
+    ]
+    assert "pool: size " in lines[1] and "{" not in repr(health)  # read, not JSON
     run(ip, "%fraiseql { sales_aggregate { count } }")
     log = run(ip, "%fraiseql metrics")
     assert "sql" not in log.columns

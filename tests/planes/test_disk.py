@@ -220,14 +220,14 @@ def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resu
 ) -> None:
     from fraiseql_nb import progress
 
-    with fq.connect(tiny, config=disk_config(load_connections=1)) as s:
+    cfg = {**disk_config(load_connections=1), "routing": {"background_loads": False}}
+    with fq.connect(tiny, config=cfg) as s:  # the first query loads in the foreground
         column_store = s._arrow._store
 
         def fill(what: str, done: int, total: int) -> None:
             if what == "partitions" and done == 1:
                 column_store.budget = 1  # the disk is full from now on
 
-        s.settle_loads = True  # the first query loads in the foreground
         with (
             progress.listening(fill),
             pytest.warns(RuntimeWarning, match="loading public.tf_sales to disk stopped"),

@@ -383,3 +383,25 @@ def test_hostile_values_are_refused_or_kept_as_data(schema: Schema) -> None:
 def test_text_must_be_text(schema: Schema) -> None:
     with pytest.raises(QueryError, match="GraphQL text, not bytes"):
         parse_query(b"{ users { id } }", schema)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "{ sales_aggregate(groupBy: {regoin: true}) { count } }",
+            "sales has no group key 'regoin'; did you mean 'region'?",
+        ),
+        ("{ sales_aggregate(groupBy: {zzz: true}) { count } }", "sales has no group key 'zzz'"),
+        (
+            "{ sales_aggregate(groupBy: {region: true}, orderBy: {regoin: ASC}) { region count } }",
+            "sales_aggregate has no orderBy field 'regoin'; did you mean 'region'?",
+        ),
+    ],
+)
+def test_an_unknown_group_key_is_said_in_the_query_s_words(
+    schema: Schema, text: str, message: str
+) -> None:
+    with pytest.raises(QueryError) as info:
+        parse_query(text, schema)
+    assert str(info.value).startswith(f"{message} (at 1:")
