@@ -34,7 +34,7 @@ from fraiseql_nb.errors import FraiseQLError, QueryError
 from fraiseql_nb.notebook.display import OPTIONS, widgets_active
 from fraiseql_nb.notebook.document import Prepared, prepare
 from fraiseql_nb.notebook.progress import ProgressView
-from fraiseql_nb.notebook.views import HealthView
+from fraiseql_nb.notebook.views import HealthView, QueryLogView
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema import Schema, to_sdl
 from fraiseql_nb.session import BACKENDS, Session, connect
@@ -271,7 +271,7 @@ class FraiseQL(Magics):
 
     def _metrics(self, rest: str) -> Any:
         # The SQL of each query is in its result; here it would only crowd the table.
-        return self._require_session().query_log.drop("sql")
+        return QueryLogView(self._require_session().query_log.drop("sql"))
 
     def _health(self, rest: str) -> HealthView:
         return HealthView(self._require_session().health())

@@ -1,11 +1,14 @@
-"""A readable view of health for ``%fraiseql health`` (the schema displays itself)."""
+"""Readable views for ``%fraiseql health`` and ``%fraiseql metrics`` (the schema displays
+itself)."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
-__all__ = ["HealthView"]
+import polars as pl
+
+__all__ = ["HealthView", "QueryLogView"]
 
 _COLOUR = {"healthy": "#2f855a", "degraded": "#b7791f", "unhealthy": "#c53030"}
 
@@ -61,3 +64,25 @@ class HealthView(dict):  # type: ignore[type-arg]
             f"<div><b style='color:{_COLOUR.get(status, '#555')}'>{html.escape(status)}</b>"
             f"{reason}<table style='font-size:12.5px'>{rows}</table></div>"
         )
+
+
+class QueryLogView(pl.DataFrame):
+    """The query log: a Polars DataFrame (``.filter``, ``.select`` … return plain frames),
+    shown as a formatted table — no dtype row, durations to a tenth of a millisecond."""
+
+    def _table(self) -> tuple[Any, str]:
+        from fraiseql_nb.notebook.table import columns
+
+        shown = self.with_columns(pl.selectors.float().round(1))
+        n = self.height
+        return columns(shown), f"{n:,} quer{'y' if n == 1 else 'ies'} (newest last)"
+
+    def _repr_html_(self) -> str:
+        from fraiseql_nb.notebook.table import html_table
+
+        return html_table(*self._table())
+
+    def __repr__(self) -> str:
+        from fraiseql_nb.notebook.table import text_table
+
+        return text_table(*self._table())

@@ -229,6 +229,10 @@ def test_subcommands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -
     log = run(ip, "%fraiseql metrics")
     assert "sql" not in log.columns
     assert log["root_field"][-1] == "sales_aggregate"
+    text = repr(log)  # a formatted table, not Polars' debugging view with its dtype row
+    assert text.splitlines()[0].split()[:3] == ["backend", "kind", "root_field"]
+    assert text.endswith("(newest last)") and "┆" not in text and "i64" not in text
+    assert "<table" in log._repr_html_()
     run(ip, "%fraiseql prefetch sales --wait")  # no load of it left running
     capsys.readouterr()
     run(ip, "%fraiseql refresh sales")
