@@ -289,7 +289,8 @@ def grid_html(result: Result) -> str:
     _, caption = shown_rows(result)
     root = new_id()
     return (
-        f"<div class='fq-grid' id='{root}'>{html_table(first, caption)}"
+        f"<div class='fq-grid' id='{root}' data-key='{html.escape(result.key)}'>"
+        f"{html_table(first, caption)}"
         f"{grid_data(frame, cols, page, result.df.height)}{grid_script(root)}</div>"
     )
 

@@ -101,7 +101,9 @@ _JS = r"""
   var prev = el('button', ctl, '‹'), next = el('button', ctl, '›');
   prev.className = 'fq-prev'; next.className = 'fq-next';
   var info = el('span', muted); info.className = 'fq-info';
-  [search, pick, prev, next, info].forEach(function (c) { bar.appendChild(c); });
+  var save = el('button', ctl, 'csv'); save.className = 'fq-csv';
+  save.title = 'download the rows the grid holds, as shown (searched, sorted), as CSV';
+  [search, pick, prev, next, save, info].forEach(function (c) { bar.appendChild(c); });
   table.parentNode.parentNode.insertBefore(bar, table.parentNode);
   var caption = root.querySelector('.fq-caption');
   if (caption) { caption.style.display = 'none'; }
@@ -169,6 +171,26 @@ _JS = r"""
       });
     })(i);
   }
+  function csvCell(r, c) {
+    var v = d.numeric[c] && d.keys.length ? d.keys[r][c] : d.cells[r][c];
+    if (v === null || v === undefined) { return ''; }
+    v = String(v);
+    return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
+  }
+  save.addEventListener('click', function () {
+    var names = [];
+    for (var h = 0; h < heads.length; h++) { names.push(heads[h].firstChild.textContent); }
+    var lines = [names.map(function (v) { return /[",]/.test(v) ? '"' + v + '"' : v; }).join(',')];
+    view.forEach(function (r) {
+      var row = [];
+      for (var c = 0; c < names.length; c++) { row.push(csvCell(r, c)); }
+      lines.push(row.join(','));
+    });
+    var a = el('a');
+    a.href = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], {type: 'text/csv'}));
+    a.download = (root.getAttribute('data-key') || 'result') + '.csv';
+    document.body.appendChild(a); a.click(); a.remove();
+  });
   search.addEventListener('input', function () { query = search.value; page = 0; refresh(); });
   pick.addEventListener('change', function () {
     size = pick.value === 'all' ? 'all' : parseInt(pick.value, 10); page = 0; draw();

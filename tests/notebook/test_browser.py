@@ -334,6 +334,14 @@ def _check_grid(page: Any) -> None:
     total = int(info.inner_text().split(" of ")[1].split()[0].replace(",", ""))
     assert grid.locator("tbody tr").count() == total > 20
     grid.locator(".fq-size").select_option("20")
+    # The rows as shown (sorted by age, descending), downloaded as CSV.
+    with page.expect_download() as download:
+        grid.locator(".fq-csv").click()
+    lines = Path(download.value.path()).read_text("utf-8").splitlines()
+    assert download.value.suggested_filename == "users.csv"
+    assert lines[0].startswith("id,name,age") and len(lines) == total + 1
+    ages = [int(line.split(",")[2]) for line in lines[1:]]
+    assert ages == sorted(ages, reverse=True)
 
 
 def _check_chart_and_explorer(page: Any, lab: Lab) -> None:
