@@ -60,6 +60,8 @@ class Result:
         self.limited: int | None = None  # the limit a notebook option added, if any
         #: an arrow or cluster answer: the statement that answers the same on PostgreSQL
         self.postgres_sql = ""
+        self._explain: Callable[[str], str] | None = None  # the session's EXPLAIN
+        self._plan: str | None = None
 
     @property
     def sql(self) -> str:
@@ -126,6 +128,19 @@ class Result:
             return chart_for(self.df, x, y, color, kind)
         except ValueError as exc:
             raise QueryError(f"{self.key}: {exc}") from None
+
+    def plan(self) -> str:
+        """PostgreSQL's plan (``EXPLAIN``, nothing run) of the statement that answered, or,
+        for an arrow or cluster answer, of the statement that answers the same in PostgreSQL;
+        "" when there is none (introspection).
+
+        Raises:
+            BackendError: the database could not plan it (the session is closed, say).
+        """
+        statement = self.postgres_sql or self.sql
+        if self._plan is None:
+            self._plan = self._explain(statement) if self._explain and statement else ""
+        return self._plan
 
     def next_page(self) -> Result | None:
         """The next page of a paged row query (keyset paging), or None after the last page."""

@@ -360,6 +360,7 @@ class Session:
             if result.backend in ("arrow", "cluster"):
                 # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
                 result.postgres_sql = self._pushdown.statement(task).sql
+            result._explain = self._plan_of  # Result.plan(), asked for when shown
             if not isinstance(query, RowQuery) and query.typenames:
                 result.add_constants(query.typenames)
         except BaseException as exc:
@@ -482,6 +483,11 @@ class Session:
         return {"ready": h["status"] != "unhealthy", "backends": usable}
 
     # ------------------------------------------------------------ lifecycle
+
+    def _plan_of(self, statement: str) -> str:
+        """PostgreSQL's plan of ``statement`` (values inlined), for :meth:`Result.plan`."""
+        self._check_open()
+        return self._rows.pg_plan(statement)
 
     def _check_open(self) -> None:
         if self.closed:

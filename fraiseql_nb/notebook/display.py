@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from fraiseql_nb.errors import FraiseQLError
 from fraiseql_nb.notebook.grid import grid_data, grid_script, new_id
 from fraiseql_nb.notebook.sqltext import format_sql
 from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_table
@@ -219,6 +220,31 @@ def _plan_rows(result: Result) -> list[tuple[str, str]]:
     return rows if OPTIONS.regression else [*rows, ("why", result.reason or "-")]
 
 
+def _plan_html(result: Result) -> str:
+    """Kind, plane and why; then PostgreSQL's plan of the statement (for an arrow or
+    cluster answer, of the one that answers the same there). Not in regression mode:
+    a plan's costs follow the table's statistics."""
+    out = _kv_table(_plan_rows(result))
+    if OPTIONS.regression:
+        return out
+    try:
+        plan = result.plan()
+    except FraiseQLError as exc:
+        plan = f"(no plan: {exc})"
+    if not plan:
+        return out
+    what = (
+        "PostgreSQL's plan of the same answer:"
+        if result.postgres_sql
+        else "PostgreSQL's plan (EXPLAIN):"
+    )
+    return (
+        out
+        + f"<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{what}</div>"
+        + f"<pre style='white-space:pre;font-size:12px;margin:0'>{html.escape(plan)}</pre>"
+    )
+
+
 # ------------------------------------------------------------------ sections
 
 
@@ -246,7 +272,7 @@ def html_view(result: Result, *, grid: bool = False) -> str:
             [
                 ("SQL", _sql_html(result)),
                 ("Metrics", _kv_table(metrics_rows(result))),
-                ("Plan", _kv_table(_plan_rows(result))),
+                ("Plan", _plan_html(result)),
             ]
         )
         + "</div>"

@@ -170,3 +170,27 @@ def test_a_result_charts_itself_offline(ip: InteractiveShell) -> None:
     assert line.to_dict()["encoding"]["x"]["type"] == "temporal"
     with pytest.raises(fq.QueryError, match="no column 'nope' to chart"):
         r.chart(x="nope")
+
+
+def test_the_plan_section_shows_postgresql_s_plan(ip: InteractiveShell) -> None:
+    rows = run(ip, "%fraiseql { users(where: {age: {gte: 30}}, limit: 3) { id } }")
+    assert "Limit" in rows.plan()
+    section = shown(rows)["text/html"].split("data-section='Plan'")[1].split("</details>")[0]
+    assert "plan (EXPLAIN):" in section and "Limit" in section
+    agg = run(
+        ip,
+        "%fraiseql --backend arrow { sales_aggregate(groupBy: {region: true}) { region count } }",
+    )
+    plan = agg.plan()  # the plan of the statement that answers the same in PostgreSQL
+    assert "Aggregate" in plan and "tf_sales" in plan
+    assert "plan of the same answer" in shown(agg)["text/html"]
+
+
+def test_a_plan_asked_of_a_closed_session_says_so(demo_dsn: str) -> None:
+    s = fq.connect(demo_dsn)
+    r = s.execute("{ users(limit: 1) { id } }")
+    s.close()
+    with pytest.raises(fq.QueryError, match="this session is closed"):
+        r.plan()  # type: ignore[union-attr]
+    section = display.html_view(r).split("data-section='Plan'")[1]  # type: ignore[arg-type]
+    assert "(no plan: this session is closed" in section
