@@ -232,14 +232,18 @@ def test_while_polars_parses_a_batch(
 
 
 def test_while_the_arrow_plane_loads(dsn: str, before: set[int]) -> None:
+    """ADBC swaps in its own SIGINT handler during each call: an interrupt landing in a
+    short one (the view's catalogue reads before the load) was lost one time in four."""
     with fq.connect(dsn, sample_size=5) as s:
-        took = interrupted(
-            lambda: s.execute("{ slow_aggregate { count amount_sum } }", backend="arrow"),
-            lambda: bool(active(dsn, "%tf_slow%")),
-        )
-        assert took < 1.0
-        until(lambda: not active(dsn), timeout=1)
-        usable(s)
+        for _ in range(4):
+            s.refresh()
+            took = interrupted(
+                lambda: s.execute("{ slow_aggregate { count amount_sum } }", backend="arrow"),
+                lambda: bool(active(dsn, "%tf_slow%")),
+            )
+            assert took < 1.0
+            until(lambda: not active(dsn), timeout=1)
+            usable(s)
     no_thread_left(before)
 
 

@@ -12,6 +12,8 @@ run their scans in parallel.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +43,96 @@ __all__ = [
 BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _CANCELED = "57014"
 _USE_COPY = "adbc.postgresql.use_copy"
+
+
+_kept = False
+
+
+def _keep_interrupts() -> None:
+    """Make a SIGINT during any ADBC call end in KeyboardInterrupt, and cancel the call.
+
+    During a call on the main thread, ADBC replaces Python's SIGINT handler with
+    its own, which hands the signal to a thread that cancels the statement — if
+    the call is still running when that thread wakes. A short call (a catalogue
+    read) is often over by then: nothing is cancelled, Python never hears of the
+    signal, and the interrupt is lost while the load that follows runs to its
+    end (one interrupt in four, landing at such a moment, in a test). ADBC's
+    blocking calls all go through ``adbc_driver_manager.dbapi._blocking_call``;
+    this replaces it with :func:`_interruptible`, which leaves Python's handler
+    in place (so the interrupt is always raised) and cancels the running
+    statement itself.
+    """
+    global _kept
+    if _kept:
+        return
+    from adbc_driver_manager import dbapi
+
+    dbapi._blocking_call = _interruptible
+    _kept = True
+
+
+def _interruptible(func: Any, args: Any, kwargs: Any, cancel: Any) -> Any:
+    """``func(*args, **kwargs)``, cancelled (``cancel()``) when a SIGINT arrives meanwhile.
+
+    Python's C-level handler writes each signal's number to the wakeup file
+    descriptor: a watcher thread reads it and cancels the statement, whose
+    failure, or Python's own pending KeyboardInterrupt, then ends the call.
+    Whatever wakeup descriptor was set before gets every byte too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return func(*args, **kwargs)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter's main thread after all
+        os.close(read_end)
+        os.close(write_end)
+        return func(*args, **kwargs)
+    done = threading.Event()
+
+    def watch() -> None:
+        while True:
+            data = os.read(read_end, 512)
+            if done.is_set() or not data:
+                return
+            if previous >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(previous, data)
+            if signal.SIGINT in data:
+                with contextlib.suppress(Exception):
+                    cancel()
+
+    watcher = threading.Thread(target=watch, name="fraiseql-adbc-interrupt", daemon=True)
+    watcher.start()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        # The pending KeyboardInterrupt, if any, lands here: every step still runs.
+        _all_steps(
+            lambda: signal.set_wakeup_fd(previous),
+            done.set,
+            lambda: os.write(write_end, b"\0"),
+            lambda: watcher.join(5),
+            lambda: os.close(read_end),
+            lambda: os.close(write_end),
+        )
+
+
+def _all_steps(*steps: Any) -> None:
+    """Run every step, even when an interrupt lands in one; re-raise it after."""
+    interrupted: KeyboardInterrupt | None = None
+    for step in steps:
+        while True:
+            try:
+                step()
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+            except OSError:
+                break
+    if interrupted is not None:
+        raise interrupted
 
 
 class Cancel:
@@ -117,6 +209,8 @@ class Connections:
 
     def _open(self) -> Any:
         import adbc_driver_postgresql.dbapi as adbc
+
+        _keep_interrupts()
 
         # The row plane's libpq settings (read-only, statement timeout, time zone, TLS,
         # connect timeout), so both planes connect alike.
