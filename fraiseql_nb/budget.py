@@ -90,7 +90,7 @@ class ResultBudget:
         limit_mb = self.limit_bytes / _MB
         others = (
             f" (with {self.kept / _MB:,.1f} MB of this request's other results)"
-            if (self.kept)
+            if self.kept
             else ""
         )
         return ResultLimitError(

@@ -135,7 +135,8 @@ class Result:
         "" when there is none (introspection).
 
         Raises:
-            BackendError: the database could not plan it (the session is closed, say).
+            QueryError: the session is closed.
+            BackendError: the database could not plan it.
         """
         statement = self.postgres_sql or self.sql
         if self._plan is None:

@@ -191,6 +191,9 @@ def badge_html(result: Result) -> str:
     return f"<div class='fraiseql-badge'><b>{html.escape(result.key)}</b> {head} {rest}</div>"
 
 
+_NOTE = "<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{}</div>"
+
+
 def _sql_html(result: Result) -> str:
     """The statement sent; for an answer computed by the arrow or cluster plane, what it
     loaded (if anything) and the statement that answers the same on PostgreSQL."""
@@ -198,18 +201,18 @@ def _sql_html(result: Result) -> str:
         "<pre class='fq-sql' style='white-space:pre-wrap;overflow-wrap:normal;font-size:12px;"
         "margin:0 0 4px 0'>{}</pre>"
     )
-    note = "<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{}</div>"
+
     if result.backend not in ("arrow", "cluster") or not result.postgres_sql:
         return pre.format(html.escape(format_sql(result.sql) or "(nothing was sent)"))
     plane = "the arrow plane" if result.backend == "arrow" else "the cluster plane"
     parts = []
     if result.sql and not OPTIONS.regression:  # what it loads depends on what it held
         # A load statement is shown as sent: flat, one column list.
-        parts += [note.format(f"{plane} loaded with:"), pre.format(html.escape(result.sql))]
+        parts += [_NOTE.format(f"{plane} loaded with:"), pre.format(html.escape(result.sql))]
     else:
-        parts.append(note.format(f"computed by {plane} (Polars) on columns it had loaded"))
+        parts.append(_NOTE.format(f"computed by {plane} (Polars) on columns it had loaded"))
     parts += [
-        note.format("the same answer, computed inside PostgreSQL:"),
+        _NOTE.format("the same answer, computed inside PostgreSQL:"),
         pre.format(html.escape(format_sql(result.postgres_sql))),
     ]
     return "".join(parts)
@@ -240,7 +243,7 @@ def _plan_html(result: Result) -> str:
     )
     return (
         out
-        + f"<div style='color:var(--jp-ui-font-color2,#666);font-size:11.5px'>{what}</div>"
+        + _NOTE.format(what)
         + f"<pre style='white-space:pre;font-size:12px;margin:0'>{html.escape(plan)}</pre>"
     )
 

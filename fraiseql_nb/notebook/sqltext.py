@@ -52,8 +52,7 @@ def format_sql(text: str, *, depth_limit: int = 1) -> str:
             depth += 1
         elif token == ")":
             depth = max(depth - 1, 0)
-        clause = _clause_at(tokens, i) if depth < depth_limit + 1 else None
-        if clause is not None and out and depth <= depth_limit:
+        if out and depth <= depth_limit and _clause_at(tokens, i) is not None:
             while out and out[-1].isspace():
                 out.pop()
             out.append("\n" + "  " * depth)

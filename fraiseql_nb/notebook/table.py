@@ -27,6 +27,8 @@ from typing import Any
 
 import polars as pl
 
+from fraiseql_nb.vocabulary import PERCENTILES
+
 __all__ = ["Column", "columns", "html_table", "text_table"]
 
 SIGNIFICANT = 10  # digits a float shows (float64 holds ~15-17; sums carry noise below)
@@ -46,7 +48,10 @@ class Column:
     numeric: bool
 
 
-_DERIVED = re.compile(r"(?P<measure>.+)_(avg|median|stddev|variance|p\d\d)")
+# Aggregates of a measure in its own unit that are not sums: shown with the sum's decimals.
+_DERIVED = re.compile(
+    r"(?P<measure>.+)_(" + "|".join(("avg", "stddev", "variance", *PERCENTILES)) + ")"
+)
 
 
 def columns(frame: pl.DataFrame, significant: int = SIGNIFICANT) -> list[Column]:

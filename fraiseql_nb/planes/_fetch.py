@@ -29,6 +29,7 @@ from fraiseql_nb import budget, progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.frames import parse_ndjson
 from fraiseql_nb.pool import probe
 
@@ -112,25 +113,21 @@ def _checkout(pool: ConnectionPool, timeout: float) -> psycopg.Connection[Any]:
 
 
 def _give_back(pool: ConnectionPool, conn: psycopg.Connection[Any]) -> None:
-    """Return ``conn`` to the pool even when an interrupt lands meanwhile.
+    """Return ``conn`` to the pool even when an interrupt lands meanwhile: a pool that
+    loses a connection per interrupt is soon empty."""
+    tries = 0
 
-    One SIGINT can raise twice here (Polars' own handler aborts its work,
-    then Python's raises): a second one inside ``putconn`` would leak the
-    connection, and a pool that loses one per interrupt is soon empty.
-    """
-    interrupted: KeyboardInterrupt | None = None
-    while True:
+    def put() -> None:
+        nonlocal tries
+        tries += 1
         try:
             pool.putconn(conn)
-            break
-        except KeyboardInterrupt as exc:
-            interrupted = exc
-        except Exception:  # noqa: BLE001 - a connection the pool no longer knows: closed
-            with contextlib.suppress(Exception):
-                conn.close()
-            break
-    if interrupted is not None:
-        raise interrupted
+        except ValueError:
+            if tries == 1:
+                raise  # not this pool's: as before
+            # An earlier try was interrupted after the pool had taken it back.
+
+    shielded(put)
 
 
 def run_pooled(

@@ -24,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
 from fraiseql_nb.errors import BackendError
+from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.pool import connection_kwargs
 from fraiseql_nb.schema.model import FactTable
@@ -109,30 +110,19 @@ def _interruptible(func: Any, args: Any, kwargs: Any, cancel: Any) -> Any:
         return func(*args, **kwargs)
     finally:
         # The pending KeyboardInterrupt, if any, lands here: every step still runs.
-        _all_steps(
+        shielded(
             lambda: signal.set_wakeup_fd(previous),
             done.set,
-            lambda: os.write(write_end, b"\0"),
+            lambda: _quietly(os.write, write_end, b"\0"),
             lambda: watcher.join(5),
-            lambda: os.close(read_end),
-            lambda: os.close(write_end),
+            lambda: _quietly(os.close, read_end),
+            lambda: _quietly(os.close, write_end),
         )
 
 
-def _all_steps(*steps: Any) -> None:
-    """Run every step, even when an interrupt lands in one; re-raise it after."""
-    interrupted: KeyboardInterrupt | None = None
-    for step in steps:
-        while True:
-            try:
-                step()
-                break
-            except KeyboardInterrupt as exc:
-                interrupted = exc
-            except OSError:
-                break
-    if interrupted is not None:
-        raise interrupted
+def _quietly(call: Any, *args: Any) -> None:
+    with contextlib.suppress(OSError):
+        call(*args)
 
 
 class Cancel:
