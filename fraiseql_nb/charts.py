@@ -11,6 +11,7 @@ travels in the spec, so a chart shows the rows it was drawn from (at most
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
 import html
@@ -24,6 +25,21 @@ VEGALITE = "application/vnd.vegalite.v5+json"
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 MAX_POINTS = 5_000
 KINDS = ("bar", "line", "point", "area")
+# Grey reads on white (3.5:1) and on JupyterLab's dark theme (5:1).
+_GREY = "#888888"
+_NEUTRAL: dict[str, Any] = {
+    "axis": {
+        "labelColor": _GREY,
+        "titleColor": _GREY,
+        "domainColor": _GREY,
+        "tickColor": _GREY,
+        "gridColor": _GREY,
+        "gridOpacity": 0.3,
+    },
+    "legend": {"labelColor": _GREY, "titleColor": _GREY},
+    "title": {"color": _GREY},
+    "view": {"stroke": None},
+}
 
 
 class Chart:
@@ -33,6 +49,7 @@ class Chart:
         self.spec = spec
         self.title = title
         self._svg: str | None = None
+        self._html: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The Vega-Lite v5 spec, data included."""
@@ -49,11 +66,24 @@ class Chart:
         return self._svg
 
     def to_html(self) -> str:
-        """Inline SVG (no script), or a note when it cannot be drawn here."""
-        svg = self.to_svg()
-        if svg is None:
-            return "<p><i>(install vl-convert-python to see this chart as a picture)</i></p>"
-        return f"<div class='fraiseql-chart'>{svg}</div>"
+        """The chart as a picture inside HTML (no script), or a note when it cannot be drawn
+        here. An ``<img>`` of SVG, not inline SVG: an untrusted notebook's sanitizer strips
+        inline SVG down to run-together text, but keeps an image. Its colours read on a
+        light and a dark page alike (an image cannot follow the theme): a transparent
+        background, grey text and lines."""
+        if self._html is None:
+            try:
+                import vl_convert
+            except ImportError:
+                return "<p><i>(install vl-convert-python to see this chart as a picture)</i></p>"
+            spec = {**self.spec, "background": "transparent", "config": _NEUTRAL}
+            svg = vl_convert.vegalite_to_svg(spec, vl_version="5.20")
+            data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+            self._html = (
+                f"<div class='fraiseql-chart'><img alt='{self.title}'"
+                f" src='data:image/svg+xml;base64,{data}'></div>"
+            )
+        return self._html
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {VEGALITE: self.spec, "text/plain": repr(self)}

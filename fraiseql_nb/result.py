@@ -62,6 +62,8 @@ class Result:
         self.postgres_sql = ""
         self._explain: Callable[[str], str] | None = None  # the session's EXPLAIN
         self._plan: str | None = None
+        #: an arrow or cluster answer: says how it was computed (asked for when shown)
+        self._engine: Callable[[], str] | None = None
 
     @property
     def sql(self) -> str:
@@ -142,6 +144,17 @@ class Result:
         if self._plan is None:
             self._plan = self._explain(statement) if self._explain and statement else ""
         return self._plan
+
+    def engine_plan(self) -> str:
+        """How the arrow or cluster plane computed the answer: where the rows were (memory,
+        partitions on disk, workers) and Polars' plan (nothing is run); "" for an answer
+        PostgreSQL computed."""
+        if self._engine is None:
+            return ""
+        try:
+            return self._engine()
+        except Exception as exc:  # noqa: BLE001 - an explanation must not fail the display
+            return f"(no plan: {type(exc).__name__}: {exc})"
 
     def next_page(self) -> Result | None:
         """The next page of a paged row query (keyset paging), or None after the last page."""

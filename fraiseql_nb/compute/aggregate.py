@@ -20,6 +20,7 @@ from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.vocabulary import POLARS_TRUNCATE
 
 __all__ = [
+    "aggregate_plan",
     "bucket",
     "bucket_expr",
     "exact_of",
@@ -199,6 +200,28 @@ def run_aggregate_lazy(
         for i in range(passes)
     ]
     return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes)
+
+
+def aggregate_plan(
+    dtypes: dict[str, Any], query: AggregateQuery, *, timezone: str = "UTC", streaming: bool = False
+) -> str:
+    """Polars' optimised plan of the aggregate over columns of these dtypes (filter,
+    buckets, groups), built over no rows: what :func:`run_aggregate` and
+    :func:`run_aggregate_lazy` hand Polars, shown without computing anything."""
+    lf = pl.LazyFrame(schema=dtypes)
+    if query.where is not None:
+        lf = lf.filter(where_expr(query.where, dtypes, timezone))
+    bucketed = [k for k in query.group_keys if k.source == "bucket"]
+    if bucketed:
+        lf = lf.with_columns(
+            [
+                bucket_expr(
+                    k.column or "", dtypes[k.column or ""], k.unit or "day", timezone
+                ).alias(k.name)
+                for k in bucketed
+            ]
+        )
+    return _grouped(lf, query, dtypes).explain(engine="streaming" if streaming else "auto")
 
 
 def groups(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:

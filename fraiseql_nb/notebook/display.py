@@ -224,12 +224,22 @@ def _plan_rows(result: Result) -> list[tuple[str, str]]:
 
 
 def _plan_html(result: Result) -> str:
-    """Kind, plane and why; then PostgreSQL's plan of the statement (for an arrow or
+    """Kind, plane and why; for an arrow or cluster answer, how it was computed (where
+    the rows were, Polars' plan); then PostgreSQL's plan of the statement (for an arrow or
     cluster answer, of the one that answers the same there). Not in regression mode:
     a plan's costs follow the table's statistics."""
     out = _kv_table(_plan_rows(result))
     if OPTIONS.regression:
         return out
+    engine = result.engine_plan()
+    if engine:
+        head, _, plan = engine.partition("\n")
+        out += _NOTE.format(html.escape(f"computed by {head}"))
+        if plan:
+            out += (
+                "<pre style='white-space:pre;font-size:12px;margin:0 0 6px 0'>"
+                f"{html.escape(plan)}</pre>"
+            )
     try:
         plan = result.plan()
     except FraiseQLError as exc:

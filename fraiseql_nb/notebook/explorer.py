@@ -6,9 +6,10 @@ arrow plane answers from its cache — and redraws the badge, the table and a
 chart: bars over categories, a line over time buckets.
 
 The controls are widgets (they need the kernel); what they produced is a
-separate output of plain HTML — badge, table, the chart as SVG, the query —
-updated in place, so a saved or reopened notebook still shows the last
-state. A filter value that does not fit its field (a half-typed number, a
+separate output of plain HTML — badge, table, the chart as an SVG picture, the
+query — updated in place, so a saved, reopened or untrusted notebook still
+shows the last state (and, reopened without the kernel, a note in place of
+JupyterLab's "model not found"). A filter value that does not fit its field (a half-typed number, a
 date that is not one yet) is said in plain words and sends no query.
 """
 
@@ -184,7 +185,8 @@ class Explorer:
             f"<div class='fraiseql-explorer'>{nbdisplay.badge_html(result)}"
             "<div style='display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap'>"
             f"<div>{nbdisplay.table_html(result)}</div>{chart}</div>"
-            f"<details><summary>query</summary><pre>{html.escape(text)}</pre></details></div>"
+            f"<details><summary>query</summary><pre>{html.escape(text)}</pre></details>"
+            f"<script>{_CONTROLS_NOTE_JS}</script></div>"
         )
         self._redraw()
         return result
@@ -240,6 +242,36 @@ class Explorer:
 
     def __repr__(self) -> str:
         return f"<Explorer {self.fact.name}: {self.query()}>"
+
+
+# A notebook saved without its widgets' state and reopened has no model for the controls:
+# JupyterLab says "Error displaying widget: model not found" above the last view. Where
+# scripts run (a trusted notebook), this says instead what the controls need.
+_CONTROLS_NOTE = (
+    "(the explorer's controls need the running kernel: run this cell to use them;"
+    " the last view is below)"
+)
+_CONTROLS_NOTE_JS = """
+(function () {
+  var me = document.currentScript;
+  var area = me && me.closest ? me.closest('.jp-OutputArea') : null;
+  if (!area) { return; }
+  function fix() {
+    var found = area.querySelectorAll('.jupyter-widgets');
+    for (var i = 0; i < found.length; i++) {
+      if (/^Error displaying widget/.test(found[i].textContent)) {
+        found[i].textContent = NOTE;
+        found[i].style.color = 'var(--jp-ui-font-color2, #666)';
+        found[i].setAttribute('data-fq-note', 'controls');
+      }
+    }
+  }
+  fix();
+  var watch = new MutationObserver(fix);
+  watch.observe(area, {childList: true, subtree: true, characterData: true});
+  setTimeout(function () { watch.disconnect(); }, 60000);
+})();
+""".replace("NOTE", json.dumps(_CONTROLS_NOTE)).strip()
 
 
 class FilterValueError(ValueError):

@@ -184,6 +184,21 @@ def test_the_plan_section_shows_postgresql_s_plan(ip: InteractiveShell) -> None:
     plan = agg.plan()  # the plan of the statement that answers the same in PostgreSQL
     assert "Aggregate" in plan and "tf_sales" in plan
     assert "plan of the same answer" in shown(agg)["text/html"]
+    # How the arrow plane computed it: over what, and Polars' plan (nothing run).
+    how = agg.engine_plan()
+    assert how.startswith("Polars, in memory, over ") and " rows of the columns region\n" in how
+    assert "AGGREGATE" in how and 'BY [col("region")]' in how
+    section = shown(agg)["text/html"].split("data-section='Plan'")[1].split("</details>")[0]
+    assert "computed by Polars, in memory" in section and "AGGREGATE" in section
+    window = run(
+        ip,
+        "%fraiseql --backend arrow { sales_window(partitionBy: [region], orderBy: [{id: ASC}],"
+        " limit: 2) { id row_number } }",
+    )
+    assert window.engine_plan().endswith(
+        ": filtered, then each window function over its partitions (eager)"
+    )
+    assert rows.engine_plan() == ""  # PostgreSQL computed it: its own plan says how
 
 
 def test_a_plan_asked_of_a_closed_session_says_so(demo_dsn: str) -> None:

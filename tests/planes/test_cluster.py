@@ -156,6 +156,10 @@ def test_results_say_workers_and_partitions(cs: fq.Session) -> None:
     w = r.cluster["workers"]  # type: ignore[index]
     assert badge_parts(r)[0].startswith(f"cluster · {w} worker")
     assert "4 partitions" in badge_parts(r)[0]
+    assert r.engine_plan() == (  # a median does not merge: rows go to buckets by key
+        f"Polars on {w} worker{'' if w == 1 else 's'}: the rows of 4 partitions sent by"
+        " their keys' hash to buckets, each computed whole on a worker"
+    )
     h = cs.health()
     assert h["status"] == "healthy"
     held = h["backends"]["cluster"]

@@ -117,6 +117,10 @@ def test_the_badge_and_auto_say_from_disk(disk_session: fq.Session) -> None:
     assert badge(auto).startswith("sales_aggregate: arrow (from disk) · ")
     plan = str(disk_session.explain(TOTAL))
     assert "→ arrow (from disk)" in plan and f"estimate rows: {auto.df['count'][0]:,}" in plan
+    # How it was computed: the partitions and Polars' streaming plan.
+    how = auto.engine_plan()
+    assert how.startswith("Polars' streaming engine over ") and " partitions on disk (" in how
+    assert f"{auto.df['count'][0]:,} rows)" in how and "in 1 scan" in how
 
 
 def test_window_functions_on_disk_are_declined_and_auto_answers_on_postgresql(

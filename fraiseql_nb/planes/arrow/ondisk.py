@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -60,6 +60,8 @@ class Answer:
     frame: pl.DataFrame
     bytes: int
     sql: str
+    where: str = ""  # the partitions it was computed over, in words
+    dtypes: dict[str, Any] = field(default_factory=dict)  # the columns it read
 
 
 class DiskTables:
@@ -144,7 +146,8 @@ class DiskTables:
                 received += synced.bytes
                 statements = statements or synced.sql
             try:
-                return Answer(self._compute(data, query, fact, names), received, statements)
+                frame, where, dtypes = self._compute(data, query, fact, names)
+                return Answer(frame, received, statements, where, dtypes)
             except CorruptPart as exc:
                 warnings.warn(
                     f"fraiseql-nb: partition {exc.index} of {table.relation} on disk is damaged"
@@ -251,7 +254,8 @@ class DiskTables:
 
     def _compute(
         self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
-    ) -> pl.DataFrame:
+    ) -> tuple[pl.DataFrame, str, dict[str, Any]]:
+        """The answer, what it was computed over in words, and the dtypes of its columns."""
         try:
             return self._compute_from(data, query, fact, names)
         except OSError as exc:  # a segment removed or unreadable meanwhile (cache clear, LRU)
@@ -259,7 +263,7 @@ class DiskTables:
 
     def _compute_from(
         self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
-    ) -> pl.DataFrame:
+    ) -> tuple[pl.DataFrame, str, dict[str, Any]]:
         stats = data.stats()
         for name in names:
             why = inexact(stats, name)
@@ -273,9 +277,16 @@ class DiskTables:
         check_caseless_by(lambda name: name in stats["folds"], query.where)
         passes = self._passes(data, query, dtypes, names)
         self.last_passes = passes
-        return run_aggregate_lazy(
+        frame = run_aggregate_lazy(
             lf, query, fact, timezone=self._config.routing.timezone, passes=passes
         )
+        files = sum(len(p.segments) for p in data.parts if p is not None)
+        where = (
+            f"Polars' streaming engine over {len(data.parts)} partitions on disk ({files}"
+            f" files, {data.rows:,} rows), the columns {', '.join(names)}, in {passes}"
+            f" scan{'' if passes == 1 else 's'}"
+        )
+        return frame, where, dtypes
 
     def _passes(
         self, data: DiskTable, query: AggregateQuery, dtypes: dict[str, Any], names: list[str]

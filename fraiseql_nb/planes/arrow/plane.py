@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import polars as pl
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb import progress
-from fraiseql_nb.compute.aggregate import run_aggregate
+from fraiseql_nb.compute.aggregate import aggregate_plan, run_aggregate
 from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
@@ -226,7 +227,15 @@ class ArrowPlane:
                 out = run_aggregate(frame, query, fact, timezone=timezone)
             else:
                 out = run_window(frame, query, fact, timezone=timezone)
-        return self._result(query, out, started, got.bytes, got.sql)
+        result = self._result(query, out, started, got.bytes, got.sql)
+        result._engine = partial(
+            engine_plan,
+            f"Polars, in memory, over {frame.height:,} rows of the columns {', '.join(names)}",
+            dict(frame.schema),
+            query,
+            timezone,
+        )
+        return result
 
     def _result(
         self,
@@ -275,7 +284,16 @@ class ArrowPlane:
             )
         if answer.sql:
             self._count_load()
-        return self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
+        result = self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
+        result._engine = partial(
+            engine_plan,
+            answer.where,
+            answer.dtypes,
+            query,
+            self.config.routing.timezone,
+            streaming=True,
+        )
+        return result
 
     # ------------------------------------------------------------ background
 
@@ -410,6 +428,21 @@ class ArrowPlane:
     def _count_load(self) -> None:
         with self._stats_lock:
             self.loads += 1
+
+
+def engine_plan(
+    where: str,
+    dtypes: dict[str, Any],
+    query: AggregateQuery | WindowQuery,
+    timezone: str,
+    *,
+    streaming: bool = False,
+) -> str:
+    """Where the rows were, then Polars' plan of an aggregate (a window is computed
+    eagerly, one function at a time: there is no lazy plan to show)."""
+    if isinstance(query, WindowQuery):
+        return f"{where}: filtered, then each window function over its partitions (eager)"
+    return f"{where}\n" + aggregate_plan(dtypes, query, timezone=timezone, streaming=streaming)
 
 
 @contextlib.contextmanager

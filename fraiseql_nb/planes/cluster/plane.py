@@ -256,6 +256,14 @@ class ClusterPlane:
             cache_hit=not statement,
         )
         result.cluster = {"workers": held.workers, "partitions": len(held.parts)}
+        workers = f"{held.workers} worker{'' if held.workers == 1 else 's'}"
+        if isinstance(query, AggregateQuery) and mergeable(query):
+            how = f"each of {len(held.parts)} partitions aggregated where it is held, the"
+            how += " partial groups merged here"
+        else:
+            how = f"the rows of {len(held.parts)} partitions sent by their keys' hash to"
+            how += " buckets, each computed whole on a worker"
+        result._engine = lambda: f"Polars on {workers}: {how}"
         return result
 
     def _answer(
