@@ -58,6 +58,8 @@ class Result:
         #: the cluster plane: ``{"workers": nodes that hold the table, "partitions": P}``
         self.cluster: dict[str, int] | None = None
         self.limited: int | None = None  # the limit a notebook option added, if any
+        #: columns in another column's unit (``previous: lag(field: revenue)``): shown alike
+        self.units: dict[str, str] = {}
         #: an arrow or cluster answer: the statement that answers the same on PostgreSQL
         self.postgres_sql = ""
         self._explain: Callable[[str], str] | None = None  # the session's EXPLAIN

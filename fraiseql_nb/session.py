@@ -43,7 +43,7 @@ from fraiseql_nb.planes.pushdown import PushdownPlane
 from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.pool import open_pool, pool_stats
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
-from fraiseql_nb.query.ir import Query
+from fraiseql_nb.query.ir import Query, WindowQuery
 from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.router import ClusterState, Route, choose_plane
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
@@ -361,6 +361,8 @@ class Session:
                 # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
                 result.postgres_sql = self._pushdown.statement(task).sql
             result._explain = self._plan_of  # Result.plan(), asked for when shown
+            if isinstance(query, WindowQuery):
+                result.units = query.units()
             if not isinstance(query, RowQuery) and query.typenames:
                 result.add_constants(query.typenames)
         except BaseException as exc:

@@ -18,6 +18,7 @@ __all__ = [
     "RANKING_FUNCTIONS",
     "ROW_ORDER_FUNCTIONS",
     "RUNNING_FUNCTIONS",
+    "SAME_UNIT_FUNCTIONS",
     "SQL_AGGREGATES",
     "VALUE_FUNCTIONS",
     "WINDOW_FUNCTIONS",
@@ -58,3 +59,5 @@ ORDERED_FUNCTIONS = (*RANKING_FUNCTIONS, *VALUE_FUNCTIONS)
 #: Functions whose value depends on the order of rows among peers: they break
 #: ties on the id column (ranks, by definition, do not).
 ROW_ORDER_FUNCTIONS = ("row_number", "ntile", *VALUE_FUNCTIONS, *RUNNING_FUNCTIONS)
+# Window functions whose value is in their field's unit (a lag of revenue is revenue).
+SAME_UNIT_FUNCTIONS = (*VALUE_FUNCTIONS, "running_sum", "running_avg", "running_min", "running_max")

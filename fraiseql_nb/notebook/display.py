@@ -140,7 +140,7 @@ def shown_rows(result: Result, limit: int | None = None) -> tuple[pl.DataFrame, 
 def table_html(result: Result) -> str:
     """The shown rows as a formatted, self-contained HTML table with its caption."""
     frame, caption = shown_rows(result)
-    return html_table(columns(frame, OPTIONS.significant()), caption)
+    return html_table(columns(frame, OPTIONS.significant(), result.units), caption)
 
 
 def metrics_rows(result: Result) -> list[tuple[str, str]]:
@@ -168,7 +168,8 @@ def metrics_rows(result: Result) -> list[tuple[str, str]]:
 
 def text(result: Result) -> str:
     frame, caption = shown_rows(result)
-    return badge(result) + "\n" + text_table(columns(frame, OPTIONS.significant()), caption)
+    cols = columns(frame, OPTIONS.significant(), result.units)
+    return badge(result) + "\n" + text_table(cols, caption)
 
 
 def _kv_table(rows: list[tuple[str, str]]) -> str:
@@ -322,7 +323,7 @@ def grid_html(result: Result) -> str:
     ``gridlimit``) and the script that pages, sorts and searches them
     (:mod:`.grid`): where scripts do not run, the plain table stays."""
     frame = result.df.head(OPTIONS.gridlimit) if OPTIONS.gridlimit else result.df
-    cols = columns(frame, OPTIONS.significant())
+    cols = columns(frame, OPTIONS.significant(), result.units)
     page = OPTIONS.displaylimit or 20
     first = [replace(c, cells=c.cells[:page]) for c in cols]
     _, caption = shown_rows(result)

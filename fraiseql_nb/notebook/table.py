@@ -54,19 +54,30 @@ _DERIVED = re.compile(
 )
 
 
-def columns(frame: pl.DataFrame, significant: int = SIGNIFICANT) -> list[Column]:
+def columns(
+    frame: pl.DataFrame, significant: int = SIGNIFICANT, units: dict[str, str] | None = None
+) -> list[Column]:
     """Every column of ``frame`` with its cells formatted (floats to ``significant``
     digits; an average, median, percentile or spread of a measure whose sum is shown
     too gets the sum's decimals, at least two: 476.96 beside 6,047,841.01, not
-    476.959070)."""
+    476.959070; a column in another's unit, ``units`` — a lag of revenue — gets that
+    column's decimals: 0.00 beside 76.88, not 0)."""
     caps: dict[str, int] = {}
+    exact: dict[str, int] = {}
     if significant == SIGNIFICANT:  # regression mode keeps its digits: planes compare
         sums = {n[: -len("_sum")]: n for n in frame.columns if n.endswith("_sum")}
         for name in frame.columns:
             found = _DERIVED.fullmatch(name)
             if found and found["measure"] in sums and frame.schema[name].is_float():
                 caps[name] = max(2, _shown_decimals(frame.get_column(sums[found["measure"]])))
-    return [_column(frame.get_column(name), significant, caps.get(name)) for name in frame.columns]
+        floats = {n for n in frame.columns if frame.schema[n].is_float()}
+        for name, source in (units or {}).items():
+            if name in floats and source in floats:
+                exact[name] = _shown_decimals(frame.get_column(source))
+    return [
+        _column(frame.get_column(name), significant, caps.get(name), exact.get(name))
+        for name in frame.columns
+    ]
 
 
 def _shown_decimals(series: pl.Series) -> int:
@@ -77,12 +88,14 @@ def _shown_decimals(series: pl.Series) -> int:
     return 0
 
 
-def _column(series: pl.Series, significant: int, cap: int | None = None) -> Column:
+def _column(
+    series: pl.Series, significant: int, cap: int | None = None, exact: int | None = None
+) -> Column:
     dtype = series.dtype
     values = series.to_list()
     numeric = dtype.is_numeric()
     if dtype.is_float():
-        decimals = _float_decimals(values, significant)
+        decimals = _float_decimals(values, significant) if exact is None else exact
         if cap is not None:
             decimals = min(decimals, cap)
         cells = tuple(None if v is None else _float(v, decimals, significant) for v in values)

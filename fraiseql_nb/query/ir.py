@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fraiseql_nb.vocabulary import SAME_UNIT_FUNCTIONS
+
 __all__ = [
     "Aggregate",
     "AggregateQuery",
@@ -220,6 +222,18 @@ class WindowQuery:
     typenames: tuple[tuple[int, str, str], ...] = ()  # as in AggregateQuery
 
     kind = "window"
+
+    def units(self) -> dict[str, str]:
+        """Outputs in the unit of another output (a lag or running sum of revenue is in
+        revenue's), by name: shown with its decimals."""
+        selected = {o.column: o.name for o in self.outputs if isinstance(o, WindowColumn)}
+        return {
+            o.name: selected[o.field]
+            for o in self.outputs
+            if isinstance(o, WindowFunction)
+            and o.field in selected
+            and o.function in SAME_UNIT_FUNCTIONS
+        }
 
 
 Query = RowQuery | AggregateQuery | WindowQuery
