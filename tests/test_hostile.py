@@ -397,3 +397,102 @@ def test_injection_shaped_values_are_matched_as_text(session: fq.Session, value:
     )
     assert rows.df.height == 0
     assert session.execute("{ sales_aggregate { count } }", backend="postgres").df["count"][0] > 0
+
+
+# ------------------------------------------------------------------ aliases
+
+
+# Names the planes use for their own columns, keys and subqueries (before and now), and
+# one past PostgreSQL's 63-byte names: as aliases, each must read like any other.
+INTERNAL_NAMES = [
+    "__fq_id",
+    "__fq_kinds",
+    "__fq_q",
+    "__fq_row",
+    "__fq_e0",
+    "__row",
+    "__i",
+    "__value",
+    "c0",
+    "c1",
+    "k0",
+    "data",
+    "v",
+    "d",
+    "o",
+    "anchor",
+    "x" * 70,
+]
+
+
+@pytest.mark.parametrize("backend", ["wire", "postgres"])
+def test_row_aliases_never_meet_internal_names(session: fq.Session, backend: str) -> None:
+    # Unsorted (the document built in place) and sorted (the rows picked first, the
+    # documents built outside): two statement shapes, two sets of internal names.
+    shapes = ["(limit: 3)", "(orderBy: {age: ASC}, limit: 3)"]
+    plain = [session.execute(f"{{ users{h} {{ id name }} }}").df for h in shapes]
+    for alias in INTERNAL_NAMES:
+        for head, expected in zip(shapes, plain, strict=True):
+            r = session.execute(f"{{ users{head} {{ id {alias}: name }} }}", backend=backend)
+            assert isinstance(r, fq.Result)
+            assert r.df.columns == ["id", alias], alias
+            assert r.df[alias].to_list() == expected["name"].to_list(), alias
+        paged = session.execute(f"{{ users(limit: 2) {{ {alias}: name }} }}", backend=backend)
+        assert paged.df.columns == [alias]  # the page cursor stays hidden
+        following = paged.next_page()  # type: ignore[union-attr]
+        assert following is not None and following.df.columns == [alias]
+    # Once a RecursionError after ~850 statements (HTTP 500).
+    r = session.execute(
+        "{ products(where: {in_stock: {eq: false}}, limit: 1) { __fq_kinds: in_stock } }",
+        backend=backend,
+    )
+    assert r.df["__fq_kinds"].to_list() == [False]  # type: ignore[union-attr]
+
+
+def test_sixty_fields_with_long_aliases_keep_their_values(session: fq.Session) -> None:
+    """More fields than one json_build_object takes, aliases past 63 bytes: every value."""
+    fields = " ".join(f"{'n' * 64}{i}: name" for i in range(60))
+    q = f"{{ users(orderBy: {{age: ASC}}, limit: 3) {{ id {fields} city: address {{ city }} }} }}"
+    plain = session.execute("{ users(orderBy: {age: ASC}, limit: 3) { name } }")
+    for backend in ("wire", "postgres"):
+        r = session.execute(q, backend=backend)
+        assert isinstance(r, fq.Result) and r.df.width == 62
+        for i in (0, 59):
+            assert r.df[f"{'n' * 64}{i}"].to_list() == plain.df["name"].to_list()  # type: ignore[union-attr]
+        assert None not in r.df["city"].struct.field("city").to_list()
+
+
+@pytest.mark.parametrize("backend", ["postgres", "arrow"])
+def test_fact_aliases_never_meet_internal_names(session: fq.Session, backend: str) -> None:
+    plain = session.execute(
+        "{ sales_aggregate(groupBy: {channel: true}) { channel count revenue_sum } }"
+    )
+    window = session.execute(
+        "{ sales_window(partitionBy: [region], orderBy: [{id: ASC}], limit: 5)"
+        " { id region revenue row_number lag(field: revenue, default: 0) } }"
+    )
+    for alias in INTERNAL_NAMES:
+        other = "__fq_row" if alias != "__fq_row" else "__fq_q"
+        r = session.execute(
+            f"{{ sales_aggregate(groupBy: {{channel: true}}) {{ {alias}: channel"
+            f" {other}: count revenue_sum }} }}",
+            backend=backend,
+        )
+        assert isinstance(r, fq.Result) and r.backend == backend
+        assert r.df.columns == [alias, other, "revenue_sum"], alias
+        assert r.df.rows() == plain.df.rows(), alias
+        w = session.execute(
+            f"{{ sales_window(partitionBy: [region], orderBy: [{{id: ASC}}], limit: 5)"
+            f" {{ {alias}: id {other}: region revenue row_number"
+            f" region: lag(field: revenue, default: 0) }} }}",
+            backend=backend,
+        )
+        assert isinstance(w, fq.Result)
+        assert w.df.columns == [alias, other, "revenue", "row_number", "region"], alias
+        assert w.df.rows() == window.df.rows(), alias
+
+
+def test_an_alias_outside_graphql_s_names_is_a_query_error(session: fq.Session) -> None:
+    for q in ("{ users(limit: 1) { ñame: name } }", "{ users(limit: 1) { fq:id: name } }"):
+        with pytest.raises(fq.QueryError):
+            session.execute(q)

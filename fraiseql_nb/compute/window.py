@@ -43,23 +43,30 @@ def window_values(
 ) -> pl.DataFrame:
     """``frame`` (filtered rows, in load order) with every window function's value: each
     window partition must be whole in it."""
-    frame = frame.with_row_index("__row")
+    frame = frame.with_row_index("fq:row")
     results: dict[str, pl.Series] = {}
-    for out in query.outputs:
+    for i, out in enumerate(query.outputs):
         if isinstance(out, WindowFunction):
-            results[out.name] = _window_function(frame, out, fact, timezone)
+            results[value_column(i)] = _window_function(frame, out, fact, timezone)
     return frame.with_columns([s.alias(name) for name, s in results.items()])
+
+
+def value_column(position: int) -> str:
+    """Where the window function at ``position`` of the outputs keeps its values. Internal
+    names hold a ":", which no GraphQL name can: a user's alias never replaces a column
+    the computation reads (``region: lag(…)`` beside ``partitionBy: [region]``)."""
+    return f"fq:w{position}"
 
 
 def finish_window(frame: pl.DataFrame, query: WindowQuery, fact: FactTable) -> pl.DataFrame:
     """Rows with their window values to the query's output: order, page, names, dtypes."""
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
-    order.append((fact.id_column, None) if fact.id_column else ("__row", None))
+    order.append((fact.id_column, None) if fact.id_column else ("fq:row", None))
     frame = page(sort_frame(frame, order), query.limit, query.offset)
     schema = output_schema(query, fact)
     columns = []
-    for o in query.outputs:
-        source = o.column if isinstance(o, WindowColumn) else o.name
+    for i, o in enumerate(query.outputs):
+        source = o.column if isinstance(o, WindowColumn) else value_column(i)
         columns.append(pl.col(source).alias(o.name).cast(schema[o.name]))
     return frame.select(columns)
 
@@ -74,14 +81,14 @@ def _window_function(
     row_order = fn.function in ROW_ORDER_FUNCTIONS
     if row_order and fact.id_column:
         keys.append((fact.id_column, None))
-    keys.append(("__row", None))
-    ordered = sort_frame(frame, keys).with_row_index("__i")
+    keys.append(("fq:row", None))
+    ordered = sort_frame(frame, keys).with_row_index("fq:i")
     over = part or None
 
     def by_partition(expr: pl.Expr) -> pl.Expr:
         return expr.over(over) if over else expr
 
-    i = pl.col("__i").cast(pl.Int64)
+    i = pl.col("fq:i").cast(pl.Int64)
     start = by_partition(i.min())
     n = by_partition(pl.len().cast(pl.Int64))
     number = i - start + 1
@@ -113,7 +120,7 @@ def _window_function(
         value = shifted
     else:
         return _back_frame(_framed(ordered, fn, over))
-    computed = ordered.select(pl.col("__row"), value.alias("__value"))
+    computed = ordered.select(pl.col("fq:row"), value.alias("fq:value"))
     return _back_frame(computed)
 
 
@@ -165,20 +172,21 @@ def _framed(ordered: pl.DataFrame, fn: WindowFunction, over: list[str] | None) -
         # No order: the frame is the whole partition.
         expr = _frame_agg(kind, fn.field)
         part = over or []
-        return ordered.select(pl.col("__row"), (expr.over(part) if part else expr).alias("__value"))
+        value = expr.over(part) if part else expr
+        return ordered.select(pl.col("fq:row"), value.alias("fq:value"))
     size = ordered.height + 1
     whole = kind in ("first_value", "last_value") and fn.preceding is None and fn.following is None
     before = fn.preceding if fn.preceding is not None else size
     after = fn.following if fn.following is not None else (size if whole else 0)
     rolled = ordered.rolling(
-        index_column="__i",
+        index_column="fq:i",
         period=f"{before + after + 1}i",
         offset=f"{-before - 1}i",
         group_by=over,
-    ).agg(_frame_agg(kind, fn.field).alias("__value"), pl.col("__row").last().alias("__own"))
+    ).agg(_frame_agg(kind, fn.field).alias("fq:value"), pl.col("fq:row").last().alias("fq:own"))
     # rolling() yields one row per input row, keyed by its index.
-    return rolled.join(ordered.select("__i", "__row"), on="__i").select(
-        pl.col("__row"), pl.col("__value")
+    return rolled.join(ordered.select("fq:i", "fq:row"), on="fq:i").select(
+        pl.col("fq:row"), pl.col("fq:value")
     )
 
 
@@ -198,5 +206,5 @@ def _frame_agg(kind: str, field: str | None) -> pl.Expr:
 
 
 def _back_frame(computed: pl.DataFrame) -> pl.Series:
-    """Values keyed by __row, put back in the order of the frame they came from."""
-    return computed.sort("__row")["__value"]
+    """Values keyed by fq:row, put back in the order of the frame they came from."""
+    return computed.sort("fq:row")["fq:value"]

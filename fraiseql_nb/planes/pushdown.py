@@ -27,7 +27,7 @@ from fraiseql_nb.planes.rows import RowPlane
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity, FactTable
-from fraiseql_nb.sql.facts import compile_aggregate, compile_window
+from fraiseql_nb.sql.facts import compile_aggregate, compile_window, output_key, output_names
 from fraiseql_nb.sql.params import Params
 
 __all__ = ["PushdownPlane"]
@@ -72,6 +72,9 @@ class PushdownPlane:
         statement = self.compile(query, fact, params)
         shown = self.compile(query, fact, Params(literal=True))
         schema = output_schema(query, fact)
+        names = output_names(query)
+        # The statement's columns are positional (output_key): named after the outputs here.
+        by_key = {output_key(i): schema[n] for i, n in enumerate(names)}
         started = time.perf_counter()
         sql_text = shown.as_string(None)
         try:
@@ -79,17 +82,19 @@ class PushdownPlane:
                 self.pool,
                 self._dsn,
                 self.config,
-                lambda conn: fetch_frame(conn, statement, params.values, schema, key=query.key),
+                lambda conn: fetch_frame(conn, statement, params.values, by_key, key=query.key),
             )
         except psycopg.Error as exc:
             raise table_error(exc, fact, self._dsn, self.config) or query_error(
                 exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms
             ) from None
+        frame = fetched.frame
+        frame.columns = names
         return measured(
             key=query.key,
             kind=query.kind,
             backend=self.name,
-            frame=fetched.frame,
+            frame=frame,
             started=started,
             first_row_at=fetched.first_row_at,
             received=fetched.received,

@@ -50,6 +50,8 @@ __all__ = [
     "load_expression",
     "load_refusal",
     "loadable_columns",
+    "output_key",
+    "output_names",
     "output_pg_type",
     "where_field",
 ]
@@ -185,6 +187,21 @@ def _aggregate_expr(fact: FactTable, agg: Aggregate) -> sql.Composable:
     return sql.SQL("({}({}))::float8").format(sql.SQL(SQL_AGGREGATES[agg.function]), value)
 
 
+def output_key(position: int) -> str:
+    """The SQL name of the output at ``position``: the statement never names a column
+    after a user's alias, which could collide with its own names (``__fq_row``) or pass
+    PostgreSQL's 63-byte limit on names (and come back cut short, hence as NULL); the
+    plane names the columns after the query's outputs."""
+    return f"c{position}"
+
+
+def output_names(query: AggregateQuery | WindowQuery) -> list[str]:
+    """The outputs' names, in the order of :func:`output_key`."""
+    if isinstance(query, AggregateQuery):
+        return [out for out, _ in query.columns]
+    return [o.name for o in query.outputs]
+
+
 def compile_aggregate(
     query: AggregateQuery, fact: FactTable, params: Params, *, timezone: str = "UTC"
 ) -> sql.Composed:
@@ -227,10 +244,9 @@ def compile_aggregate(
         outer = sql.SQL("{} ORDER BY {}").format(outer, _order_by(order))
     outer = _paging(outer, query.limit, query.offset, params)
     columns = sql.SQL(", ").join(
-        sql.SQL("__fq_q.{} AS {}").format(sql.Identifier(source), sql.Identifier(out))
-        for out, source in query.columns
+        sql.SQL("__fq_q.{} AS {}").format(sql.Identifier(source), sql.Identifier(output_key(i)))
+        for i, (_, source) in enumerate(query.columns)
     )
-    # Internal aliases start with "__": no GraphQL name (hence no output column) can.
     return sql.SQL(
         "SELECT row_to_json(__fq_row)::text FROM (SELECT {} FROM ({}) AS __fq_q) AS __fq_row"
     ).format(columns, outer)
@@ -340,12 +356,12 @@ def compile_window(query: WindowQuery, fact: FactTable, params: Params) -> sql.C
     """One SELECT returning a JSON text document per output row."""
     relation = sql.Identifier(fact.schema, fact.relation)
     columns: list[sql.Composable] = []
-    for out in query.outputs:
+    for i, out in enumerate(query.outputs):
         if isinstance(out, WindowColumn):
             expr = _window_value(fact, out.column)
         else:
             expr = _window_expr(fact, out, params)
-        columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(out.name)))
+        columns.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(output_key(i))))
     stmt = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), relation)
     if query.where is not None:
         stmt = sql.SQL("{} WHERE {}").format(

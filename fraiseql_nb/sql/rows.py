@@ -51,15 +51,15 @@ __all__ = [
 DATA = sql.Identifier("d", "data")
 STORED = sql.Identifier("v", "data")
 _ONCE = " AS v CROSS JOIN LATERAL (SELECT v.data OFFSET 0) AS d"
-#: Hidden key carrying each row's id, for Result.next_page(); a GraphQL name
-#: cannot start with "__", so no selected field can collide with it.
-CURSOR_KEY = "__fq_id"
+#: Hidden key carrying each row's id, for Result.next_page(). Hidden keys hold a ":",
+#: which no GraphQL name (a field's or an alias, even one starting with "__") can.
+CURSOR_KEY = "fq:id"
 #: Hidden key of a statement reading integers as int8 (``fixed``): false on a returned
 #: row where one of them is a JSON string, which int8 would have read as a number
 #: where the checked form reads NULL. A filter or sort can only differ from the checked
 #: form by returning such a row (a NULL never makes a condition true that a number
 #: makes false; NULLs sort last), so a page without one is the checked form's answer.
-KINDS_KEY = "__fq_kinds"
+KINDS_KEY = "fq:kinds"
 _ANCHOR = sql.Identifier("anchor")
 _MAX_BUILD_ARGS = 100  # PostgreSQL's limit on function arguments: 50 key/value pairs
 
@@ -357,14 +357,22 @@ def build_object(
     ``extra`` adds hidden keys (name, SQL value) at the end.
     """
     values = [(s.name, _value(s, base, ident)) for s in selection] + list(extra or ())
-    if 2 * len(values) <= _MAX_BUILD_ARGS:
-        args = [sql.SQL("{}, {}").format(sql.Literal(name), v) for name, v in values]
-        return sql.SQL("json_build_object({})").format(sql.SQL(", ").join(args))
-    # Too many fields for one call: a one-row subquery keeps names and order.
-    columns = [sql.SQL("{} AS {}").format(v, sql.Identifier(name)) for name, v in values]
-    return sql.SQL("(SELECT row_to_json(o) FROM (SELECT {}) AS o)").format(
-        sql.SQL(", ").join(columns)
-    )
+    pairs = _MAX_BUILD_ARGS // 2
+    objects = [
+        sql.SQL("json_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}").format(sql.Literal(name), v) for name, v in values[i : i + pairs]
+            )
+        )
+        for i in range(0, len(values), pairs)
+    ]
+    if len(objects) == 1:
+        return objects[0]
+    # Too many fields for one call: the objects' texts joined into one, which keeps every
+    # key (a name is a literal here, never an identifier PostgreSQL would cut at 63
+    # bytes) and the selection's order.
+    inner = [sql.SQL("substr(left(({})::text, -1), 2)").format(o) for o in objects]
+    return sql.SQL("('{{' || {} || '}}')::json").format(sql.SQL(" || ', ' || ").join(inner))
 
 
 def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -> sql.Composable:

@@ -77,7 +77,7 @@ def test_a_value_of_another_kind_beyond_the_sample_reads_as_null(things: str) ->
             " limit: 3) { id n } }"
         )
         first = s.explain(query)["things"].sql["wire"]
-        assert "::bigint" in first and "jsonb_typeof(" not in first.split("__fq_kinds")[0]
+        assert "::bigint" in first and "jsonb_typeof(" not in first.split("fq:kinds")[0]
         r = s.execute(query)  # PostgreSQL refuses the direct cast: checked form, no error
         assert isinstance(r, fq.Result)
         assert r.df["id"].to_list() == [15100, 15200, 15300]
