@@ -59,9 +59,20 @@ def connect(
         raise backend_error(exc, dsn, action="connect to PostgreSQL") from None
 
 
+def error_text(exc: BaseException) -> str:
+    """A driver error in one line, without the statement: PostgreSQL's own message,
+    never its ``LINE 1: SELECT …`` excerpt (the statement is the caller's to see
+    in ``Result.sql``, not every reader of an error's)."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    # Another driver's (ADBC's) text is cut where the statement begins.
+    text = primary or re.split(r"\bLINE \d+:|\bQuery was:", str(exc), maxsplit=1)[0]
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def backend_error(exc: BaseException, dsn: str, *, action: str) -> BackendError:
     """Wrap a driver error as BackendError: one line, the DSN masked, the sqlstate kept."""
-    detail = " ".join(str(exc).split()) or type(exc).__name__
+    detail = error_text(exc)
     return BackendError(
         # The DSN goes last: a masked key=value password runs to the next space.
         f"cannot {action}: {detail}; dsn: {mask_dsn(dsn)}",
@@ -90,7 +101,10 @@ _CALLERS = {
     "22P05",  # untranslatable character
     "42704",  # undefined object (a collation)
     "54011",  # too many columns
+    "54001",  # statement too complex (stack depth limit exceeded)
 }
+# Internal errors (XX000) that a value of the caller's causes.
+_CALLERS_INTERNAL = ("tsquery stack too small",)
 
 
 def query_error(
@@ -99,9 +113,10 @@ def query_error(
     """What a failure while running a query was: the caller's mistake (a value PostgreSQL
     cannot use: an invalid regular expression, a number out of range…) as a QueryError
     saying what to change; anything else as a BackendError saying what happened."""
-    detail = " ".join(str(exc).split()) or type(exc).__name__
+    detail = error_text(exc)
     sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate in _CALLERS or (isinstance(exc, psycopg.ProgrammingError) and sqlstate is None):
+    callers = sqlstate in _CALLERS or (sqlstate == "XX000" and detail in _CALLERS_INTERNAL)
+    if callers or (isinstance(exc, psycopg.ProgrammingError) and sqlstate is None):
         # A value or request of the caller's, or psycopg refusing a value before sending it.
         detail = redact(detail.split(" CONTEXT:", 1)[0], secrets_of(dsn))
         return QueryError(f"PostgreSQL cannot use a value of the query: {detail}")

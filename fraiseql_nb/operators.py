@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,10 +132,15 @@ def _pattern_check(value: Any) -> str | None:
 
 def _address_check(value: Any) -> str | None:
     """An address or subnet PostgreSQL's inet reads (checked here, before any SQL)."""
+    example = "(such as 10.0.0.1, 10.0.0.0/8 or 2001:db8::/32)"
+    if isinstance(value, str) and "%" in value:  # Python reads a zone, inet does not
+        return f"{value!r} has a zone index (%…), which PostgreSQL's inet does not hold"
+    if isinstance(value, str) and "/" in value and not value.rsplit("/", 1)[1].isdigit():
+        return f"{value!r}: write the prefix length after / {example}, not a netmask"
     try:
         ipaddress.ip_interface(value)
     except ValueError:
-        return f"{value!r} is not an IP address or subnet (such as 10.0.0.1 or 2001:db8::/32)"
+        return f"{value!r} is not an IP address or subnet {example}"
     return None
 
 
@@ -159,6 +165,9 @@ def vector_problem(vector: Any, pg_type: str | None = None) -> str | None:
         )
     if any(not _finite(float(v)) for v in vector):
         return "vector components must be finite numbers"
+    big = next((v for v in vector if not _float4(float(v))), None)
+    if big is not None:
+        return f"{big:g} is beyond what a vector holds (4-byte floats, at most ±3.4e38)"
     want = dimensions(pg_type)
     if want is not None and len(vector) != want:
         return f"the vector has {len(vector)} dimensions; {pg_type} holds {want}"
@@ -167,6 +176,15 @@ def vector_problem(vector: Any, pg_type: str | None = None) -> str | None:
 
 def _finite(n: float) -> bool:
     return n == n and n not in (float("inf"), float("-inf"))
+
+
+def _float4(n: float) -> bool:
+    """Whether pgvector can store ``n`` (a 4-byte float: it rounds, then must be finite)."""
+    try:
+        struct.pack("<f", n)  # standard size: raises where a C cast would give inf
+    except OverflowError:
+        return False
+    return True
 
 
 def _vector_check(value: Any) -> str | None:
@@ -183,11 +201,28 @@ def _set_check(value: Any) -> str | None:
 _CONFIG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
+#: Words of a text search query: PostgreSQL runs out of stack matching a phrase of some
+#: 15,000 (a search of more than this many words is not one a person wrote).
+MAX_SEARCH_WORDS = 1_000
+#: A run of this many "-" (web search's not) overflows PostgreSQL's tsquery stack.
+MAX_NOT_RUN = 32
+
+
 def _search_check(value: Any) -> str | None:
-    _, language = search_value(value)
+    text, language = search_value(value)
     if not _CONFIG.fullmatch(language):
         return f"{language!r} is not a text search language (such as english or french)"
+    words = len(text.split())
+    if words > MAX_SEARCH_WORDS:
+        return f"the search has {words:,} words; at most {MAX_SEARCH_WORDS:,}"
     return None
+
+
+def _websearch_check(value: Any) -> str | None:
+    problem = _search_check(value)
+    if problem is None and "-" * (MAX_NOT_RUN + 1) in search_value(value)[0]:
+        return f"the search has a run of more than {MAX_NOT_RUN} '-' (not); PostgreSQL refuses it"
+    return problem
 
 
 # --------------------------------------------------------------------- the table
@@ -320,7 +355,8 @@ OPERATORS: dict[str, Operator] = {
                  rs.search("phraseto_tsquery"), None, check=_search_check),
         Operator("websearch_query", "text search",
                  'matches a web search: "quoted phrase", or, -not (websearch_to_tsquery)',
-                 _TEXT, "search", rs.search("websearch_to_tsquery"), None, check=_search_check),
+                 _TEXT, "search", rs.search("websearch_to_tsquery"), None,
+                 check=_websearch_check),
     )
 }
 # fmt: on

@@ -496,3 +496,73 @@ def test_an_alias_outside_graphql_s_names_is_a_query_error(session: fq.Session) 
     for q in ("{ users(limit: 1) { ñame: name } }", "{ users(limit: 1) { fq:id: name } }"):
         with pytest.raises(fq.QueryError):
             session.execute(q)
+
+
+# ------------------------------------------------------------------ values PostgreSQL refuses
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        (
+            "{ products(where: {embedding: {cosine_distance: {vector: [1e39, 0, 0, 0],"
+            " threshold: 1}}}, limit: 1) { id } }",
+            r"embedding\.cosine_distance: 1e\+39 is beyond what a vector holds",
+        ),
+        (
+            "{ products(orderBy: {embedding: {cosine_distance: [0, -4e38, 0, 0]}}, limit: 1)"
+            " { id } }",
+            r"orderBy embedding\.cosine_distance: -4e\+38 is beyond",
+        ),
+        (
+            '{ users(where: {name: {websearch_query: "' + "-" * 33 + '"}}, limit: 1) { id } }',
+            r"name\.websearch_query: the search has a run of more than 32 '-'",
+        ),
+        (
+            '{ users(where: {name: {phrase_query: "' + "word " * 15_000 + '"}}, limit: 1) { id } }',
+            r"name\.phrase_query: the search has 15,000 words; at most 1,000",
+        ),
+        (
+            '{ users(where: {last_ip: {in_subnet: "10.0.0.0/255.0.0.0"}}, limit: 1) { id } }',
+            r"last_ip\.in_subnet: '10\.0\.0\.0/255\.0\.0\.0': write the prefix length",
+        ),
+        (
+            '{ users(where: {last_ip: {in_subnet: "fe80::1%eth0"}}, limit: 1) { id } }',
+            r"last_ip\.in_subnet: 'fe80::1%eth0' has a zone index",
+        ),
+    ],
+)
+def test_values_postgresql_refuses_are_named_before_any_sql(
+    session: fq.Session, query: str, says: str
+) -> None:
+    for backend in ("auto", "postgres"):
+        with pytest.raises(fq.QueryError, match=says) as info:
+            session.execute(query, backend=backend)
+        assert "LINE" not in str(info.value) and "SELECT" not in str(info.value)
+
+
+HOSTILE = [
+    '{ users(where: {name: {regex: "[a-"}}, limit: 1) { id } }',
+    '{ users(where: {name: {like: "ab\\\\"}}, limit: 1) { id } }',
+    '{ sales_aggregate(where: {category: {regex: "(a"}}) { count } }',
+    '{ sales_aggregate(where: {customer_id: {eq: "9223372036854775808"}}) { count } }',
+    '{ sales_window(where: {occurred_at: {gte: "2024-13-45"}}, limit: 1) { id } }',
+    '{ users(where: {created_at: {gte: "yesterday-ish"}}, limit: 1) { id } }',
+    '{ users(where: {name: {websearch_query: {query: "a", language: "klingon"}}}) { id } }',
+    '{ users(where: {tags: {jaccard_distance: {values: ["a"], threshold: 1e400}}}) { id } }',
+]
+
+
+def test_no_error_message_quotes_the_statement(session: fq.Session) -> None:
+    """PostgreSQL's ``LINE 1: SELECT …`` excerpt (the statement, with bound values) is
+    for Result.sql, not for every reader of an error."""
+    seen = 0
+    for query in HOSTILE:
+        for backend in ("auto", "postgres", "arrow", "wire"):
+            try:
+                session.execute(query, backend=backend)
+            except fq.FraiseQLError as exc:
+                seen += 1
+                text = f"{exc} {exc!r}"
+                assert "LINE" not in text and "SELECT" not in text and "Query was" not in text
+    assert seen >= len(HOSTILE) * 2  # each is refused, on the planes that take it

@@ -23,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.db import error_text
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.arrow.catalog import table_error
@@ -211,7 +212,7 @@ class Connections:
             # open between loads (a TRUNCATE would wait on us).
             conn = adbc.connect(make_conninfo(self._dsn, **settings), autocommit=True)
         except Exception as exc:  # noqa: BLE001 - ADBC raises its own DB-API hierarchy
-            detail = " ".join(str(exc).split())
+            detail = error_text(exc)
             raise BackendError(
                 f"the analytics plane cannot connect: {detail}; dsn: {mask_dsn(self._dsn)}",
                 secrets=secrets_of(self._dsn),
@@ -249,7 +250,7 @@ def failures(
     except BackendError:
         raise
     except Exception as exc:  # noqa: BLE001 - ADBC raises its own DB-API hierarchy
-        detail = " ".join(str(exc).split())
+        detail = error_text(exc)
         # ADBC does not always carry the SQLSTATE of a cancelled COPY: read the message too.
         if getattr(exc, "sqlstate", None) == _CANCELED or "canceling statement" in detail:
             if cancel is not None and cancel.cancelled:

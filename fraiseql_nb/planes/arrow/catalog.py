@@ -31,7 +31,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.db import query_error
+from fraiseql_nb.db import error_text, query_error
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import pooled
 from fraiseql_nb.schema.model import FactTable
@@ -267,10 +267,10 @@ def table_error(
             sqlstate=sqlstate,
         )
     if sqlstate == _UNDEFINED_COLUMN:
-        detail = str(exc).split("ERROR:", 1)[-1].split("LINE", 1)[0].split("Query was", 1)[0]
+        detail = error_text(exc).split("ERROR:", 1)[-1].strip()
         return BackendError(
             f"the fact table {where} has changed since the session connected"
-            f" ({' '.join(detail.split())}); reconnect to read the schema again",
+            f" ({detail}); reconnect to read the schema again",
             sqlstate=sqlstate,
         )
     if isinstance(exc, psycopg.Error):
