@@ -185,7 +185,16 @@ class ServerConfig:
     body_timeout_s: float = field(default=30.0, metadata=_range(0.1, 3600))
     keepalive_timeout_s: int = field(default=5, metadata=_range(1, 3600))
     max_connections: int = field(default=64, metadata=_range(1, 100_000))
+    # What one request may cost, and one client hold (0: a quarter of max_connections,
+    # half of [wire_backend] pool_size).
+    max_request_s: float = field(default=30.0, metadata=_range(0.1, 86_400))
+    max_client_connections: int = field(default=0, metadata=_range(0, 100_000))
+    max_client_requests: int = field(default=0, metadata=_range(0, 100_000))
     access_log: bool = True
+
+    def client_connections(self) -> int:
+        """Unused connections one client address keeps when the server is full."""
+        return self.max_client_connections or max(1, self.max_connections // 4)
 
 
 @dataclass(frozen=True, kw_only=True)

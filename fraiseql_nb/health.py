@@ -42,7 +42,8 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     with the reason, password masked. The arrow plane is "disabled" by
     configuration, "unavailable" (making the whole "degraded") when its
     packages do not import. A configured cluster plane that is off or does not
-    answer is "unavailable" too.
+    answer is "unavailable" too. A pool whose every connection is taken while
+    queries wait for one makes the whole "degraded", with the reason.
     """
     reason = None
     if state.closed:
@@ -86,10 +87,23 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     for b in backends.values():
         if reason is not None and b["status"] == "unhealthy":
             b["reason"] = reason
+    pool = state.pool
+    # Every pooled connection taken and requests waiting for one: a query now waits
+    # (up to pool_timeout_s) though the database answers.
+    exhausted = pool.get("waiting", 0) > 0 and pool.get("idle", 0) == 0
     if reason is not None:
         status = "unhealthy"
-    elif arrow_status == "unavailable" or (cluster or {}).get("status") == "unavailable":
+    elif (
+        exhausted or arrow_status == "unavailable" or (cluster or {}).get("status") == "unavailable"
+    ):
         status = "degraded"
+        if exhausted:
+            reason = (
+                f"all {pool.get('active', 0)} pooled connections are busy and"
+                f" {pool['waiting']} quer{'y waits' if pool['waiting'] == 1 else 'ies wait'}"
+                " for one ([wire_backend] pool_size)"
+            )
+            backends["wire"]["reason"] = reason
     else:
         status = "healthy"
     out: dict[str, Any] = {"status": status, "backends": backends}

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-from graphql import GraphQLError, get_operation_ast, parse
+from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraiseql_nb.budget import ResultLimitError
 from fraiseql_nb.config import ServerConfig
+from fraiseql_nb.deadline import Deadline, RequestTimeLimitError, within
 from fraiseql_nb.errors import BackendError, FraiseQLError, QueryError
 from fraiseql_nb.limits import LimitError, check_request
 from fraiseql_nb.result import Result
@@ -75,6 +76,11 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
     """A Starlette app serving ``session``; ``settings`` default to the session's ``[server]``."""
     limits = settings or session.config.server
 
+    clients = _Clients(
+        limits.max_client_requests or max(1, session.config.wire_backend.pool_size // 2),
+        limits.max_request_s,
+    )
+
     async def graphql(request: Request) -> Response:
         media = negotiate(request.headers.get("accept"))
         if media is None:
@@ -86,35 +92,42 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
             )
         reads_url = request.method in ("GET", "HEAD")  # HEAD: a GET without the body
         if reads_url:
-            params = _get_params(request)
+            params: Params | str | Response | bytes = _get_params(request)
         else:
-            params = await _post_params(request, limits)
-        if isinstance(params, str):
-            return _errors(400, params, media)
+            params = await _post_body(request, limits)
         if isinstance(params, Response):
             return params
-        query, variables, operation, extensions = params
-        try:
-            check_request(query, variables, limits)
-        except LimitError as exc:
-            return _errors(400, str(exc), media)
-        except QueryError as exc:
-            return _request_error(exc, media)
-        if reads_url and _operation_kind(query, operation) not in ("query", None):
-            response = _errors(405, "GET runs queries only: send mutations with POST", media)
-            response.headers["Allow"] = "POST"
+        # Parsing and checking the request is CPU work (a 200 KB document takes a good
+        # part of a second): on a worker thread, so other clients' answers do not wait.
+        prepared = await run_in_threadpool(_prepare, params, limits, media, reads_url)
+        if isinstance(prepared, Response):
+            return prepared
+        query, variables, operation, extensions = prepared
+        client = request.client.host if request.client is not None else "-"
+        if not await clients.enter(client):
+            response = _errors(
+                429,
+                f"this client had {clients.limit} requests running (the most one client may"
+                f" have at once: [server] max_client_requests) for the {clients.wait_s:g} s"
+                " this one waited; send the next when one has been answered",
+                media,
+            )
+            response.headers["Retry-After"] = "1"
             return response
-        # The database work is blocking: it runs on a worker thread.
-        return await run_in_threadpool(
-            _answer,
-            session,
-            query,
-            variables,
-            operation,
-            (extensions or {}).get("backend", "auto"),
-            media,
-            _authenticated(request),
-        )
+        try:
+            return await _run(
+                request,
+                Deadline(limits.max_request_s),
+                session,
+                query,
+                variables,
+                operation,
+                (extensions or {}).get("backend", "auto"),
+                media,
+                _authenticated(request),
+            )
+        finally:
+            clients.leave(client)
 
     def health(request: Request) -> Response:
         h = session.health()
@@ -147,7 +160,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
                 allow_headers=["content-type", "authorization"],
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health),
@@ -157,6 +170,9 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    # /graphql/ is not /graphql: a 404 that says which paths there are, not a bodiless 307.
+    app.router.redirect_slashes = False
+    return app
 
 
 _PATHS = "/graphql, /health, /ready and /metrics"
@@ -256,6 +272,20 @@ class _Guard:
                 f"requests from the web page at {origin[:200]} are not allowed;"
                 " add its origin to [server] allowed_origins to allow them",
             )
+        if origin is None and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+            # A page's <img>, <script> or form sends no Origin on a GET: the browser's
+            # Fetch Metadata still says the request came from another site.
+            return _errors(
+                403,
+                "requests from another site's web page are not allowed: a page may call"
+                " this server with fetch() from an origin in [server] allowed_origins",
+            )
+        if (
+            scope["method"] == "OPTIONS"
+            and origin is not None
+            and "access-control-request-method" in headers
+        ):
+            return None  # a CORS preflight carries no token: CORS answers it
         state = scope.setdefault("state", {})
         token = self.settings.token
         given = headers.get("authorization", "")
@@ -279,6 +309,39 @@ class _Guard:
             return urlsplit(origin).netloc.lower() == host.lower()
         except ValueError:
             return False
+
+
+class _Clients:
+    """Requests running per client address, at most ``limit`` each: one client (17 costly
+    requests at once) cannot take every pooled connection from the others. A client's
+    further requests wait for one of its own to finish (holding no connection), up to
+    ``wait_s``; then 429. Used on the event loop only."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}  # semaphore, users
+
+    async def enter(self, client: str) -> bool:
+        sem, users = self._slots.get(client) or (asyncio.Semaphore(self.limit), 0)
+        self._slots[client] = (sem, users + 1)
+        try:
+            await asyncio.wait_for(sem.acquire(), timeout=self.wait_s)
+        except asyncio.TimeoutError:
+            self._release_user(client)
+            return False
+        return True
+
+    def leave(self, client: str) -> None:
+        self._slots[client][0].release()
+        self._release_user(client)
+
+    def _release_user(self, client: str) -> None:
+        sem, users = self._slots[client]
+        if users <= 1:
+            del self._slots[client]
+        else:
+            self._slots[client] = (sem, users - 1)
 
 
 def _is_json(headers: Any) -> bool:
@@ -339,14 +402,16 @@ async def _read_body(request: Request, limits: ServerConfig) -> bytes | Response
 Params = tuple[str, Any, Any, Any]  # query, variables, operationName, extensions
 
 
-async def _post_params(request: Request, limits: ServerConfig) -> Params | str | Response:
-    """A POST's GraphQL parameters; a message (400) or a response refusing the body."""
+async def _post_body(request: Request, limits: ServerConfig) -> bytes | Response:
+    """A POST's body (its JSON is read on a worker thread), or the response refusing it."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != JSON:
         return _errors(415, "send the request as Content-Type: application/json", JSON)
-    body = await _read_body(request, limits)
-    if isinstance(body, Response):
-        return body
+    return await _read_body(request, limits)
+
+
+def _post_params(body: bytes) -> Params | str:
+    """A POST's GraphQL parameters from its JSON body; else why not (a 400)."""
     try:
         parsed = json.loads(body or b"{}", parse_constant=_no_constant)
     except ValueError:
@@ -356,6 +421,32 @@ async def _post_params(request: Request, limits: ServerConfig) -> Params | str |
     if not isinstance(parsed, dict):
         return "the body must be a JSON object with a 'query' string"
     return _checked(parsed)
+
+
+def _prepare(
+    params: Params | str | bytes, limits: ServerConfig, media: str, reads_url: bool
+) -> Params | Response:
+    """The request's parameters, checked against the limits, or the response refusing it
+    — all before any statement runs (a worker thread's work: parsing is CPU)."""
+    if isinstance(params, bytes):
+        params = _post_params(params)
+    if isinstance(params, str):
+        return _errors(400, params, media)
+    query, variables, operation, _ = params
+    try:
+        check_request(query, variables, limits)
+    except LimitError as exc:
+        return _errors(400, str(exc), media)
+    except QueryError as exc:
+        return _request_error(exc, media)
+    found = _operation(query, operation)
+    if reads_url and found is not None and found.operation.value != "query":
+        response = _errors(405, "GET runs queries only: send mutations with POST", media)
+        response.headers["Allow"] = "POST"
+        return response
+    if media == ARROW_STREAM and found is not None and len(found.selection_set.selections) > 1:
+        return _errors(406, "an Arrow stream carries one root field; this query has several")
+    return params
 
 
 def _get_params(request: Request) -> Params | str:
@@ -418,22 +509,42 @@ def negotiate(accept: str | None) -> str | None:
     return best[1] if best else None
 
 
-def _operation_kind(query: str, operation: str | None) -> str | None:
-    """``query``, ``mutation`` or ``subscription`` for the operation to run (None when the
-    document does not say: the query's own errors are reported when it runs)."""
+def _operation(query: str, operation: str | None) -> OperationDefinitionNode | None:
+    """The operation to run (None when the document does not say: the query's own errors
+    are reported when it runs)."""
     try:
         document = parse(query, no_location=True)
     except GraphQLError:
         return None
-    found = get_operation_ast(document, operation)
-    return found.operation.value if found is not None else None
+    return get_operation_ast(document, operation)
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
 
 
+async def _run(request: Request, limit: Deadline, *args: Any) -> Response:
+    """Answer on a worker thread under the request's deadline; a client that goes away
+    meanwhile has the request's running statement cancelled and no other started."""
+    work = asyncio.ensure_future(run_in_threadpool(_answer, limit, *args))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            await run_in_threadpool(limit.cancel)  # blocking: a cancel request per statement
+        return await work  # quickly, once cancelled: answering no one
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client disconnects (the body, if any, was read before)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _answer(
+    limit: Deadline,
     session: Session,
     query: str,
     variables: Any,
@@ -443,9 +554,12 @@ def _answer(
     authenticated: bool,
 ) -> Response:
     try:
-        result = session.execute(query, variables, backend=backend, operation_name=operation)
+        with within(limit):
+            result = session.execute(query, variables, backend=backend, operation_name=operation)
     except ResultLimitError as exc:  # the answer would pass [limits] max_result_mb
         return _errors(413, str(exc), media)
+    except RequestTimeLimitError as exc:  # past [server] max_request_s, or the client left
+        return _errors(503, str(exc), media)
     except QueryError as exc:
         return _request_error(exc, media)
     except BackendError as exc:
@@ -457,8 +571,7 @@ def _answer(
         logger.exception("unexpected error answering a GraphQL request")
         return _errors(500, "internal server error", media)
     if media == ARROW_STREAM:
-        if not isinstance(result, Result):
-            return _errors(406, "an Arrow stream carries one root field; this query has several")
+        assert isinstance(result, Result)  # _prepare refused several root fields
         return Response(_ipc(result.to_arrow()), media_type=ARROW_STREAM)
     return _json(result.to_graphql(), 200, media)
 

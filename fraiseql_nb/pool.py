@@ -31,12 +31,14 @@ __all__ = [
     "open_pool",
     "pool_stats",
     "probe",
+    "restore_timeout",
 ]
 
 APPLICATION_NAME = "fraiseql-nb"
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]+$")
 _FRESH_S = 2.0
 _returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_retimed: weakref.WeakSet[Any] = weakref.WeakSet()  # see restore_timeout
 
 
 def connection_kwargs(
@@ -98,8 +100,18 @@ def probe(dsn: str, config: Config) -> None:
     connect(dsn, autocommit=True, **kwargs).close()
 
 
+def restore_timeout(conn: Any) -> None:
+    """``conn`` runs with another statement_timeout than its own: the pool's reset puts
+    the configured one back (RESET returns to the connection's startup option)."""
+    _retimed.add(conn)
+
+
 def _stamp(conn: Any) -> None:
-    """Note when a connection came back to the pool (its reset hook)."""
+    """Note when a connection came back to the pool, and put back a timeout a request
+    changed (the pool's reset hook: should it fail, the pool discards the connection)."""
+    if conn in _retimed:
+        _retimed.discard(conn)
+        conn.execute("RESET statement_timeout")
     _returned[conn] = time.monotonic()
 
 

@@ -6,7 +6,10 @@ a client may take to send that head: :class:`_Protocol` adds it, so a client
 that opens connections and trickles bytes cannot hold them. It also answers
 what uvicorn would answer in plain text, or not at all, in JSON: a head too
 large (414 when the request line alone is, 431 otherwise), an invalid request
-(400), too many connections (503) — and reads what the client still sends
+(400), too many connections (503; at the limit, the oldest unused connection
+of a client holding more than ``max_client_connections`` unused ones is closed
+first, so one client's half-sent heads cannot hold every slot) — and reads
+what the client still sends
 before closing, so the answer reaches it instead of a connection reset. The
 body's read time is bounded by the app (:mod:`fraiseql_nb.http`).
 """
@@ -111,6 +114,7 @@ class _Protocol(H11Protocol):
 
     head_timeout_s = 10.0
     max_connections = 64
+    max_client_connections = 16
     max_url_bytes = 65_536
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -119,6 +123,7 @@ class _Protocol(H11Protocol):
         self._head_bytes = 0  # of the head being received
         self._line_seen = False  # whether its request line is complete
         self._lingering = False
+        self._since = 0.0  # when the connection was made
         self.limit_concurrency = None  # ours answers in JSON: see _limited
         self.app = self._limited(self.app)
 
@@ -144,7 +149,45 @@ class _Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._since = self.loop.time()
+        if len(self.connections) > self.max_connections:
+            victim = self._hoarder()
+            if victim is not None:
+                victim._refuse(
+                    "this client holds more connections than its share while others wait"
+                    " ([server] max_client_connections): this one, unused, is closed"
+                )
         self._arm()
+
+    def _hoarder(self) -> _Protocol | None:
+        """At the connection limit: the oldest unused connection (no request, or a head
+        still arriving) of the client address holding the most such connections, when
+        that is more than its share — a client's half-sent heads cannot shut others out
+        for ``header_timeout_s`` (70 of them once answered every client 503 for 10 s)."""
+        unused: dict[str, list[_Protocol]] = {}
+        for c in self.connections:
+            if isinstance(c, _Protocol) and c.client and not c._lingering and c._unused():
+                unused.setdefault(c.client[0], []).append(c)
+        if not unused:
+            return None
+        most = max(unused.values(), key=len)
+        if len(most) <= self.max_client_connections:
+            return None
+        return min(most, key=lambda c: c._since)
+
+    def _unused(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _refuse(self, message: str) -> None:
+        """Answer 503 in JSON and close, before any request of this connection."""
+        body = _error_body(message)
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.connections.discard(self)  # it holds no slot while it lingers
+        self._linger()
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -239,6 +282,7 @@ def _protocol(settings: ServerConfig) -> type[H11Protocol]:
         {
             "head_timeout_s": settings.header_timeout_s,
             "max_connections": settings.max_connections,
+            "max_client_connections": settings.client_connections(),
             "max_url_bytes": settings.max_url_bytes,
         },
     )

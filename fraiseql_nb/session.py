@@ -20,7 +20,7 @@ import psycopg
 from graphql import GraphQLError
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb import demo, embedded
+from fraiseql_nb import deadline, demo, embedded
 from fraiseql_nb.budget import budgeted
 from fraiseql_nb.compute.columns import declines, needed_columns
 from fraiseql_nb.config import Config, load_config, regression_mode
@@ -175,9 +175,12 @@ class Session:
             )
         document = self._parse(query, variables, operation_name)
         # One budget for the request: every root field's result counts against it.
+        limit = deadline.current()  # an HTTP request's time (serve), shared by its roots
         with budgeted(self.config.limits.result_mb()) as guard:
             results = []
             for q in document.queries:
+                if limit is not None:
+                    limit.check(q.key)
                 result = self._run(q, backend, cache)
                 guard.keep(result.key, result.metrics.result_bytes, result.metrics.rows)
                 results.append(result)

@@ -121,7 +121,12 @@ def message(answer: Any) -> str:
 
 @pytest.fixture(scope="module")
 def served(demo_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = {"header_timeout_s": 1, "body_timeout_s": 1, "max_connections": 8}
+    settings = {
+        "header_timeout_s": 1,
+        "body_timeout_s": 1,
+        "max_connections": 8,
+        "max_client_connections": 64,  # the limit of all clients, here all on 127.0.0.1
+    }
     with serve(demo_dsn, tmp_path_factory.mktemp("serve"), **settings) as s:
         yield s
 

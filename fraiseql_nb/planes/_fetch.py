@@ -25,13 +25,13 @@ from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from fraiseql_nb import budget, progress
+from fraiseql_nb import budget, deadline, progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.frames import parse_ndjson
-from fraiseql_nb.pool import probe
+from fraiseql_nb.pool import probe, restore_timeout
 
 __all__ = ["Fetched", "fetch_buffered", "fetch_frame", "pooled", "raw_cursor", "run_pooled"]
 
@@ -54,6 +54,9 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
     from a busy pool (wait the rest of the timeout).
     """
     wire = config.wire_backend
+    limit = deadline.current()
+    if limit is not None:
+        limit.check()
     first = min(_FIRST_WAIT_S, wire.pool_timeout_s)
     try:
         conn = _checkout(pool, first)
@@ -61,9 +64,37 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
         probe(dsn, config)
         conn = _wait_for(pool, dsn, config, wire.pool_timeout_s - first)
     try:
-        yield conn
+        if limit is None:
+            yield conn
+        else:
+            with _within(conn, limit, wire.statement_timeout_ms):
+                yield conn
     finally:
         _give_back(pool, conn)
+
+
+@contextlib.contextmanager
+def _within(
+    conn: psycopg.Connection[Any], limit: deadline.Deadline, configured: int
+) -> Iterator[None]:
+    """Run a request's statement on ``conn`` with the timeout of what the request has
+    left (the pool's reset puts the configured one back), where its cancel reaches it."""
+    limit.check()
+    timeout = limit.statement_timeout_ms(configured)
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(timeout),))
+    restore_timeout(conn)
+    try:
+        with limit.running(conn):
+            yield
+    except psycopg.errors.QueryCanceled as exc:
+        if limit.cancelled:
+            raise deadline.RequestTimeLimitError(
+                "the client went away; its running statement was cancelled"
+            ) from None
+        cut = configured <= 0 or timeout < configured
+        if cut and "statement timeout" in str(exc):
+            raise limit.exceeded() from None
+        raise
 
 
 def _checkout(pool: ConnectionPool, timeout: float) -> psycopg.Connection[Any]:
