@@ -62,8 +62,12 @@ class Deadline:
 
     def statement_timeout_ms(self, configured_ms: int) -> int:
         """The timeout for a statement starting now: what is left, at most ``configured_ms``
-        (0 in PostgreSQL means none: a configured 0 gives what is left), at least 1 ms."""
+        (0 in PostgreSQL means none: a configured 0 gives what is left), at least 1 ms.
+        Beyond ten seconds it is whole seconds (ending the request up to a second early):
+        a pooled connection that has that timeout already needs no round trip to set it."""
         left = max(1, int(self.remaining_s() * 1000))
+        if left > 10_000:
+            left -= left % 1000
         return left if configured_ms <= 0 else min(configured_ms, left)
 
     @contextlib.contextmanager

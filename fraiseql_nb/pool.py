@@ -29,16 +29,17 @@ __all__ = [
     "PoolTimeout",
     "connection_kwargs",
     "open_pool",
+    "own_timeout",
     "pool_stats",
     "probe",
-    "restore_timeout",
+    "set_timeout",
 ]
 
 APPLICATION_NAME = "fraiseql-nb"
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]+$")
 _FRESH_S = 2.0
 _returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-_retimed: weakref.WeakSet[Any] = weakref.WeakSet()  # see restore_timeout
+_retimed: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # set_timeout
 
 
 def connection_kwargs(
@@ -100,18 +101,24 @@ def probe(dsn: str, config: Config) -> None:
     connect(dsn, autocommit=True, **kwargs).close()
 
 
-def restore_timeout(conn: Any) -> None:
-    """``conn`` runs with another statement_timeout than its own: the pool's reset puts
-    the configured one back (RESET returns to the connection's startup option)."""
-    _retimed.add(conn)
+def set_timeout(conn: Any, timeout_ms: int) -> None:
+    """Give ``conn``'s next statements this statement_timeout (a request's time left; a
+    round trip unless it has it already); :func:`own_timeout` puts the configured one
+    back when a use without one takes it."""
+    if _retimed.get(conn) != timeout_ms:
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(timeout_ms),))
+        _retimed[conn] = timeout_ms
+
+
+def own_timeout(conn: Any) -> None:
+    """Put back the configured statement_timeout if a request changed it (RESET returns
+    to the connection's startup option): a round trip only then."""
+    if _retimed.pop(conn, None) is not None:
+        conn.execute("RESET statement_timeout")
 
 
 def _stamp(conn: Any) -> None:
-    """Note when a connection came back to the pool, and put back a timeout a request
-    changed (the pool's reset hook: should it fail, the pool discards the connection)."""
-    if conn in _retimed:
-        _retimed.discard(conn)
-        conn.execute("RESET statement_timeout")
+    """Note when a connection came back to the pool (its reset hook)."""
     _returned[conn] = time.monotonic()
 
 

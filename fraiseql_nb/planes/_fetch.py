@@ -31,7 +31,7 @@ from fraiseql_nb.conninfo import mask_dsn
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.frames import parse_ndjson
-from fraiseql_nb.pool import probe, restore_timeout
+from fraiseql_nb.pool import own_timeout, probe, set_timeout
 
 __all__ = ["Fetched", "fetch_buffered", "fetch_frame", "pooled", "raw_cursor", "run_pooled"]
 
@@ -65,6 +65,7 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
         conn = _wait_for(pool, dsn, config, wire.pool_timeout_s - first)
     try:
         if limit is None:
+            own_timeout(conn)
             yield conn
         else:
             with _within(conn, limit, wire.statement_timeout_ms):
@@ -78,11 +79,11 @@ def _within(
     conn: psycopg.Connection[Any], limit: deadline.Deadline, configured: int
 ) -> Iterator[None]:
     """Run a request's statement on ``conn`` with the timeout of what the request has
-    left (the pool's reset puts the configured one back), where its cancel reaches it."""
+    left (a later use without a deadline gets the configured one back), where the
+    request's cancel reaches it."""
     limit.check()
     timeout = limit.statement_timeout_ms(configured)
-    conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(timeout),))
-    restore_timeout(conn)
+    set_timeout(conn, timeout)
     try:
         with limit.running(conn):
             yield
