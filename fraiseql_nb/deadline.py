@@ -24,6 +24,8 @@ from fraiseql_nb.errors import QueryError
 
 __all__ = ["Deadline", "RequestTimeLimitError", "current", "within"]
 
+_LEAST_S = 0.05  # a statement is not started with less time than this left
+
 
 class RequestTimeLimitError(QueryError):
     """The request ran past ``[server] max_request_s``, or its client went away; its
@@ -60,6 +62,12 @@ class Deadline:
             " [server] max_request_s"
         )
 
+    def starts(self) -> None:
+        """Before a statement: too little time left to run one is the request's end."""
+        if self.cancelled or self.remaining_s() < _LEAST_S:
+            self.check()
+            raise self.exceeded()
+
     def statement_timeout_ms(self, configured_ms: int) -> int:
         """The timeout for a statement starting now: what is left, at most ``configured_ms``
         (0 in PostgreSQL means none: a configured 0 gives what is left), at least 1 ms.
@@ -87,12 +95,13 @@ class Deadline:
     def cancel(self) -> None:
         """The client went away: cancel the running statements (a blocking call: run it on
         a thread), and start no other."""
+        # Under the lock: a connection cannot leave running() (and go back to the pool, to
+        # another request's statement) while its cancel is on the way.
         with self._lock:
             self.cancelled = True
-            running = list(self._running)
-        for conn in running:
-            with contextlib.suppress(Exception):  # finished or closed meanwhile: nothing to do
-                conn.cancel_safe(timeout=5.0)
+            for conn in self._running:
+                with contextlib.suppress(Exception):  # finished or closed: nothing to do
+                    conn.cancel_safe(timeout=5.0)
 
 
 _current: ContextVar[Deadline | None] = ContextVar("fraiseql_nb_deadline", default=None)

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast, parse
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -337,6 +337,9 @@ class _Clients:
         except asyncio.TimeoutError:
             self._release_user(client)
             return False
+        except BaseException:  # cancelled (the server stopping)
+            self._release_user(client)
+            raise
         return True
 
     def leave(self, client: str) -> None:
@@ -461,9 +464,18 @@ def _prepare(
         response = _errors(405, "GET runs queries only: send mutations with POST", media)
         response.headers["Allow"] = "POST"
         return response
-    if media == ARROW_STREAM and found is not None and len(found.selection_set.selections) > 1:
+    if media == ARROW_STREAM and found is not None and _root_fields(found) > 1:
         return _errors(406, "an Arrow stream carries one root field; this query has several")
     return params
+
+
+def _root_fields(operation: OperationDefinitionNode) -> int:
+    """Root fields the operation asks for, when its text says it plainly; 1 when it does
+    not (fragments, @skip, @include: then the answer is checked once it is computed)."""
+    selections = operation.selection_set.selections
+    if all(isinstance(s, FieldNode) and not s.directives for s in selections):
+        return len(selections)
+    return 1
 
 
 def _get_params(request: Request) -> Params | str:
@@ -548,7 +560,9 @@ async def _run(request: Request, limit: Deadline, *args: Any) -> Response:
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         if not work.done():
-            await run_in_threadpool(limit.cancel)  # blocking: a cancel request per statement
+            # Blocking (a cancel request per statement), on a thread of its own: the shared
+            # worker threads may all be taken by requests waiting for a connection.
+            await asyncio.to_thread(limit.cancel)
         return await work  # quickly, once cancelled: answering no one
     finally:
         gone.cancel()
@@ -588,7 +602,8 @@ def _answer(
         logger.exception("unexpected error answering a GraphQL request")
         return _errors(500, "internal server error", media)
     if media == ARROW_STREAM:
-        assert isinstance(result, Result)  # _prepare refused several root fields
+        if not isinstance(result, Result):  # several, through fragments or directives
+            return _errors(406, "an Arrow stream carries one root field; this query has several")
         return Response(_ipc(result.to_arrow()), media_type=ARROW_STREAM)
     return _json(result.to_graphql(), 200, media)
 

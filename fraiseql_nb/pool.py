@@ -113,8 +113,9 @@ def set_timeout(conn: Any, timeout_ms: int) -> None:
 def own_timeout(conn: Any) -> None:
     """Put back the configured statement_timeout if a request changed it (RESET returns
     to the connection's startup option): a round trip only then."""
-    if _retimed.pop(conn, None) is not None:
+    if conn in _retimed:
         conn.execute("RESET statement_timeout")
+        _retimed.pop(conn, None)  # only once it is back
 
 
 def _stamp(conn: Any) -> None:

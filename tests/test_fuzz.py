@@ -223,6 +223,12 @@ def literal(value: Any) -> str:
     return "{" + ", ".join(f"{k}: {literal(v)}" for k, v in value.items()) + "}"
 
 
+#: Aliases: plain ones, and names the planes use for their own columns, keys and
+#: subqueries (now or before), and one past PostgreSQL's 63-byte names.
+ALIASES = ["f", "f", "__fq_id", "__fq_kinds", "__fq_q", "__fq_row", "__row", "c0", "k", "data"]
+ALIASES.append("x" * 70)
+
+
 def selection(
     draw: st.DrawFn, otype: GraphQLObjectType, depth: int = 0, allowed: set[str] | None = None
 ) -> str:
@@ -235,7 +241,11 @@ def selection(
             parts.append(name)
             continue
         field = otype.fields[name]
-        text = f"f{i}: {name}" if draw(st.booleans()) else name
+        if draw(st.booleans()):  # an alias: plain, or one of the planes' own names
+            alias = draw(st.sampled_from(ALIASES))
+            text = f"{alias if i == 0 else alias + str(i)}: {name}"
+        else:
+            text = name
         args = {
             a: input_values(draw, field.args[a].type, 1)
             for a in field.args

@@ -316,3 +316,22 @@ def test_an_arrow_answer_of_several_roots_is_refused_before_it_runs(
     status, answer, _ = call(timed, {"query": two}, headers={"Accept": ARROW_STREAM})
     assert status == 406 and "one root field" in message(answer)
     assert time.monotonic() - started < 1 and not active(demo_dsn)
+
+
+def test_an_arrow_answer_through_fragments_or_directives_is_checked_once_computed(
+    timed: Served,
+) -> None:
+    arrow = {"Accept": ARROW_STREAM}
+    fragments = (
+        "{ ...F } fragment F on Query { a: users(limit: 1) { id } b: users(limit: 1) { id } }"
+    )
+    status, answer, _ = call(timed, {"query": fragments}, headers=arrow)
+    assert status == 406 and "one root field" in message(answer)
+    skipped = "{ a: users(limit: 1) { id } b: users(limit: 1) @skip(if: true) { id } }"
+    status, _, headers = call(timed, {"query": skipped}, headers=arrow)
+    assert status == 200 and headers["content-type"] == ARROW_STREAM
+
+
+def test_every_field_skipped_is_an_empty_object(timed: Served) -> None:
+    status, answer, _ = call(timed, {"query": "{ users(limit: 2) { name @skip(if: true) } }"})
+    assert (status, answer) == (200, {"data": {"users": [{}, {}]}})

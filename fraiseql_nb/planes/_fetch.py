@@ -55,17 +55,23 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
     """
     wire = config.wire_backend
     limit = deadline.current()
+    wait = wire.pool_timeout_s
     if limit is not None:
-        limit.check()
-    first = min(_FIRST_WAIT_S, wire.pool_timeout_s)
+        limit.starts()
+        wait = min(wait, max(limit.remaining_s(), 0.001))  # a request waits its time at most
+    first = min(_FIRST_WAIT_S, wait)
     try:
         conn = _checkout(pool, first)
     except PoolTimeout:
         probe(dsn, config)
-        conn = _wait_for(pool, dsn, config, wire.pool_timeout_s - first)
+        conn = _wait_for(pool, dsn, config, wait - first)
+    try:
+        conn = _timed(pool, conn, limit, wire.statement_timeout_ms)
+    except BaseException:
+        _give_back(pool, conn)
+        raise
     try:
         if limit is None:
-            own_timeout(conn)
             yield conn
         else:
             with _within(conn, limit, wire.statement_timeout_ms):
@@ -74,16 +80,41 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
         _give_back(pool, conn)
 
 
+def _timed(
+    pool: ConnectionPool,
+    conn: psycopg.Connection[Any],
+    limit: deadline.Deadline | None,
+    configured: int,
+) -> psycopg.Connection[Any]:
+    """``conn`` with the statement_timeout its use needs (a request's time left, or the
+    configured one back); a connection found dead meanwhile is swapped for another once."""
+    for attempt in (1, 2):
+        try:
+            if limit is None:
+                own_timeout(conn)
+            else:
+                limit.starts()
+                set_timeout(conn, limit.statement_timeout_ms(configured))
+            return conn
+        except psycopg.errors.QueryCanceled:
+            if limit is not None:  # the few ms left ran out during the set itself
+                raise limit.exceeded() from None
+            raise
+        except psycopg.OperationalError:
+            if attempt == 2 or not lost(conn):
+                raise
+            _give_back(pool, conn)  # the pool drops a broken connection
+            conn = _checkout(pool, configured / 1000 if configured > 0 else 30.0)
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def _within(
     conn: psycopg.Connection[Any], limit: deadline.Deadline, configured: int
 ) -> Iterator[None]:
-    """Run a request's statement on ``conn`` with the timeout of what the request has
-    left (a later use without a deadline gets the configured one back), where the
-    request's cancel reaches it."""
-    limit.check()
+    """Run a request's statement on ``conn`` (its timeout set to what the request had
+    left, :func:`_timed`), where the request's cancel reaches it."""
     timeout = limit.statement_timeout_ms(configured)
-    set_timeout(conn, timeout)
     try:
         with limit.running(conn):
             yield

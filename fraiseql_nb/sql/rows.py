@@ -357,6 +357,8 @@ def build_object(
     ``extra`` adds hidden keys (name, SQL value) at the end.
     """
     values = [(s.name, _value(s, base, ident)) for s in selection] + list(extra or ())
+    if not values:  # every field skipped (@skip, @include): an empty object
+        return sql.SQL("'{}'::json")
     pairs = _MAX_BUILD_ARGS // 2
     objects = [
         sql.SQL("json_build_object({})").format(
