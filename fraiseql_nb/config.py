@@ -104,6 +104,8 @@ class ArrowBackendConfig:
     store_size_mb: int = field(default=0, metadata=_range(0, 1_048_576))  # 0: half the free disk
     memory_mb: int = field(default=1024, metadata=_range(0, 1_048_576))  # beyond: from disk
     load_connections: int = field(default=0, metadata=_range(0, 64))  # 0: from the cores
+    change_capture: bool = True  # logical decoding where the server offers it (else a scan)
+    publication: str = ""  # an existing publication of the fact tables ("": one per table)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,15 +33,16 @@ __all__ = ["ServerStatus", "dsn", "resolve_home", "start", "status", "stop"]
 ENV_HOME = "FRAISEQL_HOME"
 ROOT_HOME = Path("/var/tmp/fraiseql-nb")
 
-# Written once, right after initdb. wal_level=minimal lets the demo loader
-# skip WAL for tables it creates in its transaction (about a third of the
-# load time); UTC makes timestamps print the same on every machine.
-_SETTINGS = """
+# Written once, right after initdb. wal_level=logical lets the arrow plane follow
+# loaded tables by their committed changes (logical decoding) instead of scanning
+# them after every write; UTC makes timestamps print the same on every machine.
+_LOGICAL = "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 16\n"
+_SETTINGS = f"""
 # --- added by fraiseql-nb ---
-wal_level = minimal
-max_wal_senders = 0
-timezone = 'UTC'
+{_LOGICAL}timezone = 'UTC'
 """
+# What earlier versions wrote (bulk loads skipped WAL): a stopped server is moved on.
+_EARLIER = "wal_level = minimal\nmax_wal_senders = 0\n"
 _SUPERUSER = "postgres"
 _TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 
@@ -108,10 +109,15 @@ def start(
         with _lock(home_dir):
             fresh = not (pgdata / "PG_VERSION").exists()
             server = pgserver.get_server(pgdata, cleanup_mode=cleanup, start=False)
+            conf_file = pgdata / "postgresql.conf"
             if fresh:
                 server.ensure_pgdata_inited()
-                with open(pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
+                with open(conf_file, "a", encoding="utf-8") as conf:
                     conf.write(_SETTINGS)
+            elif _postmaster(pgdata) is None:
+                conf = conf_file.read_text(encoding="utf-8")
+                if _EARLIER in conf:  # settings take effect when the server starts
+                    conf_file.write_text(conf.replace(_EARLIER, _LOGICAL), encoding="utf-8")
             server.start()
     except BackendError:
         raise

@@ -78,6 +78,7 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     backends["arrow"] = {
         "status": arrow_status,
         "cache": {k: cache[k] for k in ("entries", "bytes", "hit_rate")},
+        "freshness": cache.get("freshness", {}),
     }
     backends["postgres"] = {"status": db}
     cluster = state.cluster
@@ -90,7 +91,11 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     pool = state.pool
     # Every pooled connection taken and requests waiting for one: a query now waits
     # (up to pool_timeout_s) though the database answers.
-    exhausted = pool.get("waiting", 0) > 0 and pool.get("idle", 0) == 0
+    exhausted = (
+        pool.get("waiting", 0) > 0
+        and pool.get("idle", 0) == 0
+        and pool.get("size", 0) >= pool.get("max", 0) > 0  # not a pool still growing
+    )
     if reason is not None:
         status = "unhealthy"
     elif (

@@ -68,16 +68,35 @@ def test_start_reuses_the_running_server_and_stop_stops_it(home: Path) -> None:
         assert conn.execute("SELECT x FROM kept").fetchall() == [(7,)]
 
 
-def test_server_settings_suit_bulk_loads_and_print_utc(home: Path) -> None:
+def test_server_settings_offer_change_capture_and_print_utc(home: Path) -> None:
     with psycopg.connect(embedded.start(home).dsn()) as conn:
         settings = dict(
             conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('wal_level', 'TimeZone')"
+                "SELECT name, setting FROM pg_settings"
+                " WHERE name IN ('wal_level', 'TimeZone', 'max_replication_slots')"
             ).fetchall()
         )
         version = conn.execute("SHOW server_version_num").fetchone()[0]
-    assert settings == {"wal_level": "minimal", "TimeZone": "UTC"}
+    assert settings == {"wal_level": "logical", "TimeZone": "UTC", "max_replication_slots": "16"}
     assert int(version) >= 180000
+
+
+def test_a_server_made_by_an_earlier_version_moves_to_logical_when_it_starts(
+    home: Path,
+) -> None:
+    embedded.start(home)
+    embedded.stop(home)
+    conf = home / "pgdata" / "postgresql.conf"
+    text = conf.read_text(encoding="utf-8")
+    conf.write_text(
+        text.replace(
+            "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 16\n",
+            "wal_level = minimal\nmax_wal_senders = 0\n",
+        ),
+        encoding="utf-8",
+    )
+    with psycopg.connect(embedded.start(home).dsn()) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
 
 
 def test_status_of_a_new_home_starts_nothing(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def output_key(position: int) -> str:
     after a user's alias, which could collide with its own names (``__fq_row``) or pass
     PostgreSQL's 63-byte limit on names (and come back cut short, hence as NULL); the
     plane names the columns after the query's outputs."""
-    return f"c{position}"
+    return f"fq:c{position}"  # a ":" no GraphQL name, hence no column of a fact, holds
 
 
 def output_names(query: AggregateQuery | WindowQuery) -> list[str]:
@@ -416,8 +416,10 @@ def compile_load(
     *,
     where: sql.Composable | None = None,
     exact_decimals: bool = False,
+    source: sql.Composable | None = None,
 ) -> sql.Composed:
-    """SELECT the named columns for an ADBC load; ``where`` must hold literals only."""
+    """SELECT the named columns for an ADBC load; ``where`` must hold literals only.
+    ``source`` reads other rows of the table's shape (changed rows, as values) instead."""
     columns = [
         sql.SQL("{} AS {}").format(
             load_expression(fact, name, exact_decimals=exact_decimals), sql.Identifier(name)
@@ -425,7 +427,7 @@ def compile_load(
         for name in names
     ]
     stmt = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(columns), sql.Identifier(fact.schema, fact.relation)
+        sql.SQL(", ").join(columns), source or sql.Identifier(fact.schema, fact.relation)
     )
     if where is not None:
         stmt = sql.SQL("{} WHERE {}").format(stmt, where)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import polars as pl
 from psycopg import sql
 
 from fraiseql_nb import progress
@@ -27,11 +29,14 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
+from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version
+from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Loaded,
     check_view,
     load_appended,
+    load_changed,
     load_table,
 )
 from fraiseql_nb.planes.arrow.ondisk import load_workers
@@ -44,6 +49,9 @@ from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
 __all__ = ["Got", "MemoryTables", "foreground_report"]
+
+_MIN_CAPTURED = 10_000  # changed rows applied from the stream at least (else a quarter)
+_NO_WINDOW = (-1, "captured")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class MemoryTables:
         lock_of: Callable[[str], threading.Lock],
         count_load: Callable[[], None],
         percent: Callable[[TableIdentity], str],
+        capture: Capture | None = None,
     ) -> None:
         self.config = config
         self._dsn = dsn
@@ -83,6 +92,10 @@ class MemoryTables:
         self._lock_of = lock_of
         self._count_load = count_load
         self._percent = percent
+        self._capture = capture
+        # The loaded rows the change stream carries on, by table: only these exact objects
+        # (a copy read back from the store is older than what the stream has passed).
+        self._followed: weakref.WeakValueDictionary[str, TableData] = weakref.WeakValueDictionary()
 
     def columns(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
@@ -152,6 +165,11 @@ class MemoryTables:
                 return self.current(fact, table, version, data, wait=True, locked=True)
             finally:
                 lock.release()
+        if self._followed.get(table.key) is data and self._follows(fact, table):
+            captured = self._captured(fact, table, version, data)
+            if captured is not None:
+                return captured
+        epoch = self._capture.begin(table) if self._followable(fact, table, data.exprs) else None
         with self._connections.connection() as conn:
             self._count_load()
             loaded = load_appended(
@@ -171,7 +189,80 @@ class MemoryTables:
         if self._memory.put(table.key, fresh):
             # Also when nothing was appended: the next process then skips the check.
             self._writer.persist(table, fresh, delta=fresh.frame.slice(data.rows), base=data)
+        self._follow(table, fresh, epoch)
         return Got(data=fresh, bytes=loaded.bytes, sql=loaded.sql)
+
+    # ------------------------------------------------------------ change capture
+
+    def _followable(self, fact: FactTable, table: TableIdentity, exprs: dict[str, str]) -> bool:
+        """Whether the stream can carry these columns on: the table's changes are captured,
+        its key is the fact's id column, and the id column is among them."""
+        if self._capture is None or not table.heap or fact.id_column not in exprs:
+            return False
+        if self._capture.refusal(table) is not None:
+            return False
+        return self._capture.key_columns(table) == [fact.id_column]
+
+    def _follows(self, fact: FactTable, table: TableIdentity) -> bool:
+        return self._capture is not None and self._capture.follows(table)
+
+    def _follow(self, table: TableIdentity, data: TableData, epoch: int | None) -> None:
+        """``data`` was read exactly after the slot ``epoch``: the stream carries it on."""
+        if self._capture is None or epoch is None:
+            return
+        self._capture.synced(table, epoch)
+        self._followed[table.key] = data
+
+    def _captured(
+        self, fact: FactTable, table: TableIdentity, version: Version, data: TableData
+    ) -> Got | None:
+        """``data`` brought up to now by the changes committed since (the stream's), or
+        None when they cannot be applied (the stream lost, a change of columns, a value it
+        left out, too many changes): then the table is read again."""
+        assert self._capture is not None
+        changes = self._capture.take(table)
+        limit = max(_MIN_CAPTURED, data.rows // 4)
+        if changes is None or changes.unusable or len(changes.rows) > limit:
+            self._capture.forget(table)
+            self._followed.pop(table.key, None)
+            return None
+        now = parse_snapshot(version.snapshot)
+        if not changes.rows and not changes.truncated:
+            fresh = data.verified(now)
+            self._memory.put(table.key, fresh)
+            self._followed[table.key] = fresh
+            return Got(data=fresh)
+        idcol = fact.id_column
+        # A TRUNCATE empties the table; what its transaction and later ones wrote follows
+        # it in the stream (so this is exact whether the load saw the TRUNCATE or not).
+        frame = data.frame.clear() if changes.truncated else data.frame
+        try:
+            touched = pl.Series(idcol, list(changes.rows)).cast(frame.schema[idcol])
+        except pl.exceptions.PolarsError:  # a key that does not read as the loaded ids
+            self._capture.forget(table)
+            return None
+        frame = frame.filter(~pl.col(idcol).is_in(touched.implode()))
+        rows = [r for r in changes.rows.values() if r is not None]
+        received, text = 0, ""
+        columns = self._capture.columns(changes)
+        if rows:
+            if columns is None:
+                self._capture.forget(table)
+                return None
+            with self._connections.connection() as conn:
+                new, received, text = load_changed(
+                    conn, fact, list(data.exprs), columns, rows, config=self.config, dsn=self._dsn
+                )
+            new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
+            frame = pl.concat([frame, new], how="vertical", rechunk=False)
+        # The scan cannot start from rows the stream brought (no window of theirs): should
+        # the stream stop, the table is read again.
+        fresh = replace(
+            data, frame=frame, snapshot=now, window=_NO_WINDOW, verified_at=time.monotonic()
+        )
+        self._memory.put(table.key, fresh)
+        self._followed[table.key] = fresh
+        return Got(data=fresh, bytes=received, sql=text)
 
     def _view_current(self, fact: FactTable, table: TableIdentity, data: TableData) -> Got | None:
         """A view proven unchanged by the tables it reads (:mod:`.views`), or None."""
@@ -235,7 +326,9 @@ class MemoryTables:
             and (version is None or have.same_table(version.files, version.attrs))
             else []
         )
-        return list(dict.fromkeys([*names, *kept]))
+        # The id column too when changes may be captured: the stream finds rows by it.
+        ids = [fact.id_column] if self._capture is not None and fact.id_column else []
+        return list(dict.fromkeys([*names, *kept, *ids]))
 
     def at_hand(self, table: TableIdentity) -> TableData | None:
         data = self._memory.get(table.key)
@@ -256,12 +349,15 @@ class MemoryTables:
         where: sql.Composable | None = None,
     ) -> Loaded:
         halves = load_workers(self.config) > 1 and where is None and table.kind == "r"
+        exprs = self.exprs(fact, names)
+        followable = where is None and self._followable(fact, table, exprs)
+        epoch = self._capture.begin(table) if followable and self._capture else None
         with (
             self._connections.connection() as conn,
             self._connections.connection() if halves else contextlib.nullcontext() as helper,
         ):
             self._count_load()
-            return load_table(
+            loaded = load_table(
                 conn,
                 fact,
                 table,
@@ -273,6 +369,8 @@ class MemoryTables:
                 where=where,
                 helper=helper,
             )
+        loaded.epoch = epoch
+        return loaded
 
     def keep(
         self,
@@ -285,6 +383,7 @@ class MemoryTables:
         fresh = self._table_data(fact, version, loaded, names)
         if table.reusable and self._memory.put(table.key, fresh):
             self._writer.persist(table, fresh)
+            self._follow(table, fresh, loaded.epoch)
         return fresh
 
     def _table_data(

@@ -55,6 +55,7 @@ __all__ = [
     "check_view",
     "declared_scale",
     "load_appended",
+    "load_changed",
     "load_table",
     "scale_of",
     "to_frame",
@@ -78,6 +79,7 @@ class Loaded:
     bytes: int
     sql: str
     bases: Bases | None = None  # a view's tables, as the load saw them (see .views)
+    epoch: int | None = None  # the change stream's slot made before it (see .capture)
 
 
 # ---------------------------------------------------------------------- loads
@@ -189,6 +191,43 @@ def load_appended(
             frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
             nbytes = arrow.nbytes
     return Loaded(frame=frame, snapshot=now, window=new_window, bytes=nbytes, sql=text)
+
+
+def load_changed(
+    conn: Any,
+    fact: FactTable,
+    names: list[str],
+    columns: list[tuple[str, str]],
+    rows: list[tuple[Any, ...]],
+    *,
+    config: Config,
+    dsn: str,
+) -> tuple[pl.DataFrame, int, str]:
+    """``names`` of changed rows the change stream sent (each a tuple of the table's
+    columns as text, ``columns`` their names and types): the load's own expressions over
+    those values, so they are computed exactly as a load computes them, without reading
+    the table. The frame, bytes received and the statement."""
+    exact = config.arrow_backend.exact_decimals
+    arrays = [
+        sql.SQL("{}::text[]").format(sql.Literal([r[i] for r in rows])) for i in range(len(columns))
+    ]
+    typed = [
+        sql.SQL("u.{} ::{} AS {}").format(
+            sql.Identifier(f"c{i}"), sql.SQL(pg_type), sql.Identifier(name)
+        )
+        for i, (name, pg_type) in enumerate(columns)
+    ]
+    source = sql.SQL("(SELECT {} FROM unnest({}) AS u({})) AS {}").format(
+        sql.SQL(", ").join(typed),
+        sql.SQL(", ").join(arrays),
+        sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(columns))),
+        sql.Identifier(fact.relation),
+    )
+    statement = compile_load(fact, names, exact_decimals=exact, source=source)
+    with failures(fact, dsn, config), cursor(conn, None) as cur:
+        arrow, text = _copy(cur, statement, None)
+    frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
+    return frame, arrow.nbytes, text
 
 
 def window_stats(

@@ -38,6 +38,7 @@ from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
 from fraiseql_nb.planes.arrow.adbc import Connections
 from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache
+from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
 from fraiseql_nb.planes.arrow.ondisk import DiskTables
@@ -96,6 +97,7 @@ class ArrowPlane:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._capture = Capture(dsn, config) if arrow.change_capture else None
         self._tables = MemoryTables(
             config=config,
             dsn=dsn,
@@ -107,6 +109,7 @@ class ArrowPlane:
             lock_of=self._table_lock,
             count_load=self._count_load,
             percent=self._percent,
+            capture=self._capture,
         )
         self.hits = 0
         self.misses = 0
@@ -396,6 +399,8 @@ class ArrowPlane:
             "hit_rate": hits / total if total else 0.0,
             "loading": self.loading(),
         }
+        # How each loaded table is kept exact: followed by its changes, or scanned.
+        out["freshness"] = self._capture.methods() if self._capture is not None else {}
         if self._store is not None:
             out["store"] = str(self._store.root)
         return out
@@ -405,6 +410,8 @@ class ArrowPlane:
         self._jobs.cancel_all()
         self._writer.close()
         self._connections.close()
+        if self._capture is not None:
+            self._capture.close()  # its temporary slot goes with its connection
         self._memory.drop(lambda k: True)
 
     # ------------------------------------------------------------ helpers

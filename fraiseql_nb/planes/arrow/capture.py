@@ -1,0 +1,347 @@
+"""Change capture: the committed changes of loaded fact tables, from PostgreSQL's logical
+decoding, so keeping loaded columns exact costs what changed, not a scan of the table.
+
+One per arrow plane (per session): a connection of its own holds a
+**temporary** logical replication slot (``pgoutput``), which PostgreSQL drops
+when that connection ends — a closed or killed session leaves no slot
+retaining WAL on the server. The slot is made before any load it serves, so
+every change committed after a load's snapshot is in the stream; changes the
+load had seen already apply again harmlessly (:mod:`.changes`).
+
+Before answering from a table's loaded columns the plane asks for the changes
+committed up to that moment (``pg_current_wal_lsn()``): they are read from
+the slot for every table it follows (kept per table until that table is
+asked for) and the table's net change is handed over. Tables are published
+one publication each, ``fraiseql_nb_<schema>_<table>``: stable across
+sessions and sets of tables, shared by two sessions, recognisable to a DBA;
+it is made only where this role owns the table (else ``[arrow_backend]
+publication`` names one a DBA made).
+
+Where capture cannot be had — ``wal_level`` below logical, a role without
+the REPLICATION attribute, no free slot, a table without a primary key, with
+row-level security, or columns this role may not read — the plane keeps its
+scan (:mod:`.freshness`), and :attr:`Capture.reason` / :meth:`Capture.refusal`
+say why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from fraiseql_nb.config import Config
+from fraiseql_nb.db import error_text
+from fraiseql_nb.planes.arrow.catalog import TableIdentity
+from fraiseql_nb.planes.arrow.changes import TableChanges
+from fraiseql_nb.planes.arrow.pgoutput import DecodeError, decode
+from fraiseql_nb.pool import connection_kwargs
+
+__all__ = ["Capture", "publication_name"]
+
+_SLOT_TIMEOUT_MS = 5_000  # a slot waits for running transactions to end: not for long
+_DRAIN_S = 5.0  # the slot is read this often while the session is idle
+#: Changed rows kept for a table not asked about, at most: past this a reload is cheaper.
+MAX_PENDING_ROWS = 1_000_000
+
+_SERVER = """
+SELECT current_setting('wal_level') AS wal_level,
+       (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS may
+"""
+
+_TABLE = """
+SELECT c.relkind::text AS kind, c.relrowsecurity AS rls, c.relreplident::text AS identity,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS pkey,
+       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+               AND NOT a.attisdropped AND a.attgenerated <> '') AS generated,
+       has_table_privilege(c.oid, 'SELECT') AS readable,
+       pg_has_role(c.relowner, 'USAGE') AS owned
+FROM pg_class c WHERE c.oid = %s
+"""
+
+_PUBLISHED = """
+SELECT EXISTS (SELECT 1 FROM pg_publication_tables
+               WHERE pubname = %s AND schemaname = %s AND tablename = %s) AS covers
+"""
+
+_KEY = """
+SELECT a.attname AS name FROM pg_index i
+JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.n
+"""
+
+
+def publication_name(schema: str, relation: str) -> str:
+    """``fraiseql_nb_<schema>_<table>``, within PostgreSQL's 63 bytes."""
+    name = f"fraiseql_nb_{schema}_{relation}"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha256(f"{schema}.{relation}".encode()).hexdigest()[:12]
+    return f"fraiseql_nb_{digest}"
+
+
+class Capture:
+    """The session's change stream (see the module's description). Thread-safe."""
+
+    def __init__(self, dsn: str, config: Config) -> None:
+        self._dsn = dsn
+        self._config = config
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self.slot: str | None = None
+        #: why the server offers no change capture here (None: it does, or not asked yet)
+        self.reason: str | None = None
+        self._checked = False
+        self.epoch = 0  # slots made so far: a load is followed only from the slot before it
+        self._publications: dict[int, str] = {}  # table oid -> its publication (prepared)
+        self._keys: dict[int, list[str]] = {}  # table oid -> its key columns
+        self._refused: dict[int, str] = {}  # table oid -> why not captured
+        self._following: set[int] = set()  # tables whose loaded rows the stream carries on
+        self._pending: dict[int, TableChanges] = {}  # prepared tables' changes not yet taken
+        self._types: dict[tuple[tuple[int, int], ...], list[str]] = {}
+        self._seen: dict[int, str] = {}  # tables asked about: oid -> schema.relation
+        self._stop = threading.Event()  # ends the slot's drain thread
+
+    # ------------------------------------------------------------ setup
+
+    def enabled(self) -> bool:
+        return self._config.arrow_backend.change_capture
+
+    def refusal(self, table: TableIdentity) -> str | None:
+        """Why ``table``'s changes are not captured (None: they are, or can be)."""
+        if not self.enabled():
+            return "[arrow_backend] change_capture is off"
+        with self._lock:
+            self._seen[table.oid] = table.relation
+            self._check_server()
+            if self.reason is not None:
+                return self.reason
+            if table.oid not in self._refused and table.oid not in self._publications:
+                self._refused[table.oid] = self._prepare(table) or ""
+            return self._refused[table.oid] or None
+
+    def methods(self) -> dict[str, str]:
+        """How each table asked about is kept exact: "capture", or "scan (why)"."""
+        with self._lock:
+            out = {}
+            for oid, relation in self._seen.items():
+                if oid in self._following and self._conn is not None:
+                    out[relation] = "capture"
+                else:
+                    why = self._refused.get(oid) or self.reason
+                    out[relation] = f"scan ({why})" if why else "scan (not yet followed)"
+            return out
+
+    def key_columns(self, table: TableIdentity) -> list[str]:
+        """The table's primary key columns (captured tables only)."""
+        return self._keys.get(table.oid, [])
+
+    def _check_server(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        try:
+            with self._connect() as conn:
+                row = conn.execute(_SERVER).fetchone()
+        except psycopg.Error as exc:
+            self.reason = f"the server could not be asked ({error_text(exc)})"
+            return
+        assert row is not None
+        wal_level, may = row
+        if wal_level != "logical":
+            self.reason = f"no logical decoding: wal_level is {wal_level}"
+        elif not may:
+            self.reason = "this role has no REPLICATION attribute"
+
+    def _prepare(self, table: TableIdentity) -> str | None:
+        """Make ``table`` followed (its publication, the slot); why not, if it cannot be."""
+        schema, _, relation = table.relation.partition(".")
+        try:
+            with self._connect() as conn:
+                row = conn.execute(_TABLE, (table.oid,)).fetchone()
+                if row is None:
+                    return "the table is gone"
+                kind, rls, identity, pkey, generated, readable, owned = row
+                if kind != "r":
+                    return "not a plain table (a view or a partitioned table)"
+                if rls:
+                    return "row-level security: the stream would carry rows this role cannot see"
+                if not readable:
+                    return "this role may not read every column"
+                if generated:
+                    return "generated columns are not in the stream"
+                if identity != "d" or not pkey:
+                    return "the table has no primary key to find changed rows by"
+                keys = [r[0] for r in conn.execute(_KEY, (table.oid,)).fetchall()]
+                name = self._config.arrow_backend.publication or publication_name(schema, relation)
+                covered = conn.execute(_PUBLISHED, (name, schema, relation)).fetchone()
+                if not (covered and covered[0]):
+                    if self._config.arrow_backend.publication:
+                        return f"the publication {name} does not cover the table"
+                    if not owned:
+                        return (
+                            "this role does not own the table, so it may not publish it: a DBA"
+                            f" can run CREATE PUBLICATION {publication_name(schema, relation)}"
+                            f" FOR TABLE {table.relation}"
+                        )
+                    _publish(conn, name, schema, relation)
+        except psycopg.Error as exc:
+            return f"it could not be published ({error_text(exc)})"
+        problem = self._open_slot()
+        if problem is not None:
+            return problem
+        self._publications[table.oid] = name
+        self._keys[table.oid] = keys
+        return None
+
+    def _open_slot(self) -> str | None:
+        if self.slot is not None and self._conn is not None and not self._conn.closed:
+            return None
+        self._drop_connection()
+        name = f"fraiseql_nb_{os.getpid()}_{os.urandom(4).hex()}"
+        try:
+            conn = self._connect(timeout_ms=_SLOT_TIMEOUT_MS)
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput', true)", (name,))
+        except psycopg.Error as exc:
+            return f"no replication slot ({error_text(exc)})"
+        self._conn, self.slot = conn, name
+        self.epoch += 1
+        self._pending.clear()
+        self._stop = threading.Event()
+        threading.Thread(
+            target=self._drain, args=(self._stop,), name="fraiseql-capture", daemon=True
+        ).start()
+        return None
+
+    def _connect(self, timeout_ms: int | None = None) -> psycopg.Connection[Any]:
+        kwargs = connection_kwargs(self._dsn, self._config, application_name="fraiseql-nb capture")
+        if timeout_ms is not None:
+            kwargs["options"] += f" -c statement_timeout={timeout_ms}"
+        return psycopg.connect(self._dsn, **kwargs)
+
+    # ------------------------------------------------------------ changes
+
+    def begin(self, table: TableIdentity) -> int | None:
+        """Before reading the table's rows: the slot they will be followed by (None: they
+        will not be), to hand to :meth:`synced` once read."""
+        if self.refusal(table) is not None:
+            return None
+        with self._lock:
+            return self.epoch if self._conn is not None else None
+
+    def synced(self, table: TableIdentity, epoch: int | None) -> None:
+        """The table's rows were read exactly, at a snapshot taken after ``begin`` gave
+        ``epoch``: from now on the stream carries them on (if that slot still runs)."""
+        with self._lock:
+            if epoch is not None and epoch == self.epoch and self._conn is not None:
+                self._following.add(table.oid)
+
+    def follows(self, table: TableIdentity) -> bool:
+        with self._lock:
+            return table.oid in self._following and self._conn is not None
+
+    def columns(self, changes: TableChanges) -> list[tuple[str, str]] | None:
+        """The changed table's columns and their SQL types, as the stream sent them."""
+        shape = changes.shape
+        if shape is None:
+            return None
+        signature = tuple((c.type_oid, c.typmod) for c in shape.columns)
+        with self._lock:
+            if signature not in self._types:
+                if self._conn is None:
+                    return None
+                rows = self._conn.execute(
+                    "SELECT format_type(t, m) FROM unnest(%s::oid[], %s::int[])"
+                    " WITH ORDINALITY AS x(t, m, n) ORDER BY n",
+                    ([t for t, _ in signature], [m for _, m in signature]),
+                ).fetchall()
+                self._types[signature] = [r[0] for r in rows]
+            types = self._types[signature]
+        return [(c.name, t) for c, t in zip(shape.columns, types, strict=True)]
+
+    def take(self, table: TableIdentity) -> TableChanges | None:
+        """The table's changes committed up to now since the last take (None: the stream
+        is gone — the slot's connection dropped — or held too much for the table, which
+        must then be read again)."""
+        with self._lock:
+            if not self._consume() or table.oid not in self._following:
+                return None
+            return self._pending.pop(table.oid, TableChanges())
+
+    def _consume(self) -> bool:
+        """Read the slot up to now into each prepared table's pending changes (False: the
+        stream is gone). A table whose pending changes grow past what a reload costs
+        stops being followed (and its changes are dropped): the slot never holds WAL,
+        nor this process memory, for a table no one asks about."""
+        if self._conn is None or self._conn.closed:
+            return False
+        publications = sorted(set(self._publications.values()))
+        try:
+            rows = self._conn.execute(
+                "SELECT data FROM pg_logical_slot_get_binary_changes(%s,"
+                " pg_current_wal_lsn(), NULL, 'proto_version', '1', 'publication_names', %s)",
+                (self.slot, ",".join(publications)),
+            ).fetchall()
+            for (data,) in rows:
+                change = decode(data)
+                if change is None:
+                    continue
+                for oid in change.relations or (change.relation,):
+                    if oid in self._publications:
+                        self._pending.setdefault(oid, TableChanges()).add(change)
+        except (psycopg.Error, DecodeError):
+            self._drop_connection()  # a gap would follow: everything is read again
+            return False
+        for oid, pending in list(self._pending.items()):
+            if pending.unusable or len(pending.rows) > MAX_PENDING_ROWS:
+                del self._pending[oid]
+                self._following.discard(oid)
+        return True
+
+    def _drain(self, stop: threading.Event) -> None:
+        """Every few seconds, read the slot (so it retains little WAL on the server while
+        the session is idle)."""
+        while not stop.wait(_DRAIN_S):
+            with self._lock:
+                if self._stop is not stop:
+                    return
+                self._consume()
+
+    def forget(self, table: TableIdentity) -> None:
+        """The table's loaded rows are gone or read again: stop carrying them on."""
+        with self._lock:
+            self._following.discard(table.oid)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        self._stop.set()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()  # the temporary slot goes with it
+        self._conn, self.slot = None, None
+        self._publications.clear()
+        self._refused.clear()
+        self._following.clear()
+        self._pending.clear()
+
+
+def _publish(conn: psycopg.Connection[Any], name: str, schema: str, relation: str) -> None:
+    """Create (or extend) the table's publication: the one write this plane makes."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ WRITE")
+        exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,))
+        verb = (
+            "ALTER PUBLICATION {} ADD TABLE {}"
+            if exists.fetchone()
+            else ("CREATE PUBLICATION {} FOR TABLE {}")
+        )
+        conn.execute(sql.SQL(verb).format(sql.Identifier(name), sql.Identifier(schema, relation)))

@@ -1,0 +1,257 @@
+"""Change capture: loaded columns kept exact by the table's committed changes (logical
+decoding), on the embedded server (``wal_level = logical``); the scan where capture
+cannot be had, with the reason. Each answer is compared with PostgreSQL's own, with
+the writer stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+import fraiseql_nb as fq
+from tests.planes.corpus import assert_same
+
+QUERIES = [
+    "{ sales_aggregate(groupBy: {region: true}, orderBy: [{region: ASC}])"
+    " { region count revenue_sum quantity_sum discount_avg } }",
+    "{ sales_window(partitionBy: [channel], orderBy: [{id: ASC}], limit: 40)"
+    " { id channel revenue running_sum(field: revenue) } }",
+]
+
+# One row's columns: id, then the demo's tf_sales columns from a template row.
+COPY_ROW = (
+    "INSERT INTO tf_sales SELECT {id}, customer_id, product_id, occurred_at, revenue,"
+    " quantity, cost, discount, dimensions, date_info FROM tf_sales WHERE id = {src}"
+)
+
+CHANGES = [
+    ("insert", COPY_ROW.format(id="900001", src="1")),
+    ("insert many", "INSERT INTO tf_sales SELECT id + 800000, customer_id, product_id,"
+     " occurred_at, revenue + 1, quantity, cost, discount, dimensions, date_info"
+     " FROM tf_sales WHERE id <= 300"),
+    ("update a measure", "UPDATE tf_sales SET revenue = revenue * 2 WHERE id % 97 = 0"),
+    ("update a dimension", "UPDATE tf_sales SET dimensions = dimensions ||"
+     " '{\"region\": \"EU\", \"channel\": null}' WHERE id BETWEEN 10 AND 60"),
+    ("update the key", "UPDATE tf_sales SET id = id + 700000 WHERE id BETWEEN 61 AND 70"),
+    ("delete", "DELETE FROM tf_sales WHERE id % 89 = 0"),
+    ("delete and insert one key", "DELETE FROM tf_sales WHERE id = 5;"
+     + COPY_ROW.format(id="5", src="6")),
+    ("update then delete", "UPDATE tf_sales SET quantity = 99 WHERE id = 7;"
+     " DELETE FROM tf_sales WHERE id = 7"),
+]  # fmt: skip
+
+
+def agree(s: fq.Session) -> list[fq.Result]:
+    out = []
+    for query in QUERIES:
+        arrow = s.execute(query, backend="arrow")
+        postgres = s.execute(query, backend="postgres")
+        assert isinstance(arrow, fq.Result) and isinstance(postgres, fq.Result)
+        assert arrow.backend == "arrow"
+        assert_same(arrow.df, postgres.df, query)
+        out.append(arrow)
+    return out
+
+
+def freshness(s: fq.Session) -> str:
+    return str(s.health()["backends"]["arrow"]["freshness"].get("public.tf_sales"))
+
+
+def captured(result: fq.Result) -> bool:
+    """Brought up to date by the stream: the changed rows' values went to PostgreSQL as
+    values (``unnest``), or nothing was read at all; never a scan or a reload of the table."""
+    return result.sql == "" or ("unnest(" in result.sql and 'FROM "public"' not in result.sql)
+
+
+def test_every_change_kind_is_applied_exactly(tiny: str) -> None:
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        assert freshness(s) == "capture"
+        for name, statement in CHANGES:
+            with w.transaction():
+                for part in statement.split(";"):
+                    w.execute(part)  # type: ignore[call-overload]
+            first = agree(s)[0]
+            assert captured(first), (name, first.sql[:200])
+        # A transaction of several kinds, with a savepoint rolled back: its rows never were.
+        with w.transaction():
+            w.execute(COPY_ROW.format(id="910000", src="8"))
+            w.execute("UPDATE tf_sales SET cost = cost + 1 WHERE id BETWEEN 100 AND 120")
+            try:
+                with w.transaction():
+                    w.execute("DELETE FROM tf_sales WHERE id < 1000")
+                    raise RuntimeError("roll the savepoint back")
+            except RuntimeError:
+                pass
+            w.execute("DELETE FROM tf_sales WHERE id = 130")
+        assert captured(agree(s)[0])
+        # A transaction rolled back whole: nothing happened.
+        with pytest.raises(RuntimeError), w.transaction():
+            w.execute("DELETE FROM tf_sales")
+            raise RuntimeError("roll back")
+        assert agree(s)[0].sql == ""
+        assert freshness(s) == "capture"
+
+
+def test_truncate_and_alter_table_read_the_table_again(tiny: str) -> None:
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        w.execute("ALTER TABLE tf_sales ADD COLUMN note text")
+        again = agree(s)[0]
+        assert 'FROM "public"."tf_sales"' in again.sql  # loaded again, whole
+        w.execute(
+            COPY_ROW.format(id="920000", src="3").replace("date_info FROM", "date_info, 'x' FROM")
+        )
+        assert captured(agree(s)[0])
+        with w.transaction():
+            w.execute("CREATE TEMP TABLE keep AS SELECT * FROM tf_sales WHERE id <= 500")
+            w.execute("TRUNCATE tf_sales")
+            w.execute("INSERT INTO tf_sales SELECT * FROM keep")
+        agree(s)
+        assert freshness(s) == "capture"
+        w.execute("DELETE FROM tf_sales WHERE id = 2")
+        assert captured(agree(s)[0])
+
+
+def test_writes_racing_the_first_load_are_neither_lost_nor_doubled(tiny: str) -> None:
+    stop = threading.Event()
+    wrote = [0]
+
+    def writer() -> None:
+        with psycopg.connect(tiny, autocommit=True) as w:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                w.execute(COPY_ROW.format(id=str(950000 + i), src=str(1 + i % 50)))
+                w.execute(f"UPDATE tf_sales SET revenue = revenue + 1 WHERE id = {1 + i % 300}")
+                w.execute(f"DELETE FROM tf_sales WHERE id = {2000 + i}")
+                wrote[0] = i
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with fq.connect(tiny) as s:
+            for _ in range(5):
+                s.execute(QUERIES[0], backend="arrow")  # loads while the writer writes
+            stop.set()
+            thread.join(timeout=30)
+            assert wrote[0] > 10
+            agree(s)
+            assert freshness(s) == "capture"
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_two_sessions_each_have_their_slot_and_stay_exact(tiny: str) -> None:
+    with fq.connect(tiny) as a, fq.connect(tiny) as b, psycopg.connect(tiny, autocommit=True) as w:
+        agree(a)
+        agree(b)
+        assert len(slots(tiny)) == 2
+        w.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id % 10 = 0")
+        assert captured(agree(a)[0]) and captured(agree(b)[0])
+    assert until_no_slots(tiny)
+
+
+def slots(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT slot_name, temporary FROM pg_replication_slots"
+            " WHERE slot_name LIKE 'fraiseql_nb_%' AND database = current_database()"
+        ).fetchall()
+
+
+def until_no_slots(dsn: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while slots(dsn):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_killed_session_leaves_no_slot(tiny: str) -> None:
+    script = (
+        "import sys, fraiseql_nb as fq\n"
+        "s = fq.connect(sys.argv[1])\n"
+        f"s.execute({QUERIES[0]!r}, backend='arrow')\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, tiny],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert [temporary for _, temporary in slots(tiny)] == [True]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert until_no_slots(tiny), slots(tiny)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture
+def plain_role(tiny: str) -> Iterator[str]:
+    """A login that may read the tables but has no REPLICATION attribute."""
+    name = "fq_no_replication"
+    with psycopg.connect(tiny, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {name}")
+        conn.execute(f"CREATE ROLE {name} LOGIN")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name}")
+    params = conninfo_to_dict(tiny)
+    params["user"] = name
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {name}")
+            conn.execute(f"DROP ROLE {name}")
+
+
+def test_without_replication_the_scan_keeps_answers_exact_and_says_why(
+    plain_role: str, tiny: str
+) -> None:
+    with fq.connect(plain_role) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        assert freshness(s) == "scan (this role has no REPLICATION attribute)"
+        w.execute("UPDATE tf_sales SET revenue = revenue + 3 WHERE id % 50 = 0")
+        agree(s)
+    assert not slots(tiny)
+
+
+def test_a_table_without_a_primary_key_is_scanned(tiny: str) -> None:
+    with psycopg.connect(tiny, autocommit=True) as w:
+        w.execute("ALTER TABLE tf_sales DROP CONSTRAINT tf_sales_pkey")
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        assert freshness(s) == "scan (the table has no primary key to find changed rows by)"
+        w.execute(COPY_ROW.format(id="930000", src="4"))
+        agree(s)
+        # Nothing was published: UPDATE and DELETE keep working on a table without a key.
+        w.execute("DELETE FROM tf_sales WHERE id = 930000")
+
+
+def test_capture_off_is_the_scan(tiny: str) -> None:
+    config = {"arrow_backend": {"change_capture": False}}
+    with fq.connect(tiny, config=config) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        w.execute(COPY_ROW.format(id="940000", src="4"))
+        first = agree(s)[0]
+        assert "unnest(" not in first.sql and "ctid >=" in first.sql  # the appended rows
+        assert freshness(s) == "None"
+    assert not slots(tiny)
