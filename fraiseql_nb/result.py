@@ -60,6 +60,9 @@ class Result:
         self.limited: int | None = None  # the limit a notebook option added, if any
         #: columns in another column's unit (``previous: lag(field: revenue)``): shown alike
         self.units: dict[str, str] = {}
+        #: answered from rows trusted without a check (``[arrow_backend] cache_ttl_s``):
+        #: when they were last proven current; None when the answer is exact now
+        self.as_of: dt.datetime | None = None
         #: an arrow or cluster answer: the statement that answers the same on PostgreSQL
         self.postgres_sql = ""
         self._explain: Callable[[str], str] | None = None  # the session's EXPLAIN
@@ -101,8 +104,9 @@ class Result:
         return [_jsonable(row) for row in self.df.to_dicts()]
 
     def to_graphql(self) -> dict[str, Any]:
-        """``{"data": {key: [...]}}``, as a GraphQL server would answer."""
-        return {"data": {self.key: self._graphql_value()}}
+        """``{"data": {key: [...]}}``, as a GraphQL server would answer (with
+        ``"extensions": {"asOf": {key: time}}`` for an answer from trusted rows)."""
+        return _with_as_of({"data": {self.key: self._graphql_value()}}, [self])
 
     def _graphql_value(self) -> Any:
         if self.kind == "introspection":
@@ -175,6 +179,14 @@ class Result:
         )
 
 
+def _with_as_of(body: dict[str, Any], results: list[Result]) -> dict[str, Any]:
+    """Say which answers came from rows trusted without a check, and as of when."""
+    stale = {r.key: r.as_of.isoformat() for r in results if r.as_of is not None}
+    if stale:
+        body["extensions"] = {"asOf": stale}
+    return body
+
+
 def measured(
     *,
     key: str,
@@ -243,7 +255,8 @@ class Results(Mapping[str, Result]):
         return len(self._results)
 
     def to_graphql(self) -> dict[str, Any]:
-        return {"data": {k: r._graphql_value() for k, r in self._results.items()}}
+        body = {"data": {k: r._graphql_value() for k, r in self._results.items()}}
+        return _with_as_of(body, list(self._results.values()))
 
     def __repr__(self) -> str:
         return "<Results " + ", ".join(repr(r) for r in self._results.values()) + ">"

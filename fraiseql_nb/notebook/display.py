@@ -19,6 +19,7 @@ Python API displays the same way without the magics.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,10 @@ def badge_parts(result: Result) -> list[str]:
     if OPTIONS.regression:
         return [result.backend, rows]
     why = result.reason if result.kind != "rows" and result.reason not in _PLAIN_REASONS else ""
+    if result.as_of is not None:  # trusted without a check: say as of when
+        age = (dt.datetime.now(dt.timezone.utc) - result.as_of).total_seconds()
+        when = result.as_of.astimezone().strftime("%H:%M:%S")
+        why = f"as of {when}, {age:.1f} s ago"
     if result.storage == "disk":
         why = "from disk" if why in ("", "from disk") else f"from disk; {why}"
     plane = result.backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -10,6 +11,7 @@ import pytest
 
 import fraiseql_nb as fq
 from fraiseql_nb import demo
+from fraiseql_nb.notebook.display import badge
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY
 from tests.planes.conftest import append_sales
@@ -17,6 +19,7 @@ from tests.planes.corpus import assert_same
 from tests.test_interrupts import Interrupter, active
 
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
+TOTAL_KEY = "sales_aggregate"
 APPEND = append_sales(10)
 
 
@@ -104,10 +107,18 @@ def test_refresh_and_ttl(tiny: str) -> None:
         # Bounded staleness, opted into: within the TTL the table is not checked...
         stale = arrow(s, TOTAL)
         assert (stale.metrics.cache_hit, stale.df["count"][0]) == (True, TINY.sales)
+        # ... and the answer says so: as of when its rows were last proven current.
+        assert stale.as_of is not None
+        age = (dt.datetime.now(dt.timezone.utc) - stale.as_of).total_seconds()
+        assert 0 <= age < 0.5
+        assert f"arrow (as of {stale.as_of.astimezone():%H:%M:%S}, " in badge(stale)
+        assert stale.to_graphql()["extensions"] == {"asOf": {TOTAL_KEY: stale.as_of.isoformat()}}
         time.sleep(0.6)
         # ... after it, it is, and the appended rows are loaded.
         fresh = arrow(s, TOTAL)
         assert (fresh.metrics.cache_hit, fresh.df["count"][0]) == (False, TINY.sales + 10)
+        assert fresh.as_of is None and "extensions" not in fresh.to_graphql()
+        assert "as of" not in badge(fresh)
         assert s.refresh() == 1
 
 

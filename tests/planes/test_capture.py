@@ -77,6 +77,7 @@ def test_every_change_kind_is_applied_exactly(tiny: str) -> None:
     with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
         agree(s)
         assert freshness(s) == "capture"
+        assert "estimate freshness: capture" in str(s.explain(QUERIES[0]))
         for name, statement in CHANGES:
             with w.transaction():
                 for part in statement.split(";"):
@@ -229,6 +230,8 @@ def test_without_replication_the_scan_keeps_answers_exact_and_says_why(
     with fq.connect(plain_role) as s, psycopg.connect(tiny, autocommit=True) as w:
         agree(s)
         assert freshness(s) == "scan (this role has no REPLICATION attribute)"
+        plan = str(s.explain(QUERIES[0]))
+        assert "estimate freshness: scan (this role has no REPLICATION attribute)" in plan
         w.execute("UPDATE tf_sales SET revenue = revenue + 3 WHERE id % 50 = 0")
         agree(s)
     assert not slots(tiny)

@@ -107,6 +107,7 @@ class Capture:
         self._types: dict[tuple[tuple[int, int], ...], list[str]] = {}
         self._seen: dict[int, str] = {}  # tables asked about: oid -> schema.relation
         self._stop = threading.Event()  # ends the slot's drain thread
+        self._closed = False
 
     # ------------------------------------------------------------ setup
 
@@ -118,6 +119,8 @@ class Capture:
         if not self.enabled():
             return "[arrow_backend] change_capture is off"
         with self._lock:
+            if self._closed:  # a load finishing after the session closed: no new slot
+                return "the session is closed"
             self._seen[table.oid] = table.relation
             self._check_server()
             if self.reason is not None:
@@ -320,6 +323,7 @@ class Capture:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._drop_connection()
 
     def _drop_connection(self) -> None:

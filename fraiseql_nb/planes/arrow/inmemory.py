@@ -52,6 +52,7 @@ __all__ = ["Got", "MemoryTables", "foreground_report"]
 
 _MIN_CAPTURED = 10_000  # changed rows applied from the stream at least (else a quarter)
 _NO_WINDOW = (-1, "captured")
+_MAX_CHUNKS = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Got:
     bytes: int = 0
     sql: str = ""
     filtered: bool = False  # the rows are those of the query's own filter
+    #: trusted without a check ([arrow_backend] cache_ttl_s): when they were last proven
+    #: current (seconds since the epoch); None when they are exact now
+    as_of: float | None = None
 
 
 class MemoryTables:
@@ -144,8 +148,9 @@ class MemoryTables:
         if data.snapshot.text == version.snapshot:
             return Got(data=data)  # no transaction ran since the load: exact
         ttl = self.config.arrow_backend.cache_ttl_s
-        if ttl > 0 and time.monotonic() - data.verified_at < ttl:
-            return Got(data=data)  # bounded staleness, as configured
+        age = time.monotonic() - data.verified_at
+        if ttl > 0 and age < ttl:  # bounded staleness, as configured: and said
+            return Got(data=data, as_of=time.time() - age)
         if data.bases is not None:
             return self._view_current(fact, table, data)
         if not table.heap or table.rls:
@@ -241,7 +246,9 @@ class MemoryTables:
         except pl.exceptions.PolarsError:  # a key that does not read as the loaded ids
             self._capture.forget(table)
             return None
-        frame = frame.filter(~pl.col(idcol).is_in(touched.implode()))
+        gone = frame.get_column(idcol).is_in(touched.implode())
+        if gone.any():  # an insert of a new key only adds: no copy of the rows kept
+            frame = frame.filter(~gone)
         rows = [r for r in changes.rows.values() if r is not None]
         received, text = 0, ""
         columns = self._capture.columns(changes)
@@ -255,6 +262,8 @@ class MemoryTables:
                 )
             new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
             frame = pl.concat([frame, new], how="vertical", rechunk=False)
+            if frame.n_chunks() > _MAX_CHUNKS:  # many small appends: one piece again
+                frame = frame.rechunk()
         # The scan cannot start from rows the stream brought (no window of theirs): should
         # the stream stop, the table is read again.
         fresh = replace(

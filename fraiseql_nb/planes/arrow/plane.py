@@ -19,6 +19,7 @@ foreground (waiting for a background load of the same table if one runs).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -202,8 +203,20 @@ class ArrowPlane:
                 "load MB": round(est.mb, 1),
                 "cached": est.cached,
                 "columns": ", ".join(names),
+                "freshness": self.freshness_of(task.target),
             },
         )
+
+    def freshness_of(self, fact: FactTable) -> str:
+        """How the table's loaded rows are (or will be) kept exact: "capture", or "scan
+        (why)". Asks the server nothing new."""
+        if self._capture is None:
+            return "scan ([arrow_backend] change_capture is off)"
+        relation = f"{fact.schema}.{fact.relation}"
+        known = self._capture.methods().get(relation)
+        if known is not None:
+            return known
+        return f"scan ({self._capture.reason})" if self._capture.reason else "capture, once loaded"
 
     def execute(self, task: Task) -> Result:
         """Run the task on its columns, exact at the table's current version.
@@ -231,6 +244,8 @@ class ArrowPlane:
             else:
                 out = run_window(frame, query, fact, timezone=timezone)
         result = self._result(query, out, started, got.bytes, got.sql)
+        if got.as_of is not None:
+            result.as_of = dt.datetime.fromtimestamp(got.as_of, tz=dt.timezone.utc)
         result._engine = partial(
             engine_plan,
             f"Polars, in memory, over {frame.height:,} rows of the columns {', '.join(names)}",
