@@ -69,8 +69,10 @@ def freshness(s: fq.Session) -> str:
 
 def captured(result: fq.Result) -> bool:
     """Brought up to date by the stream: the changed rows' values went to PostgreSQL as
-    values (``unnest``), or nothing was read at all; never a scan or a reload of the table."""
-    return result.sql == "" or ("unnest(" in result.sql and 'FROM "public"' not in result.sql)
+    values (``json_array_elements``), or nothing was read at all; never a scan or a
+    reload of the table."""
+    values = "json_array_elements(" in result.sql
+    return result.sql == "" or (values and 'FROM "public"' not in result.sql)
 
 
 def test_every_change_kind_is_applied_exactly(tiny: str) -> None:
@@ -255,6 +257,6 @@ def test_capture_off_is_the_scan(tiny: str) -> None:
         agree(s)
         w.execute(COPY_ROW.format(id="940000", src="4"))
         first = agree(s)[0]
-        assert "unnest(" not in first.sql and "ctid >=" in first.sql  # the appended rows
+        assert "json_array_elements(" not in first.sql and "ctid >=" in first.sql  # the appended rows
         assert freshness(s) == "None"
     assert not slots(tiny)

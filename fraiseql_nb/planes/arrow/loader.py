@@ -14,6 +14,7 @@ Connections, cancelling and the transaction helpers are :mod:`.adbc`'s.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -208,20 +209,17 @@ def load_changed(
     those values, so they are computed exactly as a load computes them, without reading
     the table. The frame, bytes received and the statement."""
     exact = config.arrow_backend.exact_decimals
-    arrays = [
-        sql.SQL("{}::text[]").format(sql.Literal([r[i] for r in rows])) for i in range(len(columns))
-    ]
+    # The rows as one JSON text (one literal: quoting a few large strings, not each value),
+    # each value read back as text and cast to its column's type.
+    values = sql.Literal(json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
     typed = [
-        sql.SQL("u.{} ::{} AS {}").format(
-            sql.Identifier(f"c{i}"), sql.SQL(pg_type), sql.Identifier(name)
+        sql.SQL("(e ->> {})::{} AS {}").format(
+            sql.Literal(i), sql.SQL(pg_type), sql.Identifier(name)
         )
         for i, (name, pg_type) in enumerate(columns)
     ]
-    source = sql.SQL("(SELECT {} FROM unnest({}) AS u({})) AS {}").format(
-        sql.SQL(", ").join(typed),
-        sql.SQL(", ").join(arrays),
-        sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(columns))),
-        sql.Identifier(fact.relation),
+    source = sql.SQL("(SELECT {} FROM json_array_elements({}::json) AS e) AS {}").format(
+        sql.SQL(", ").join(typed), values, sql.Identifier(fact.relation)
     )
     statement = compile_load(fact, names, exact_decimals=exact, source=source)
     with failures(fact, dsn, config), cursor(conn, None) as cur:

@@ -78,6 +78,10 @@ class DecodeError(ValueError):
     """Bytes that are not a pgoutput message this decoder knows."""
 
 
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -111,17 +115,31 @@ class _Reader:
         return out
 
     def tuple(self) -> tuple[Value, ...]:
-        values: list[Value] = []
-        for _ in range(self.int16()):
-            kind = chr(self.int8())
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED)
-            elif kind == "t":
-                values.append(self.take(self.int32()).decode("utf-8"))
-            else:  # "b": binary, only with the binary option, which is not asked for
-                raise DecodeError(f"a pgoutput value of kind {kind!r}")
+        # The hot loop of a bulk change (a row per message): indexes, not slices.
+        data, at = self.data, self.at
+        try:
+            (count,) = _INT16.unpack_from(data, at)
+            at += 2
+            values: list[Value] = []
+            for _ in range(count):
+                kind = data[at]
+                at += 1
+                if kind == 0x74:  # "t": text
+                    (size,) = _INT32.unpack_from(data, at)
+                    at += 4
+                    if at + size > len(data):
+                        raise DecodeError("a pgoutput value ends early")
+                    values.append(data[at : at + size].decode("utf-8"))
+                    at += size
+                elif kind == 0x6E:  # "n": null
+                    values.append(None)
+                elif kind == 0x75:  # "u": an unchanged TOASTed value, not sent
+                    values.append(UNCHANGED)
+                else:  # "b": binary, only with the binary option, which is not asked for
+                    raise DecodeError(f"a pgoutput value of kind {chr(kind)!r}")
+        except (struct.error, IndexError):
+            raise DecodeError("a pgoutput message ends early") from None
+        self.at = at
         return tuple(values)
 
 
