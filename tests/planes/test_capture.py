@@ -257,6 +257,33 @@ def test_capture_off_is_the_scan(tiny: str) -> None:
         agree(s)
         w.execute(COPY_ROW.format(id="940000", src="4"))
         first = agree(s)[0]
-        assert "json_array_elements(" not in first.sql and "ctid >=" in first.sql  # the appended rows
+        assert (
+            "json_array_elements(" not in first.sql and "ctid >=" in first.sql
+        )  # the appended rows
         assert freshness(s) == "None"
     assert not slots(tiny)
+
+
+def test_a_publication_that_leaves_changes_out_is_not_trusted(tiny: str) -> None:
+    with psycopg.connect(tiny, autocommit=True) as w:
+        w.execute(
+            "CREATE PUBLICATION fraiseql_nb_public_tf_sales FOR TABLE tf_sales"
+            " WITH (publish = 'insert')"
+        )
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        assert freshness(s).startswith("scan (")  # deletes would be lost: the scan instead
+        w.execute("DELETE FROM tf_sales WHERE id % 7 = 0")
+        agree(s)
+
+
+def test_an_asynchronous_commit_is_seen_by_the_next_query(tiny: str) -> None:
+    """Visible before it is flushed, it is read from the stream once flushed."""
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        w.execute("SET synchronous_commit = off")
+        for i in range(5):
+            w.execute(f"UPDATE tf_sales SET quantity = quantity + 1 WHERE id = {100 + i}")
+            w.execute(COPY_ROW.format(id=str(960000 + i), src="9"))
+            first = agree(s)[0]
+            assert captured(first)

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -39,12 +40,13 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.db import error_text
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
 from fraiseql_nb.planes.arrow.changes import TableChanges
-from fraiseql_nb.planes.arrow.pgoutput import DecodeError, decode
+from fraiseql_nb.planes.arrow.pgoutput import decode
 from fraiseql_nb.pool import connection_kwargs
 
 __all__ = ["Capture", "publication_name"]
 
 _SLOT_TIMEOUT_MS = 5_000  # a slot waits for running transactions to end: not for long
+_FLUSH_WAIT_S = 2.0  # an asynchronous commit is flushed within the WAL writer's delay
 _DRAIN_S = 5.0  # the slot is read this often while the session is idle
 #: Changed rows kept for a table not asked about, at most: past this a reload is cheaper.
 MAX_PENDING_ROWS = 1_000_000
@@ -64,9 +66,16 @@ SELECT c.relkind::text AS kind, c.relrowsecurity AS rls, c.relreplident::text AS
 FROM pg_class c WHERE c.oid = %s
 """
 
+# A publication that covers the table whole: every kind of change, no row filter, every
+# column (a DBA's publication may publish less, which would lose changes).
 _PUBLISHED = """
-SELECT EXISTS (SELECT 1 FROM pg_publication_tables
-               WHERE pubname = %s AND schemaname = %s AND tablename = %s) AS covers
+SELECT EXISTS (
+  SELECT 1 FROM pg_publication_tables t JOIN pg_publication p ON p.pubname = t.pubname
+  WHERE t.pubname = %(name)s AND t.schemaname = %(schema)s AND t.tablename = %(table)s
+    AND p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate
+    AND t.rowfilter IS NULL
+    AND cardinality(t.attnames) = (SELECT count(*) FROM pg_attribute a
+          WHERE a.attrelid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped)) AS covers
 """
 
 _KEY = """
@@ -108,6 +117,10 @@ class Capture:
         self._seen: dict[int, str] = {}  # tables asked about: oid -> schema.relation
         self._stop = threading.Event()  # ends the slot's drain thread
         self._closed = False
+        self._loading: set[int] = set()  # tables being read: their changes are kept
+        # Bumped when a table's kept changes are dropped: a load begun before is not
+        # followed (it would miss them).
+        self._generation: dict[int, int] = {}
 
     # ------------------------------------------------------------ setup
 
@@ -183,10 +196,16 @@ class Capture:
                     return "the table has no primary key to find changed rows by"
                 keys = [r[0] for r in conn.execute(_KEY, (table.oid,)).fetchall()]
                 name = self._config.arrow_backend.publication or publication_name(schema, relation)
-                covered = conn.execute(_PUBLISHED, (name, schema, relation)).fetchone()
-                if not (covered and covered[0]):
+                found = conn.execute(
+                    _PUBLISHED,
+                    {"name": name, "schema": schema, "table": relation, "oid": table.oid},
+                ).fetchone()
+                if not (found and found[0]):
                     if self._config.arrow_backend.publication:
-                        return f"the publication {name} does not cover the table"
+                        return (
+                            f"the publication {name} does not publish every change of every"
+                            " row and column of the table"
+                        )
                     if not owned:
                         return (
                             "this role does not own the table, so it may not publish it: a DBA"
@@ -208,10 +227,20 @@ class Capture:
             return None
         self._drop_connection()
         name = f"fraiseql_nb_{os.getpid()}_{os.urandom(4).hex()}"
+        conn = None
         try:
             conn = self._connect(timeout_ms=_SLOT_TIMEOUT_MS)
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput', true)", (name,))
+            # Reading a backlog may take longer than making the slot may (RESET would go
+            # back to this connection's own startup option, the short one).
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)",
+                (str(self._config.wire_backend.statement_timeout_ms),),
+            )
         except psycopg.Error as exc:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
             return f"no replication slot ({error_text(exc)})"
         self._conn, self.slot = conn, name
         self.epoch += 1
@@ -230,24 +259,34 @@ class Capture:
 
     # ------------------------------------------------------------ changes
 
-    def begin(self, table: TableIdentity) -> int | None:
-        """Before reading the table's rows: the slot they will be followed by (None: they
-        will not be), to hand to :meth:`synced` once read."""
-        if self.refusal(table) is not None:
-            return None
-        with self._lock:
-            return self.epoch if self._conn is not None else None
+    def begin(self, table: TableIdentity) -> tuple[int, int] | None:
+        """Before reading the table's rows: a token of the slot (and of the table's
+        changes kept since) they will be followed by — None: they will not be — to hand
+        to :meth:`synced` once read. From now on the table's changes are kept."""
+        with self._lock:  # one hold: the slot cannot change between the two
+            if self.refusal(table) is not None or self._conn is None:
+                return None
+            self._loading.add(table.oid)
+            return (self.epoch, self._generation.get(table.oid, 0))
 
-    def synced(self, table: TableIdentity, epoch: int | None) -> None:
+    def synced(self, table: TableIdentity, token: tuple[int, int] | None) -> bool:
         """The table's rows were read exactly, at a snapshot taken after ``begin`` gave
-        ``epoch``: from now on the stream carries them on (if that slot still runs)."""
+        ``token``: from now on the stream carries them on — unless the slot changed, or
+        the table's kept changes were dropped meanwhile (then False)."""
         with self._lock:
-            if epoch is not None and epoch == self.epoch and self._conn is not None:
-                self._following.add(table.oid)
+            self._loading.discard(table.oid)
+            current = (self.epoch, self._generation.get(table.oid, 0))
+            if token is None or token != current or not self._published(table):
+                return False
+            self._following.add(table.oid)
+            return True
 
     def follows(self, table: TableIdentity) -> bool:
         with self._lock:
-            return table.oid in self._following and self._conn is not None
+            return table.oid in self._following and self._published(table)
+
+    def _published(self, table: TableIdentity) -> bool:
+        return self._conn is not None and table.oid in self._publications
 
     def columns(self, changes: TableChanges) -> list[tuple[str, str]] | None:
         """The changed table's columns and their SQL types, as the stream sent them."""
@@ -275,6 +314,8 @@ class Capture:
         with self._lock:
             if not self._consume() or table.oid not in self._following:
                 return None
+            if not self._published(table):
+                return None
             return self._pending.pop(table.oid, TableChanges())
 
     def _consume(self) -> bool:
@@ -285,27 +326,47 @@ class Capture:
         if self._conn is None or self._conn.closed:
             return False
         publications = sorted(set(self._publications.values()))
+        kept = self._loading | self._following
         try:
+            upto = self._flushed()
             rows = self._conn.execute(
                 "SELECT data FROM pg_logical_slot_get_binary_changes(%s,"
-                " pg_current_wal_lsn(), NULL, 'proto_version', '1', 'publication_names', %s)",
-                (self.slot, ",".join(publications)),
+                " %s::pg_lsn, NULL, 'proto_version', '1', 'publication_names', %s)",
+                (self.slot, upto, ",".join(publications)),
             ).fetchall()
             for (data,) in rows:
                 change = decode(data)
                 if change is None:
                     continue
                 for oid in change.relations or (change.relation,):
-                    if oid in self._publications:
+                    if oid in kept:
                         self._pending.setdefault(oid, TableChanges()).add(change)
-        except (psycopg.Error, DecodeError):
-            self._drop_connection()  # a gap would follow: everything is read again
+        except Exception:  # noqa: BLE001 - the slot was read: a half-read batch is a gap
+            self._drop_connection()  # everything is read again
             return False
         for oid, pending in list(self._pending.items()):
             if pending.unusable or len(pending.rows) > MAX_PENDING_ROWS:
                 del self._pending[oid]
                 self._following.discard(oid)
+                self._generation[oid] = self._generation.get(oid, 0) + 1  # a load on the way
         return True
+
+    def _flushed(self) -> str:
+        """The WAL position every commit seen so far lies before, once it is on disk:
+        logical decoding reads flushed WAL only, and a commit made with
+        ``synchronous_commit = off`` is visible before it is flushed."""
+        assert self._conn is not None
+        row = self._conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        target = row[0]
+        deadline = time.monotonic() + _FLUSH_WAIT_S
+        while True:
+            flushed = self._conn.execute(
+                "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (target,)
+            ).fetchone()
+            if (flushed and flushed[0]) or time.monotonic() > deadline:
+                return str(target)
+            time.sleep(0.002)
 
     def _drain(self, stop: threading.Event) -> None:
         """Every few seconds, read the slot (so it retains little WAL on the server while
@@ -320,6 +381,8 @@ class Capture:
         """The table's loaded rows are gone or read again: stop carrying them on."""
         with self._lock:
             self._following.discard(table.oid)
+            if table.oid not in self._loading:
+                self._pending.pop(table.oid, None)
 
     def close(self) -> None:
         with self._lock:
@@ -335,6 +398,7 @@ class Capture:
         self._publications.clear()
         self._refused.clear()
         self._following.clear()
+        self._loading.clear()
         self._pending.clear()
 
 

@@ -31,6 +31,7 @@ from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version
+from fraiseql_nb.planes.arrow.changes import TableChanges
 from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Loaded,
@@ -175,20 +176,25 @@ class MemoryTables:
             if captured is not None:
                 return captured
         epoch = self._capture.begin(table) if self._followable(fact, table, data.exprs) else None
-        with self._connections.connection() as conn:
-            self._count_load()
-            loaded = load_appended(
-                conn,
-                fact,
-                table,
-                list(data.exprs),
-                snapshot=data.snapshot,
-                rows=data.rows,
-                window=data.window,
-                config=self.config,
-                dsn=self._dsn,
-            )
+        try:
+            with self._connections.connection() as conn:
+                self._count_load()
+                loaded = load_appended(
+                    conn,
+                    fact,
+                    table,
+                    list(data.exprs),
+                    snapshot=data.snapshot,
+                    rows=data.rows,
+                    window=data.window,
+                    config=self.config,
+                    dsn=self._dsn,
+                )
+        except BaseException:
+            self._unfollowed(table, epoch)
+            raise
         if loaded is None:
+            self._unfollowed(table, epoch)
             return None
         fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
         if self._memory.put(table.key, fresh):
@@ -211,12 +217,28 @@ class MemoryTables:
     def _follows(self, fact: FactTable, table: TableIdentity) -> bool:
         return self._capture is not None and self._capture.follows(table)
 
-    def _follow(self, table: TableIdentity, data: TableData, epoch: int | None) -> None:
-        """``data`` was read exactly after the slot ``epoch``: the stream carries it on."""
-        if self._capture is None or epoch is None:
+    def _follow(self, table: TableIdentity, data: TableData, token: tuple[int, int] | None) -> None:
+        """``data`` was read exactly after :meth:`Capture.begin` gave ``token``: the
+        stream carries it on (ids the stream's text reads back into: integers, text)."""
+        if self._capture is None or token is None:
             return
-        self._capture.synced(table, epoch)
-        self._followed[table.key] = data
+        ids = data.frame.schema.get(self._id_of(table))
+        readable = ids is not None and (ids.is_integer() or ids == pl.String)
+        if readable and self._capture.synced(table, token):
+            self._followed[table.key] = data
+        else:
+            self._capture.synced(table, None)  # not followed: nothing kept for it
+            self._capture.forget(table)
+
+    def _unfollowed(self, table: TableIdentity, token: tuple[int, int] | None) -> None:
+        """A read begun under ``token`` did not end in rows to follow: keep nothing for it."""
+        if self._capture is not None and token is not None:
+            self._capture.synced(table, None)
+            self._capture.forget(table)
+
+    def _id_of(self, table: TableIdentity) -> str:
+        keys = self._capture.key_columns(table) if self._capture is not None else []
+        return keys[0] if len(keys) == 1 else ""
 
     def _captured(
         self, fact: FactTable, table: TableIdentity, version: Version, data: TableData
@@ -225,7 +247,25 @@ class MemoryTables:
         None when they cannot be applied (the stream lost, a change of columns, a value it
         left out, too many changes): then the table is read again."""
         assert self._capture is not None
-        changes = self._capture.take(table)
+        changes = self._capture.take(table)  # taken: from here they exist only in hand
+        try:
+            return self._apply(fact, table, version, data, changes)
+        except BaseException:
+            # Changes taken but not applied (a failed statement, an interrupt) are lost
+            # to the stream: the table is read again rather than carried on without them.
+            self._capture.forget(table)
+            self._followed.pop(table.key, None)
+            raise
+
+    def _apply(
+        self,
+        fact: FactTable,
+        table: TableIdentity,
+        version: Version,
+        data: TableData,
+        changes: TableChanges | None,
+    ) -> Got | None:
+        assert self._capture is not None
         limit = max(_MIN_CAPTURED, data.rows // 4)
         if changes is None or changes.unusable or len(changes.rows) > limit:
             self._capture.forget(table)
@@ -233,11 +273,12 @@ class MemoryTables:
             return None
         now = parse_snapshot(version.snapshot)
         if not changes.rows and not changes.truncated:
-            fresh = data.verified(now)
+            # Proven current by the stream, not by the scan: no window the scan could use.
+            fresh = replace(data.verified(now), window=_NO_WINDOW)
             self._memory.put(table.key, fresh)
             self._followed[table.key] = fresh
             return Got(data=fresh)
-        idcol = fact.id_column
+        idcol = self._id_of(table)
         # A TRUNCATE empties the table; what its transaction and later ones wrote follows
         # it in the stream (so this is exact whether the load saw the TRUNCATE or not).
         frame = data.frame.clear() if changes.truncated else data.frame
@@ -245,6 +286,7 @@ class MemoryTables:
             touched = pl.Series(idcol, list(changes.rows)).cast(frame.schema[idcol])
         except pl.exceptions.PolarsError:  # a key that does not read as the loaded ids
             self._capture.forget(table)
+            self._followed.pop(table.key, None)
             return None
         gone = frame.get_column(idcol).is_in(touched.implode())
         if gone.any():  # an insert of a new key only adds: no copy of the rows kept
@@ -255,6 +297,7 @@ class MemoryTables:
         if rows:
             if columns is None:
                 self._capture.forget(table)
+                self._followed.pop(table.key, None)
                 return None
             with self._connections.connection() as conn:
                 new, received, text = load_changed(
@@ -361,23 +404,27 @@ class MemoryTables:
         exprs = self.exprs(fact, names)
         followable = where is None and self._followable(fact, table, exprs)
         epoch = self._capture.begin(table) if followable and self._capture else None
-        with (
-            self._connections.connection() as conn,
-            self._connections.connection() if halves else contextlib.nullcontext() as helper,
-        ):
-            self._count_load()
-            loaded = load_table(
-                conn,
-                fact,
-                table,
-                names,
-                config=self.config,
-                dsn=self._dsn,
-                report=report,
-                cancel=cancel,
-                where=where,
-                helper=helper,
-            )
+        try:
+            with (
+                self._connections.connection() as conn,
+                self._connections.connection() if halves else contextlib.nullcontext() as helper,
+            ):
+                self._count_load()
+                loaded = load_table(
+                    conn,
+                    fact,
+                    table,
+                    names,
+                    config=self.config,
+                    dsn=self._dsn,
+                    report=report,
+                    cancel=cancel,
+                    where=where,
+                    helper=helper,
+                )
+        except BaseException:
+            self._unfollowed(table, epoch)
+            raise
         loaded.epoch = epoch
         return loaded
 
@@ -393,6 +440,8 @@ class MemoryTables:
         if table.reusable and self._memory.put(table.key, fresh):
             self._writer.persist(table, fresh)
             self._follow(table, fresh, loaded.epoch)
+        else:
+            self._unfollowed(table, loaded.epoch)
         return fresh
 
     def _table_data(

@@ -80,7 +80,8 @@ class Loaded:
     bytes: int
     sql: str
     bases: Bases | None = None  # a view's tables, as the load saw them (see .views)
-    epoch: int | None = None  # the change stream's slot made before it (see .capture)
+    #: the change stream's token from before it (see .capture.Capture.begin)
+    epoch: tuple[int, int] | None = None
 
 
 # ---------------------------------------------------------------------- loads
