@@ -393,7 +393,12 @@ class Capture:
         self._stop.set()
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.close()  # the temporary slot goes with it
+                if self.slot is not None and not self._conn.closed:
+                    # At once, not when the server notices the connection ended: the
+                    # database can be dropped right after the session closes.
+                    self._conn.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+            with contextlib.suppress(Exception):
+                self._conn.close()  # the temporary slot would go with it anyway
         self._conn, self.slot = None, None
         self._publications.clear()
         self._refused.clear()

@@ -26,6 +26,8 @@ SEPARATOR = "\x1f"
 
 def key_of(values: tuple[Value, ...], positions: tuple[int, ...]) -> str:
     """A row's key as text from its key columns' values."""
+    if len(positions) == 1:
+        return str(values[positions[0]])
     return SEPARATOR.join(str(values[i]) for i in positions)
 
 
@@ -47,6 +49,7 @@ class TableChanges:
     shape: Relation | None = None
     unusable: str | None = None
     count: int = 0
+    _positions: tuple[int, ...] = ()  # the key's columns in the last shape
 
     def add(self, change: Change) -> None:
         if change.kind == "R":
@@ -54,6 +57,7 @@ class TableChanges:
             if old is not None and new is not None and _columns(old) != _columns(new):
                 self.unusable = "its columns changed"
             self.shape = change.shape
+            self._positions = key_positions(new) if new is not None else ()
             return
         self.count += 1
         if change.kind == "T":
@@ -63,7 +67,7 @@ class TableChanges:
         if self.shape is None:
             self.unusable = "a change came before the table's columns"
             return
-        positions = key_positions(self.shape)
+        positions = self._positions
         if not positions:
             self.unusable = "the table has no replica identity key"
             return
