@@ -287,3 +287,23 @@ def test_an_asynchronous_commit_is_seen_by_the_next_query(tiny: str) -> None:
             w.execute(COPY_ROW.format(id=str(960000 + i), src="9"))
             first = agree(s)[0]
             assert captured(first)
+
+
+def test_a_bulk_insert_is_read_by_key_and_stays_exact(tiny: str) -> None:
+    """Past BULK_ROWS messages, inserted rows are read from the table by key (not decoded
+    value by value); changes committed meanwhile apply over them."""
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)
+        with w.transaction():
+            w.execute(
+                "INSERT INTO tf_sales SELECT id + 600000, customer_id, product_id, occurred_at,"
+                " revenue + 2, quantity, cost, discount, dimensions, date_info FROM tf_sales"
+                " WHERE id <= 2500"
+            )
+            w.execute("UPDATE tf_sales SET quantity = 1 WHERE id = 600010")
+            w.execute("DELETE FROM tf_sales WHERE id = 600020")
+        first = agree(s)[0]
+        assert "::bigint[])" in first.sql and 'FROM "public"."tf_sales"' in first.sql
+        assert freshness(s) == "capture"
+        w.execute("UPDATE tf_sales SET revenue = 0 WHERE id BETWEEN 600100 AND 600110")
+        assert captured(agree(s)[0])

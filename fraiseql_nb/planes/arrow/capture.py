@@ -39,8 +39,8 @@ from psycopg import sql
 from fraiseql_nb.config import Config
 from fraiseql_nb.db import error_text
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
-from fraiseql_nb.planes.arrow.changes import TableChanges
-from fraiseql_nb.planes.arrow.pgoutput import decode
+from fraiseql_nb.planes.arrow.changes import TableChanges, positions_of
+from fraiseql_nb.planes.arrow.pgoutput import decode, insert_key
 from fraiseql_nb.pool import connection_kwargs
 
 __all__ = ["Capture", "publication_name"]
@@ -50,6 +50,9 @@ _FLUSH_WAIT_S = 2.0  # an asynchronous commit is flushed within the WAL writer's
 _DRAIN_S = 5.0  # the slot is read this often while the session is idle
 #: Changed rows kept for a table not asked about, at most: past this a reload is cheaper.
 MAX_PENDING_ROWS = 1_000_000
+#: Messages in one read past which inserted rows are read from the table by key
+#: (measured: decoding a 10,000-row insert cost more than the whole query on PostgreSQL).
+BULK_ROWS = 2_000
 
 _SERVER = """
 SELECT current_setting('wal_level') AS wal_level,
@@ -334,7 +337,18 @@ class Capture:
                 " %s::pg_lsn, NULL, 'proto_version', '1', 'publication_names', %s)",
                 (self.slot, upto, ",".join(publications)),
             ).fetchall()
+            bulk = len(rows) > BULK_ROWS
             for (data,) in rows:
+                if bulk and data[0] == 0x49:  # an insert of a bulk change: its key only
+                    oid = int.from_bytes(data[1:5], "big")
+                    pending = self._pending.get(oid)
+                    if oid not in kept:
+                        continue
+                    if pending is not None and positions_of(pending):
+                        found = insert_key(data, positions_of(pending))
+                        if found is not None:
+                            pending.inserted(found[1])
+                            continue
                 change = decode(data)
                 if change is None:
                     continue

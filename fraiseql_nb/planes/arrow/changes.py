@@ -19,9 +19,18 @@ from dataclasses import dataclass, field
 
 from fraiseql_nb.planes.arrow.pgoutput import UNCHANGED, Change, Relation, Value
 
-__all__ = ["SEPARATOR", "TableChanges", "key_of"]
+__all__ = ["FETCH", "SEPARATOR", "TableChanges", "key_of"]
 
 SEPARATOR = "\x1f"
+
+
+class _Fetch:
+    def __repr__(self) -> str:
+        return "FETCH"
+
+
+#: A row a bulk insert added: read from the table by key (its values were not decoded).
+FETCH = _Fetch()
 
 
 def key_of(values: tuple[Value, ...], positions: tuple[int, ...]) -> str:
@@ -44,12 +53,17 @@ class TableChanges:
         count: changes seen.
     """
 
-    rows: dict[str, tuple[Value, ...] | None] = field(default_factory=dict)
+    rows: dict[str, tuple[Value, ...] | _Fetch | None] = field(default_factory=dict)
     truncated: bool = False
     shape: Relation | None = None
     unusable: str | None = None
     count: int = 0
     _positions: tuple[int, ...] = ()  # the key's columns in the last shape
+
+    def inserted(self, key: str) -> None:
+        """A bulk insert's row, by key: read from the table when applied."""
+        self.count += 1
+        self.rows[key] = FETCH
 
     def add(self, change: Change) -> None:
         if change.kind == "R":
@@ -90,6 +104,12 @@ class TableChanges:
         if old_key is not None and old_key != key:
             self.rows[old_key] = None  # the key itself changed
         self.rows[key] = change.new
+
+
+def positions_of(changes: TableChanges) -> tuple[int, ...]:
+    """The key columns' places in the rows the stream sends for this table (() before
+    its columns were sent)."""
+    return changes._positions
 
 
 def key_positions(shape: Relation) -> tuple[int, ...]:

@@ -31,13 +31,14 @@ from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version
-from fraiseql_nb.planes.arrow.changes import TableChanges
+from fraiseql_nb.planes.arrow.changes import FETCH, TableChanges
 from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Loaded,
     check_view,
     load_appended,
     load_changed,
+    load_keyed,
     load_table,
 )
 from fraiseql_nb.planes.arrow.ondisk import load_workers
@@ -54,6 +55,7 @@ __all__ = ["Got", "MemoryTables", "foreground_report"]
 _MIN_CAPTURED = 10_000  # changed rows applied from the stream at least (else a quarter)
 _NO_WINDOW = (-1, "captured")
 _MAX_CHUNKS = 64
+_MAX_FETCH_ROUNDS = 3  # bulk inserts read by key, then the stream again: at most so often
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class MemoryTables:
         version: Version,
         data: TableData,
         changes: TableChanges | None,
+        depth: int = 0,
     ) -> Got | None:
         assert self._capture is not None
         limit = max(_MIN_CAPTURED, data.rows // 4)
@@ -291,18 +294,35 @@ class MemoryTables:
         gone = frame.get_column(idcol).is_in(touched.implode())
         if gone.any():  # an insert of a new key only adds: no copy of the rows kept
             frame = frame.filter(~gone)
-        rows = [r for r in changes.rows.values() if r is not None]
+        rows = [r for r in changes.rows.values() if r is not None and r is not FETCH]
+        fetch = [k for k, r in changes.rows.items() if r is FETCH]
         received, text = 0, ""
         columns = self._capture.columns(changes)
+        if fetch:
+            if depth >= _MAX_FETCH_ROUNDS or not frame.schema[idcol].is_integer():
+                self._capture.forget(table)
+                self._followed.pop(table.key, None)
+                return None
+            # A bulk insert's rows, read from the table by key; then what committed while
+            # they were read comes from the stream and applies over them, by key: exact
+            # at that later moment (the net change of a key is its last).
+            with self._connections.connection() as conn:
+                new, received, text = load_keyed(
+                    conn, fact, list(data.exprs), idcol, fetch, config=self.config, dsn=self._dsn
+                )
+            new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
+            frame = pl.concat([frame, new], how="vertical", rechunk=False)
         if rows:
             if columns is None:
                 self._capture.forget(table)
                 self._followed.pop(table.key, None)
                 return None
             with self._connections.connection() as conn:
-                new, received, text = load_changed(
+                new, nbytes, statement = load_changed(
                     conn, fact, list(data.exprs), columns, rows, config=self.config, dsn=self._dsn
                 )
+            received += nbytes
+            text = f"{text};\n{statement}" if text else statement
             new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
             frame = pl.concat([frame, new], how="vertical", rechunk=False)
             if frame.n_chunks() > _MAX_CHUNKS:  # many small appends: one piece again
@@ -312,6 +332,12 @@ class MemoryTables:
         fresh = replace(
             data, frame=frame, snapshot=now, window=_NO_WINDOW, verified_at=time.monotonic()
         )
+        if fetch:  # what committed while the rows were read
+            later = self._apply(fact, table, version, fresh, self._capture.take(table), depth + 1)
+            if later is None:
+                return None
+            more = f"{text};\n{later.sql}" if later.sql else text
+            return Got(data=later.data, bytes=received + later.bytes, sql=more)
         self._memory.put(table.key, fresh)
         self._followed[table.key] = fresh
         return Got(data=fresh, bytes=received, sql=text)

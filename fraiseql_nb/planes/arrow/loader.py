@@ -57,6 +57,7 @@ __all__ = [
     "declared_scale",
     "load_appended",
     "load_changed",
+    "load_keyed",
     "load_table",
     "scale_of",
     "to_frame",
@@ -223,6 +224,28 @@ def load_changed(
         sql.SQL(", ").join(typed), values, sql.Identifier(fact.relation)
     )
     statement = compile_load(fact, names, exact_decimals=exact, source=source)
+    with failures(fact, dsn, config), cursor(conn, None) as cur:
+        arrow, text = _copy(cur, statement, None)
+    frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
+    return frame, arrow.nbytes, text
+
+
+def load_keyed(
+    conn: Any,
+    fact: FactTable,
+    names: list[str],
+    key: str,
+    keys: list[str],
+    *,
+    config: Config,
+    dsn: str,
+) -> tuple[pl.DataFrame, int, str]:
+    """``names`` of the rows whose integer ``key`` is one of ``keys`` (text), as the table
+    holds them now: a bulk insert's rows, read by key rather than from the stream."""
+    exact = config.arrow_backend.exact_decimals
+    listed = sql.Literal("{" + ",".join(str(int(k)) for k in keys) + "}")
+    where = sql.SQL("{} = ANY({}::bigint[])").format(sql.Identifier(key), listed)
+    statement = compile_load(fact, names, where=where, exact_decimals=exact)
     with failures(fact, dsn, config), cursor(conn, None) as cur:
         arrow, text = _copy(cur, statement, None)
     frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
