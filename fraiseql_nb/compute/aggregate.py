@@ -176,18 +176,7 @@ def run_aggregate_lazy(
     most about one pass's share of the values is in memory; the groups are then joined
     (no group is split, so each is exact)."""
     dtypes = dict(lf.collect_schema())
-    if query.where is not None:
-        lf = lf.filter(where_expr(query.where, dtypes, timezone))
-    bucketed = [k for k in query.group_keys if k.source == "bucket"]
-    if bucketed:
-        lf = lf.with_columns(
-            [
-                bucket_expr(
-                    k.column or "", dtypes[k.column or ""], k.unit or "day", timezone
-                ).alias(k.name)
-                for k in bucketed
-            ]
-        )
+    lf = _filtered_and_bucketed(lf, query, dtypes, timezone)
     if passes <= 1 or not query.group_keys:
         return finish_aggregate(
             _grouped(lf, query, dtypes).collect(engine="streaming"), query, fact, dtypes
@@ -208,7 +197,15 @@ def aggregate_plan(
     """Polars' optimised plan of the aggregate over columns of these dtypes (filter,
     buckets, groups), built over no rows: what :func:`run_aggregate` and
     :func:`run_aggregate_lazy` hand Polars, shown without computing anything."""
-    lf = pl.LazyFrame(schema=dtypes)
+    lf = _filtered_and_bucketed(pl.LazyFrame(schema=dtypes), query, dtypes, timezone)
+    return _grouped(lf, query, dtypes).explain(engine="streaming" if streaming else "auto")
+
+
+def _filtered_and_bucketed(
+    lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any], timezone: str
+) -> pl.LazyFrame:
+    """The query's rows, with their time buckets as columns: lazily (the streaming path
+    and the plan shown for an answer build the same)."""
     if query.where is not None:
         lf = lf.filter(where_expr(query.where, dtypes, timezone))
     bucketed = [k for k in query.group_keys if k.source == "bucket"]
@@ -221,7 +218,7 @@ def aggregate_plan(
                 for k in bucketed
             ]
         )
-    return _grouped(lf, query, dtypes).explain(engine="streaming" if streaming else "auto")
+    return lf
 
 
 def groups(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:

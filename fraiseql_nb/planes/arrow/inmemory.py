@@ -229,8 +229,13 @@ class MemoryTables:
         if readable and self._capture.synced(table, token):
             self._followed[table.key] = data
         else:
-            self._capture.synced(table, None)  # not followed: nothing kept for it
-            self._capture.forget(table)
+            self._unfollowed(table, token)  # not followed: nothing kept for it
+
+    def _unfollow(self, table: TableIdentity) -> None:
+        """Stop carrying the table's loaded rows on: the next query reads the table again."""
+        assert self._capture is not None
+        self._capture.forget(table)
+        self._followed.pop(table.key, None)
 
     def _unfollowed(self, table: TableIdentity, token: tuple[int, int] | None) -> None:
         """A read begun under ``token`` did not end in rows to follow: keep nothing for it."""
@@ -255,8 +260,7 @@ class MemoryTables:
         except BaseException:
             # Changes taken but not applied (a failed statement, an interrupt) are lost
             # to the stream: the table is read again rather than carried on without them.
-            self._capture.forget(table)
-            self._followed.pop(table.key, None)
+            self._unfollow(table)
             raise
 
     def _apply(
@@ -271,8 +275,7 @@ class MemoryTables:
         assert self._capture is not None
         limit = max(_MIN_CAPTURED, data.rows // 4)
         if changes is None or changes.unusable or len(changes.rows) > limit:
-            self._capture.forget(table)
-            self._followed.pop(table.key, None)
+            self._unfollow(table)
             return None
         now = parse_snapshot(version.snapshot)
         if not changes.rows and not changes.truncated:
@@ -288,8 +291,7 @@ class MemoryTables:
         try:
             touched = pl.Series(idcol, list(changes.rows)).cast(frame.schema[idcol])
         except pl.exceptions.PolarsError:  # a key that does not read as the loaded ids
-            self._capture.forget(table)
-            self._followed.pop(table.key, None)
+            self._unfollow(table)
             return None
         gone = frame.get_column(idcol).is_in(touched.implode())
         if gone.any():  # an insert of a new key only adds: no copy of the rows kept
@@ -300,8 +302,7 @@ class MemoryTables:
         columns = self._capture.columns(changes)
         if fetch:
             if depth >= _MAX_FETCH_ROUNDS or not frame.schema[idcol].is_integer():
-                self._capture.forget(table)
-                self._followed.pop(table.key, None)
+                self._unfollow(table)
                 return None
             # A bulk insert's rows, read from the table by key; then what committed while
             # they were read comes from the stream and applies over them, by key: exact
@@ -314,8 +315,7 @@ class MemoryTables:
             frame = pl.concat([frame, new], how="vertical", rechunk=False)
         if rows:
             if columns is None:
-                self._capture.forget(table)
-                self._followed.pop(table.key, None)
+                self._unfollow(table)
                 return None
             with self._connections.connection() as conn:
                 new, nbytes, statement = load_changed(

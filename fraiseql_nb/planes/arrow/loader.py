@@ -224,10 +224,7 @@ def load_changed(
         sql.SQL(", ").join(typed), values, sql.Identifier(fact.relation)
     )
     statement = compile_load(fact, names, exact_decimals=exact, source=source)
-    with failures(fact, dsn, config), cursor(conn, None) as cur:
-        arrow, text = _copy(cur, statement, None)
-    frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
-    return frame, arrow.nbytes, text
+    return _changed_rows(conn, fact, statement, config=config, dsn=dsn)
 
 
 def load_keyed(
@@ -246,10 +243,18 @@ def load_keyed(
     listed = sql.Literal("{" + ",".join(str(int(k)) for k in keys) + "}")
     where = sql.SQL("{} = ANY({}::bigint[])").format(sql.Identifier(key), listed)
     statement = compile_load(fact, names, where=where, exact_decimals=exact)
+    return _changed_rows(conn, fact, statement, config=config, dsn=dsn)
+
+
+def _changed_rows(
+    conn: Any, fact: FactTable, statement: sql.Composable, *, config: Config, dsn: str
+) -> tuple[pl.DataFrame, int, str]:
+    """Changed rows read by ``statement`` (no snapshot of their own: the change stream
+    orders them): the frame, bytes received and the statement."""
     with failures(fact, dsn, config), cursor(conn, None) as cur:
         arrow, text = _copy(cur, statement, None)
-    frame = to_frame(arrow, fact, exact_decimals=exact, categorical=False)
-    return frame, arrow.nbytes, text
+    exact = config.arrow_backend.exact_decimals
+    return to_frame(arrow, fact, exact_decimals=exact, categorical=False), arrow.nbytes, text
 
 
 def window_stats(
