@@ -146,7 +146,7 @@ def sync(
         window = window_stats(cur, relation, now, table) if heap else (0, "0")
         if usable:
             assert have is not None
-            base = replace(have, parts=list(have.parts))
+            base = replace(have, parts=list(have.parts), delta=None)
             tasks = _reconcile(cur, relation, base, now, table)
         else:
             starts = plan(int(info["pages"] or 0), int(info["block"]), workers) if heap else [0]

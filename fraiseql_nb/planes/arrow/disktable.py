@@ -19,6 +19,7 @@ import polars as pl
 __all__ = [
     "FORMAT",
     "CorruptPart",
+    "Delta",
     "DiskTable",
     "Part",
     "crc32",
@@ -48,6 +49,20 @@ class Part:
         return sum(int(s["bytes"]) for s in self.segments)
 
 
+@dataclass(frozen=True)
+class Delta:
+    """Changes the stream brought since the partitions' snapshot, kept in memory beside
+    them (not in the meta: a process reading the store starts from the partitions)."""
+
+    key: str  # the id column
+    keys: pl.Series  # ids whose rows in the partitions are replaced or gone
+    frame: pl.DataFrame  # the changed rows now, in the partitions' stored types
+    stats: dict[str, Any]  # what the engine must know of ``frame`` (:func:`merge_stats`)
+    snapshot: str  # the snapshot the table with the delta is exact at
+    greatest: Any = None  # the greatest id in the partitions (None: not integers)
+    cleared: bool = False  # a TRUNCATE emptied the table: no row of the partitions is left
+
+
 @dataclass
 class DiskTable:
     """A fact table's columns on disk, by partition (``parts[i]`` is None until loaded)."""
@@ -62,6 +77,7 @@ class DiskTable:
     attrs: str
     about: dict[str, str]
     verified_at: float = field(default_factory=time.monotonic)
+    delta: Delta | None = None  # changes from the stream over the partitions
 
     @property
     def complete(self) -> bool:
@@ -81,6 +97,11 @@ class DiskTable:
         seen = {p.snapshot for p in self.parts if p is not None}
         return seen.pop() if self.complete and len(seen) == 1 else ""
 
+    @property
+    def exact_at(self) -> str:
+        """The snapshot the table is exact at: the partitions', or with the delta's."""
+        return self.delta.snapshot if self.delta is not None else self.snapshot
+
     def holds(self, exprs: dict[str, str]) -> bool:
         return all(self.exprs.get(name) == expr for name, expr in exprs.items())
 
@@ -96,6 +117,9 @@ class DiskTable:
             CorruptPart: a segment is missing or not the size the meta says.
         """
         scales = self.stats()["scales"]
+        delta = self.delta
+        filtered = delta is not None and delta.keys.len() > 0
+        read = [*names, delta.key] if filtered and delta.key not in names else names
         frames = []
         for i, part in enumerate(self.parts):
             assert part is not None
@@ -111,14 +135,23 @@ class DiskTable:
                         i, f"{seg['file']}: {size} bytes, the meta says {seg['bytes']}"
                     )
                 _verify_once(path, seg, i, status)
-                frames.append(pl.scan_ipc(path).select(names))
+                frames.append(pl.scan_ipc(path).select(read))
         lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        if delta is not None and delta.cleared:
+            lf = delta.frame.lazy().select(names)
+        elif delta is not None:
+            if filtered:  # rows the stream replaced or removed
+                lf = lf.filter(~pl.col(delta.key).is_in(delta.keys.implode())).select(names)
+            lf = pl.concat([lf, delta.frame.lazy().select(names)], how="vertical")
         casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
         return lf.with_columns(casts) if casts else lf
 
     def stats(self) -> dict[str, Any]:
         """What the partitions recorded of their columns, added up (:func:`merge_stats`)."""
-        return functools.reduce(merge_stats, (p.stats for p in self.parts if p), no_stats())
+        every = [p.stats for p in self.parts if p]
+        if self.delta is not None:
+            every.append(self.delta.stats)
+        return functools.reduce(merge_stats, every, no_stats())
 
     # ------------------------------------------------------------ meta
 

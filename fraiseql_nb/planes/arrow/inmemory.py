@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from psycopg import sql
 
 from fraiseql_nb import progress
@@ -29,17 +29,15 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
-from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version
-from fraiseql_nb.planes.arrow.changes import FETCH, TableChanges
+from fraiseql_nb.planes.arrow.catchup import Following, Reader, catch_up, superseded
 from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Loaded,
     check_view,
     load_appended,
-    load_changed,
-    load_keyed,
     load_table,
+    to_frame,
 )
 from fraiseql_nb.planes.arrow.ondisk import load_workers
 from fraiseql_nb.planes.arrow.store import ColumnStore
@@ -55,7 +53,6 @@ __all__ = ["Got", "MemoryTables", "foreground_report"]
 _MIN_CAPTURED = 10_000  # changed rows applied from the stream at least (else a quarter)
 _NO_WINDOW = (-1, "captured")
 _MAX_CHUNKS = 64
-_MAX_FETCH_ROUNDS = 3  # bulk inserts read by key, then the stream again: at most so often
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class MemoryTables:
         lock_of: Callable[[str], threading.Lock],
         count_load: Callable[[], None],
         percent: Callable[[TableIdentity], str],
-        capture: Capture | None = None,
+        following: Following,
     ) -> None:
         self.config = config
         self._dsn = dsn
@@ -99,10 +96,7 @@ class MemoryTables:
         self._lock_of = lock_of
         self._count_load = count_load
         self._percent = percent
-        self._capture = capture
-        # The loaded rows the change stream carries on, by table: only these exact objects
-        # (a copy read back from the store is older than what the stream has passed).
-        self._followed: weakref.WeakValueDictionary[str, TableData] = weakref.WeakValueDictionary()
+        self._following = following
 
     def columns(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, names: list[str], *, wait: bool
@@ -173,11 +167,11 @@ class MemoryTables:
                 return self.current(fact, table, version, data, wait=True, locked=True)
             finally:
                 lock.release()
-        if self._followed.get(table.key) is data and self._follows(fact, table):
+        if self._following.follows(table, data):
             captured = self._captured(fact, table, version, data)
             if captured is not None:
                 return captured
-        epoch = self._capture.begin(table) if self._followable(fact, table, data.exprs) else None
+        epoch = self._following.begin(fact, table, data.exprs)
         try:
             with self._connections.connection() as conn:
                 self._count_load()
@@ -193,10 +187,10 @@ class MemoryTables:
                     dsn=self._dsn,
                 )
         except BaseException:
-            self._unfollowed(table, epoch)
+            self._following.abandon(table, epoch)
             raise
         if loaded is None:
-            self._unfollowed(table, epoch)
+            self._following.abandon(table, epoch)
             return None
         fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
         if self._memory.put(table.key, fresh):
@@ -207,140 +201,70 @@ class MemoryTables:
 
     # ------------------------------------------------------------ change capture
 
-    def _followable(self, fact: FactTable, table: TableIdentity, exprs: dict[str, str]) -> bool:
-        """Whether the stream can carry these columns on: the table's changes are captured,
-        its key is the fact's id column, and the id column is among them."""
-        if self._capture is None or not table.heap or fact.id_column not in exprs:
-            return False
-        if self._capture.refusal(table) is not None:
-            return False
-        return self._capture.key_columns(table) == [fact.id_column]
-
-    def _follows(self, fact: FactTable, table: TableIdentity) -> bool:
-        return self._capture is not None and self._capture.follows(table)
-
     def _follow(self, table: TableIdentity, data: TableData, token: tuple[int, int] | None) -> None:
-        """``data`` was read exactly after :meth:`Capture.begin` gave ``token``: the
-        stream carries it on (ids the stream's text reads back into: integers, text)."""
-        if self._capture is None or token is None:
-            return
-        ids = data.frame.schema.get(self._id_of(table))
-        readable = ids is not None and (ids.is_integer() or ids == pl.String)
-        if readable and self._capture.synced(table, token):
-            self._followed[table.key] = data
-        else:
-            self._unfollowed(table, token)  # not followed: nothing kept for it
-
-    def _unfollow(self, table: TableIdentity) -> None:
-        """Stop carrying the table's loaded rows on: the next query reads the table again."""
-        assert self._capture is not None
-        self._capture.forget(table)
-        self._followed.pop(table.key, None)
-
-    def _unfollowed(self, table: TableIdentity, token: tuple[int, int] | None) -> None:
-        """A read begun under ``token`` did not end in rows to follow: keep nothing for it."""
-        if self._capture is not None and token is not None:
-            self._capture.synced(table, None)
-            self._capture.forget(table)
-
-    def _id_of(self, table: TableIdentity) -> str:
-        keys = self._capture.key_columns(table) if self._capture is not None else []
-        return keys[0] if len(keys) == 1 else ""
+        ids = data.frame.schema.get(self._following.id_of(table))
+        self._following.follow(table, data, token, ids)
 
     def _captured(
         self, fact: FactTable, table: TableIdentity, version: Version, data: TableData
     ) -> Got | None:
-        """``data`` brought up to now by the changes committed since (the stream's), or
-        None when they cannot be applied (the stream lost, a change of columns, a value it
-        left out, too many changes): then the table is read again."""
-        assert self._capture is not None
-        changes = self._capture.take(table)  # taken: from here they exist only in hand
-        try:
-            return self._apply(fact, table, version, data, changes)
+        """``data`` brought up to now by the changes committed since (:mod:`.catchup`), or
+        None when they cannot be applied: then the table is read again."""
+        capture = self._following.capture
+        assert capture is not None
+        idcol = self._following.id_of(table)
+        reader = Reader(
+            connections=self._connections,
+            fact=fact,
+            names=list(data.exprs),
+            key=idcol,
+            schema=data.frame.schema,
+            frame_of=self._frame_of(fact),
+            config=self.config,
+            dsn=self._dsn,
+        )
+        limit = max(_MIN_CAPTURED, data.rows // 4)
+        try:  # taken: from here the changes exist only in hand
+            caught = catch_up(capture, table, reader, limit=limit)
         except BaseException:
             # Changes taken but not applied (a failed statement, an interrupt) are lost
             # to the stream: the table is read again rather than carried on without them.
-            self._unfollow(table)
+            self._following.stop(table)
             raise
-
-    def _apply(
-        self,
-        fact: FactTable,
-        table: TableIdentity,
-        version: Version,
-        data: TableData,
-        changes: TableChanges | None,
-        depth: int = 0,
-    ) -> Got | None:
-        assert self._capture is not None
-        limit = max(_MIN_CAPTURED, data.rows // 4)
-        if changes is None or changes.unusable or len(changes.rows) > limit:
-            self._unfollow(table)
+        if caught is None:
+            self._following.stop(table)
             return None
         now = parse_snapshot(version.snapshot)
-        if not changes.rows and not changes.truncated:
+        if caught.empty:
             # Proven current by the stream, not by the scan: no window the scan could use.
             fresh = replace(data.verified(now), window=_NO_WINDOW)
             self._memory.put(table.key, fresh)
-            self._followed[table.key] = fresh
+            self._following.carried(table, fresh)
             return Got(data=fresh)
-        idcol = self._id_of(table)
         # A TRUNCATE empties the table; what its transaction and later ones wrote follows
         # it in the stream (so this is exact whether the load saw the TRUNCATE or not).
-        frame = data.frame.clear() if changes.truncated else data.frame
-        try:
-            touched = pl.Series(idcol, list(changes.rows)).cast(frame.schema[idcol])
-        except pl.exceptions.PolarsError:  # a key that does not read as the loaded ids
-            self._unfollow(table)
-            return None
-        gone = frame.get_column(idcol).is_in(touched.implode())
-        if gone.any():  # an insert of a new key only adds: no copy of the rows kept
-            frame = frame.filter(~gone)
-        rows = [r for r in changes.rows.values() if r is not None and r is not FETCH]
-        fetch = [k for k, r in changes.rows.items() if r is FETCH]
-        received, text = 0, ""
-        columns = self._capture.columns(changes)
-        if fetch:
-            if depth >= _MAX_FETCH_ROUNDS or not frame.schema[idcol].is_integer():
-                self._unfollow(table)
-                return None
-            # A bulk insert's rows, read from the table by key; then what committed while
-            # they were read comes from the stream and applies over them, by key: exact
-            # at that later moment (the net change of a key is its last).
-            with self._connections.connection() as conn:
-                new, received, text = load_keyed(
-                    conn, fact, list(data.exprs), idcol, fetch, config=self.config, dsn=self._dsn
-                )
-            new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
-            frame = pl.concat([frame, new], how="vertical", rechunk=False)
-        if rows:
-            if columns is None:
-                self._unfollow(table)
-                return None
-            with self._connections.connection() as conn:
-                new, nbytes, statement = load_changed(
-                    conn, fact, list(data.exprs), columns, rows, config=self.config, dsn=self._dsn
-                )
-            received += nbytes
-            text = f"{text};\n{statement}" if text else statement
-            new = new.select([pl.col(n).cast(t) for n, t in frame.schema.items()])
-            frame = pl.concat([frame, new], how="vertical", rechunk=False)
-            if frame.n_chunks() > _MAX_CHUNKS:  # many small appends: one piece again
-                frame = frame.rechunk()
+        frame = data.frame.clear() if caught.truncated else data.frame
+        ids = frame.get_column(idcol)
+        replaced = superseded(caught.keys, ids.max() if ids.dtype.is_integer() else None)
+        if replaced.len():
+            gone = ids.is_in(replaced.implode())
+            if gone.any():  # an insert of a new key only adds: no copy of the rows kept
+                frame = frame.filter(~gone)
+        frame = pl.concat([frame, caught.frame], how="vertical", rechunk=False)
+        if frame.n_chunks() > _MAX_CHUNKS:  # many small appends: one piece again
+            frame = frame.rechunk()
         # The scan cannot start from rows the stream brought (no window of theirs): should
         # the stream stop, the table is read again.
         fresh = replace(
             data, frame=frame, snapshot=now, window=_NO_WINDOW, verified_at=time.monotonic()
         )
-        if fetch:  # what committed while the rows were read
-            later = self._apply(fact, table, version, fresh, self._capture.take(table), depth + 1)
-            if later is None:
-                return None
-            more = f"{text};\n{later.sql}" if later.sql else text
-            return Got(data=later.data, bytes=received + later.bytes, sql=more)
         self._memory.put(table.key, fresh)
-        self._followed[table.key] = fresh
-        return Got(data=fresh, bytes=received, sql=text)
+        self._following.carried(table, fresh)
+        return Got(data=fresh, bytes=caught.bytes, sql=caught.sql)
+
+    def _frame_of(self, fact: FactTable) -> Callable[[pa.Table], pl.DataFrame]:
+        exact = self.config.arrow_backend.exact_decimals
+        return lambda arrow: to_frame(arrow, fact, exact_decimals=exact, categorical=False)
 
     def _view_current(self, fact: FactTable, table: TableIdentity, data: TableData) -> Got | None:
         """A view proven unchanged by the tables it reads (:mod:`.views`), or None."""
@@ -405,7 +329,7 @@ class MemoryTables:
             else []
         )
         # The id column too when changes may be captured: the stream finds rows by it.
-        ids = [fact.id_column] if self._capture is not None and fact.id_column else []
+        ids = [fact.id_column] if self._following.capture is not None and fact.id_column else []
         return list(dict.fromkeys([*names, *kept, *ids]))
 
     def at_hand(self, table: TableIdentity) -> TableData | None:
@@ -428,8 +352,7 @@ class MemoryTables:
     ) -> Loaded:
         halves = load_workers(self.config) > 1 and where is None and table.kind == "r"
         exprs = self.exprs(fact, names)
-        followable = where is None and self._followable(fact, table, exprs)
-        epoch = self._capture.begin(table) if followable and self._capture else None
+        epoch = self._following.begin(fact, table, exprs) if where is None else None
         try:
             with (
                 self._connections.connection() as conn,
@@ -449,7 +372,7 @@ class MemoryTables:
                     helper=helper,
                 )
         except BaseException:
-            self._unfollowed(table, epoch)
+            self._following.abandon(table, epoch)
             raise
         loaded.epoch = epoch
         return loaded
@@ -467,7 +390,7 @@ class MemoryTables:
             self._writer.persist(table, fresh)
             self._follow(table, fresh, loaded.epoch)
         else:
-            self._unfollowed(table, loaded.epoch)
+            self._following.abandon(table, loaded.epoch)
         return fresh
 
     def _table_data(

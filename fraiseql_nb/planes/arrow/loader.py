@@ -55,6 +55,7 @@ __all__ = [
     "Loaded",
     "check_view",
     "declared_scale",
+    "key_runs",
     "load_appended",
     "load_changed",
     "load_keyed",
@@ -68,6 +69,7 @@ __all__ = [
 Report = Callable[[int, int], None]
 _SNAPSHOT = "SELECT pg_current_snapshot()::text AS s"
 _MAX_SCALE = 30  # decimals that leave 8 of decimal128's 38 digits to the integer part
+_MAX_RUNS = 32  # ranges of keys read as BETWEENs at most (else one list of keys)
 _SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
 
 
@@ -205,11 +207,11 @@ def load_changed(
     *,
     config: Config,
     dsn: str,
-) -> tuple[pl.DataFrame, int, str]:
+) -> tuple[pa.Table, str]:
     """``names`` of changed rows the change stream sent (each a tuple of the table's
     columns as text, ``columns`` their names and types): the load's own expressions over
     those values, so they are computed exactly as a load computes them, without reading
-    the table. The frame, bytes received and the statement."""
+    the table. The rows and the statement."""
     exact = config.arrow_backend.exact_decimals
     # The rows as one JSON text (one literal: quoting a few large strings, not each value),
     # each value read back as text and cast to its column's type.
@@ -236,25 +238,45 @@ def load_keyed(
     *,
     config: Config,
     dsn: str,
-) -> tuple[pl.DataFrame, int, str]:
+) -> tuple[pa.Table, str]:
     """``names`` of the rows whose integer ``key`` is one of ``keys`` (text), as the table
-    holds them now: a bulk insert's rows, read by key rather than from the stream."""
+    holds them now: a bulk insert's rows, read by key rather than from the stream. Runs
+    of consecutive keys (a sequence's) are read as ranges: one index range, not a probe
+    per key."""
     exact = config.arrow_backend.exact_decimals
-    listed = sql.Literal("{" + ",".join(str(int(k)) for k in keys) + "}")
-    where = sql.SQL("{} = ANY({}::bigint[])").format(sql.Identifier(key), listed)
+    column = sql.Identifier(key)
+    runs = key_runs(sorted({int(k) for k in keys}))
+    if len(runs) <= _MAX_RUNS:
+        where: sql.Composable = sql.SQL(" OR ").join(
+            sql.SQL("{} BETWEEN {} AND {}").format(column, sql.Literal(a), sql.Literal(b))
+            for a, b in runs
+        )
+    else:
+        listed = sql.Literal("{" + ",".join(str(int(k)) for k in keys) + "}")
+        where = sql.SQL("{} = ANY({}::bigint[])").format(column, listed)
     statement = compile_load(fact, names, where=where, exact_decimals=exact)
     return _changed_rows(conn, fact, statement, config=config, dsn=dsn)
 
 
+def key_runs(keys: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct integers as runs of consecutive ones: [1,2,3,7] -> [(1,3), (7,7)]."""
+    runs: list[tuple[int, int]] = []
+    for k in keys:
+        if runs and runs[-1][1] == k - 1:
+            runs[-1] = (runs[-1][0], k)
+        else:
+            runs.append((k, k))
+    return runs
+
+
 def _changed_rows(
     conn: Any, fact: FactTable, statement: sql.Composable, *, config: Config, dsn: str
-) -> tuple[pl.DataFrame, int, str]:
+) -> tuple[pa.Table, str]:
     """Changed rows read by ``statement`` (no snapshot of their own: the change stream
-    orders them): the frame, bytes received and the statement."""
+    orders them), as Arrow (each path makes them its own kind of frame), and the
+    statement."""
     with failures(fact, dsn, config), cursor(conn, None) as cur:
-        arrow, text = _copy(cur, statement, None)
-    exact = config.arrow_backend.exact_decimals
-    return to_frame(arrow, fact, exact_decimals=exact, categorical=False), arrow.nbytes, text
+        return _copy(cur, statement, None)
 
 
 def window_stats(

@@ -16,10 +16,11 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from fraiseql_nb import progress
 from fraiseql_nb.compute.aggregate import run_aggregate_lazy
@@ -28,8 +29,18 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady, UnsupportedError
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
+from fraiseql_nb.planes.arrow.catchup import CaughtUp, Following, Reader, catch_up, superseded
 from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
-from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, inexact, read_disk_table
+from fraiseql_nb.planes.arrow.disktable import (
+    CorruptPart,
+    Delta,
+    DiskTable,
+    inexact,
+    merge_stats,
+    no_stats,
+    read_disk_table,
+)
+from fraiseql_nb.planes.arrow.partfile import convert
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
@@ -38,6 +49,9 @@ __all__ = ["DiskTables", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
 _MAX_PASSES = 256  # scans of one query with percentiles
+#: Changed rows kept in memory beside a table on disk, at least (else half memory_mb):
+#: past this they are merged into its partitions by a sync.
+_MIN_DELTA_BYTES = 16 * 2**20
 
 
 def _width(dtype: Any) -> int:
@@ -74,6 +88,8 @@ class DiskTables:
         store: ColumnStore | None,
         config: Config,
         dsn: str,
+        *,
+        following: Following,
     ) -> None:
         self._catalog = catalog
         self._connections = connections
@@ -83,6 +99,8 @@ class DiskTables:
         self._tables: dict[str, DiskTable] = {}
         self._placement: dict[str, bool] = {}  # table key -> answered from disk
         self._lock = threading.Lock()
+        self._following = following
+        self._catching: dict[str, threading.Lock] = {}  # a take and its apply, per table
         self.last: Synced | None = None  # what the last sync did (tests, benchmarks)
         self.last_passes = 0  # scans of the last query answered
 
@@ -177,13 +195,17 @@ class DiskTables:
             and data.complete
             and data.holds(exprs)
             and data.same_table(version.files, version.attrs)
-            and data.snapshot == version.snapshot
+            and data.exact_at == version.snapshot
         ):
             return data, None
         ttl = self._config.arrow_backend.cache_ttl_s
         fresh_enough = ttl > 0 and data is not None and time.monotonic() - data.verified_at < ttl
         if fresh_enough and data is not None and data.complete and data.holds(exprs):
             return data, None
+        if data is not None and data.holds(exprs) and data.same_table(version.files, version.attrs):
+            caught = self._caught_up(fact, table, version, data)
+            if caught is not None:
+                return caught.table, caught
         if not wait and (data is None or not data.complete):
             raise NotReady("cold" if data is None else "loading (partitions missing)")
         synced = self._sync(fact, table, every, exprs, version, data, report=report, cancel=cancel)
@@ -220,6 +242,7 @@ class DiskTables:
             progress.report("load", rows, nbytes)
             progress.report("partitions", done, total)
 
+        token = self._following.begin(fact, table, exprs)
         try:
             synced = sync(
                 self._connections,
@@ -239,7 +262,10 @@ class DiskTables:
                 report=tell,
                 cancel=cancel,
             )
-        except StoreFullError as exc:
+        except BaseException as exc:
+            self._following.abandon(table, token)
+            if not isinstance(exc, StoreFullError):
+                raise
             warnings.warn(
                 f"fraiseql-nb: loading {table.relation} to disk stopped: {exc}; the partitions"
                 " complete are kept, and PostgreSQL answers",
@@ -250,7 +276,109 @@ class DiskTables:
         with self._lock:
             self._tables[table.key] = synced.table
             self.last = synced
+        ids = _stored_schema(synced.table).get(self._following.id_of(table))
+        self._following.follow(table, synced.table, token, ids)
         return synced
+
+    # ------------------------------------------------------------ change capture
+
+    def _caught_up(
+        self, fact: FactTable, table: TableIdentity, version: Any, data: DiskTable
+    ) -> Synced | None:
+        """``data`` brought up to now by the changes the stream carried (kept in memory
+        beside its partitions: :class:`.disktable.Delta`), or None when it does not carry
+        them on or they cannot be applied (then the partitions are synced, by the scan)."""
+        with self._lock:
+            lock = self._catching.setdefault(table.key, threading.Lock())
+        with lock:  # one take and its apply at a time: a later take must apply after
+            latest = self._get(table)
+            if latest is not data:
+                if latest is not None and latest.exact_at == version.snapshot:
+                    return Synced(table=latest)  # brought up to now meanwhile
+                data = latest or data
+            if not (data.complete and self._following.follows(table, data)):
+                return None
+            try:  # taken: from here the changes exist only in hand
+                fresh, caught = self._apply(fact, table, version, data)
+            except BaseException:
+                self._stop(table)
+                raise
+            if fresh is None:
+                self._stop(table)  # the partitions are synced from their own snapshot
+                return None
+            with self._lock:
+                self._tables[table.key] = fresh
+            self._following.carried(table, fresh)
+            return Synced(table=fresh, bytes=caught.bytes, sql=caught.sql)
+
+    def _apply(
+        self, fact: FactTable, table: TableIdentity, version: Any, data: DiskTable
+    ) -> tuple[DiskTable | None, CaughtUp]:
+        capture = self._following.capture
+        assert capture is not None
+        key = self._following.id_of(table)
+        exact = self._config.arrow_backend.exact_decimals
+        delta = data.delta or Delta(
+            key=key,
+            keys=pl.Series(key, [], dtype=_stored_schema(data)[key]),
+            frame=pl.DataFrame(schema=_stored_schema(data)),
+            stats=no_stats(),
+            snapshot=data.snapshot,
+            greatest=_greatest(data, key),
+        )
+        seen = [no_stats()]
+
+        def frame_of(arrow: pa.Table) -> pl.DataFrame:
+            stored, stats = convert(arrow, fact, exact)  # as the partitions store rows
+            seen[0] = merge_stats(seen[0], stats)
+            return pl.DataFrame(pl.from_arrow(stored))
+
+        reader = Reader(
+            connections=self._connections,
+            fact=fact,
+            names=list(data.exprs),
+            key=key,
+            schema=delta.frame.schema,
+            frame_of=frame_of,
+            config=self._config,
+            dsn=self._dsn,
+        )
+        cap = max(self._config.arrow_backend.memory_mb * 2**20 // 2, _MIN_DELTA_BYTES)
+        caught = catch_up(capture, table, reader, limit=cap // 64)
+        if caught is None:
+            return None, CaughtUp(pl.Series(), pl.DataFrame())
+        if caught.truncated:  # the partitions' rows are all gone: the table is the delta
+            frame, keys = caught.frame, delta.keys.clear()
+        else:
+            frame = delta.frame
+            if caught.keys.len():
+                frame = frame.filter(~pl.col(key).is_in(caught.keys.implode()))
+            frame = pl.concat([frame, caught.frame], how="vertical")
+            keys = pl.concat([delta.keys, superseded(caught.keys, delta.greatest)]).unique()
+        if frame.estimated_size() > cap:  # merged into the partitions instead
+            return None, caught
+        fresh = replace(
+            data,
+            delta=replace(
+                delta,
+                keys=keys,
+                frame=frame,
+                stats=merge_stats(delta.stats, seen[0]),
+                snapshot=version.snapshot,
+                cleared=delta.cleared or caught.truncated,
+            ),
+            verified_at=time.monotonic(),
+        )
+        return fresh, caught
+
+    def _stop(self, table: TableIdentity) -> None:
+        """The stream no longer carries the table on: its delta goes, the partitions stay
+        (exact at their own snapshot, which the next sync starts from)."""
+        self._following.stop(table)
+        with self._lock:
+            data = self._tables.get(table.key)
+            if data is not None and data.delta is not None:
+                self._tables[table.key] = replace(data, delta=None)
 
     def _compute(
         self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
@@ -281,10 +409,19 @@ class DiskTables:
             lf, query, fact, timezone=self._config.routing.timezone, passes=passes
         )
         files = sum(len(p.segments) for p in data.parts if p is not None)
+        delta = data.delta
+        changed = (
+            ""
+            if delta is None or not (delta.frame.height or delta.keys.len() or delta.cleared)
+            else f", emptied since: {delta.frame.height:,} rows in memory instead"
+            if delta.cleared
+            else f", with {delta.frame.height:,} changed rows in memory replacing"
+            f" {delta.keys.len():,} ids of theirs"
+        )
         where = (
             f"Polars' streaming engine over {len(data.parts)} partitions on disk ({files}"
-            f" files, {data.rows:,} rows), the columns {', '.join(names)}, in {passes}"
-            f" scan{'' if passes == 1 else 's'}"
+            f" files, {data.rows:,} rows{changed}), the columns {', '.join(names)}, in"
+            f" {passes} scan{'' if passes == 1 else 's'}"
         )
         return frame, where, dtypes
 
@@ -318,6 +455,7 @@ class DiskTables:
         return data
 
     def _drop_part(self, table: TableIdentity, data: DiskTable, index: int) -> None:
+        self._stop(table)
         data.parts[index] = None
         if self._store is not None:
             with contextlib.suppress(OSError, TimeoutError):  # then it reloads next time too
@@ -326,6 +464,19 @@ class DiskTables:
     def forget(self, keys: set[str]) -> None:
         """Drop what is known of these tables (their files are removed by the store)."""
         with self._lock:
-            for key in keys:
+            for key in keys:  # followed rows no longer held are no longer followed
                 self._tables.pop(key, None)
                 self._placement.pop(key, None)
+
+
+def _stored_schema(data: DiskTable) -> pl.Schema:
+    """The columns as the partitions store them (before the scan's casts)."""
+    part = next(p for p in data.parts if p is not None and p.segments)
+    return pl.scan_ipc(data.folder / part.segments[0]["file"]).collect_schema()
+
+
+def _greatest(data: DiskTable, key: str) -> Any:
+    """The greatest id in the partitions (one read of the id column), None if not integers."""
+    if not _stored_schema(data)[key].is_integer():
+        return None
+    return data.scan([key]).select(pl.col(key).max()).collect().item()

@@ -41,6 +41,7 @@ from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
+from fraiseql_nb.planes.arrow.catchup import Following
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
 from fraiseql_nb.planes.arrow.ondisk import DiskTables
 from fraiseql_nb.planes.arrow.store import ColumnStore
@@ -92,13 +93,16 @@ class ArrowPlane:
             if store_root is not None and arrow.store_enabled and arrow.cache_enabled
             else None
         )
-        self._disk = DiskTables(self._catalog, self._connections, self._store, config, dsn)
         self._jobs = Jobs()
         self._writer = StoreWriter(self._store)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._capture = Capture(dsn, config) if arrow.change_capture else None
+        following = Following(self._capture)  # one table is on disk or in memory: shared
+        self._disk = DiskTables(
+            self._catalog, self._connections, self._store, config, dsn, following=following
+        )
         self._tables = MemoryTables(
             config=config,
             dsn=dsn,
@@ -110,7 +114,7 @@ class ArrowPlane:
             lock_of=self._table_lock,
             count_load=self._count_load,
             percent=self._percent,
-            capture=self._capture,
+            following=following,
         )
         self.hits = 0
         self.misses = 0
