@@ -4,8 +4,9 @@ against PostgreSQL's own SQL, measured in the same run.
 A fact table of ``--rows`` rows (default 1M; nullable and nested dimensions) gets
 a write every 0.5 s (200 appended rows and 3 updated ones) while an analyst runs
 an aggregate every 0.5 s under ``auto``; each of the analyst's queries is also
-run with ``backend="postgres"`` right after, as the baseline. Two phases, one
-per way of keeping loaded rows exact (``change_capture`` on, then off). Also
+run with ``backend="postgres"`` right after, as the baseline. Four phases: each
+way of keeping loaded rows exact (``change_capture`` on, then off), with the table
+in memory and from disk (``memory_mb`` = 8: the table is beyond it). Also
 measured: the first query after appending 1 % of the rows, the writer's time per
 write with and without the session's slot, and the WAL the slot held at most.
 
@@ -20,8 +21,11 @@ Prints a markdown table, writes benchmarks/results/live.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import statistics
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -88,10 +92,20 @@ def retained(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-def phase(dsn: str, capture: bool, seconds: float, base: int) -> dict[str, Any]:
-    config = {"arrow_backend": {"change_capture": capture, "store_enabled": False}}
+def phase(dsn: str, capture: bool, seconds: float, base: int, disk: bool = False) -> dict[str, Any]:
+    """One session: in memory (the store off), or from disk (``memory_mb`` = 8, a store of
+    its own), its loaded rows kept exact by capture or by the scan."""
+    arrow: dict[str, Any] = {"change_capture": capture}
+    if disk:
+        store = tempfile.mkdtemp(prefix="fq-live-store-")
+        arrow |= {"memory_mb": 8, "store_dir": store}
+    else:
+        arrow |= {"store_enabled": False}
     out: dict[str, Any] = {}
-    with fq.connect(dsn, config=config) as s, psycopg.connect(dsn, autocommit=True) as w:
+    with (
+        fq.connect(dsn, config={"arrow_backend": arrow}) as s,
+        psycopg.connect(dsn, autocommit=True) as w,
+    ):
         s.prefetch("live", wait=True)
         s.execute(QUERY, backend="arrow")
         stop = threading.Event()
@@ -145,7 +159,25 @@ def phase(dsn: str, capture: bool, seconds: float, base: int) -> dict[str, Any]:
         s.execute(QUERY, backend="postgres")
         out["first after 1 % append / PostgreSQL"] = first / (time.perf_counter() - t)
         out["first after 1 % append, ms"] = first * 1e3
+    if disk:
+        shutil.rmtree(arrow["store_dir"], ignore_errors=True)
     return out
+
+
+def writer_alone(dsn: str, capture: bool | None, base: int, writes: int = 60) -> float:
+    """The writer's median ms per write with no analyst querying: no session (None), or a
+    session holding the table loaded and followed (its slot read every few seconds)."""
+    config = {"arrow_backend": {"change_capture": bool(capture), "store_enabled": False}}
+    with contextlib.ExitStack() as stack, psycopg.connect(dsn, autocommit=True) as w:
+        if capture is not None:
+            s = stack.enter_context(fq.connect(dsn, config=config))
+            s.prefetch("live", wait=True)
+            s.execute(QUERY, backend="arrow")
+        times = []
+        for step in range(writes):
+            times.append(write(w, step, base))
+            time.sleep(0.1)
+    return statistics.median(times) * 1e3
 
 
 def main() -> None:
@@ -159,16 +191,28 @@ def main() -> None:
         level = conn.execute("SHOW wal_level").fetchone()
         assert level == ("logical",), f"wal_level is {level}: change capture needs logical"
         conn.execute(SETUP.replace("%(rows)s", str(args.rows)))  # type: ignore[arg-type]
+    writer = {
+        "alone": writer_alone(dsn, None, 5_000_000),
+        "with a capture session": writer_alone(dsn, True, 6_000_000),
+        "with a scan session": writer_alone(dsn, False, 7_000_000),
+    }
     results = {
         "capture": phase(dsn, True, args.seconds, 10_000_000),
         "scan": phase(dsn, False, args.seconds, 20_000_000),
+        "capture, from disk": phase(dsn, True, args.seconds, 30_000_000, disk=True),
+        "scan, from disk": phase(dsn, False, args.seconds, 40_000_000, disk=True),
     }
+    names = list(results)
     keys = [k for k in results["capture"] if k != "freshness"]
-    print(f"| {args.rows:,} rows, a write every 0.5 s | capture | scan |\n|---|---:|---:|")
+    print(f"| {args.rows:,} rows, a write every 0.5 s | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
     for key in keys:
-        a, b = results["capture"][key], results["scan"][key]
-        print(f"| {key} | {a:,.2f} | {b:,.2f} |")
-    print(f"| freshness | {results['capture']['freshness']} | {results['scan']['freshness']} |")
+        print(f"| {key} | " + " | ".join(f"{results[n][key]:,.2f}" for n in names) + " |")
+    print("| freshness | " + " | ".join(str(results[n]["freshness"]) for n in names) + " |")
+    print("\n| the writer alone, no queries | write ms (median) |\n|---|---:|")
+    for name, ms in writer.items():
+        print(f"| {name} | {ms:.2f} |")
+    results["writer"] = writer  # type: ignore[assignment]
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "live.json").write_text(json.dumps(results, indent=1) + "\n")
 

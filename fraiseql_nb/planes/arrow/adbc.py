@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
 BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _CANCELED = "57014"
 _USE_COPY = "adbc.postgresql.use_copy"
+_FRESH_S = 1.0  # a connection given back this recently is used without a check
 
 
 _kept = False
@@ -161,7 +163,7 @@ class Connections:
     def __init__(self, dsn: str, config: Config) -> None:
         self._dsn = dsn
         self._config = config
-        self._idle: list[Any] = []
+        self._idle: list[tuple[Any, float]] = []  # connections, and when they were given back
         self._lock = threading.Lock()
         self._closed = False
         self.opened = 0
@@ -177,7 +179,7 @@ class Connections:
             raise
         with self._lock:
             if not self._closed:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         _close(conn)  # closed while it worked
 
@@ -185,16 +187,17 @@ class Connections:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             _close(conn)
 
     def _take(self) -> Any:
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
+                conn, since = self._idle.pop() if self._idle else (None, 0.0)
             if conn is None:
                 return self._open()
-            if _alive(conn):
+            # Just used: alive (a round trip saved on the hot path of a captured change).
+            if time.monotonic() - since < _FRESH_S or _alive(conn):
                 return conn
             _close(conn)  # the server restarted or killed it: take another
 

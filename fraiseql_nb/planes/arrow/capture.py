@@ -370,17 +370,20 @@ class Capture:
         logical decoding reads flushed WAL only, and a commit made with
         ``synchronous_commit = off`` is visible before it is flushed."""
         assert self._conn is not None
-        row = self._conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        row = self._conn.execute(
+            "SELECT pg_current_wal_insert_lsn()::text,"
+            " pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"
+        ).fetchone()
         assert row is not None
-        target = row[0]
+        target, flushed = row
         deadline = time.monotonic() + _FLUSH_WAIT_S
-        while True:
-            flushed = self._conn.execute(
+        while not flushed and time.monotonic() < deadline:
+            time.sleep(0.002)
+            again = self._conn.execute(
                 "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (target,)
             ).fetchone()
-            if (flushed and flushed[0]) or time.monotonic() > deadline:
-                return str(target)
-            time.sleep(0.002)
+            flushed = bool(again and again[0])
+        return str(target)
 
     def _drain(self, stop: threading.Event) -> None:
         """Every few seconds, read the slot (so it retains little WAL on the server while

@@ -48,11 +48,12 @@ from fraiseql_nb.sql.facts import load_expression, loadable_columns, where_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
-__all__ = ["Got", "MemoryTables", "foreground_report"]
+__all__ = ["Got", "MemoryTables", "foreground_report", "without"]
 
 _MIN_CAPTURED = 10_000  # changed rows applied from the stream at least (else a quarter)
 _NO_WINDOW = (-1, "captured")
-_MAX_CHUNKS = 64
+_MAX_CHUNKS = 256
+_SLICED = 16  # rows removed by cutting slices around them, at most (else a filter)
 
 
 @dataclass(frozen=True)
@@ -247,9 +248,7 @@ class MemoryTables:
         ids = frame.get_column(idcol)
         replaced = superseded(caught.keys, ids.max() if ids.dtype.is_integer() else None)
         if replaced.len():
-            gone = ids.is_in(replaced.implode())
-            if gone.any():  # an insert of a new key only adds: no copy of the rows kept
-                frame = frame.filter(~gone)
+            frame = without(frame, ids.is_in(replaced.implode()))
         frame = pl.concat([frame, caught.frame], how="vertical", rechunk=False)
         if frame.n_chunks() > _MAX_CHUNKS:  # many small appends: one piece again
             frame = frame.rechunk()
@@ -405,6 +404,23 @@ class MemoryTables:
             attrs=version.attrs,
             bases=loaded.bases,
         )
+
+
+def without(frame: pl.DataFrame, gone: pl.Series) -> pl.DataFrame:
+    """``frame`` less the rows marked ``gone``: a few cut out as zero-copy slices around
+    them (measured: 0.3 ms on 1M rows, where a filter copies every column, 4 ms; more
+    chunks cost the aggregates nothing measurable), many by a filter."""
+    places = gone.arg_true()
+    if places.len() > _SLICED:
+        return frame.filter(~gone)
+    if not places.len():
+        return frame
+    pieces, begin = [], 0
+    for place in places.to_list():
+        pieces.append(frame.slice(begin, place - begin))
+        begin = place + 1
+    pieces.append(frame.slice(begin))
+    return pl.concat(pieces, how="vertical", rechunk=False)
 
 
 def foreground_report(rows: int, nbytes: int) -> None:
