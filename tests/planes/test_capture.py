@@ -232,6 +232,31 @@ def test_writes_racing_the_first_load_are_neither_lost_nor_doubled(tiny: str) ->
         thread.join(timeout=30)
 
 
+def test_a_second_table_published_after_the_slot_is_followed_too(tiny: str) -> None:
+    """The second fact table's publication is made after the session's slot: the slot
+    never decodes WAL from before it with it (PostgreSQL would fail the read: the
+    publication did not exist yet), and both tables stay captured and exact."""
+    with psycopg.connect(tiny, autocommit=True) as w:
+        w.execute("CREATE TABLE tf_returns (LIKE tf_sales INCLUDING ALL)")
+        w.execute("INSERT INTO tf_returns SELECT * FROM tf_sales WHERE id % 3 = 0")
+    other = QUERIES[0].replace("sales_aggregate", "returns_aggregate")
+    with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree(s)  # the slot is made for tf_sales
+        w.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id % 5 = 0")
+        w.execute("UPDATE tf_returns SET quantity = quantity + 1 WHERE id % 5 = 0")
+        for i in range(2):
+            arrow, postgres = (s.execute(other, backend=b) for b in ("arrow", "postgres"))
+            assert_same(arrow.df, postgres.df, other)
+            assert captured(agree(s)[0])
+            w.execute("DELETE FROM tf_returns WHERE id % 7 = 0")
+            w.execute(COPY_ROW.format(id=str(990001 + i), src="2"))
+        methods = s.health()["backends"]["arrow"]["freshness"]
+        assert methods == {"public.tf_sales": "capture", "public.tf_returns": "capture"}
+        last = s.execute(other, backend="arrow")
+        assert captured(last)
+        assert_same(last.df, s.execute(other, backend="postgres").df, other)
+
+
 def test_two_sessions_each_have_their_slot_and_stay_exact(tiny: str) -> None:
     with fq.connect(tiny) as a, fq.connect(tiny) as b, psycopg.connect(tiny, autocommit=True) as w:
         agree(a)

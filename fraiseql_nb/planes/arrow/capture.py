@@ -218,9 +218,17 @@ class Capture:
                     _publish(conn, name, schema, relation)
         except psycopg.Error as exc:
             return f"it could not be published ({error_text(exc)})"
+        had_slot = self._conn is not None and not self._conn.closed
         problem = self._open_slot()
         if problem is not None:
             return problem
+        if had_slot and self._publications and not self._consume():
+            # PostgreSQL before 18 fails a read naming a publication younger than WAL it
+            # decodes: what came before this one is read first, without it. That read
+            # failed (the stream is gone, its tables are read again): a new slot.
+            problem = self._open_slot()
+            if problem is not None:
+                return problem
         self._publications[table.oid] = name
         self._keys[table.oid] = keys
         return None
