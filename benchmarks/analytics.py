@@ -447,7 +447,7 @@ def report(
 
 
 def _large_demo() -> str:
-    from fraiseql_nb import demo
+    from fraiseql_nb.local import demo
 
     counts = demo.SCALES["large"]
     target = demo.resolve_target(counts)

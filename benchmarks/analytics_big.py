@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from analytics import EXPLORATION, Spec, graphql, pg_sql
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

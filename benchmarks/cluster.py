@@ -39,7 +39,7 @@ from analytics import EXPLORATION, graphql, pg_sql
 from analytics_big import ensure_table
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_NODES = (1, 2, 3, 4, 16, 64)

@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from fraiseql_nb import demo
+from fraiseql_nb.local import demo
 
 HERE = Path(__file__).resolve().parent
 COSTLY = '{ users(where: {name: {regex: "(.*){1,255}(.*){1,255}$"}}) { id } }'

@@ -201,7 +201,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _small_demo() -> str:
-    from fraiseql_nb import demo
+    from fraiseql_nb.local import demo
 
     counts = demo.SCALES["small"]
     target = demo.resolve_target(counts)

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 
 HERE = Path(__file__).resolve().parent
 

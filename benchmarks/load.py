@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 

@@ -126,7 +126,7 @@ def run_variant(variant: str, dsn: str, n: int) -> dict[str, Any]:
 def ensure_large(dsn: str | None) -> str:
     if dsn:
         return dsn
-    from fraiseql_nb import demo
+    from fraiseql_nb.local import demo
 
     counts = demo.SCALES["large"]
     target = demo.resolve_target(counts)

@@ -121,7 +121,7 @@ def ensure_data(dsn: str | None) -> str:
     """The DSN of a database holding v_event and v_movie (created there if missing)."""
     import psycopg
 
-    from fraiseql_nb import demo, embedded
+    from fraiseql_nb.local import demo, embedded
 
     target = dsn or demo.ensure_database(embedded.start().dsn(), DATABASE)
     with psycopg.connect(target, autocommit=True) as conn:
@@ -168,7 +168,7 @@ def measure(dsn: str, graphql: str, hand: str, repeat: int) -> dict[str, Any]:
             conn.execute(generated).fetchall()
 
         def raw_frame() -> None:
-            from fraiseql_nb.documents import loads
+            from fraiseql_nb.postgres.documents import loads
 
             rows = [loads(r[0]) for r in conn.execute(generated).fetchall()]
             pl.DataFrame(rows)

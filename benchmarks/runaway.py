@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 
 HERE = Path(__file__).resolve().parent
 

@@ -4,11 +4,12 @@ Public names are re-exported here; everything else is internal.
 """
 
 from fraiseql_nb.config import Config
+from fraiseql_nb.connecting import connect
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError, QueryError, SchemaError
+from fraiseql_nb.ops.telemetry import QueryMetrics
 from fraiseql_nb.result import Result, Results
 from fraiseql_nb.schema import Schema, to_sdl
-from fraiseql_nb.session import Session, connect
-from fraiseql_nb.telemetry import QueryMetrics
+from fraiseql_nb.session import Session
 
 __version__ = "0.1.0"
 

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fraiseql_nb import __version__, demo, embedded
-from fraiseql_nb.conninfo import mask_dsn, secrets_of
-from fraiseql_nb.db import connect
+from fraiseql_nb import __version__
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError
+from fraiseql_nb.local import demo, embedded
+from fraiseql_nb.postgres.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.postgres.db import connect
 
 __all__ = ["main"]
 
@@ -269,7 +270,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     import fraiseql_nb as fq
     from fraiseql_nb.config import load_config
-    from fraiseql_nb.server import check_exposure, uvicorn_config
+    from fraiseql_nb.web.server import check_exposure, uvicorn_config
 
     dsn = _serve_dsn(args)
     config = load_config(args.config)
@@ -308,7 +309,7 @@ def _serve_dsn(args: argparse.Namespace) -> str | None:
 
 
 def _notebooks(args: argparse.Namespace) -> int:
-    from fraiseql_nb import regression
+    from fraiseql_nb.notebook import regression
 
     run = regression.check if args.action == "test" else regression.refresh
     return run(args.paths, print)
@@ -318,8 +319,8 @@ def _cache(args: argparse.Namespace) -> int:
     import time
 
     from fraiseql_nb.config import load_config
+    from fraiseql_nb.connecting import store_root
     from fraiseql_nb.planes.arrow.store import ColumnStore
-    from fraiseql_nb.session import store_root
 
     config = load_config(args.config)
     root = store_root(config)

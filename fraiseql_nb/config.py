@@ -59,7 +59,7 @@ class DatabaseConfig:
     analytics_connection: str | None = None
 
     def __repr__(self) -> str:  # the DSNs may carry passwords
-        from fraiseql_nb.conninfo import mask_dsn
+        from fraiseql_nb.postgres.conninfo import mask_dsn
 
         shown = {
             name: None if dsn is None else mask_dsn(dsn)
@@ -155,14 +155,14 @@ class LimitsConfig:
 
     ``max_result_mb``: the memory the buffered results of one request (all its root
     fields) may hold; 0 is a quarter of this machine's memory, at most 2 GiB
-    (:func:`fraiseql_nb.budget.auto_result_mb`). ``stream()`` is not bounded by it.
+    (:func:`fraiseql_nb.ops.budget.auto_result_mb`). ``stream()`` is not bounded by it.
     """
 
     max_result_mb: int = field(default=0, metadata=_range(0, 1_048_576))
 
     def result_mb(self) -> int:
         """The limit in force (``max_result_mb``, or the automatic one for 0)."""
-        from fraiseql_nb.budget import auto_result_mb
+        from fraiseql_nb.ops.budget import auto_result_mb
 
         return self.max_result_mb or auto_result_mb()
 

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from fraiseql_nb.errors import QueryError
-from fraiseql_nb.telemetry import QueryMetrics
+from fraiseql_nb.ops.telemetry import QueryMetrics
 
 __all__ = ["Result", "Results", "introspection_result", "measured"]
 
@@ -24,7 +24,7 @@ class Result:
         key: the root field's alias or name.
         kind: "rows", "aggregate", "window" or "introspection".
         backend: the plane that ran it ("schema" for introspection, answered without SQL).
-        metrics: what it cost (:class:`~fraiseql_nb.telemetry.QueryMetrics`).
+        metrics: what it cost (:class:`~fraiseql_nb.ops.telemetry.QueryMetrics`).
         sql: the SQL that ran, values inlined.
         reason: why the router chose that plane (e.g. "cached", "row query").
     """

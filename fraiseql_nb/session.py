@@ -1,12 +1,9 @@
-"""The front door: ``fq.connect()`` returns a Session over one database.
-
-A Session resolves where to connect, builds the schema, owns the connection
-pool, and sends each root field of a query to a data plane.
+"""A Session over one database: it owns the connection pools and the planes, and sends
+each root field of a query to a plane (:mod:`fraiseql_nb.connecting` opens one).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import warnings
@@ -16,70 +13,39 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import psycopg
-from graphql import GraphQLError
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb import deadline, demo, embedded
-from fraiseql_nb.budget import budgeted
 from fraiseql_nb.compute.columns import declines, needed_columns
-from fraiseql_nb.config import Config, load_config, regression_mode
-from fraiseql_nb.conninfo import mask_dsn
-from fraiseql_nb.db import check_dsn, query_error
+from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import (
     BackendError,
     ConfigError,
     Declined,
     FraiseQLError,
     QueryError,
-    SchemaError,
 )
-from fraiseql_nb.explain import Explanation, Plan
-from fraiseql_nb.health import HealthInputs, check_health
+from fraiseql_nb.ops.budget import budgeted
+from fraiseql_nb.ops.explain import Explanation, Plan
+from fraiseql_nb.ops.health import HealthInputs, check_health
+from fraiseql_nb.ops.telemetry import QueryMetrics, Telemetry
 from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
 from fraiseql_nb.planes.cluster import ClusterPlane
 from fraiseql_nb.planes.contract import Plane, Task
 from fraiseql_nb.planes.pushdown import PushdownPlane
+from fraiseql_nb.planes.router import ClusterState, Route, choose_plane
 from fraiseql_nb.planes.rows import RowPlane
-from fraiseql_nb.pool import open_pool, pool_stats
+from fraiseql_nb.postgres import deadline
+from fraiseql_nb.postgres.conninfo import mask_dsn
+from fraiseql_nb.postgres.pool import pool_stats
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query, WindowQuery
 from fraiseql_nb.result import Result, Results, introspection_result
-from fraiseql_nb.router import ClusterState, Route, choose_plane
-from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
+from fraiseql_nb.schema import Schema
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.telemetry import QueryMetrics, Telemetry
 
-__all__ = ["BACKENDS", "Session", "connect", "resolve_dsn", "store_root"]
+__all__ = ["BACKENDS", "Session"]
 
 BACKENDS = ("auto", "wire", "arrow", "cluster", "postgres")
-
-
-def resolve_dsn(dsn: str | None = None, config: Config | None = None) -> str:
-    """``dsn``, else ``$FRAISEQL_DSN``, else ``[database] standard_connection``,
-    else the embedded server's small demo database (started and loaded if needed)."""
-    if dsn:
-        return dsn
-    env = os.environ.get(demo.ENV_DSN)
-    if env:
-        return env
-    if config is not None and config.database.standard_connection:
-        return config.database.standard_connection
-    small = demo.SCALES[demo.DEFAULT_SCALE]
-    target = demo.resolve_target(small)
-    demo.load(target, small, if_missing=True)
-    return target
-
-
-def store_root(config: Config) -> Path | None:
-    """Where the arrow plane persists loaded columns: ``[arrow_backend] store_dir``, else
-    ``$FRAISEQL_HOME/store``; None when the store is off."""
-    arrow = config.arrow_backend
-    if not arrow.store_enabled:
-        return None
-    if arrow.store_dir:
-        return Path(arrow.store_dir).expanduser()
-    return embedded.resolve_home()[0] / "store"
 
 
 class Session:
@@ -92,6 +58,7 @@ class Session:
         pool: ConnectionPool,
         schema: Schema,
         analytics_pool: ConnectionPool | None = None,
+        store: Path | None = None,
     ) -> None:
         self._dsn = dsn
         self.config = config
@@ -104,9 +71,7 @@ class Session:
         # table versions and data there: a version is only comparable where it was read.
         analytics = config.database.analytics_connection or dsn
         self._analytics_pool = analytics_pool
-        self._arrow = ArrowPlane(
-            analytics, config, analytics_pool or pool, analytics, store_root(config)
-        )
+        self._arrow = ArrowPlane(analytics, config, analytics_pool or pool, analytics, store)
         self._cluster = ClusterPlane(analytics, config, analytics_pool or pool, analytics)
         if config.cluster.address:
             off = self._cluster.join()
@@ -519,69 +484,3 @@ class Session:
         state = "closed" if self.closed else "open"
         roots = ", ".join(self._schema.root_fields()) or "no queries"
         return f"<fraiseql_nb.Session {state} {self.dsn} [{roots}]>"
-
-
-def connect(
-    dsn: str | None = None,
-    *,
-    config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
-    schema: Schema | str | os.PathLike[str] | None = None,
-    sample_size: int = DEFAULT_SAMPLE_SIZE,
-) -> Session:
-    """Open a session.
-
-    Args:
-        dsn: libpq DSN or URI; default ``$FRAISEQL_DSN``, then the config's
-            ``[database] standard_connection``, then the embedded demo database
-            (started and loaded on first use).
-        config: a ``fraiseql.toml`` path, a dict with the same sections, or a
-            Config; default ``$FRAISEQL_CONFIG`` or ``./fraiseql.toml`` if present.
-        schema: a Schema, or the path of a schema file; default: introspect.
-        sample_size: documents sampled per view to infer field types.
-    """
-    if (
-        isinstance(sample_size, bool)
-        or not isinstance(sample_size, int)
-        or not 1 <= sample_size <= 10_000_000
-    ):
-        raise ConfigError(
-            f"sample_size must be a whole number from 1 to 10,000,000, got {sample_size!r}",
-            key="sample_size",
-        )
-    if schema is not None and not isinstance(schema, (Schema, str, os.PathLike)):
-        raise ConfigError(
-            f"schema must be a Schema or a schema file's path, not {type(schema).__name__}",
-            key="schema",
-        )
-    cfg = load_config(config)
-    target = check_dsn(resolve_dsn(dsn, cfg))
-    if isinstance(schema, Schema):
-        built: Schema | None = schema
-    elif schema is not None:
-        built = Schema.load(schema)
-        try:  # fail now, naming the file, not at the first query
-            graphql_schema(built)
-        except (GraphQLError, TypeError, ValueError) as exc:
-            raise SchemaError(f"{schema}: not a valid GraphQL schema: {exc}") from None
-    else:
-        built = None
-    pool = open_pool(target, cfg)
-    analytics_pool = None
-    try:
-        if built is None:
-            try:
-                with pool.connection() as conn:
-                    built = introspect(conn, sample_size=sample_size)
-            except psycopg.Error as exc:
-                error = query_error(exc, target, timeout_ms=cfg.wire_backend.statement_timeout_ms)
-                raise BackendError(
-                    f"reading the schema failed: {error.message}",
-                    sqlstate=getattr(exc, "sqlstate", None),
-                ) from None
-        analytics = cfg.database.analytics_connection
-        if analytics and analytics != target:
-            analytics_pool = open_pool(check_dsn(analytics), cfg, name="fraiseql-nb analytics")
-    except BaseException:
-        pool.close()
-        raise
-    return Session(target, cfg, pool, built, analytics_pool)

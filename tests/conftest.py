@@ -26,8 +26,8 @@ import pytest
 from psycopg import sql
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo, embedded
-from fraiseql_nb.conninfo import with_database
+from fraiseql_nb.local import demo, embedded
+from fraiseql_nb.postgres.conninfo import with_database
 
 pytest_plugins = ["tests.guards"]
 

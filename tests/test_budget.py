@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb.budget import ResultBudget, ResultLimitError, auto_result_mb, budgeted, current
 from fraiseql_nb.config import load_config
+from fraiseql_nb.ops.budget import ResultBudget, ResultLimitError, auto_result_mb, budgeted, current
 from tests.conftest import own_database
 from tests.test_interrupts import active, pool_settles, until
 

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fraiseql_nb import demo
 from fraiseql_nb.errors import BackendError, ConfigError
+from fraiseql_nb.local import demo
 
 TINY = demo.Counts(users=200, products=20, orders=100, sales=1_000)
 

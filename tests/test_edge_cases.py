@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb.conninfo import mask_dsn
+from fraiseql_nb.postgres.conninfo import mask_dsn
 
 EDGE_TABLE = """
 CREATE TABLE tf_edge (
@@ -35,7 +35,7 @@ INSERT INTO tf_endless VALUES (1, 1, '-infinity'), (2, 2, '2024-01-01'), (3, 3, 
 
 @pytest.fixture(scope="module")
 def edge_dsn(server_dsn: str) -> Iterator[str]:
-    from fraiseql_nb import demo
+    from fraiseql_nb.local import demo
 
     name = "fq_edge_cases"
     dsn = demo.ensure_database(server_dsn, name)

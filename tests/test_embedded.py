@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fraiseql_nb import BackendError, embedded
+from fraiseql_nb import BackendError
+from fraiseql_nb.local import embedded
 from tests.conftest import run_cli, short_tempdir
 
 is_root = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
+from fraiseql_nb.local import demo
 from fraiseql_nb.schema import graphql_schema
 from tests.conftest import TINY
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same

@@ -18,8 +18,8 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
-from fraiseql_nb.http import ARROW_STREAM, create_app
+from fraiseql_nb.local import demo
+from fraiseql_nb.web.http import ARROW_STREAM, create_app
 
 
 @pytest.fixture(scope="module")

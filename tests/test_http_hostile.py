@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fraiseql_nb.http import ARROW_STREAM
+from fraiseql_nb.web.http import ARROW_STREAM
 from tests.test_http_limits import TOKEN, Served, serve
 
 # A backtracking regular expression: over every user's name it runs for minutes.

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fraiseql_nb.http import GRAPHQL_RESPONSE
+from fraiseql_nb.web.http import GRAPHQL_RESPONSE
 from tests.conftest import run_cli
 
 TOKEN = "t0ken-for-tests-only"

@@ -9,21 +9,15 @@ package.module import name`` on that module alone.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO
 
 PACKAGE = REPO / "fraiseql_nb"
-# Front ends: they may use the core; the core never imports them. The notebook
-# regression tool (``fraiseql-nb notebooks``) is one: it drives notebooks.
-FRONT_ENDS = (
-    "fraiseql_nb.notebook",
-    "fraiseql_nb.http",
-    "fraiseql_nb.server",
-    "fraiseql_nb.cli",
-    "fraiseql_nb.__main__",
-    "fraiseql_nb.regression",
-)
+# Front ends, by package: they may use the core; the core never imports them. The
+# notebook regression tool (``fraiseql-nb notebooks``) is in notebook/: it drives notebooks.
+FRONT_ENDS = ("fraiseql_nb.notebook", "fraiseql_nb.web", "fraiseql_nb.cli", "fraiseql_nb.__main__")
 # The package root composes everything (it registers the notebook's formatters in IPython).
 ROOT = "fraiseql_nb"
 
@@ -128,7 +122,7 @@ def test_the_core_imports_no_front_end() -> None:
 
 
 # The pure stages of the pipeline: they import no plane (no I/O) and no driver.
-PURE = ("fraiseql_nb.query", "fraiseql_nb.sql", "fraiseql_nb.compute")
+PURE = ("fraiseql_nb.language", "fraiseql_nb.query", "fraiseql_nb.sql", "fraiseql_nb.compute")
 DRIVERS = ("psycopg_pool", "adbc_driver_postgresql", "adbc_driver_manager")
 
 
@@ -148,3 +142,75 @@ def test_the_pure_stages_do_no_io() -> None:
         if used:
             drivers[m] = used
     assert drivers == {}
+
+
+# ---------------------------------------------------------------------- the layout
+
+LAYOUT = REPO / "docs" / "architecture.md"
+
+
+def _summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line."""
+    return " ".join((doc or "").split("\n\n")[0].split())
+
+
+def package_map() -> dict[str, str]:
+    """Each subpackage (``name/``) and top-level module (``name.py``) of the package, with
+    the first paragraph of its docstring."""
+    out = {}
+    for path in sorted(PACKAGE.iterdir()):
+        if path.is_dir() and (path / "__init__.py").exists():
+            source, name = path / "__init__.py", f"{path.name}/"
+        elif path.suffix == ".py" and path.stem not in ("__init__", "__main__"):
+            source, name = path, path.name
+        else:
+            continue
+        out[name] = _summary(ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))))
+    return out
+
+
+def documented_map() -> dict[str, str]:
+    """docs/architecture.md's "The packages" list: ``- **`name`** — summary`` items."""
+    text = LAYOUT.read_text(encoding="utf-8")
+    section = text.split("## The packages", 1)[1].split("\n## ", 1)[0]
+    items = re.findall(r"^- \*\*`([^`]+)`\*\* — (.+?)(?=^- \*\*|\Z)", section, re.M | re.S)
+    return {name: " ".join(body.split()) for name, body in items}
+
+
+def test_the_architecture_doc_maps_every_package_by_its_docstring() -> None:
+    """``ls fraiseql_nb`` reads like docs/architecture.md: every subpackage and top-level
+    module is listed there, in its own docstring's words, and nothing else is."""
+    assert "language/" in package_map() and "session.py" in package_map()
+    assert documented_map() == package_map()
+
+
+def test_the_top_level_is_the_public_surface() -> None:
+    """Loose modules at the top are the public surface and its composition only; the
+    rest lives in packages by layer."""
+    loose = {n for n in package_map() if n.endswith(".py")}
+    assert loose == {
+        "charts.py",
+        "cli.py",
+        "config.py",
+        "connecting.py",
+        "errors.py",
+        "result.py",
+        "session.py",
+    }
+
+
+# Only the composition (the root, opening a session) and the front ends reach the local
+# tooling: the embedded server and the demo data are not part of the core.
+LOCAL = "fraiseql_nb.local"
+COMPOSITION = (ROOT, "fraiseql_nb.connecting")
+
+
+def test_the_core_imports_no_local_tooling() -> None:
+    edges = graph()
+    reaching = {
+        m: sorted(t for t in edges[m] if t.startswith(LOCAL))
+        for m in edges
+        if m not in COMPOSITION and not m.startswith((*FRONT_ENDS, LOCAL))
+    }
+    assert {m: t for m, t in reaching.items() if t} == {}
+    assert any(t.startswith(LOCAL) for t in edges["fraiseql_nb.connecting"])

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb import progress
+from fraiseql_nb.ops import progress
 from fraiseql_nb.planes import _fetch
-from fraiseql_nb.pool import APPLICATION_NAME
+from fraiseql_nb.postgres.pool import APPLICATION_NAME
 from tests.conftest import SLOW_ROWS, own_database
 
 SETUP = """

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo, embedded
+from fraiseql_nb.local import demo, embedded
 from tests.conftest import short_tempdir
 
 AGG = "{ sales_aggregate(groupBy: {region: true}) { region count revenue_sum } }"

@@ -14,10 +14,10 @@ import pytest
 from graphql import GraphQLList, GraphQLNonNull, get_named_type
 
 import fraiseql_nb as fq
-from fraiseql_nb import operators
 from fraiseql_nb.compute.aggregate import run_aggregate
 from fraiseql_nb.errors import UnsupportedError
-from fraiseql_nb.operators import LIST, OPERATORS, Operator
+from fraiseql_nb.language import operators
+from fraiseql_nb.language.operators import LIST, OPERATORS, Operator
 from fraiseql_nb.query import parse_query
 from fraiseql_nb.query.ir import Aggregate, AggregateQuery
 from fraiseql_nb.schema import graphql_schema
@@ -102,7 +102,7 @@ def test_an_aggregate_the_engine_does_not_know_is_declined(schema: Any) -> None:
 
 def test_every_aggregate_of_the_vocabulary_is_computed_by_both_planes() -> None:
     from fraiseql_nb.compute.measures import computes
-    from fraiseql_nb.vocabulary import AGGREGATES, PERCENTILES, SQL_AGGREGATES
+    from fraiseql_nb.language.vocabulary import AGGREGATES, PERCENTILES, SQL_AGGREGATES
 
     for name in AGGREGATES:
         assert computes(name, PERCENTILES.get(name)), name

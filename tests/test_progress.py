@@ -7,8 +7,8 @@ import io
 import ipywidgets as w
 
 import fraiseql_nb as fq
-from fraiseql_nb import progress
 from fraiseql_nb.notebook.progress import ProgressView
+from fraiseql_nb.ops import progress
 
 
 def test_planes_report_loads_and_fetches(session: fq.Session) -> None:

@@ -7,7 +7,7 @@ import pytest
 import fraiseql_nb as fq
 from fraiseql_nb.config import load_config
 from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
-from fraiseql_nb.router import ClusterState, choose_plane
+from fraiseql_nb.planes.router import ClusterState, choose_plane
 
 DEFAULT = load_config({}, environ={})
 SMALL = Readiness("cold", "not loaded", LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False))

@@ -11,13 +11,13 @@ from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.measures import MEASURES
 from fraiseql_nb.errors import UnsupportedError
+from fraiseql_nb.language.vocabulary import POLARS_TRUNCATE
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
     OrderItem,
 )
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.vocabulary import POLARS_TRUNCATE
 
 __all__ = [
     "aggregate_plan",

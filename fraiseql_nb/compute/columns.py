@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from fraiseql_nb.compute.measures import computes
-from fraiseql_nb.operators import OPERATORS
+from fraiseql_nb.language.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     AggregateQuery,
     And,

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from fraiseql_nb.errors import UnsupportedError
-from fraiseql_nb.operators import OPERATORS
+from fraiseql_nb.language.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     And,
     Compare,

@@ -4,7 +4,7 @@ Each row takes the measure three ways — as loaded (``col``), as float64 (``num
 exact where PostgreSQL is exact (``exact``: decimals stay decimals, integers become
 Int128; floats are ``num``) — and returns the
 aggregate. ``count``, ``count_distinct`` and the percentiles (``median``, ``p90``…, from
-:data:`fraiseql_nb.vocabulary.PERCENTILES`) are computed beside this table. An
+:data:`fraiseql_nb.language.vocabulary.PERCENTILES`) are computed beside this table. An
 aggregate of the vocabulary missing here is declined (PostgreSQL answers it), never
 answered as another: ``tests/test_operators.py`` checks that none is missing.
 """

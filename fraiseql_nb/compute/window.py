@@ -12,6 +12,7 @@ from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.literals import literal_value
 from fraiseql_nb.errors import UnsupportedError
+from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS
 from fraiseql_nb.query.ir import (
     OrderItem,
     WindowColumn,
@@ -19,7 +20,6 @@ from fraiseql_nb.query.ir import (
     WindowQuery,
 )
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.vocabulary import ROW_ORDER_FUNCTIONS
 
 __all__ = ["finish_window", "run_window", "window_values"]
 

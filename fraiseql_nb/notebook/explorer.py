@@ -27,11 +27,11 @@ import polars as pl
 
 from fraiseql_nb.charts import Chart, chart_for
 from fraiseql_nb.errors import QueryError
+from fraiseql_nb.language.vocabulary import AGGREGATES
 from fraiseql_nb.notebook import display as nbdisplay
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.session import Session
-from fraiseql_nb.vocabulary import AGGREGATES
 
 __all__ = ["Explorer"]
 

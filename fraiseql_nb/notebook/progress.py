@@ -1,6 +1,6 @@
 """Progress of a long load or fetch, shown after about a second.
 
-A :class:`ProgressView` listens to :mod:`fraiseql_nb.progress` reports for
+A :class:`ProgressView` listens to :mod:`fraiseql_nb.ops.progress` reports for
 one cell. Quick queries show nothing; one that runs past ``after_s`` shows
 rows and batches so far and the elapsed time: an ipywidgets label in a
 Jupyter kernel, a line of text (rewritten in place) on stderr elsewhere.

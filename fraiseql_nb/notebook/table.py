@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from fraiseql_nb.vocabulary import PERCENTILES
+from fraiseql_nb.language.vocabulary import PERCENTILES
 
 __all__ = ["Column", "columns", "html_table", "text_table"]
 

@@ -1,1 +1,3 @@
-"""The data planes: I/O only. Each takes query IR and returns a Result."""
+"""The data planes, behind one protocol (``contract``), and the router that picks one
+for each query (``router``, a pure decision). A plane takes query IR and returns a
+Result; the planes are where queries meet PostgreSQL, ADBC and Ray."""

@@ -19,11 +19,11 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.config import Config
-from fraiseql_nb.db import query_error
 from fraiseql_nb.planes._fetch import fetch_frame, run_pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.planes.rows import RowPlane
+from fraiseql_nb.postgres.db import query_error
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity, FactTable

@@ -27,12 +27,12 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.db import query_error
-from fraiseql_nb.documents import loads
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_cursor, run_pooled
 from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.planes.frames import polars_schema
+from fraiseql_nb.postgres.db import query_error
+from fraiseql_nb.postgres.documents import loads
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity

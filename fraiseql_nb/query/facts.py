@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode, Node
 
+from fraiseql_nb.language.vocabulary import AGGREGATES, ORDERED_FUNCTIONS, PERCENTILES
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -26,7 +27,6 @@ from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
 from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.vocabulary import AGGREGATES, ORDERED_FUNCTIONS, PERCENTILES
 
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context

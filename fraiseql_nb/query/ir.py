@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fraiseql_nb.vocabulary import SAME_UNIT_FUNCTIONS
+from fraiseql_nb.language.vocabulary import SAME_UNIT_FUNCTIONS
 
 __all__ = [
     "Aggregate",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode
 
-from fraiseql_nb.operators import DISTANCES, vector_problem
+from fraiseql_nb.language.operators import DISTANCES, vector_problem
 from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
 from fraiseql_nb.query.values import TYPED_OPS, check_value
 from fraiseql_nb.query.where import build_entity_where, is_empty

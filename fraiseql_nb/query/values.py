@@ -17,7 +17,7 @@ import re
 import uuid
 from typing import Any
 
-from fraiseql_nb.operators import typed_ops
+from fraiseql_nb.language.operators import typed_ops
 
 __all__ = ["INTEGER_RANGES", "TYPED_OPS", "base_type", "check_scalar", "check_value"]
 

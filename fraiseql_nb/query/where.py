@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
-from fraiseql_nb.operators import MAX_REGEX_LENGTH, OPERATORS, vector_problem
+from fraiseql_nb.language.operators import MAX_REGEX_LENGTH, OPERATORS, vector_problem
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.schema.model import FieldType
 

@@ -40,9 +40,9 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from fraiseql_nb.operators import DISTANCES, OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.language.operators import DISTANCES, OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.language.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
-from fraiseql_nb.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 
 __all__ = [
     "DIRECTIONS",

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from fraiseql_nb.documents import loads
+from fraiseql_nb.language.vocabulary import BUCKETS
+from fraiseql_nb.postgres.documents import loads
 from fraiseql_nb.schema.infer import infer_fields
 from fraiseql_nb.schema.model import (
     Calendar,
@@ -30,7 +31,6 @@ from fraiseql_nb.schema.model import (
     Schema,
 )
 from fraiseql_nb.schema.naming import entity_names, graphql_name, pascal
-from fraiseql_nb.vocabulary import BUCKETS
 
 __all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
 

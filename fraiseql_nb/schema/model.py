@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fraiseql_nb.errors import SchemaError
-from fraiseql_nb.vocabulary import BUCKETS
+from fraiseql_nb.language.vocabulary import BUCKETS
 
 __all__ = [
     "BUCKETS",

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from psycopg import sql
 
+from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -39,7 +40,6 @@ from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
-from fraiseql_nb.vocabulary import ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
 
 __all__ = [
     "LOAD_CASTS",

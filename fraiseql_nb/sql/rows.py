@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from fraiseql_nb.operators import distance_order
+from fraiseql_nb.language.operators import distance_order
 from fraiseql_nb.query.ir import Compare, OrderItem, RowQuery, Selection
 from fraiseql_nb.schema.model import Entity, Field
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, fixed_width, json_path

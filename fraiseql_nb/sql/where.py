@@ -1,5 +1,5 @@
 """Where IR -> SQL condition. Pure: each comparison is rendered by its operator's row of
-:data:`fraiseql_nb.operators.OPERATORS` (semantics there), values through Params;
+:data:`fraiseql_nb.language.operators.OPERATORS` (semantics there), values through Params;
 ``_and``/``_or``/``_not`` and ``any`` (a list element matching conditions) here.
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from fraiseql_nb.operators import OPERATORS, escape_like, json_array
+from fraiseql_nb.language.operators import OPERATORS, escape_like, json_array
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.sql.exprs import FieldSQL, document_field
 from fraiseql_nb.sql.params import Params

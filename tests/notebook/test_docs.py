@@ -20,7 +20,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import fraiseql_nb as fq
-from fraiseql_nb.embedded import ENV_HOME
+from fraiseql_nb.local.embedded import ENV_HOME
 from fraiseql_nb.query import parse_query
 from tests.conftest import ENV_TEST_DSN, REPO
 

@@ -14,7 +14,7 @@ import nbformat
 import psycopg
 import pytest
 
-from fraiseql_nb import embedded
+from fraiseql_nb.local import embedded
 from tests.conftest import ENV_STORE, REPO, short_tempdir, shown
 
 CELLS = [

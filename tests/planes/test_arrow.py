@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
+from fraiseql_nb.local import demo
 from fraiseql_nb.notebook.display import badge
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY

@@ -22,9 +22,9 @@ from ray.cluster_utils import Cluster
 from ray.util import state
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
 from fraiseql_nb.compute.merge import shuffle_keys
 from fraiseql_nb.config import load_config
+from fraiseql_nb.local import demo
 from fraiseql_nb.notebook.display import badge_parts
 from fraiseql_nb.planes.cluster.work import ENV_DELAY
 from fraiseql_nb.query import parse_query

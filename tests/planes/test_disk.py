@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import fraiseql_nb as fq
-from fraiseql_nb.vocabulary import PERCENTILES
+from fraiseql_nb.language.vocabulary import PERCENTILES
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
 from tests.planes.test_agreement import aggregate_queries
@@ -223,7 +223,7 @@ def test_a_table_beyond_the_store_budget_runs_on_postgresql(demo_dsn: str, store
 def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resumes(
     tiny: str, store: Path
 ) -> None:
-    from fraiseql_nb import progress
+    from fraiseql_nb.ops import progress
 
     cfg = {**disk_config(load_connections=1), "routing": {"background_loads": False}}
     with fq.connect(tiny, config=cfg) as s:  # the first query loads in the foreground
@@ -261,7 +261,7 @@ def test_a_load_killed_half_way_resumes_from_its_complete_partitions(
         f"""
         import os, signal
         import fraiseql_nb as fq
-        from fraiseql_nb import progress
+        from fraiseql_nb.ops import progress
 
         def listener(what, done, total):
             if what == "partitions" and done * 2 >= total:
@@ -314,7 +314,7 @@ def test_rss_stays_within_the_budget_on_a_table_twenty_times_larger(
     scratch_dsn: str, store: Path
 ) -> None:
     """A subprocess loads and queries ~1.2M rows (≈ 120 MB of columns) with memory_mb = 5."""
-    from fraiseql_nb import demo
+    from fraiseql_nb.local import demo
 
     demo.load(scratch_dsn, demo.Counts(users=1000, products=50, orders=10, sales=1_200_000))
     script = textwrap.dedent(

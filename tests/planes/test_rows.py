@@ -18,8 +18,8 @@ import pytest
 from psycopg import sql
 
 import fraiseql_nb as fq
-from fraiseql_nb import demo
-from fraiseql_nb.pool import APPLICATION_NAME
+from fraiseql_nb.local import demo
+from fraiseql_nb.postgres.pool import APPLICATION_NAME
 
 QUERIES = [
     "{ users { id name email status age score created_at address { city country zip } tags } }",
@@ -298,7 +298,7 @@ def test_statement_timeout_is_reported_as_such(odd_dsn: str) -> None:
 def test_a_restarted_server_costs_no_error(odd_dsn: str, embedded_home: Any) -> None:
     if embedded_home is None:
         pytest.skip("needs the embedded test server (cannot restart $FRAISEQL_TEST_DSN)")
-    from fraiseql_nb import embedded
+    from fraiseql_nb.local import embedded
 
     with fq.connect(odd_dsn, sample_size=10) as s:
         assert s.execute("{ lates(limit: 1) { id } }").df.height == 1  # type: ignore[union-attr]

@@ -31,9 +31,9 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.db import error_text, query_error
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes._fetch import pooled
+from fraiseql_nb.postgres.db import error_text, query_error
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["Catalog", "LoadEstimate", "TableIdentity", "Version", "regclass"]

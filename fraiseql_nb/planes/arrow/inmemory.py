@@ -24,9 +24,9 @@ import polars as pl
 import pyarrow as pa
 from psycopg import sql
 
-from fraiseql_nb import progress
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady
+from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version

@@ -22,11 +22,11 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from fraiseql_nb import progress
 from fraiseql_nb.compute.aggregate import run_aggregate_lazy
 from fraiseql_nb.compute.filters import check_caseless_by, check_time_bounds
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady, UnsupportedError
+from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import CaughtUp, Following, Reader, catch_up, superseded

@@ -31,11 +31,11 @@ from typing import Any
 import polars as pl
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb import progress
 from fraiseql_nb.compute.aggregate import aggregate_plan, run_aggregate
 from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
+from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Connections
 from fraiseql_nb.planes.arrow.background import Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache

@@ -11,7 +11,7 @@ of a client holding more than ``max_client_connections`` unused ones is closed
 first, so one client's half-sent heads cannot hold every slot) — and reads
 what the client still sends
 before closing, so the answer reaches it instead of a connection reset. The
-body's read time is bounded by the app (:mod:`fraiseql_nb.http`).
+body's read time is bounded by the app (:mod:`fraiseql_nb.web.http`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from uvicorn.protocols.utils import ClientDisconnected
 
 from fraiseql_nb.config import LOOPBACK_HOSTS, ServerConfig
 from fraiseql_nb.errors import ConfigError
-from fraiseql_nb.http import MAX_HEADER_BYTES, create_app
 from fraiseql_nb.session import Session
+from fraiseql_nb.web.http import MAX_HEADER_BYTES, create_app
 
 __all__ = ["check_exposure", "is_loopback", "uvicorn_config"]
 
@@ -105,7 +105,7 @@ def uvicorn_config(
 
 
 def _log_access(enabled: bool) -> None:
-    log = logging.getLogger("fraiseql_nb.http.access")
+    log = logging.getLogger("fraiseql_nb.web.http.access")
     if enabled and not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

@@ -1,7 +1,7 @@
 """HTTP endpoints over a Session: GraphQL over HTTP, health, readiness, Prometheus.
 
 ``fraiseql-nb serve`` runs :func:`create_app` with uvicorn (see
-:mod:`fraiseql_nb.server`). ``/graphql`` follows the GraphQL over HTTP
+:mod:`fraiseql_nb.web.server`). ``/graphql`` follows the GraphQL over HTTP
 specification: POST with an ``application/json`` body (``query``,
 ``operationName``, ``variables``, ``extensions``, each possibly null), GET
 for queries (mutations: 405), and the answer in the media type the
@@ -17,7 +17,7 @@ What guards the endpoint, outermost first, each from ``[server]``: the URL's
 length, the Origin check (other web pages), the bearer token, the Host
 allow-list (DNS rebinding) and CORS, then per request: a JSON content type (a page
 cannot send one without CORS's consent), the body size and read time, and
-:func:`fraiseql_nb.limits.check_request` (fields, depth, lists). One access
+:func:`fraiseql_nb.web.limits.check_request` (fields, depth, lists). One access
 log line per request names the client, path, status and time, never the
 query, its values or the token.
 """
@@ -46,13 +46,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fraiseql_nb.budget import ResultLimitError
 from fraiseql_nb.config import ServerConfig
-from fraiseql_nb.deadline import Deadline, RequestTimeLimitError, within
 from fraiseql_nb.errors import BackendError, FraiseQLError, QueryError
-from fraiseql_nb.limits import LimitError, check_request
+from fraiseql_nb.ops.budget import ResultLimitError
+from fraiseql_nb.postgres.deadline import Deadline, RequestTimeLimitError, within
 from fraiseql_nb.result import Result
 from fraiseql_nb.session import Session
+from fraiseql_nb.web.limits import LimitError, check_request
 
 __all__ = ["ARROW_STREAM", "GRAPHQL_RESPONSE", "MAX_HEADER_BYTES", "create_app", "negotiate"]
 
@@ -67,7 +67,7 @@ _ACCEPTED = {
     "*/*": JSON,
 }
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("fraiseql_nb.http.access")
+access_logger = logging.getLogger("fraiseql_nb.web.http.access")
 _OPEN_PATHS = ("/health",)  # answered without the token (status only)
 MAX_HEADER_BYTES = 16 * 1024  # a request's headers, without its request line
 

@@ -1,4 +1,4 @@
-"""The SQL rendering of each WHERE operator (rows of :data:`fraiseql_nb.operators.OPERATORS`).
+"""The SQL rendering of each WHERE operator (rows of :data:`.operators.OPERATORS`).
 Pure: values go through Params, or psycopg's ``sql.Literal``; identifiers come from the
 schema. Imports no stage of the pipeline at run time (every stage reads the table).
 """

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fraiseql_nb import operator_polars as rp
-from fraiseql_nb import operator_sql as rs
-from fraiseql_nb.operator_polars import PolarsRenderer
-from fraiseql_nb.operator_sql import (
+from fraiseql_nb.language import operator_polars as rp
+from fraiseql_nb.language import operator_sql as rs
+from fraiseql_nb.language.operator_polars import PolarsRenderer
+from fraiseql_nb.language.operator_sql import (
     DISTANCES,
     LOOPBACK_RANGES,
     PRIVATE_RANGES,

@@ -21,8 +21,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.db import connect
 from fraiseql_nb.errors import BackendError, ConfigError
+from fraiseql_nb.postgres.db import connect
 
 __all__ = [
     "APPLICATION_NAME",

@@ -1,5 +1,5 @@
 """The Polars rendering of the WHERE operators the engine computes exactly (rows of
-:data:`fraiseql_nb.operators.OPERATORS`). Pure. What Polars would read differently from
+:data:`fraiseql_nb.language.operators.OPERATORS`). Pure. What Polars would read differently from
 PostgreSQL raises :class:`~fraiseql_nb.errors.UnsupportedError`: PostgreSQL answers.
 """
 

@@ -1,0 +1,2 @@
+"""PostgreSQL plumbing: connection strings, connections and the pool, error text,
+per-request deadlines, and reading JSON documents."""
