@@ -265,7 +265,7 @@ def _sql_path() -> Path:
     packaged = resources.files("fraiseql_nb") / "_data" / "demo.sql"
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "data" / "demo.sql"
+    return Path(__file__).resolve().parents[2] / "data" / "demo.sql"
 
 
 def _check_ownership(conn: psycopg.Connection[Any], dsn: str) -> None:

@@ -30,7 +30,7 @@ from fraiseql_nb.errors import ConfigError
 
 __all__ = ["PROFILE", "check", "find_notebooks", "refresh"]
 
-PROFILE = Path(__file__).parent / "notebook" / "nbval_sanitize.cfg"
+PROFILE = Path(__file__).parent / "nbval_sanitize.cfg"
 _MAX_DIFF_LINES = 40
 
 Out = Callable[[str], None]

@@ -182,6 +182,21 @@ def test_changes_past_the_budget_are_merged_into_the_partitions(
         assert freshness(s) == "capture"
 
 
+def test_a_segment_removed_under_a_followed_table_is_loaded_again(tiny: str, store: Path) -> None:
+    """The first change after a sync reads the partitions' schema: a segment removed in
+    between (a cache clear in another process, the store's LRU) is loaded again, with a
+    warning, and the answer is exact — never a raw file error."""
+    with fq.connect(tiny, config=DISK) as s, psycopg.connect(tiny, autocommit=True) as w:
+        agree_on_disk(s)
+        for segment in store.rglob("p0000-*.arrow"):
+            segment.unlink()
+        w.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id <= 3")
+        with pytest.warns(RuntimeWarning, match="partition 0 of public.tf_sales"):
+            agree_on_disk(s)
+        w.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id <= 3")
+        assert captured(agree_on_disk(s))
+
+
 def test_truncate_and_alter_table_read_the_table_again(tiny: str) -> None:
     with fq.connect(tiny) as s, psycopg.connect(tiny, autocommit=True) as w:
         agree(s)

@@ -309,11 +309,15 @@ class Capture:
             if signature not in self._types:
                 if self._conn is None:
                     return None
-                rows = self._conn.execute(
-                    "SELECT format_type(t, m) FROM unnest(%s::oid[], %s::int[])"
-                    " WITH ORDINALITY AS x(t, m, n) ORDER BY n",
-                    ([t for t, _ in signature], [m for _, m in signature]),
-                ).fetchall()
+                try:
+                    rows = self._conn.execute(
+                        "SELECT format_type(t, m) FROM unnest(%s::oid[], %s::int[])"
+                        " WITH ORDINALITY AS x(t, m, n) ORDER BY n",
+                        ([t for t, _ in signature], [m for _, m in signature]),
+                    ).fetchall()
+                except psycopg.Error:  # the stream's connection is gone: so is the stream
+                    self._drop_connection()
+                    return None
                 self._types[signature] = [r[0] for r in rows]
             types = self._types[signature]
         return [(c.name, t) for c, t in zip(shape.columns, types, strict=True)]

@@ -13,6 +13,7 @@ at that later moment.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -91,10 +92,13 @@ def catch_up(
         rows = [r for r in changes.rows.values() if r is not None and r is not FETCH]
         fetch = [k for k, r in changes.rows.items() if r is FETCH]
         new: list[pl.DataFrame] = []
-        with reader.connections.connection() as conn:
+        columns = capture.columns(changes) if rows else None
+        if rows and columns is None:
+            return None
+        if fetch and not reader.schema[reader.key].is_integer():
+            return None
+        with reader.connections.connection() if fetch or rows else contextlib.nullcontext() as conn:
             if fetch:
-                if not reader.schema[reader.key].is_integer():
-                    return None
                 arrow, text = load_keyed(
                     conn,
                     reader.fact,
@@ -107,9 +111,7 @@ def catch_up(
                 new.append(_typed(reader, arrow))
                 received, statements = received + arrow.nbytes, [*statements, text]
             if rows:
-                columns = capture.columns(changes)
-                if columns is None:
-                    return None
+                assert columns is not None
                 arrow, text = load_changed(
                     conn,
                     reader.fact,

@@ -59,7 +59,8 @@ class Delta:
     frame: pl.DataFrame  # the changed rows now, in the partitions' stored types
     stats: dict[str, Any]  # what the engine must know of ``frame`` (:func:`merge_stats`)
     snapshot: str  # the snapshot the table with the delta is exact at
-    greatest: Any = None  # the greatest id in the partitions (None: not integers)
+    #: the greatest id in the partitions (None: not integers; read when first needed)
+    greatest: Any = None
     cleared: bool = False  # a TRUNCATE emptied the table: no row of the partitions is left
 
 

@@ -52,6 +52,7 @@ _MAX_PASSES = 256  # scans of one query with percentiles
 #: Changed rows kept in memory beside a table on disk, at least (else half memory_mb):
 #: past this they are merged into its partitions by a sync.
 _MIN_DELTA_BYTES = 16 * 2**20
+_UNKNOWN = object()  # the partitions' greatest id, not read yet
 
 
 def _width(dtype: Any) -> int:
@@ -157,13 +158,14 @@ class DiskTables:
             raise UnsupportedError(refused)
         received, statements = 0, ""
         for _ in range(_MAX_TRIES):
-            data, synced = self.current(
-                fact, table, every, exprs, wait=wait, report=report, cancel=cancel
-            )
-            if synced is not None:
-                received += synced.bytes
-                statements = statements or synced.sql
-            try:
+            data: DiskTable | None = None
+            try:  # the catch-up reads the partitions too (their schema, greatest id)
+                data, synced = self.current(
+                    fact, table, every, exprs, wait=wait, report=report, cancel=cancel
+                )
+                if synced is not None:
+                    received += synced.bytes
+                    statements = statements or synced.sql
                 frame, where, dtypes = self._compute(data, query, fact, names)
                 return Answer(frame, received, statements, where, dtypes)
             except CorruptPart as exc:
@@ -173,7 +175,9 @@ class DiskTables:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-                self._drop_part(table, data, exc.index)
+                broken = data or self._get(table)
+                if broken is not None:
+                    self._drop_part(table, broken, exc.index)
         raise UnsupportedError(f"{table.relation}, whose partitions on disk keep failing")
 
     def current(
@@ -276,8 +280,12 @@ class DiskTables:
         with self._lock:
             self._tables[table.key] = synced.table
             self.last = synced
-        ids = _stored_schema(synced.table).get(self._following.id_of(table))
-        self._following.follow(table, synced.table, token, ids)
+        if token is not None:
+            try:
+                ids = _stored_schema(synced.table).get(self._following.id_of(table))
+            except CorruptPart:
+                ids = None  # not followed: the next query finds the damage
+            self._following.follow(table, synced.table, token, ids)
         return synced
 
     # ------------------------------------------------------------ change capture
@@ -318,14 +326,18 @@ class DiskTables:
         assert capture is not None
         key = self._following.id_of(table)
         exact = self._config.arrow_backend.exact_decimals
-        delta = data.delta or Delta(
-            key=key,
-            keys=pl.Series(key, [], dtype=_stored_schema(data)[key]),
-            frame=pl.DataFrame(schema=_stored_schema(data)),
-            stats=no_stats(),
-            snapshot=data.snapshot,
-            greatest=_greatest(data, key),
-        )
+        if data.delta is None:
+            schema = _stored_schema(data)
+            delta = Delta(
+                key=key,
+                keys=pl.Series(key, [], dtype=schema[key]),
+                frame=pl.DataFrame(schema=schema),
+                stats=no_stats(),
+                snapshot=data.snapshot,
+                greatest=_UNKNOWN,
+            )
+        else:
+            delta = data.delta
         seen = [no_stats()]
 
         def frame_of(arrow: pa.Table) -> pl.DataFrame:
@@ -354,8 +366,10 @@ class DiskTables:
             if caught.keys.len():
                 frame = frame.filter(~pl.col(key).is_in(caught.keys.implode()))
             frame = pl.concat([frame, caught.frame], how="vertical")
+            if caught.keys.len() and delta.greatest is _UNKNOWN:
+                delta = replace(delta, greatest=_greatest(data, key))
             keys = pl.concat([delta.keys, superseded(caught.keys, delta.greatest)]).unique()
-        if frame.estimated_size() > cap:  # merged into the partitions instead
+        if frame.estimated_size() + keys.estimated_size() > cap:  # merged into the partitions
             return None, caught
         fresh = replace(
             data,
@@ -434,7 +448,8 @@ class DiskTables:
         if not any(a.percentile is not None for a in query.aggregates):
             return 1
         budget = max(self._config.arrow_backend.memory_mb, 1) * 2**20
-        need = data.rows * sum(_width(dtypes[n]) for n in names)
+        rows = data.rows + (data.delta.frame.height if data.delta is not None else 0)
+        need = rows * sum(_width(dtypes[n]) for n in names)
         if need <= budget:
             return 1
         if not query.group_keys:
@@ -470,13 +485,27 @@ class DiskTables:
 
 
 def _stored_schema(data: DiskTable) -> pl.Schema:
-    """The columns as the partitions store them (before the scan's casts)."""
-    part = next(p for p in data.parts if p is not None and p.segments)
-    return pl.scan_ipc(data.folder / part.segments[0]["file"]).collect_schema()
+    """The columns as the partitions store them (before the scan's casts).
+
+    Raises:
+        CorruptPart: the file is gone or unreadable (a cache clear, the store's LRU).
+    """
+    index, part = next((i, p) for i, p in enumerate(data.parts) if p is not None and p.segments)
+    try:
+        return pl.scan_ipc(data.folder / part.segments[0]["file"]).collect_schema()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise CorruptPart(index, str(exc)) from None
 
 
 def _greatest(data: DiskTable, key: str) -> Any:
-    """The greatest id in the partitions (one read of the id column), None if not integers."""
+    """The greatest id in the partitions (one read of the id column), None if not integers.
+
+    Raises:
+        CorruptPart: a segment is gone or unreadable.
+    """
     if not _stored_schema(data)[key].is_integer():
         return None
-    return data.scan([key]).select(pl.col(key).max()).collect().item()
+    try:
+        return data.scan([key]).select(pl.col(key).max()).collect().item()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise CorruptPart(0, str(exc)) from None
