@@ -168,7 +168,7 @@ def measure(dsn: str, graphql: str, hand: str, repeat: int) -> dict[str, Any]:
             conn.execute(generated).fetchall()
 
         def raw_frame() -> None:
-            from fraiseql_nb.postgres.documents import loads
+            from fraiseql_nb.pg.documents import loads
 
             rows = [loads(r[0]) for r in conn.execute(generated).fetchall()]
             pl.DataFrame(rows)

@@ -16,8 +16,8 @@ from typing import Any, NoReturn
 from fraiseql_nb import __version__
 from fraiseql_nb.errors import BackendError, ConfigError, FraiseQLError
 from fraiseql_nb.local import demo, embedded
-from fraiseql_nb.postgres.conninfo import mask_dsn, secrets_of
-from fraiseql_nb.postgres.db import connect
+from fraiseql_nb.pg.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.pg.db import connect
 
 __all__ = ["main"]
 

@@ -59,7 +59,7 @@ class DatabaseConfig:
     analytics_connection: str | None = None
 
     def __repr__(self) -> str:  # the DSNs may carry passwords
-        from fraiseql_nb.postgres.conninfo import mask_dsn
+        from fraiseql_nb.pg.conninfo import mask_dsn
 
         shown = {
             name: None if dsn is None else mask_dsn(dsn)

@@ -18,8 +18,8 @@ from graphql import GraphQLError
 from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.errors import BackendError, ConfigError, SchemaError
 from fraiseql_nb.local import demo, embedded
-from fraiseql_nb.postgres.db import check_dsn, query_error
-from fraiseql_nb.postgres.pool import open_pool
+from fraiseql_nb.pg.db import check_dsn, query_error
+from fraiseql_nb.pg.pool import open_pool
 from fraiseql_nb.schema import DEFAULT_SAMPLE_SIZE, Schema, graphql_schema, introspect
 from fraiseql_nb.session import Session
 

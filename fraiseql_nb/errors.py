@@ -12,13 +12,13 @@ The hierarchy::
      ├── UnsupportedError    session runs another plane; never leaves the API)
      └── NotReady
 
-Every message goes through :func:`fraiseql_nb.postgres.conninfo.redact` before it is
+Every message goes through :func:`fraiseql_nb.pg.conninfo.redact` before it is
 stored, so a password never reaches a repr, a traceback or a log.
 """
 
 from __future__ import annotations
 
-from fraiseql_nb.postgres.conninfo import redact
+from fraiseql_nb.pg.conninfo import redact
 
 __all__ = [
     "BackendError",

@@ -28,15 +28,15 @@ from fraiseql_nb.ops.budget import budgeted
 from fraiseql_nb.ops.explain import Explanation, Plan
 from fraiseql_nb.ops.health import HealthInputs, check_health
 from fraiseql_nb.ops.telemetry import QueryMetrics, Telemetry
+from fraiseql_nb.pg import deadline
+from fraiseql_nb.pg.conninfo import mask_dsn
+from fraiseql_nb.pg.pool import pool_stats
 from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
 from fraiseql_nb.planes.cluster import ClusterPlane
 from fraiseql_nb.planes.contract import Plane, Task
-from fraiseql_nb.planes.pushdown import PushdownPlane
+from fraiseql_nb.planes.postgres import PostgresPlane
 from fraiseql_nb.planes.router import ClusterState, Route, choose_plane
-from fraiseql_nb.planes.rows import RowPlane
-from fraiseql_nb.postgres import deadline
-from fraiseql_nb.postgres.conninfo import mask_dsn
-from fraiseql_nb.postgres.pool import pool_stats
+from fraiseql_nb.planes.wire import WirePlane
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query, WindowQuery
 from fraiseql_nb.result import Result, Results, introspection_result
@@ -64,8 +64,8 @@ class Session:
         self.config = config
         self._pool = pool
         self._schema = schema
-        self._rows = RowPlane(pool, dsn, config)
-        self._pushdown = PushdownPlane(pool, dsn, config, self._rows)
+        self._rows = WirePlane(pool, dsn, config)
+        self._postgres = PostgresPlane(pool, dsn, config, self._rows)
         self._arrow_ready = arrow_available()
         # With an analytics_connection (a replica), the arrow plane reads the catalogue,
         # table versions and data there: a version is only comparable where it was read.
@@ -83,7 +83,7 @@ class Session:
             "wire": self._rows,
             "arrow": self._arrow,
             "cluster": self._cluster,
-            "postgres": self._pushdown,
+            "postgres": self._postgres,
         }
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
@@ -327,7 +327,7 @@ class Session:
             result.reason = reason
             if result.backend in ("arrow", "cluster"):
                 # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
-                result.postgres_sql = self._pushdown.statement(task).sql
+                result.postgres_sql = self._postgres.statement(task).sql
             result._explain = self._plan_of  # Result.plan(), asked for when shown
             if isinstance(query, WindowQuery):
                 result.units = query.units()
@@ -370,7 +370,7 @@ class Session:
                     " backend='postgres' or 'auto'"
                 ) from None
             reason, load = f"{plane.name} {exc.reason}", load or exc.load
-            result = self._pushdown.execute(task)
+            result = self._postgres.execute(task)
         if load:
             # After the answer: the load must not slow the query that started it.
             self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from psycopg import sql
 
 import fraiseql_nb as fq
 from fraiseql_nb.local import demo, embedded
-from fraiseql_nb.postgres.conninfo import with_database
+from fraiseql_nb.pg.conninfo import with_database
 
 pytest_plugins = ["tests.guards"]
 

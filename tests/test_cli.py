@@ -15,7 +15,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from fraiseql_nb.local import demo, embedded
-from fraiseql_nb.postgres.conninfo import with_database
+from fraiseql_nb.pg.conninfo import with_database
 from tests.conftest import run_cli, short_tempdir
 
 # Big enough that a load is still running a second or two after it starts.

@@ -6,7 +6,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from fraiseql_nb.errors import BackendError, QueryError
-from fraiseql_nb.postgres.conninfo import mask_dsn, password_of, redact, secrets_of, with_database
+from fraiseql_nb.pg.conninfo import mask_dsn, password_of, redact, secrets_of, with_database
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb.postgres.conninfo import mask_dsn
+from fraiseql_nb.pg.conninfo import mask_dsn
 
 EDGE_TABLE = """
 CREATE TABLE tf_edge (

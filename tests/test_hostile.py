@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 import fraiseql_nb as fq
-from fraiseql_nb.postgres.conninfo import mask_dsn, redact
+from fraiseql_nb.pg.conninfo import mask_dsn, redact
 
 PASSWORD = "Sekr3t!"
 
@@ -370,7 +370,7 @@ def test_numeric_sums_on_arrow_are_postgres_digits_in_any_load_order(tiny: str) 
 def test_plane_connections_are_read_only_with_a_timeout(demo_dsn: str) -> None:
     """Both planes connect with these settings (the arrow plane's ADBC ones too)."""
     from fraiseql_nb.config import load_config
-    from fraiseql_nb.postgres.pool import connection_kwargs
+    from fraiseql_nb.pg.pool import connection_kwargs
 
     settings = connection_kwargs(demo_dsn, load_config({}, environ={}))
     with psycopg.connect(demo_dsn, **settings) as conn:

@@ -21,8 +21,8 @@ import pytest
 
 import fraiseql_nb as fq
 from fraiseql_nb.ops import progress
+from fraiseql_nb.pg.pool import APPLICATION_NAME
 from fraiseql_nb.planes import _fetch
-from fraiseql_nb.postgres.pool import APPLICATION_NAME
 from tests.conftest import SLOW_ROWS, own_database
 
 SETUP = """

@@ -7,7 +7,7 @@ import io
 import ipywidgets as w
 
 import fraiseql_nb as fq
-from fraiseql_nb.notebook.progress import ProgressView
+from fraiseql_nb.notebook.progressbar import ProgressView
 from fraiseql_nb.ops import progress
 
 

@@ -21,8 +21,8 @@ from psycopg import sql
 
 from fraiseql_nb.errors import BackendError, ConfigError
 from fraiseql_nb.local import embedded
-from fraiseql_nb.postgres.conninfo import mask_dsn, with_database
-from fraiseql_nb.postgres.db import backend_error, connect
+from fraiseql_nb.pg.conninfo import mask_dsn, with_database
+from fraiseql_nb.pg.db import backend_error, connect
 
 __all__ = [
     "DEFAULT_SCALE",

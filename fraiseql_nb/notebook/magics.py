@@ -31,12 +31,12 @@ from fraiseql_nb.config import regression_mode
 from fraiseql_nb.connecting import connect
 from fraiseql_nb.errors import FraiseQLError, QueryError
 from fraiseql_nb.local import demo, embedded
+from fraiseql_nb.notebook.cell import Prepared, prepare
 from fraiseql_nb.notebook.display import OPTIONS, widgets_active
-from fraiseql_nb.notebook.document import Prepared, prepare
-from fraiseql_nb.notebook.progress import ProgressView
-from fraiseql_nb.notebook.views import HealthView, QueryLogView
+from fraiseql_nb.notebook.progressbar import ProgressView
+from fraiseql_nb.notebook.reports import HealthView, QueryLogView
 from fraiseql_nb.ops import progress
-from fraiseql_nb.postgres.conninfo import redact, secrets_of
+from fraiseql_nb.pg.conninfo import redact, secrets_of
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema import Schema, to_sdl
 from fraiseql_nb.session import BACKENDS, Session

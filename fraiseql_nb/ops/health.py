@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.postgres.conninfo import redact, secrets_of
-from fraiseql_nb.postgres.pool import connection_kwargs
+from fraiseql_nb.pg.conninfo import redact, secrets_of
+from fraiseql_nb.pg.pool import connection_kwargs
 
 __all__ = ["HealthInputs", "check_health"]
 

@@ -28,11 +28,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.ops import budget, progress
+from fraiseql_nb.pg import deadline
+from fraiseql_nb.pg.conninfo import mask_dsn
+from fraiseql_nb.pg.pool import own_timeout, probe, set_timeout
 from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.frames import parse_ndjson
-from fraiseql_nb.postgres import deadline
-from fraiseql_nb.postgres.conninfo import mask_dsn
-from fraiseql_nb.postgres.pool import own_timeout, probe, set_timeout
 
 __all__ = ["Fetched", "fetch_buffered", "fetch_frame", "pooled", "raw_cursor", "run_pooled"]
 
@@ -200,7 +200,7 @@ def run_pooled(
     """``work(conn)`` on a pooled connection, and once more on another if the first
     died under it before its first row (a restarted server, a killed backend):
     the statements are read-only, so running one again is safe, and the pool
-    skips checking connections used a moment ago (see :mod:`fraiseql_nb.postgres.pool`).
+    skips checking connections used a moment ago (see :mod:`fraiseql_nb.pg.pool`).
 
     A connection lost after rows arrived is not retried: psycopg closes one
     whose cancel was interrupted, and running an interrupted query again from

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from fraiseql_nb.compute.columns import SCALAR_DTYPES
-from fraiseql_nb.postgres.documents import loads
+from fraiseql_nb.pg.documents import loads
 from fraiseql_nb.query.ir import Selection
 
 __all__ = ["parse_ndjson", "polars_schema"]

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from fraiseql_nb.language.vocabulary import BUCKETS
-from fraiseql_nb.postgres.documents import loads
+from fraiseql_nb.pg.documents import loads
 from fraiseql_nb.schema.infer import infer_fields
 from fraiseql_nb.schema.model import (
     Calendar,

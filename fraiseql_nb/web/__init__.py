@@ -1,2 +1,3 @@
-"""GraphQL over HTTP: the ASGI app (``http``), its guards (``limits``), and the
-server that runs it (``serve``)."""
+"""GraphQL over HTTP: the ASGI app (``http``), what stands before every request
+(``guard``), the limits on a query's shape (``limits``), and the server that runs it
+(``server``: ``fraiseql-nb serve``)."""

@@ -31,7 +31,8 @@ from uvicorn.protocols.utils import ClientDisconnected
 from fraiseql_nb.config import LOOPBACK_HOSTS, ServerConfig
 from fraiseql_nb.errors import ConfigError
 from fraiseql_nb.session import Session
-from fraiseql_nb.web.http import MAX_HEADER_BYTES, create_app
+from fraiseql_nb.web.guard import MAX_HEADER_BYTES
+from fraiseql_nb.web.http import create_app
 
 __all__ = ["check_exposure", "is_loopback", "uvicorn_config"]
 
@@ -105,7 +106,7 @@ def uvicorn_config(
 
 
 def _log_access(enabled: bool) -> None:
-    log = logging.getLogger("fraiseql_nb.web.http.access")
+    log = logging.getLogger("fraiseql_nb.http.access")
     if enabled and not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

@@ -20,7 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import fraiseql_nb as fq
-from fraiseql_nb.planes.arrow import ondisk
+from fraiseql_nb.planes.arrow import disktables
 from tests.planes.corpus import assert_same
 
 QUERIES = [
@@ -169,7 +169,7 @@ def test_changes_past_the_budget_are_merged_into_the_partitions(
 ) -> None:
     """The changed rows kept in memory are bounded: past half memory_mb (here 2 KB) the
     partitions are synced instead, and the stream carries on from there."""
-    monkeypatch.setattr(ondisk, "_MIN_DELTA_BYTES", 2_000)
+    monkeypatch.setattr(disktables, "_MIN_DELTA_BYTES", 2_000)
     with fq.connect(tiny, config=DISK) as s, psycopg.connect(tiny, autocommit=True) as w:
         agree_on_disk(s)
         w.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id <= 3")

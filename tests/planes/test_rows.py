@@ -19,7 +19,7 @@ from psycopg import sql
 
 import fraiseql_nb as fq
 from fraiseql_nb.local import demo
-from fraiseql_nb.postgres.pool import APPLICATION_NAME
+from fraiseql_nb.pg.pool import APPLICATION_NAME
 
 QUERIES = [
     "{ users { id name email status age score created_at address { city country zip } tags } }",

@@ -340,7 +340,7 @@ def test_a_database_recreated_from_a_template_is_not_answered_from_the_old_one(
 ) -> None:
     import uuid
 
-    from fraiseql_nb.postgres.conninfo import with_database
+    from fraiseql_nb.pg.conninfo import with_database
 
     template, copy = f"fq_tpl_{uuid.uuid4().hex[:8]}", f"fq_cpy_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(server_dsn, autocommit=True)

@@ -6,8 +6,8 @@ Modules, one concern each, in the order a query meets them:
 - :mod:`.catalog` — a table's identity, version and load estimates.
 - :mod:`.inmemory` — tables within ``memory_mb``: at hand, proven current, or loaded;
   :mod:`.cache` keeps them in memory, :mod:`.store` and :mod:`.writer` on disk.
-- :mod:`.ondisk` — tables beyond it, answered from partitions on disk:
-  :mod:`.disk` loads and syncs them, :mod:`.partitions` plans them (pure),
+- :mod:`.disktables` — tables beyond it, answered from partitions on disk:
+  :mod:`.disksync` loads and syncs them, :mod:`.partitions` plans them (pure),
   :mod:`.partfile` writes one, :mod:`.disktable` reads them.
 - Keeping loaded rows exact: :mod:`.capture` (the session's change stream),
   :mod:`.pgoutput` (its messages, pure), :mod:`.changes` (their net effect by key,

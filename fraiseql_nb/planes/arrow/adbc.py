@@ -24,11 +24,11 @@ from psycopg.conninfo import make_conninfo
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
+from fraiseql_nb.pg.conninfo import mask_dsn, secrets_of
+from fraiseql_nb.pg.db import error_text
+from fraiseql_nb.pg.pool import connection_kwargs
 from fraiseql_nb.planes._shield import shielded
 from fraiseql_nb.planes.arrow.catalog import table_error
-from fraiseql_nb.postgres.conninfo import mask_dsn, secrets_of
-from fraiseql_nb.postgres.db import error_text
-from fraiseql_nb.postgres.pool import connection_kwargs
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = [

@@ -37,11 +37,11 @@ import psycopg
 from psycopg import sql
 
 from fraiseql_nb.config import Config
+from fraiseql_nb.pg.db import error_text
+from fraiseql_nb.pg.pool import connection_kwargs
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
 from fraiseql_nb.planes.arrow.changes import TableChanges, positions_of
 from fraiseql_nb.planes.arrow.pgoutput import decode, insert_key
-from fraiseql_nb.postgres.db import error_text
-from fraiseql_nb.postgres.pool import connection_kwargs
 
 __all__ = ["Capture", "publication_name"]
 

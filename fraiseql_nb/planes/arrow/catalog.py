@@ -32,8 +32,8 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
+from fraiseql_nb.pg.db import error_text, query_error
 from fraiseql_nb.planes._fetch import pooled
-from fraiseql_nb.postgres.db import error_text, query_error
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["Catalog", "LoadEstimate", "TableIdentity", "Version", "regclass"]

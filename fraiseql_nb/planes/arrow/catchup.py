@@ -1,7 +1,7 @@
 """Loaded rows brought up to now from the change stream: the rows the changes left, read
 with the load's own expressions, and the keys whose loaded rows they replace. Shared by
 the in-memory path (:mod:`.inmemory`, which applies them to its frame) and the disk path
-(:mod:`.ondisk`, which keeps them beside the partitions on disk).
+(:mod:`.disktables`, which keeps them beside the partitions on disk).
 
 A change's rows come two ways: the values the stream sent, computed by the load's
 expressions over those values (:func:`.loader.load_changed`); or, for a bulk insert

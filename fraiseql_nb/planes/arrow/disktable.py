@@ -1,6 +1,6 @@
 """A fact table on disk, by partition: what its ``meta.json`` records, and reading its
 segment files lazily (sizes checked on every read, CRC-32s once per process and
-whenever a file was written since). Loading them is :mod:`.disk`."""
+whenever a file was written since). Loading them is :mod:`.disksync`."""
 
 from __future__ import annotations
 

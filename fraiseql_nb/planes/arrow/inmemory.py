@@ -31,6 +31,7 @@ from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.cache import MemoryCache, TableData
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity, Version
 from fraiseql_nb.planes.arrow.catchup import Following, Reader, catch_up, superseded
+from fraiseql_nb.planes.arrow.disktables import load_workers
 from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.loader import (
     Loaded,
@@ -39,7 +40,6 @@ from fraiseql_nb.planes.arrow.loader import (
     load_table,
     to_frame,
 )
-from fraiseql_nb.planes.arrow.ondisk import load_workers
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery

@@ -3,7 +3,7 @@
 A batch is converted to what the store keeps (plain Arrow types, decimals of
 their declared scale) and written as it arrives, so a partition's memory is one
 batch; the file is written under a temporary name, synced and checksummed
-(CRC-32) before :mod:`.disk` renames it into the partition's entry. What the
+(CRC-32) before :mod:`.disksync` renames it into the partition's entry. What the
 engine must know without reading the columns (time bounds, letters that fold to
 ASCII, the scale of an unconstrained numeric) is gathered on the way.
 """

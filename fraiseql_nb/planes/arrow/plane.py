@@ -3,7 +3,7 @@
 One query, in one pass: the columns it needs (planned once by the session, a
 :class:`~fraiseql_nb.planes.contract.Task`) → those columns, exact at the table's
 version now: within ``memory_mb`` from memory or the store (:mod:`.inmemory`),
-beyond it from partitions on disk (:mod:`.ondisk`) → computed
+beyond it from partitions on disk (:mod:`.disktables`) → computed
 (:mod:`~fraiseql_nb.compute`, in memory or streaming) → Result. Store writes
 happen when queries pause (:mod:`.writer`).
 
@@ -42,8 +42,8 @@ from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import Following
+from fraiseql_nb.planes.arrow.disktables import DiskTables
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
-from fraiseql_nb.planes.arrow.ondisk import DiskTables
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter
 from fraiseql_nb.planes.contract import Statement, Task

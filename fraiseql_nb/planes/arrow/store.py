@@ -240,7 +240,7 @@ class ColumnStore:
     # ------------------------------------------------------------ tables on disk
 
     def folder(self, key: str) -> Path:
-        """Where a table answered from disk keeps its partitions (see :mod:`.disk`)."""
+        """Where a table answered from disk keeps its partitions (see :mod:`.disksync`)."""
         return self.root / f"{key}{PARTS_SUFFIX}"
 
     def put_meta(self, key: str, meta: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from fraiseql_nb.compute.merge import merge, mergeable, shuffle_keys
 from fraiseql_nb.compute.window import finish_window
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, Declined, FraiseQLError
+from fraiseql_nb.pg.conninfo import redact, secrets_of
 from fraiseql_nb.planes.arrow.adbc import BEGIN_READ
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.freshness import new_rows, parse_snapshot
@@ -44,7 +45,6 @@ from fraiseql_nb.planes.arrow.plane import computing
 from fraiseql_nb.planes.cluster import runtime
 from fraiseql_nb.planes.cluster.work import LoadSpec, Secret
 from fraiseql_nb.planes.contract import Statement, Task
-from fraiseql_nb.postgres.conninfo import redact, secrets_of
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable

@@ -2,7 +2,7 @@
 shuffled bucket. Plain functions of plain values (:mod:`.tasks` makes them Ray tasks).
 
 A load opens its own ADBC connection — read-only, the session's statement timeout and
-time zone (:func:`~fraiseql_nb.postgres.pool.connection_kwargs`), as the session's role (``SET
+time zone (:func:`~fraiseql_nb.pg.pool.connection_kwargs`), as the session's role (``SET
 LOCAL ROLE`` when a replica's login is another user, so a worker never reads what the
 session could not) — and reads the partition's pages in one REPEATABLE READ
 transaction whose snapshot it returns: the driver checks each partition's freshness
@@ -29,6 +29,8 @@ from fraiseql_nb.compute.merge import partial, prepare, split
 from fraiseql_nb.compute.window import window_values
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
+from fraiseql_nb.pg.conninfo import mask_dsn, redact, secrets_of
+from fraiseql_nb.pg.pool import connection_kwargs
 from fraiseql_nb.planes.arrow.adbc import (
     cursor,
     failures,
@@ -38,8 +40,6 @@ from fraiseql_nb.planes.arrow.adbc import (
 )
 from fraiseql_nb.planes.arrow.loader import to_frame
 from fraiseql_nb.planes.arrow.plane import computing
-from fraiseql_nb.postgres.conninfo import mask_dsn, redact, secrets_of
-from fraiseql_nb.postgres.pool import connection_kwargs
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 

@@ -9,7 +9,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from fraiseql_nb.errors import BackendError, ConfigError, QueryError
-from fraiseql_nb.postgres.conninfo import mask_dsn, normalize_scheme, redact, secrets_of
+from fraiseql_nb.pg.conninfo import mask_dsn, normalize_scheme, redact, secrets_of
 
 __all__ = ["CONNECT_TIMEOUT_S", "backend_error", "check_dsn", "connect", "query_error"]
 

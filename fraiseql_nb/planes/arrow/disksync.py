@@ -1,5 +1,5 @@
 """Loading fact tables beyond ``[arrow_backend] memory_mb`` by partition, straight to Arrow
-IPC files in the store (:mod:`.disktable` reads them; :mod:`.ondisk` answers).
+IPC files in the store (:mod:`.disktable` reads them; :mod:`.disktables` answers).
 
 A load never holds the table: each partition (a range of pages, see
 :mod:`.partitions`) is a ``COPY`` whose record batches are written to the

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, ConfigError
-from fraiseql_nb.postgres.db import connect
+from fraiseql_nb.pg.db import connect
 
 __all__ = [
     "APPLICATION_NAME",

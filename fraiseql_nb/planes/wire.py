@@ -1,10 +1,10 @@
 """The row plane (``wire``): entity queries streamed from PostgreSQL in bounded memory.
 
-- :meth:`RowPlane.stream` yields one dict per document through psycopg's
+- :meth:`WirePlane.stream` yields one dict per document through psycopg's
   chunked ``Cursor.stream(size=chunk_size)``: memory is bounded by the chunk,
   and leaving the loop (break, exception, garbage collection) cancels the
   server-side query at once.
-- :meth:`RowPlane.execute` builds a Polars DataFrame without one Python dict
+- :meth:`WirePlane.execute` builds a Polars DataFrame without one Python dict
   per row: documents arrive as bytes in large chunks, are joined into NDJSON
   and parsed in batches by Arrow's JSON reader (dtypes from the schema), on a
   worker thread while the next batch is still arriving when there is more
@@ -28,11 +28,11 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
+from fraiseql_nb.pg.db import query_error
+from fraiseql_nb.pg.documents import loads
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_cursor, run_pooled
 from fraiseql_nb.planes.contract import Statement, Task
 from fraiseql_nb.planes.frames import polars_schema
-from fraiseql_nb.postgres.db import query_error
-from fraiseql_nb.postgres.documents import loads
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity
@@ -44,7 +44,7 @@ from fraiseql_nb.sql.rows import (
     selects_whole_document,
 )
 
-__all__ = ["RowPlane"]
+__all__ = ["WirePlane"]
 
 _FIRST = operator.itemgetter(0)
 _COMPILED_MAX = 512  # statements kept per plane
@@ -63,7 +63,7 @@ class _Compiled:
     kinds: bool  # carries KINDS_KEY: a row where it is false means "check kinds"
 
 
-class RowPlane:
+class WirePlane:
     """Runs row queries on a psycopg pool."""
 
     name = "wire"

@@ -1,4 +1,4 @@
-"""The pushdown plane (``postgres``): any query as one SQL statement, fetched whole.
+"""The postgres plane (``postgres``, pushdown): any query as one SQL statement, fetched whole.
 
 For aggregates and windows: the fallback when the analytics plane is off,
 declines or is loading, the choice for a cold one-shot query where loading
@@ -19,26 +19,26 @@ from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.config import Config
+from fraiseql_nb.pg.db import query_error
 from fraiseql_nb.planes._fetch import fetch_frame, run_pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
 from fraiseql_nb.planes.contract import Statement, Task
-from fraiseql_nb.planes.rows import RowPlane
-from fraiseql_nb.postgres.db import query_error
+from fraiseql_nb.planes.wire import WirePlane
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import Entity, FactTable
 from fraiseql_nb.sql.facts import compile_aggregate, compile_window, output_key, output_names
 from fraiseql_nb.sql.params import Params
 
-__all__ = ["PushdownPlane"]
+__all__ = ["PostgresPlane"]
 
 
-class PushdownPlane:
+class PostgresPlane:
     """Runs aggregate and window queries inside PostgreSQL."""
 
     name = "postgres"
 
-    def __init__(self, pool: ConnectionPool, dsn: str, config: Config, rows: RowPlane) -> None:
+    def __init__(self, pool: ConnectionPool, dsn: str, config: Config, rows: WirePlane) -> None:
         self.pool = pool
         self._dsn = dsn
         self.config = config

@@ -1,5 +1,5 @@
 """The arrow plane's tables beyond its memory budget: which they are, keeping them current on
-disk (:mod:`.disk`), and answering from their files with Polars' streaming engine.
+disk (:mod:`.disksync`), and answering from their files with Polars' streaming engine.
 
 A table is answered from disk when loading every loadable column is estimated
 beyond ``[arrow_backend] memory_mb``; the decision is made once per session.
@@ -30,7 +30,7 @@ from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import CaughtUp, Following, Reader, catch_up, superseded
-from fraiseql_nb.planes.arrow.disk import StoreFullError, Synced, sync
+from fraiseql_nb.planes.arrow.disksync import StoreFullError, Synced, sync
 from fraiseql_nb.planes.arrow.disktable import (
     CorruptPart,
     Delta,
