@@ -181,7 +181,7 @@ def faults(server: str) -> list[dict[str, Any]]:
                 "recovered": recovered(s, want + 500),
             }
         )
-    with fq.connect(dsn, config={"wire_backend": {"statement_timeout_ms": 100}}) as s:
+    with fq.connect(dsn, config={"connections": {"statement_timeout_ms": 100}}) as s:
         rows.append(
             {
                 "fault": "statement timeout (100 ms) on a slow window",

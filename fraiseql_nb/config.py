@@ -80,15 +80,22 @@ class BackendsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WireBackendConfig:
-    """The row plane: connection pool and streaming."""
+class ConnectionsConfig:
+    """Every connection to PostgreSQL, whichever plane makes it: the pool, TLS and the
+    timeouts (until 0.x these keys were in ``[wire_backend]``, which still takes them)."""
 
     pool_size: int = field(default=16, metadata=_range(1, 256))
-    chunk_size: int = field(default=256, metadata=_range(1, 1_000_000))
     enable_tls: bool = False
     statement_timeout_ms: int = field(default=300_000, metadata=_range(0, 86_400_000))
     pool_timeout_s: float = field(default=30.0, metadata=_range(0.01, 3600))
     connect_timeout_s: int = field(default=10, metadata=_range(1, 600))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WireBackendConfig:
+    """The row plane's streaming."""
+
+    chunk_size: int = field(default=256, metadata=_range(1, 1_000_000))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +212,7 @@ class Config:
 
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     backends: BackendsConfig = field(default_factory=BackendsConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     wire_backend: WireBackendConfig = field(default_factory=WireBackendConfig)
     arrow_backend: ArrowBackendConfig = field(default_factory=ArrowBackendConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
@@ -217,6 +225,7 @@ class Config:
 _SECTIONS = {
     "database": DatabaseConfig,
     "backends": BackendsConfig,
+    "connections": ConnectionsConfig,
     "wire_backend": WireBackendConfig,
     "arrow_backend": ArrowBackendConfig,
     "routing": RoutingConfig,
@@ -274,6 +283,7 @@ def _from_file(path: Path) -> Config:
 def _from_mapping(data: dict[str, Any], source: str) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections", source=source)
+    data = _moved(data, source)
     sections: dict[str, Any] = {}
     for name, values in data.items():
         cls = _SECTIONS.get(name)
@@ -289,6 +299,40 @@ def _from_mapping(data: dict[str, Any], source: str) -> Config:
             )
         sections[name] = _section(cls, name, values, source)
     return Config(**sections, source=source)
+
+
+# Keys that moved to the section named for what they govern: the old spelling still
+# works, with a warning (a file written for an earlier version keeps loading).
+_MOVED = {f"wire_backend.{f.name}": ("connections", f.name) for f in fields(ConnectionsConfig)}
+
+
+def _moved(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with moved keys under their new section (checked under the name the user
+    wrote, so an error names it); the new spelling wins where both are given."""
+    old = data.get("wire_backend")
+    if not isinstance(old, dict) or not any(f"wire_backend.{k}" in _MOVED for k in old):
+        return data
+    out = {**data, "wire_backend": dict(old)}
+    target = out.get("connections", {})
+    target = dict(target) if isinstance(target, dict) else target
+    known = {f.name: f for f in fields(ConnectionsConfig)}
+    keys = [key for key in old if f"wire_backend.{key}" in _MOVED]
+    for key in keys:
+        _, name = _MOVED[f"wire_backend.{key}"]
+        value = _check(known[name], "wire_backend", key, old[key], source)
+        del out["wire_backend"][key]
+        if isinstance(target, dict):
+            target.setdefault(name, value)
+    out["connections"] = target
+    listed = ", ".join(keys)
+    warnings.warn(
+        f"{source}: [wire_backend] {listed} {'is' if len(keys) == 1 else 'are'} now in"
+        " [connections] (the keys govern every plane's connections); the old place"
+        " still works",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return out
 
 
 # Keys that did nothing and were removed: still accepted, with a warning saying why.
@@ -359,11 +403,29 @@ def _apply_env(base: Config, env: dict[str, str] | os._Environ[str]) -> Config:
         for f in fields(cls):
             var = prefix + f.name.upper()
             if var not in env:
-                continue
+                var = _moved_env(section, f.name, env)
+                if var is None:
+                    continue
             changes[f.name] = _check(f, section, f.name, _parse_env(env[var], f), var)
         if changes:
             out = replace(out, **{section: replace(getattr(out, section), **changes)})
     return out
+
+
+def _moved_env(section: str, name: str, env: dict[str, str] | os._Environ[str]) -> str | None:
+    """The variable of a moved key's old spelling when only it is set (with a warning)."""
+    for old, (new_section, new_name) in _MOVED.items():
+        if (new_section, new_name) != (section, name):
+            continue
+        var = "FRAISEQL_" + old.replace(".", "_").upper()
+        if var in env:
+            warnings.warn(
+                f"{var} is now FRAISEQL_{section.upper()}_{name.upper()}; the old name still works",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            return var
+    return None
 
 
 def _parse_env(text: str, f: Any) -> Any:

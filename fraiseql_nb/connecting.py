@@ -105,7 +105,7 @@ def connect(
                 with pool.connection() as conn:
                     built = introspect(conn, sample_size=sample_size)
             except psycopg.Error as exc:
-                error = query_error(exc, target, timeout_ms=cfg.wire_backend.statement_timeout_ms)
+                error = query_error(exc, target, timeout_ms=cfg.connections.statement_timeout_ms)
                 raise BackendError(
                     f"reading the schema failed: {error.message}",
                     sqlstate=getattr(exc, "sqlstate", None),

@@ -14,7 +14,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fraiseql.toml"
 
 def test_defaults() -> None:
     cfg = load_config(None, environ={})
-    assert cfg.wire_backend.pool_size == 16
+    assert cfg.connections.pool_size == 16
     assert cfg.wire_backend.chunk_size == 256
     assert cfg.arrow_backend.cache_size_mb == 1024
     assert cfg.backends.use_wire_backend
@@ -25,16 +25,38 @@ def test_defaults() -> None:
 def test_file_dict_and_environment_precedence(tmp_path: Path) -> None:
     path = tmp_path / "fraiseql.toml"
     path.write_text(
-        "[wire_backend]\npool_size = 4\nchunk_size = 64\n[backends]\nuse_arrow_backend = false\n"
+        "[connections]\npool_size = 4\n[wire_backend]\nchunk_size = 64\n"
+        "[backends]\nuse_arrow_backend = false\n"
     )
     cfg = load_config(path, environ={"FRAISEQL_WIRE_BACKEND_CHUNK_SIZE": "1000"})
-    assert (cfg.wire_backend.pool_size, cfg.wire_backend.chunk_size) == (4, 1000)
+    assert (cfg.connections.pool_size, cfg.wire_backend.chunk_size) == (4, 1000)
     assert cfg.backends.use_arrow_backend is False
     assert cfg.source == str(path)
-    from_dict = load_config({"wire_backend": {"statement_timeout_ms": 5}}, environ={})
-    assert from_dict.wire_backend.statement_timeout_ms == 5
+    from_dict = load_config({"connections": {"statement_timeout_ms": 5}}, environ={})
+    assert from_dict.connections.statement_timeout_ms == 5
     from_env = load_config(None, environ={"FRAISEQL_CONFIG": str(path)})
-    assert from_env.wire_backend.pool_size == 4
+    assert from_env.connections.pool_size == 4
+
+
+def test_the_connection_keys_of_wire_backend_still_work_with_a_warning(tmp_path: Path) -> None:
+    """[connections] took over the keys that govern every plane's connections; a file,
+    a dict or a variable written for [wire_backend] keeps working and is told where the
+    key went. Where both spellings are given, the new one wins."""
+    path = tmp_path / "old.toml"
+    path.write_text("[wire_backend]\npool_size = 4\nchunk_size = 64\nenable_tls = true\n")
+    moved = r"\[wire_backend\] pool_size, enable_tls are now in \[connections\]"
+    with pytest.warns(DeprecationWarning, match=moved):
+        cfg = load_config(path, environ={})
+    assert (cfg.connections.pool_size, cfg.connections.enable_tls) == (4, True)
+    assert cfg.wire_backend.chunk_size == 64
+    both = {"wire_backend": {"pool_size": 4}, "connections": {"pool_size": 9}}
+    with pytest.warns(DeprecationWarning, match=r"pool_size is now in \[connections\]"):
+        assert load_config(both, environ={}).connections.pool_size == 9
+    old_env = {"FRAISEQL_WIRE_BACKEND_STATEMENT_TIMEOUT_MS": "7"}
+    with pytest.warns(DeprecationWarning, match="FRAISEQL_CONNECTIONS_STATEMENT_TIMEOUT_MS"):
+        assert load_config(None, environ=old_env).connections.statement_timeout_ms == 7
+    new_env = {**old_env, "FRAISEQL_CONNECTIONS_STATEMENT_TIMEOUT_MS": "8"}
+    assert load_config(None, environ=new_env).connections.statement_timeout_ms == 8
 
 
 def test_the_example_file_documents_every_key_with_its_default() -> None:
@@ -89,6 +111,10 @@ def test_a_config_repr_shows_no_password_nor_token() -> None:
         (
             "[wire_backend]\npool_size = 100000\n",
             "wire_backend.pool_size must be between 1 and 256",
+        ),
+        (
+            "[connections]\npool_size = 100000\n",
+            "connections.pool_size must be between 1 and 256",
         ),
         (
             '[wire_backend]\npool_size = "8"\n',

@@ -141,7 +141,7 @@ def test_a_client_that_leaves_has_its_statement_cancelled(demo_dsn: str, tmp_pat
 def test_one_client_cannot_keep_another_waiting(demo_dsn: str, tmp_path: Path) -> None:
     """17 costly requests at once once took the 16-connection pool, and another client's
     cheap query got 503 after 30 s: now one client has at most half the pool."""
-    pool = {"FRAISEQL_WIRE_BACKEND_POOL_SIZE": "4"}
+    pool = {"FRAISEQL_CONNECTIONS_POOL_SIZE": "4"}
     with serve(demo_dsn, tmp_path, extra_env=pool, max_request_s=4) as s:
         outcomes: list[int] = []
 
@@ -166,7 +166,7 @@ def test_one_client_cannot_keep_another_waiting(demo_dsn: str, tmp_path: Path) -
 
 
 def test_health_is_degraded_while_the_pool_is_exhausted(demo_dsn: str, tmp_path: Path) -> None:
-    env = {"FRAISEQL_WIRE_BACKEND_POOL_SIZE": "2"}
+    env = {"FRAISEQL_CONNECTIONS_POOL_SIZE": "2"}
     with serve(demo_dsn, tmp_path, extra_env=env, max_request_s=6, max_client_requests=8) as s:
         threads = [threading.Thread(target=call, args=(s, {"query": COSTLY})) for _ in range(4)]
         for t in threads:

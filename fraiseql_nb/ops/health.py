@@ -106,7 +106,7 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
             reason = (
                 f"all {pool.get('active', 0)} pooled connections are busy and"
                 f" {pool['waiting']} quer{'y waits' if pool['waiting'] == 1 else 'ies wait'}"
-                " for one ([wire_backend] pool_size)"
+                " for one ([connections] pool_size)"
             )
             backends["wire"]["reason"] = reason
     else:

@@ -123,7 +123,7 @@ def query_error(
     if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in detail:
         message = (
             f"the query ran longer than the statement timeout ({timeout_ms} ms) and was"
-            " cancelled; narrow it, or raise [wire_backend] statement_timeout_ms"
+            " cancelled; narrow it, or raise [connections] statement_timeout_ms"
         )
     elif sqlstate in _LOST or (isinstance(exc, psycopg.OperationalError) and sqlstate is None):
         message = f"the connection to PostgreSQL was lost during the query: {detail}"

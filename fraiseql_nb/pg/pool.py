@@ -46,7 +46,7 @@ def connection_kwargs(
     dsn: str, config: Config, *, application_name: str = APPLICATION_NAME
 ) -> dict[str, Any]:
     """libpq parameters of a plane connection (they override the DSN's own)."""
-    wire = config.wire_backend
+    wire = config.connections
     timezone = config.routing.timezone
     if not _TIMEZONE.match(timezone):
         raise ConfigError(
@@ -73,7 +73,7 @@ def open_pool(dsn: str, config: Config, *, name: str = "fraiseql-nb") -> Connect
     kwargs = connection_kwargs(dsn, config)
     # One direct connection first: its error says why, where the pool would only time out.
     probe(dsn, config)
-    wire = config.wire_backend
+    wire = config.connections
     pool: ConnectionPool = ConnectionPool(
         dsn,
         kwargs=kwargs,

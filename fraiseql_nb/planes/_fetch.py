@@ -54,7 +54,7 @@ def pooled(pool: ConnectionPool, dsn: str, config: Config) -> Iterator[psycopg.C
     second, one direct connection tells a dead database (its error, at once)
     from a busy pool (wait the rest of the timeout).
     """
-    wire = config.wire_backend
+    wire = config.connections
     limit = deadline.current()
     wait = wire.pool_timeout_s
     if limit is not None:
@@ -221,10 +221,10 @@ def _wait_for(
     try:
         return _checkout(pool, max(timeout, 0.001))
     except PoolTimeout:
-        wire = config.wire_backend
+        wire = config.connections
         raise BackendError(
             f"no database connection became free within {wire.pool_timeout_s:g} s: all"
-            f" {wire.pool_size} of the pool are busy (raise [wire_backend] pool_size or"
+            f" {wire.pool_size} of the pool are busy (raise [connections] pool_size or"
             " pool_timeout_s); dsn: " + mask_dsn(dsn)
         ) from None
 

@@ -86,7 +86,7 @@ class PostgresPlane:
             )
         except psycopg.Error as exc:
             raise table_error(exc, fact, self._dsn, self.config) or query_error(
-                exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms
+                exc, self._dsn, timeout_ms=self.config.connections.statement_timeout_ms
             ) from None
         frame = fetched.frame
         frame.columns = names

@@ -272,7 +272,7 @@ class WirePlane:
         return pooled(self.pool, self._dsn, self.config)
 
     def _error(self, exc: BaseException) -> BackendError | QueryError:
-        return query_error(exc, self._dsn, timeout_ms=self.config.wire_backend.statement_timeout_ms)
+        return query_error(exc, self._dsn, timeout_ms=self.config.connections.statement_timeout_ms)
 
 
 def _kind_mismatch(exc: psycopg.Error) -> bool:

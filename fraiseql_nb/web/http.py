@@ -72,7 +72,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
     limits = settings or session.config.server
 
     clients = Clients(
-        limits.max_client_requests or max(1, session.config.wire_backend.pool_size // 2),
+        limits.max_client_requests or max(1, session.config.connections.pool_size // 2),
         limits.max_request_s,
     )
 

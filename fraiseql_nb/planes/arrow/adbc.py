@@ -263,8 +263,8 @@ def failures(
             if "statement timeout" in detail:
                 raise BackendError(
                     f"loading {fact.schema}.{fact.relation} ran longer than the statement timeout"
-                    f" ({config.wire_backend.statement_timeout_ms} ms) and was cancelled; raise"
-                    " [wire_backend] statement_timeout_ms, or let backend='auto' answer on"
+                    f" ({config.connections.statement_timeout_ms} ms) and was cancelled; raise"
+                    " [connections] statement_timeout_ms, or let backend='auto' answer on"
                     " PostgreSQL",
                     sqlstate=_CANCELED,
                 ) from None

@@ -246,7 +246,7 @@ class Capture:
             # back to this connection's own startup option, the short one).
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, false)",
-                (str(self._config.wire_backend.statement_timeout_ms),),
+                (str(self._config.connections.statement_timeout_ms),),
             )
         except psycopg.Error as exc:
             if conn is not None:

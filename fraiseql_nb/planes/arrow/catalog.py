@@ -274,7 +274,7 @@ def table_error(
             sqlstate=sqlstate,
         )
     if isinstance(exc, psycopg.Error):
-        return query_error(exc, dsn, timeout_ms=config.wire_backend.statement_timeout_ms)
+        return query_error(exc, dsn, timeout_ms=config.connections.statement_timeout_ms)
     return None
 
 
