@@ -330,7 +330,7 @@ def _moved(data: dict[str, Any], source: str) -> dict[str, Any]:
         " [connections] (the keys govern every plane's connections); the old place"
         " still works",
         DeprecationWarning,
-        stacklevel=4,
+        stacklevel=_outside(),
     )
     return out
 
@@ -410,6 +410,18 @@ def _apply_env(base: Config, env: dict[str, str] | os._Environ[str]) -> Config:
         if changes:
             out = replace(out, **{section: replace(getattr(out, section), **changes)})
     return out
+
+
+def _outside() -> int:
+    """The ``stacklevel`` of the first caller outside this package, for a warning raised
+    in the function calling this one: it points at the user's own line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 def _moved_env(section: str, name: str, env: dict[str, str] | os._Environ[str]) -> str | None:

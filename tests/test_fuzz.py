@@ -64,7 +64,7 @@ def fuzzed(server_dsn: str) -> Iterator[fq.Session]:
     """A session on a tiny demo database of the fuzz tests' own, with a short timeout."""
     dsn = demo.ensure_database(server_dsn, "fq_fuzz")
     demo.load(dsn, TINY, if_missing=True)
-    config = {"wire_backend": {"statement_timeout_ms": 5000}}
+    config = {"connections": {"statement_timeout_ms": 5000}}
     with fq.connect(dsn, config=config) as session:
         yield session
     if REPORT:

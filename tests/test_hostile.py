@@ -257,7 +257,7 @@ def test_connect_samples_fewer_rows_of_a_view_slower_than_the_timeout(scratch_ds
             "CREATE VIEW v_stuck AS SELECT g AS id, jsonb_build_object('id', g, 'y',"
             " (SELECT 1 FROM pg_sleep(1 + 0 * g))) AS data FROM generate_series(1, 5) g"
         )
-    with fq.connect(scratch_dsn, config={"wire_backend": {"statement_timeout_ms": 500}}) as s:
+    with fq.connect(scratch_dsn, config={"connections": {"statement_timeout_ms": 500}}) as s:
         slow = s.schema.entity("slows")
         assert slow is not None and slow.field("x") is not None
         stuck = s.schema.entity("stucks")
@@ -311,7 +311,7 @@ def test_relations_dropped_after_connect_are_backend_errors(scratch_dsn: str) ->
 
 
 def test_an_arrow_load_past_the_timeout_is_a_backend_error(slow_fact: str) -> None:
-    config = {"wire_backend": {"statement_timeout_ms": 500}}
+    config = {"connections": {"statement_timeout_ms": 500}}
     with fq.connect(slow_fact, config=config) as s:
         with pytest.raises(fq.BackendError) as info:
             s.execute("{ slow_aggregate { count } }", backend="arrow")

@@ -146,7 +146,7 @@ def pool_settles(s: fq.Session) -> None:
 
 
 def test_while_waiting_for_a_pooled_connection(dsn: str, before: set[int]) -> None:
-    cfg = {"wire_backend": {"pool_size": 1, "pool_timeout_s": 60}}
+    cfg = {"connections": {"pool_size": 1, "pool_timeout_s": 60}}
     s = fq.connect(dsn, config=cfg, sample_size=5)
     try:
         holder = s.stream("{ endlesses { id } }")
@@ -220,7 +220,7 @@ def test_while_polars_parses_a_batch(
         return real(data, schema)
 
     monkeypatch.setattr(_fetch, "parse_ndjson", parse)
-    with fq.connect(dsn, sample_size=5, config={"wire_backend": {"pool_size": 2}}) as s:
+    with fq.connect(dsn, sample_size=5, config={"connections": {"pool_size": 2}}) as s:
         for _ in range(5):  # at five different batches
             parsing.clear()
             took = interrupted(lambda: s.execute("{ endlesses { id pad } }"), parsing.is_set)

@@ -141,7 +141,7 @@ def test_health_when_the_database_is_down(tmp_path: Path) -> None:
     dsn = demo.ensure_database(embedded.start(home).dsn(), "fq_health")
     try:
         demo.load(dsn, demo.Counts(users=20, products=3, orders=5, sales=50))
-        with fq.connect(dsn, config={"wire_backend": {"pool_timeout_s": 2}}) as s:
+        with fq.connect(dsn, config={"connections": {"pool_timeout_s": 2}}) as s:
             embedded.stop(home)
             started = time.monotonic()
             h = s.health()

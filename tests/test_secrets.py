@@ -90,10 +90,10 @@ def test_failures_never_show_the_password(
         assert_hidden(str(info.value), f"connect({dsn[:20]}…)")
         assert_hidden(repr(info.value), "the error's repr")
     with pytest.raises(fq.BackendError) as err:
-        fq.connect(secret_dsn, config={"wire_backend": {"statement_timeout_ms": 1}})
+        fq.connect(secret_dsn, config={"connections": {"statement_timeout_ms": 1}})
     assert "reading the schema failed" in str(err.value)
     assert_hidden(str(err.value), "a schema read past the timeout")
-    with fq.connect(secret_dsn, config={"wire_backend": {"statement_timeout_ms": 50}}) as s:
+    with fq.connect(secret_dsn, config={"connections": {"statement_timeout_ms": 50}}) as s:
         with pytest.raises(fq.BackendError) as err:
             s.execute(
                 "{ sales_window(orderBy: [{revenue: DESC}]) { id n: row_number } }",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fraiseql_nb.query.ir import RowQuery
 
@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from fraiseql_nb.result import Result
     from fraiseql_nb.schema.model import Entity, FactTable
 
-__all__ = ["Plane", "Statement", "Task"]
+__all__ = ["Backend", "Plane", "PlaneName", "Statement", "Storage", "Task"]
+
+#: The planes, by the name results, metrics and config use ("plane" in code and docs).
+PlaneName = Literal["wire", "arrow", "postgres", "cluster"]
+#: What ``execute(backend=…)`` takes: a plane, or "auto" (the router chooses).
+Backend = Literal["auto", "wire", "arrow", "postgres", "cluster"]
+#: Where the arrow plane's rows were: "" (memory, or not the arrow plane) or "disk".
+Storage = Literal["", "disk"]
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ it gives every query graphql-core's own error messages, with locations and
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,19 +28,15 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
-    IntValueNode,
-    StringValueNode,
-    ValueNode,
     print_schema,
-    value_from_ast_untyped,
 )
 
-from fraiseql_nb.language.operators import DISTANCES, OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.language.operators import OPERATORS, list_operators, scalar_operators
 from fraiseql_nb.language.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, VectorOrder, operand_type
 
 __all__ = [
     "DIRECTIONS",
@@ -74,165 +68,6 @@ DIRECTIONS: dict[str, tuple[bool, bool]] = {
 _ANY_DOC = "at least one element matches these conditions"
 
 
-def _operand_type(operand: str, gql: Any) -> Any:
-    """The GraphQL input type of an operator's operand (see :class:`Operator`)."""
-    if operand == "values":
-        return GraphQLList(GraphQLNonNull(gql))
-    if operand == "boolean":
-        return GraphQLBoolean
-    if operand == "int":
-        return GraphQLInt
-    if operand == "text":
-        return GraphQLString
-    if operand == "json":
-        return JSON
-    if operand == "search":
-        return TextSearch
-    if operand == "vector":
-        return VectorThreshold
-    if operand == "text set":
-        return TextSetThreshold
-    return gql
-
-
-# ------------------------------------------------------------------ scalars
-
-_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
-)
-
-
-def _parse_bigint(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"BigInt cannot represent {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"BigInt cannot represent {value!r}") from None
-
-
-def _parse_bigint_literal(node: ValueNode, _variables: Any = None) -> int:
-    if isinstance(node, (IntValueNode, StringValueNode)):
-        return _parse_bigint(node.value)
-    raise ValueError("BigInt cannot represent a non-integer value")
-
-
-def _temporal(name: str, *, date_only: bool) -> GraphQLScalarType:
-    def parse(value: Any) -> str:
-        if not isinstance(value, str) or not _DATETIME.match(value):
-            raise ValueError(f"{name} cannot represent {value!r}: expected ISO 8601 text")
-        text = value.replace("Z", "+00:00").replace(" ", "T", 1)
-        try:
-            if date_only:
-                dt.date.fromisoformat(text)
-            else:
-                offset = dt.datetime.fromisoformat(text).utcoffset()
-                if offset is not None and abs(offset) >= dt.timedelta(hours=16):
-                    raise ValueError("a time zone offset is at most ±15:59")
-        except ValueError as exc:
-            raise ValueError(f"{name} cannot represent {value!r}: {exc}") from None
-        return value
-
-    def parse_literal(node: ValueNode, _variables: Any = None) -> str:
-        if not isinstance(node, StringValueNode):
-            raise ValueError(f"{name} cannot represent a non-string value")
-        return parse(node.value)
-
-    pattern = "YYYY-MM-DD" if date_only else "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]"
-    return GraphQLScalarType(
-        name,
-        parse_value=parse,
-        parse_literal=parse_literal,
-        description=f"ISO 8601 text: {pattern}",
-    )
-
-
-#: How deep a JSON argument may nest (deeper values are refused, not recursed into).
-MAX_JSON_DEPTH = 32
-
-
-def _json_value(value: Any) -> Any:
-    """``value`` if it is plain JSON: finite numbers, text, booleans, null, lists and
-    objects with text keys, at most :data:`MAX_JSON_DEPTH` deep. Checked without
-    recursion, so that a hostile value cannot exhaust the stack."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"JSON values nest at most {MAX_JSON_DEPTH} deep")
-        if isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 3300:
-            raise ValueError("JSON numbers have at most 1,000 digits")
-        if item is None or isinstance(item, (bool, int, str)):
-            continue
-        if isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                raise ValueError("JSON numbers are finite (no NaN or Infinity)")
-        elif isinstance(item, (list, tuple)):
-            stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, dict):
-            for key, v in item.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"JSON object keys are text, not {type(key).__name__}")
-                stack.append((v, depth + 1))
-        else:
-            raise ValueError(f"{type(item).__name__} is not a JSON value")
-    return value
-
-
-def _json_literal(node: ValueNode, variables: Any = None) -> Any:
-    return _json_value(value_from_ast_untyped(node, variables))
-
-
-BigInt = GraphQLScalarType(
-    "BigInt",
-    parse_value=_parse_bigint,
-    parse_literal=_parse_bigint_literal,
-    description="A 64-bit integer (GraphQL's Int is 32-bit); accepts digits in a string too",
-)
-DateTime = _temporal("DateTime", date_only=False)
-Date = _temporal("Date", date_only=True)
-JSON = GraphQLScalarType(
-    "JSON", parse_value=_json_value, parse_literal=_json_literal, description="Any JSON value"
-)
-
-
-def _text_search(value: Any) -> Any:
-    """A text search operand: the words (english), or ``{query, language}``."""
-    if isinstance(value, str):
-        return value
-    if (
-        isinstance(value, dict)
-        and isinstance(value.get("query"), str)
-        and isinstance(value.get("language", "english"), str)
-        and set(value) <= {"query", "language"}
-    ):
-        return value
-    raise ValueError(
-        'a text search is a string ("red fox") or {query: "renard", language: "french"}'
-    )
-
-
-TextSearch = GraphQLScalarType(
-    "TextSearch",
-    parse_value=_text_search,
-    parse_literal=lambda node, variables=None: _text_search(
-        value_from_ast_untyped(node, variables)
-    ),
-    description='Words to search for: "red fox" (english), or {query: "…", language: "french"}',
-)
-VectorOrder = GraphQLInputObjectType(
-    "VectorOrder",
-    {
-        name: GraphQLInputField(
-            GraphQLList(GraphQLNonNull(GraphQLFloat)),
-            description=f"nearest first to this vector by pgvector's {symbol}",
-        )
-        for name, symbol in DISTANCES.items()
-    },
-    description="Nearest first: one distance and its vector (a k-nearest search with limit)",
-)
-
-
 def _numbers(ftype: FieldType) -> bool:
     """A list of numbers: a vector, which orderBy can sort by distance."""
     item = ftype.item
@@ -242,35 +77,6 @@ def _numbers(ftype: FieldType) -> bool:
         and item.kind == "scalar"
         and item.scalar in ("Int", "BigInt", "Float")
     )
-
-
-VectorThreshold = GraphQLInputObjectType(
-    "VectorThreshold",
-    {
-        "vector": GraphQLInputField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLFloat)))),
-        "threshold": GraphQLInputField(GraphQLNonNull(GraphQLFloat)),
-    },
-    description="A vector and a threshold: the distance bound, or the least inner product",
-)
-TextSetThreshold = GraphQLInputObjectType(
-    "TextSetThreshold",
-    {
-        "values": GraphQLInputField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString)))),
-        "threshold": GraphQLInputField(GraphQLNonNull(GraphQLFloat)),
-    },
-    description="A set of text values and the greatest Jaccard distance from it",
-)
-_SCALARS: dict[str, GraphQLScalarType] = {
-    "Int": GraphQLInt,
-    "BigInt": BigInt,
-    "Float": GraphQLFloat,
-    "String": GraphQLString,
-    "Boolean": GraphQLBoolean,
-    "ID": GraphQLID,
-    "DateTime": DateTime,
-    "Date": Date,
-    "JSON": JSON,
-}
 
 
 # ------------------------------------------------------------------ builder
@@ -290,10 +96,10 @@ class _Builder:
     def scalar_filter(self, scalar: str) -> GraphQLInputObjectType:
         name = f"{scalar}Filter"
         if name not in self.filters:
-            gql = _SCALARS[scalar]
+            gql = SCALAR_TYPES[scalar]
 
             def field_type(op: str) -> Any:
-                return _operand_type(OPERATORS[op].operand, gql)
+                return operand_type(OPERATORS[op].operand, gql)
 
             self.filters[name] = GraphQLInputObjectType(
                 name,
@@ -309,12 +115,12 @@ class _Builder:
         scalar = item.scalar if item.kind == "scalar" and item.scalar else "JSON"
         name = f"{scalar}ListFilter"
         if name not in self.filters:
-            gql = _SCALARS[scalar]
+            gql = SCALAR_TYPES[scalar]
             self.filters[name] = GraphQLInputObjectType(
                 name,
                 {
                     op: GraphQLInputField(
-                        _operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
+                        operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
                     )
                     for op in (o.name for o in list_operators(scalar))
                 },
@@ -334,7 +140,7 @@ class _Builder:
                 return object_type(ftype)
             if ftype.kind == "list":
                 return GraphQLList(output(ftype.item or FieldType(kind="scalar", scalar="JSON")))
-            return _SCALARS[ftype.scalar or "JSON"]
+            return SCALAR_TYPES[ftype.scalar or "JSON"]
 
         def object_type(ftype: FieldType) -> GraphQLObjectType:
             name = ftype.type_name or "Object"
@@ -510,7 +316,7 @@ class _Builder:
         )
         agg_row = GraphQLObjectType(
             f"{stem}Aggregate",
-            {n: GraphQLField(_SCALARS[s]) for n, s in {**keys, **aggregates}.items()},
+            {n: GraphQLField(SCALAR_TYPES[s]) for n, s in {**keys, **aggregates}.items()},
         )
 
         # window
@@ -544,7 +350,7 @@ class _Builder:
             ),
         }
         win_fields: dict[str, GraphQLField] = {
-            n: GraphQLField(_SCALARS[column_scalars.get(n, "BigInt")]) for n in row_columns
+            n: GraphQLField(SCALAR_TYPES[column_scalars.get(n, "BigInt")]) for n in row_columns
         }
         for fn in RANKING_FUNCTIONS:
             args = dict(over)

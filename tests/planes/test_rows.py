@@ -285,7 +285,7 @@ def test_a_terminated_backend_is_a_backend_error_and_the_next_query_works(odd_ds
 
 
 def test_statement_timeout_is_reported_as_such(odd_dsn: str) -> None:
-    cfg = {"wire_backend": {"statement_timeout_ms": 300}}
+    cfg = {"connections": {"statement_timeout_ms": 300}}
     with fq.connect(odd_dsn, config=cfg, sample_size=1) as s:
         started = time.monotonic()
         with pytest.raises(fq.BackendError, match=r"statement timeout \(300 ms\)") as info:
@@ -312,7 +312,7 @@ def test_unreachable_dsn_is_a_masked_backend_error() -> None:
     with pytest.raises(fq.BackendError) as info:
         fq.connect(
             "postgresql://u:hunter22@127.0.0.1:1/x",
-            config={"wire_backend": {"connect_timeout_s": 2}},
+            config={"connections": {"connect_timeout_s": 2}},
         )
     assert time.monotonic() - started < 5
     assert "hunter22" not in str(info.value)
@@ -352,7 +352,7 @@ def test_thirty_two_threads_over_a_pool_of_sixteen(session: fq.Session, demo_dsn
 
 
 def test_no_free_connection_is_a_clear_error(demo_dsn: str) -> None:
-    cfg = {"wire_backend": {"pool_size": 1, "pool_timeout_s": 0.5}}
+    cfg = {"connections": {"pool_size": 1, "pool_timeout_s": 0.5}}
     with fq.connect(demo_dsn, config=cfg) as s:
         held = s.stream("{ users { id } }")
         next(held)  # holds the only connection

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from psycopg_pool import ConnectionPool
@@ -57,13 +57,19 @@ __all__ = ["ArrowPlane", "NotReady", "Readiness"]
 _RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
 
 
+#: How ready a query's columns are (see :class:`Readiness`).
+ReadinessState = Literal[
+    "memory", "store", "disk", "ending", "loading", "failed", "declined", "cold"
+]
+
+
 @dataclass(frozen=True)
 class Readiness:
     """Whether a query's columns are at hand: "memory", "store", "disk" (a table beyond the
-    memory budget, on disk), "ending" (loading, nearly
-    done), "loading", "failed" (a load failed a moment ago) or "cold"."""
+    memory budget, on disk), "ending" (loading, nearly done), "loading", "failed" (a load
+    failed a moment ago), "declined" (the plane does not take the table) or "cold"."""
 
-    state: str
+    state: ReadinessState
     reason: str
     estimate: LoadEstimate | None = None
     beyond: bool = False  # declined: beyond the store's budget (the cluster may take it)
