@@ -104,14 +104,16 @@ def test_an_aggregate_the_engine_does_not_know_is_declined(schema: Any) -> None:
         run_aggregate(data, query, fact)
 
 
-def test_every_aggregate_of_the_vocabulary_is_computed_by_both_planes() -> None:
-    from fraiseql_nb.compute.measures import computes
-    from fraiseql_nb.language.vocabulary import AGGREGATES, PERCENTILES, SQL_AGGREGATES
+def test_every_aggregate_of_the_table_is_computed_by_both_planes() -> None:
+    from fraiseql_nb.compute.merge import MERGEABLE
+    from fraiseql_nb.language.aggregates import AGGREGATES
 
-    for name in AGGREGATES:
-        assert computes(name, PERCENTILES.get(name)), name
-        assert name in PERCENTILES or name in SQL_AGGREGATES, name
-    assert not computes("mode", None)
+    for name, fn in AGGREGATES.items():
+        assert fn.name == name and fn.polars is not None, name
+        rendered = fn.sql(None if fn.over == "rows" else psycopg.sql.Identifier("x"))
+        assert fn.over == "rows" or '"x"' in rendered.as_string(None), name
+        assert fn.merge == "shuffle" or name in MERGEABLE, name  # "parts" is implemented
+    assert "mode" not in AGGREGATES
 
 
 def test_an_unknown_aggregate_is_declined_up_front(schema: Any) -> None:
@@ -120,3 +122,43 @@ def test_an_unknown_aggregate_is_declined_up_front(schema: Any) -> None:
     fact = schema.fact("sales")
     query = MODE
     assert declines(query, fact, ("revenue",)) == "the aggregate mode"
+
+
+def test_one_new_row_is_an_aggregate_everywhere(demo_schema: Any, demo_dsn: str) -> None:
+    """An aggregate added to the table at run time — range, the greatest less the least of
+    a measure, integer-valued — is in the GraphQL schema, the SQL (run on the database) and
+    the Polars result, with its type, as the database computes it."""
+    from fraiseql_nb.language.aggregates import AGGREGATES, AggregateFunction
+
+    row = AggregateFunction(
+        "range",
+        "measure",
+        "Int",
+        lambda v: psycopg.sql.SQL("(max({0}) - min({0}))::bigint").format(v),
+        lambda col, num, exact: exact.max() - exact.min(),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(AGGREGATES, "range", row)
+        schema = dataclasses.replace(demo_schema)  # a new Schema: its GraphQL schema is rebuilt
+        fields = graphql_schema(schema).get_type("SalesAggregate").fields  # type: ignore[union-attr]
+        assert get_named_type(fields["quantity_range"].type).name == "Int"
+        query = (
+            "{ sales_aggregate(groupBy: {channel: true}, orderBy: [{channel: ASC}])"
+            " { channel quantity_range } }"
+        )
+        with fq.connect(demo_dsn, schema=schema) as s:
+            pg = s.execute(query, backend="postgres")
+            arrow = s.execute(query, backend="arrow")
+    assert isinstance(pg, fq.Result) and isinstance(arrow, fq.Result)
+    assert "max(" in pg.sql and arrow.backend == "arrow"
+    with psycopg.connect(demo_dsn) as conn:
+        rows = conn.execute(
+            "SELECT (dimensions ->> 'channel') COLLATE \"C\", max(quantity) - min(quantity)"
+            " FROM tf_sales"
+            " GROUP BY 1 ORDER BY 1 NULLS LAST"
+        ).fetchall()
+    expected = [{"channel": c, "quantity_range": r} for c, r in rows]
+    assert len(expected) > 1
+    assert pg.df.to_dicts() == expected
+    assert arrow.df.to_dicts() == expected
+    assert arrow.df.schema["quantity_range"] == pl.Int64

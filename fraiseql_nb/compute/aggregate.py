@@ -9,8 +9,8 @@ import polars as pl
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
-from fraiseql_nb.compute.measures import MEASURES
 from fraiseql_nb.errors import UnsupportedError
+from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.language.vocabulary import POLARS_TRUNCATE
 from fraiseql_nb.query.ir import (
     Aggregate,
@@ -71,22 +71,14 @@ def bucket_expr(name: str, dtype: Any, unit: str, timezone: str) -> pl.Expr:
 
 
 def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
-    if agg.function == "count":
-        return pl.len().cast(pl.Int64).alias(agg.name)
-    assert agg.field is not None
-    col = pl.col(agg.field)
-    if agg.function == "count_distinct":
-        return col.drop_nulls().n_unique().cast(pl.Int64).alias(agg.name)
-    num = col.cast(pl.Float64)
-    exact = exact_of(col, num, dtypes.get(agg.field))
-    if agg.percentile is not None:
-        expr = num.quantile(agg.percentile, interpolation="linear")
-    elif agg.function in MEASURES:
-        expr = MEASURES[agg.function](col, num, exact)
-    else:
-        # An aggregate added to the vocabulary but not to MEASURES: never another answer.
+    """The aggregate's own Polars rendering (its row of the table), cast to its output."""
+    fn = AGGREGATES.get(agg.function)
+    if fn is None or fn.polars is None:  # never answered as another aggregate
         raise UnsupportedError(f"the aggregate {agg.function}")
-    return expr.cast(pl.Float64).alias(agg.name)
+    col = pl.col(agg.field) if agg.field is not None else pl.lit(None)
+    num = col.cast(pl.Float64)
+    exact = exact_of(col, num, dtypes.get(agg.field)) if agg.field is not None else num
+    return fn.polars(col, num, exact).cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
 
 
 def exact_of(col: pl.Expr, num: pl.Expr, dtype: Any) -> pl.Expr:
@@ -251,8 +243,8 @@ def finish_aggregate(
     accumulated = frozenset(
         a.name
         for a in query.aggregates
-        if a.function in ("sum", "avg", "stddev", "variance")
-        and a.percentile is None
+        if a.function in AGGREGATES
+        and AGGREGATES[a.function].accumulated
         and not (a.function == "sum" and _exact(dtypes.get(a.field or "")))
     )
     out = page(sort_frame(out, order, computed=accumulated), query.limit, query.offset)

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from fraiseql_nb.compute.measures import computes
+from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.language.operators import OPERATORS
 from fraiseql_nb.query.ir import (
     AggregateQuery,
@@ -47,7 +47,7 @@ def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[
         for name, source in query.columns:
             agg = aggs.get(source)
             if agg is not None:
-                out[name] = pl.Int64 if agg.function in ("count", "count_distinct") else pl.Float64
+                out[name] = OUTPUT_DTYPES[AGGREGATES[agg.function].output]
             else:
                 out[name] = column_dtype(fact, source)
         return out
@@ -83,7 +83,8 @@ def declines(
             return reason
     if isinstance(query, AggregateQuery):
         for agg in query.aggregates:
-            if not computes(agg.function, agg.percentile):
+            fn = AGGREGATES.get(agg.function)
+            if fn is None or fn.polars is None:
                 return f"the aggregate {agg.function}"
     having = query.having if isinstance(query, AggregateQuery) else None
     for where in (query.where, having):

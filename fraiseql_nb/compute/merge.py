@@ -27,7 +27,7 @@ import polars as pl
 
 from fraiseql_nb.compute.aggregate import bucket, exact_of
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
-from fraiseql_nb.compute.measures import shifted
+from fraiseql_nb.language.aggregates import AGGREGATES, shifted
 from fraiseql_nb.query.ir import AggregateQuery, WindowFunction, WindowQuery
 
 __all__ = [
@@ -40,13 +40,20 @@ __all__ = [
     "split",
 ]
 
-#: The aggregates whose per-partition parts merge exactly.
+#: The aggregates whose per-partition parts this module merges exactly.
 MERGEABLE = frozenset({"count", "sum", "avg", "min", "max", "stddev", "variance"})
 
 
 def mergeable(query: AggregateQuery) -> bool:
-    """Whether every aggregate of ``query`` merges from per-partition parts."""
-    return all(a.function in MERGEABLE and a.percentile is None for a in query.aggregates)
+    """Whether every aggregate of ``query`` merges from per-partition parts (its row says
+    "parts", and this module implements it); else rows are shuffled to one worker per
+    group."""
+    return all(
+        a.function in MERGEABLE
+        and a.function in AGGREGATES
+        and AGGREGATES[a.function].merge == "parts"
+        for a in query.aggregates
+    )
 
 
 def shuffle_keys(query: AggregateQuery | WindowQuery) -> list[str] | None:

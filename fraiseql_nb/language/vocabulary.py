@@ -1,4 +1,5 @@
-"""The analytics vocabulary: aggregate, time-bucket and window-function names, in one table.
+"""The analytics vocabulary: time-bucket and window-function names (the aggregates are
+rows of :data:`fraiseql_nb.language.aggregates.AGGREGATES`).
 
 The GraphQL schema (:mod:`fraiseql_nb.schema.graphql`), the IR builders
 (:mod:`fraiseql_nb.query.facts`), the SQL compiler
@@ -10,35 +11,16 @@ function added here is one the whole pipeline knows of (or fails loudly on).
 from __future__ import annotations
 
 __all__ = [
-    "AGGREGATES",
     "BUCKETS",
     "ORDERED_FUNCTIONS",
-    "PERCENTILES",
     "POLARS_TRUNCATE",
     "RANKING_FUNCTIONS",
     "ROW_ORDER_FUNCTIONS",
     "RUNNING_FUNCTIONS",
     "SAME_UNIT_FUNCTIONS",
-    "SQL_AGGREGATES",
     "VALUE_FUNCTIONS",
     "WINDOW_FUNCTIONS",
 ]
-
-# ------------------------------------------------------------------ aggregates
-
-#: Percentile aggregates and the fraction each one is (interpolated, as percentile_cont).
-PERCENTILES = {"median": 0.5, "p25": 0.25, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
-#: Aggregates of a measure, selected as ``<measure>_<aggregate>``.
-AGGREGATES = ("sum", "avg", "min", "max", "stddev", "variance", *PERCENTILES)
-#: The SQL function of each non-percentile aggregate (stddev and variance are the sample ones).
-SQL_AGGREGATES = {
-    "sum": "sum",
-    "avg": "avg",
-    "min": "min",
-    "max": "max",
-    "stddev": "stddev_samp",
-    "variance": "var_samp",
-}
 
 # --------------------------------------------------------------------- buckets
 

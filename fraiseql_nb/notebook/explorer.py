@@ -27,7 +27,7 @@ import polars as pl
 
 from fraiseql_nb.charts import Chart, chart_for
 from fraiseql_nb.errors import QueryError
-from fraiseql_nb.language.vocabulary import AGGREGATES
+from fraiseql_nb.language.aggregates import measure_aggregates
 from fraiseql_nb.notebook import display as nbdisplay
 from fraiseql_nb.result import Result
 from fraiseql_nb.schema.model import FactTable
@@ -61,7 +61,10 @@ class Explorer:
             options=measures, value=measures[:1], description="measures", rows=4
         )
         self.functions = w.SelectMultiple(
-            options=AGGREGATES, value=("sum",), description="functions", rows=4
+            options=tuple(f.name for f in measure_aggregates()),
+            value=("sum",),
+            description="functions",
+            rows=4,
         )
         aggs = self._aggregates()
         # The charted aggregate, which also orders the rows: table and chart agree.

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from fraiseql_nb.language.vocabulary import PERCENTILES
+from fraiseql_nb.language.aggregates import percentiles
 
 __all__ = ["Column", "columns", "html_table", "text_table"]
 
@@ -50,7 +50,7 @@ class Column:
 
 # Aggregates of a measure in its own unit that are not sums: shown with the sum's decimals.
 _DERIVED = re.compile(
-    r"(?P<measure>.+)_(" + "|".join(("avg", "stddev", "variance", *PERCENTILES)) + ")"
+    r"(?P<measure>.+)_(" + "|".join(("avg", "stddev", "variance", *percentiles())) + ")"
 )
 
 

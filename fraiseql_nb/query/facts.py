@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode, Node
 
-from fraiseql_nb.language.vocabulary import AGGREGATES, ORDERED_FUNCTIONS, PERCENTILES
+from fraiseql_nb.language.aggregates import AGGREGATES
+from fraiseql_nb.language.vocabulary import ORDERED_FUNCTIONS
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -39,23 +40,20 @@ __all__ = ["build_aggregate_query", "build_window_query", "parse_aggregate"]
 
 def parse_aggregate(fact: FactTable, name: str) -> Aggregate | None:
     """The aggregate an output field name stands for, or None when it is not one."""
-    if name == "count":
-        return Aggregate(name=name, function="count")
-    if name.endswith("_count_distinct"):
-        field = name[: -len("_count_distinct")]
-        if fact.column(field) is not None or fact.dimension(field) is not None:
-            return Aggregate(name=name, function="count_distinct", field=field)
-        return None
-    for measure in fact.measures:
-        prefix = f"{measure.name}_"
-        if name.startswith(prefix) and name[len(prefix) :] in AGGREGATES:
-            function = name[len(prefix) :]
-            return Aggregate(
-                name=name,
-                function=function,
-                field=measure.name,
-                percentile=PERCENTILES.get(function),
-            )
+    rows = AGGREGATES.get(name)
+    if rows is not None and rows.over == "rows":
+        return Aggregate(name=name, function=name)
+    for fn in AGGREGATES.values():
+        suffix = f"_{fn.name}"
+        if fn.over == "rows" or not name.endswith(suffix):
+            continue
+        field = name[: -len(suffix)]
+        if fn.over == "column":
+            known = fact.column(field) is not None or fact.dimension(field) is not None
+        else:
+            known = any(m.name == field for m in fact.measures)
+        if known:
+            return Aggregate(name=name, function=fn.name, field=field, percentile=fn.percentile)
     return None
 
 
@@ -107,7 +105,7 @@ def build_aggregate_query(
         if name in grouped:
             return fact.scalar_of(name) or "String"
         if name in aggregates:
-            return "Int" if aggregates[name].function in ("count", "count_distinct") else "Float"
+            return AGGREGATES[aggregates[name].function].output
         if name in universe:
             raise ctx.error(
                 f"{what} on {name}, which is not grouped: add groupBy: {{{name}: true}}", at

@@ -33,8 +33,9 @@ from graphql import (
     print_schema,
 )
 
+from fraiseql_nb.language.aggregates import AGGREGATES
 from fraiseql_nb.language.operators import OPERATORS, list_operators, scalar_operators
-from fraiseql_nb.language.vocabulary import AGGREGATES, RANKING_FUNCTIONS, RUNNING_FUNCTIONS
+from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
 from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, VectorOrder, operand_type
 
@@ -291,12 +292,15 @@ class _Builder:
         keys = {c.name: c.scalar for c in fact.key_columns}
         keys.update({d.name: d.scalar for d in fact.dimensions})
         keys.update({b: "Date" for b in fact.buckets})
-        aggregates: dict[str, str] = {"count": "Int"}
-        for m in fact.measures:
-            for agg in AGGREGATES:
-                aggregates[f"{m.name}_{agg}"] = "Float"
-        for n in column_scalars:
-            aggregates[f"{n}_count_distinct"] = "Int"
+        aggregates: dict[str, str] = {}
+        for fn in AGGREGATES.values():  # one row each: its output field(s), its type
+            if fn.over == "rows":
+                aggregates[fn.name] = fn.output
+            elif fn.over == "measure":
+                aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
+        for fn in AGGREGATES.values():
+            if fn.over == "column":
+                aggregates.update({f"{n}_{fn.name}": fn.output for n in column_scalars})
         group_by = GraphQLInputObjectType(
             f"{stem}GroupByInput",
             {k: GraphQLInputField(GraphQLBoolean) for k in keys},

@@ -24,7 +24,8 @@ from dataclasses import replace
 
 from psycopg import sql
 
-from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS, SQL_AGGREGATES
+from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_PG_TYPES
+from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -146,7 +147,7 @@ def output_pg_type(fact: FactTable, name: str, aggregates: dict[str, Aggregate])
     """The SQL type of an aggregate query's output column ``name``."""
     agg = aggregates.get(name)
     if agg is not None:
-        return "bigint" if agg.function in ("count", "count_distinct") else "float8"
+        return OUTPUT_PG_TYPES[AGGREGATES[agg.function].output]
     if name in fact.buckets:
         return "date"
     return field_sql(fact, name).pg_type
@@ -174,17 +175,9 @@ def _order_by(
 
 
 def _aggregate_expr(fact: FactTable, agg: Aggregate) -> sql.Composable:
-    if agg.function == "count":
-        return sql.SQL("count(*)")
-    assert agg.field is not None
-    value = field_sql(fact, agg.field).value
-    if agg.function == "count_distinct":
-        return sql.SQL("count(DISTINCT {})").format(value)
-    if agg.percentile is not None:
-        return sql.SQL("(percentile_cont({}) WITHIN GROUP (ORDER BY {}))::float8").format(
-            sql.Literal(agg.percentile), value
-        )
-    return sql.SQL("({}({}))::float8").format(sql.SQL(SQL_AGGREGATES[agg.function]), value)
+    """The aggregate's own SQL rendering (its row of the table) over its field's value."""
+    value = field_sql(fact, agg.field).value if agg.field is not None else None
+    return AGGREGATES[agg.function].sql(value)
 
 
 def output_key(position: int) -> str:
