@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from fraiseql_nb.language.vocabulary import BUCKETS
 from fraiseql_nb.pg.documents import loads
+from fraiseql_nb.schema.facts import read_fact
 from fraiseql_nb.schema.infer import infer_fields
 from fraiseql_nb.schema.model import (
-    Calendar,
-    Column,
-    Dimension,
     Entity,
     FactTable,
     Field,
@@ -31,6 +28,7 @@ from fraiseql_nb.schema.model import (
     Schema,
 )
 from fraiseql_nb.schema.naming import entity_names, graphql_name, pascal
+from fraiseql_nb.schema.sampling import current_user, within_timeout
 
 __all__ = ["DEFAULT_SAMPLE_SIZE", "introspect"]
 
@@ -38,23 +36,6 @@ DEFAULT_SAMPLE_SIZE = 1000
 # A plan output that is a column reference: [table.]column, either part quoted or not.
 _NAME = r'(?:\w+|"(?:[^"]|"")+")'
 _PLAIN_COLUMN = re.compile(rf"(?:{_NAME}\.)?{_NAME}")
-_DIMENSION_COLUMNS = ("dimensions", "data")
-_MAX_DIMENSION_DEPTH = 3
-# Numeric types whose sums and averages mean something (money, oid… are not measures).
-_MEASURE_TYPES = ("int2", "int4", "int8", "numeric", "float4", "float8")
-_PG_SCALARS = {
-    "int2": "Int",
-    "int4": "Int",
-    "int8": "BigInt",
-    "numeric": "Float",
-    "float4": "Float",
-    "float8": "Float",
-    "bool": "Boolean",
-    "timestamptz": "DateTime",
-    "timestamp": "DateTime",
-    "date": "Date",
-    "uuid": "ID",
-}
 
 # Privileges are read from the catalogue, not found by a refused sample: a least-privilege
 # role sees what it may read, and every relation it may not is reported, not fatal.
@@ -114,7 +95,7 @@ def introspect(
     taken_types: set[str] = set()
     taken_queries: set[str] = set()
     twins: dict[str, list[tuple[str, str, list[tuple[str, str, str, str]]]]] = {}
-    role = _current_user(conn)
+    role = current_user(conn)
     for oid, nsp, rel, readable in relations:
         cols = columns.get(oid, [])
         if not readable:
@@ -125,7 +106,7 @@ def introspect(
             if problems[-1].queries:
                 continue
         if rel.startswith("tf_"):
-            fact = _fact(conn, nsp, rel, cols, sample_size, problems, taken_queries)
+            fact = read_fact(conn, nsp, rel, cols, sample_size, problems, taken_queries)
             if fact is not None:
                 facts.append(fact)
         else:
@@ -302,7 +283,7 @@ def _entity(
             Problem(
                 relation=where,
                 queries=(),
-                message=f"{where} returned no documents to {_current_user(conn)} (empty, or"
+                message=f"{where} returned no documents to {current_user(conn)} (empty, or"
                 " hidden by row-level security): only its id can be queried; reconnect once"
                 " it has documents to query their fields",
             )
@@ -346,7 +327,7 @@ def _sample_documents(
 ) -> list[tuple[str, Any]] | None:
     """(id as text, document) of the first ``limit`` rows with a document; None when
     even one row takes longer than the statement timeout."""
-    rows = _within_timeout(
+    rows = within_timeout(
         conn,
         lambda n: sql.SQL(
             "SELECT id::text, data::text FROM {} WHERE data IS NOT NULL LIMIT {}"
@@ -376,23 +357,6 @@ def _stored_documents(conn: psycopg.Connection[Any], nsp: str, rel: str) -> bool
     except (TypeError, KeyError, IndexError):
         return False
     return len(output) == 1 and _PLAIN_COLUMN.fullmatch(output[0]) is not None
-
-
-def _within_timeout(
-    conn: psycopg.Connection[Any], statement: Callable[[int], sql.Composed], limit: int
-) -> list[Any] | None:
-    """The rows of ``statement(limit)``; when the statement timeout cancels it (a slow
-    view), of ``statement`` with ten times fewer rows, down to one. None if even one row
-    is too slow. Each try runs in its own (sub)transaction, so a cancelled one leaves the
-    connection usable."""
-    while True:
-        try:
-            with conn.transaction():
-                return conn.execute(statement(limit)).fetchall()
-        except psycopg.errors.QueryCanceled:
-            if limit <= 1:
-                return None
-            limit = max(1, limit // 10)
 
 
 def _identity(rows: list[tuple[str, Any]], id_type: str) -> tuple[str, bool]:
@@ -429,139 +393,3 @@ def _same_id(column_id: str | None, value: Any, id_type: str) -> bool:
         except ValueError:
             return False
     return value == column_id
-
-
-def _current_user(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute("SELECT current_user").fetchone()
-    return f"role {row[0]}" if row else "this role"
-
-
-def _fact(
-    conn: psycopg.Connection[Any],
-    nsp: str,
-    rel: str,
-    cols: list[tuple[str, str, str, str]],
-    sample_size: int,
-    problems: list[Problem],
-    taken_queries: set[str],
-) -> FactTable | None:
-    name = rel[3:]
-    queries = (f"{name}_aggregate", f"{name}_window")
-    where = f"{nsp}.{rel}"
-
-    def problem(message: str) -> None:
-        problems.append(Problem(relation=where, queries=queries, message=message))
-
-    if graphql_name(name) != name:
-        problem(f"fact table {where}: {name!r} cannot be a GraphQL name")
-        return None
-    if set(queries) & taken_queries:
-        problem(f"fact table {where} is skipped: {', '.join(queries)} are taken")
-        return None
-    measures: list[Column] = []
-    filters: list[Column] = []
-    jsonb: list[str] = []
-    for col, pretty, typname, _category in cols:
-        if typname == "jsonb":
-            jsonb.append(col)
-            continue
-        if graphql_name(col) != col:
-            continue  # not addressable by name in GraphQL
-        if typname in _MEASURE_TYPES and col != "id" and not col.endswith("_id"):
-            measures.append(
-                Column(name=col, pg_type=pretty, scalar=_PG_SCALARS.get(typname, "Float"))
-            )
-        else:
-            filters.append(
-                Column(name=col, pg_type=pretty, scalar=_PG_SCALARS.get(typname, "String"))
-            )
-    if not measures:
-        problem(
-            f"fact table {where} has no measures: it needs a numeric column other than id and *_id"
-        )
-        return None
-    dimension_columns = [c for c in _DIMENSION_COLUMNS if c in jsonb]
-    if len(dimension_columns) > 1:
-        problem(
-            f"fact table {where} has two candidate dimension columns"
-            f" ({' and '.join(dimension_columns)}); keep one"
-        )
-        return None
-    taken_queries.update(queries)
-    taken_names = {c.name for c in (*measures, *filters)}
-    dimensions: list[Dimension] = []
-    if dimension_columns:
-        column = dimension_columns[0]
-        docs = _sample_json(conn, nsp, rel, column, sample_size)
-        if not docs:
-            problems.append(
-                Problem(
-                    relation=where,
-                    queries=(),
-                    message=f"{where} returned no {column} documents to {_current_user(conn)}"
-                    " (empty, or hidden by row-level security): it has no dimensions until"
-                    " reconnected once it has rows",
-                )
-            )
-        fields, _ = infer_fields(docs, f"{pascal(name)}Dimensions")
-        for dim in _flatten(fields, column):
-            if dim.name in taken_names:
-                message = (
-                    f"fact table {where}: dimension {'.'.join(dim.path)} flattens to"
-                    f" {dim.name}, which is already a column; it is left out"
-                )
-                problems.append(Problem(relation=where, queries=(), message=message))
-                continue
-            taken_names.add(dim.name)
-            dimensions.append(dim)
-    time_columns = [c.name for c in filters if c.scalar in ("DateTime", "Date")]
-    calendars: list[Calendar] = []
-    for column in (c for c in jsonb if c.endswith("_info")):
-        keys = set()
-        for doc in _sample_json(conn, nsp, rel, column, min(sample_size, 100)):
-            if isinstance(doc, dict):
-                keys.update(doc)
-        held = tuple(k for k in BUCKETS.values() if k in keys)
-        serves = time_columns[0] if len(time_columns) == 1 else None
-        if held:
-            calendars.append(Calendar(column=column, keys=held, serves=serves))
-    return FactTable(
-        name=name,
-        schema=nsp,
-        relation=rel,
-        id_column="id" if any(c.name == "id" for c in filters) else None,
-        measures=tuple(measures),
-        filters=tuple(filters),
-        dimensions=tuple(dimensions),
-        calendars=tuple(calendars),
-    )
-
-
-def _sample_json(
-    conn: psycopg.Connection[Any], nsp: str, rel: str, column: str, limit: int
-) -> list[Any]:
-    rows = _within_timeout(
-        conn,
-        lambda n: sql.SQL("SELECT {col}::text FROM {rel} WHERE {col} IS NOT NULL LIMIT {n}").format(
-            col=sql.Identifier(column), rel=sql.Identifier(nsp, rel), n=sql.Literal(n)
-        ),
-        limit,
-    )
-    return [loads(r[0]) for r in rows or ()]
-
-
-def _flatten(
-    fields: tuple[Field, ...], column: str, keys: tuple[str, ...] = (), names: tuple[str, ...] = ()
-) -> list[Dimension]:
-    """Dimension leaves up to three levels deep; ``product.brand`` becomes ``product_brand``."""
-    out: list[Dimension] = []
-    for f in fields:
-        path, name = (*keys, f.key), (*names, f.name)
-        if f.type.kind == "object" and len(path) < _MAX_DIMENSION_DEPTH:
-            out += _flatten(f.type.fields, column, path, name)
-        elif f.type.kind == "scalar" and f.type.scalar != "JSON":
-            scalar = f.type.scalar or "String"
-            if scalar == "ID":  # *_id inside dimensions: keep its JSON kind
-                scalar = "BigInt" if f.type.json == "number" else "String"
-            out.append(Dimension(name="_".join(name), column=column, path=path, scalar=scalar))
-    return out
