@@ -15,7 +15,11 @@ from collections.abc import Callable
 
 from fraiseql_nb.planes.arrow.adbc import Cancel
 
-__all__ = ["Job", "Jobs"]
+__all__ = ["RETRY_AFTER_S", "Job", "Jobs"]
+
+#: Seconds after a failed background load before another is tried, so that a failing
+#: load is not retried by every query (the arrow and cluster planes alike).
+RETRY_AFTER_S = 30.0
 
 
 #: Bytes a second a load reads, until one has been measured in this process (the 2M-row
@@ -95,6 +99,8 @@ class Jobs:
             global _throughput
             try:
                 work(job)
+                with self._lock:
+                    self._failed.pop(key, None)  # it worked: no earlier failure stands
                 took = time.monotonic() - job.started
                 if job.bytes > 50e6 and took > 0:
                     _throughput = job.bytes / took  # the pace of this machine and server

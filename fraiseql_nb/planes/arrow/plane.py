@@ -37,7 +37,7 @@ from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
 from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Connections
-from fraiseql_nb.planes.arrow.background import Job, Jobs
+from fraiseql_nb.planes.arrow.background import RETRY_AFTER_S, Job, Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
@@ -53,8 +53,6 @@ from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load, loadable_columns
 
 __all__ = ["ArrowPlane", "NotReady", "Readiness"]
-
-_RETRY_AFTER_S = 30.0  # a failed background load is not retried by every query
 
 
 #: How ready a query's columns are (see :class:`Readiness`).
@@ -146,7 +144,7 @@ class ArrowPlane:
             if eta <= self.config.routing.wait_for_load_s:
                 return Readiness("ending", f"arrow: waited for its load, {eta:.1f} s from done")
             return Readiness("loading", f"arrow loading {job.percent}%")
-        failed = self._jobs.failure(table.key, within_s=_RETRY_AFTER_S)
+        failed = self._jobs.failure(table.key, within_s=RETRY_AFTER_S)
         if failed is not None:
             return Readiness("failed", f"arrow load failed: {failed}")
         if self._store is not None and table.persistable and self._store.has(table.key, exprs):
@@ -164,7 +162,7 @@ class ArrowPlane:
         job = self._jobs.running(table.key)
         if job is not None:
             return Readiness("loading", f"arrow loading to disk {job.percent}%")
-        failed = self._jobs.failure(table.key, within_s=_RETRY_AFTER_S)
+        failed = self._jobs.failure(table.key, within_s=RETRY_AFTER_S)
         if failed is not None:
             return Readiness("failed", f"arrow load failed: {failed}")
         estimate = self._catalog.estimate(fact, every)
