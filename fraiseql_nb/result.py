@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -27,7 +27,26 @@ class Result:
         metrics: what it cost (:class:`~fraiseql_nb.ops.telemetry.QueryMetrics`).
         sql: the SQL that ran, values inlined.
         reason: why the router chose that plane (e.g. "cached", "row query").
+
+    Immutable once built: :meth:`evolve` returns a copy with more said about it (the
+    session adds the routing reason, the plane how it computed the answer).
     """
+
+    #: What :meth:`evolve` may set, and the attribute each is kept in.
+    _EVOLVES: ClassVar[dict[str, str]] = {
+        "reason": "reason",
+        "storage": "storage",
+        "cluster": "cluster",
+        "limited": "limited",
+        "units": "units",
+        "as_of": "as_of",
+        "postgres_sql": "postgres_sql",
+        "value": "value",
+        "explain": "_explain",
+        "engine": "_engine",
+    }
+    #: Caches filled when first asked for (the frame as Arrow and back, the plan's text).
+    _CACHES: ClassVar[frozenset[str]] = frozenset({"_frame", "_table", "_plan"})
 
     def __init__(
         self,
@@ -69,6 +88,34 @@ class Result:
         self._plan: str | None = None
         #: an arrow or cluster answer: says how it was computed (asked for when shown)
         self._engine: Callable[[], str] | None = None
+        self._sealed = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_sealed", False) and name not in self._CACHES:
+            raise AttributeError(
+                f"a Result is immutable once built: use evolve({name.lstrip('_')}=…)"
+            )
+        object.__setattr__(self, name, value)
+
+    def evolve(self, *, constants: tuple[tuple[int, str, str], ...] = (), **changes: Any) -> Result:
+        """A copy of this result with ``changes`` (see :attr:`_EVOLVES`), and constant text
+        columns inserted (position, name, value): ``__typename`` fields, which no plane
+        computes. The rows are shared, not copied."""
+        unknown = set(changes) - set(self._EVOLVES)
+        if unknown:
+            raise TypeError(f"Result.evolve() does not set {', '.join(sorted(unknown))}")
+        copy = object.__new__(Result)
+        object.__setattr__(copy, "__dict__", dict(self.__dict__))
+        for name, value in changes.items():
+            object.__setattr__(copy, self._EVOLVES[name], value)
+        if constants:
+            frame = copy.df.clone()  # insert_column changes its frame: not the original's
+            for position, name, value in constants:
+                column = pl.Series(name, [value] * frame.height, dtype=pl.String)
+                frame = frame.insert_column(min(position, frame.width), column)
+            object.__setattr__(copy, "_frame", frame)
+            object.__setattr__(copy, "_table", None)
+        return copy
 
     @property
     def sql(self) -> str:
@@ -83,15 +130,6 @@ class Result:
             assert isinstance(frame, pl.DataFrame)
             self._frame = frame
         return self._frame
-
-    def add_constants(self, columns: tuple[tuple[int, str, str], ...]) -> None:
-        """Insert constant text columns (position, name, value): ``__typename`` fields,
-        which no plane computes."""
-        frame = self.df
-        for position, name, value in columns:
-            column = pl.Series(name, [value] * frame.height, dtype=pl.String)
-            frame = frame.insert_column(min(position, frame.width), column)
-        self._frame, self._table = frame, None
 
     def to_arrow(self) -> pa.Table:
         """The result as a pyarrow Table."""
@@ -226,8 +264,7 @@ def measured(
         next_page=next_page,
         single=single,
     )
-    result.storage = storage
-    return result
+    return result.evolve(storage=storage) if storage else result
 
 
 def introspection_result(key: str, value: Any, started: float) -> Result:
@@ -235,8 +272,7 @@ def introspection_result(key: str, value: Any, started: float) -> Result:
     of JSON text for the notebook's table."""
     frame = pl.DataFrame({key: [json.dumps(value)]}, schema={key: pl.String})
     result = measured(key=key, kind="introspection", backend="schema", frame=frame, started=started)
-    result.value = value
-    return result
+    return result.evolve(value=value)
 
 
 class Results(Mapping[str, Result]):

@@ -324,15 +324,14 @@ class Session:
             plane = route.plane
             with self._arrow.busy():  # the arrow store writes when queries pause
                 result, reason = self._dispatch(task, backend, route)
-            result.reason = reason
+            extra: dict[str, Any] = {"reason": reason, "explain": self._plan_of}
             if result.backend in ("arrow", "cluster"):
                 # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
-                result.postgres_sql = self._postgres.statement(task).sql
-            result._explain = self._plan_of  # Result.plan(), asked for when shown
+                extra["postgres_sql"] = self._postgres.statement(task).sql
             if isinstance(query, WindowQuery):
-                result.units = query.units()
-            if not isinstance(query, RowQuery) and query.typenames:
-                result.add_constants(query.typenames)
+                extra["units"] = query.units()
+            typenames = () if isinstance(query, RowQuery) else query.typenames
+            result = result.evolve(constants=typenames, **extra)
         except BaseException as exc:
             self.telemetry.record(
                 QueryMetrics(

@@ -37,7 +37,7 @@ from fraiseql_nb.notebook.progressbar import ProgressView
 from fraiseql_nb.notebook.reports import HealthView, QueryLogView
 from fraiseql_nb.ops import progress
 from fraiseql_nb.pg.conninfo import redact, secrets_of
-from fraiseql_nb.result import Result
+from fraiseql_nb.result import Result, Results
 from fraiseql_nb.schema import Schema, to_sdl
 from fraiseql_nb.session import BACKENDS, Session
 
@@ -183,8 +183,7 @@ class FraiseQL(Magics):
             result = self._execute(session, prepared, opts)
         except QueryError as exc:
             raise _in_cell(exc, text, prepared, line_offset, prefix) from None
-        for r in [result] if isinstance(result, Result) else list(result.values()):
-            r.limited = prepared.limited.get(r.key)
+        result = _limited(result, prepared.limited)
         if opts.out:
             if not opts.out.isidentifier():
                 raise UsageError(f"-o needs a Python name, got {opts.out!r}")
@@ -438,3 +437,10 @@ def short_error(
 def _count(n: int, one: str, many: str) -> str:
     """``1 fact table``, ``2 fact tables``."""
     return f"{n:,} {one if n == 1 else many}"
+
+
+def _limited(result: Result | Results, limits: dict[str, int]) -> Result | Results:
+    """The result(s), each saying the limit the notebook added to its query, if any."""
+    if isinstance(result, Result):
+        return result.evolve(limited=limits.get(result.key))
+    return Results([r.evolve(limited=limits.get(r.key)) for r in result.values()])

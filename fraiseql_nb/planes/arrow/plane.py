@@ -254,16 +254,21 @@ class ArrowPlane:
             else:
                 out = run_window(frame, query, fact, timezone=timezone)
         result = self._result(query, out, started, got.bytes, got.sql)
-        if got.as_of is not None:
-            result.as_of = dt.datetime.fromtimestamp(got.as_of, tz=dt.timezone.utc)
-        result._engine = partial(
-            engine_plan,
-            f"Polars, in memory, over {frame.height:,} rows of the columns {', '.join(names)}",
-            dict(frame.schema),
-            query,
-            timezone,
+        as_of = (
+            dt.datetime.fromtimestamp(got.as_of, tz=dt.timezone.utc)
+            if got.as_of is not None
+            else None
         )
-        return result
+        return result.evolve(
+            as_of=as_of,
+            engine=partial(
+                engine_plan,
+                f"Polars, in memory, over {frame.height:,} rows of the columns {', '.join(names)}",
+                dict(frame.schema),
+                query,
+                timezone,
+            ),
+        )
 
     def _result(
         self,
@@ -313,15 +318,16 @@ class ArrowPlane:
         if answer.sql:
             self._count_load()
         result = self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
-        result._engine = partial(
-            engine_plan,
-            answer.where,
-            answer.dtypes,
-            query,
-            self.config.routing.timezone,
-            streaming=True,
+        return result.evolve(
+            engine=partial(
+                engine_plan,
+                answer.where,
+                answer.dtypes,
+                query,
+                self.config.routing.timezone,
+                streaming=True,
+            )
         )
-        return result
 
     # ------------------------------------------------------------ background
 

@@ -193,7 +193,6 @@ class ClusterPlane:
             sql=statement,
             cache_hit=not statement,
         )
-        result.cluster = {"workers": held.workers, "partitions": len(held.parts)}
         workers = f"{held.workers} worker{'' if held.workers == 1 else 's'}"
         if isinstance(query, AggregateQuery) and mergeable(query):
             how = f"each of {len(held.parts)} partitions aggregated where it is held, the"
@@ -201,8 +200,10 @@ class ClusterPlane:
         else:
             how = f"the rows of {len(held.parts)} partitions sent by their keys' hash to"
             how += " buckets, each computed whole on a worker"
-        result._engine = lambda: f"Polars on {workers}: {how}"
-        return result
+        return result.evolve(
+            cluster={"workers": held.workers, "partitions": len(held.parts)},
+            engine=lambda: f"Polars on {workers}: {how}",
+        )
 
     def _answer(
         self, query: AggregateQuery | WindowQuery, fact: FactTable, held: Held, columns: list[str]
