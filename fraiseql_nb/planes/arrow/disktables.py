@@ -101,7 +101,6 @@ class DiskTables:
         self._placement: dict[str, bool] = {}  # table key -> answered from disk
         self._lock = threading.Lock()
         self._following = following
-        self._catching: dict[str, threading.Lock] = {}  # a take and its apply, per table
         self.last: Synced | None = None  # what the last sync did (tests, benchmarks)
         self.last_passes = 0  # scans of the last query answered
 
@@ -295,33 +294,32 @@ class DiskTables:
     ) -> Synced | None:
         """``data`` brought up to now by the changes the stream carried (kept in memory
         beside its partitions: :class:`.disktable.Delta`), or None when it does not carry
-        them on or they cannot be applied (then the partitions are synced, by the scan)."""
+        them on or they cannot be applied (then the partitions are synced, by the scan).
+        The caller holds the plane's lock of the table: one take and its apply at a time."""
+        latest = self._get(table)
+        if latest is not data:
+            if latest is not None and latest.exact_at == version.snapshot:
+                return Synced(table=latest)  # brought up to now meanwhile
+            data = latest or data
+        if not (data.complete and self._following.follows(table, data)):
+            return None
+        try:  # taken: from here the changes exist only in hand
+            applied = self._apply(fact, table, version, data)
+        except BaseException:
+            self._stop(table)
+            raise
+        if applied is None:
+            self._stop(table)  # the partitions are synced from their own snapshot
+            return None
+        fresh, caught = applied
         with self._lock:
-            lock = self._catching.setdefault(table.key, threading.Lock())
-        with lock:  # one take and its apply at a time: a later take must apply after
-            latest = self._get(table)
-            if latest is not data:
-                if latest is not None and latest.exact_at == version.snapshot:
-                    return Synced(table=latest)  # brought up to now meanwhile
-                data = latest or data
-            if not (data.complete and self._following.follows(table, data)):
-                return None
-            try:  # taken: from here the changes exist only in hand
-                fresh, caught = self._apply(fact, table, version, data)
-            except BaseException:
-                self._stop(table)
-                raise
-            if fresh is None:
-                self._stop(table)  # the partitions are synced from their own snapshot
-                return None
-            with self._lock:
-                self._tables[table.key] = fresh
-            self._following.carried(table, fresh)
-            return Synced(table=fresh, bytes=caught.bytes, sql=caught.sql)
+            self._tables[table.key] = fresh
+        self._following.carried(table, fresh)
+        return Synced(table=fresh, bytes=caught.bytes, sql=caught.sql)
 
     def _apply(
         self, fact: FactTable, table: TableIdentity, version: Any, data: DiskTable
-    ) -> tuple[DiskTable | None, CaughtUp]:
+    ) -> tuple[DiskTable, CaughtUp] | None:
         capture = self._following.capture
         assert capture is not None
         key = self._following.id_of(table)
@@ -358,7 +356,7 @@ class DiskTables:
         cap = max(self._config.arrow_backend.memory_mb * 2**20 // 2, _MIN_DELTA_BYTES)
         caught = catch_up(capture, table, reader, limit=cap // 64)
         if caught is None:
-            return None, CaughtUp(pl.Series(), pl.DataFrame())
+            return None
         if caught.truncated:  # the partitions' rows are all gone: the table is the delta
             frame, keys = caught.frame, delta.keys.clear()
         else:
@@ -370,7 +368,7 @@ class DiskTables:
                 delta = replace(delta, greatest=_greatest(data, key))
             keys = pl.concat([delta.keys, superseded(caught.keys, delta.greatest)]).unique()
         if frame.estimated_size() + keys.estimated_size() > cap:  # merged into the partitions
-            return None, caught
+            return None
         fresh = replace(
             data,
             delta=replace(
