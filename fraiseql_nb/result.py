@@ -6,13 +6,16 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
 
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.ops.telemetry import QueryMetrics
+
+if TYPE_CHECKING:
+    from fraiseql_nb.planes.contract import Storage
 
 __all__ = ["Result", "Results", "introspection_result", "measured"]
 
@@ -238,7 +241,7 @@ def measured(
     cache_hit: bool | None = None,
     next_page: Callable[[], Result | None] | None = None,
     single: bool = False,
-    storage: str = "",
+    storage: Storage = "",
 ) -> Result:
     """A plane's Result with its metrics, timed from ``started`` (``time.perf_counter()``)
     to now: the one way every plane reports what a query cost."""

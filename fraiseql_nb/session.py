@@ -33,7 +33,7 @@ from fraiseql_nb.pg.conninfo import mask_dsn
 from fraiseql_nb.pg.pool import pool_stats
 from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
 from fraiseql_nb.planes.cluster import ClusterPlane
-from fraiseql_nb.planes.contract import Plane, Task
+from fraiseql_nb.planes.contract import Backend, Plane, Task
 from fraiseql_nb.planes.postgres import PostgresPlane
 from fraiseql_nb.planes.router import ClusterState, Route, choose_plane
 from fraiseql_nb.planes.wire import WirePlane
@@ -45,7 +45,7 @@ from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["BACKENDS", "Session"]
 
-BACKENDS = ("auto", "wire", "arrow", "cluster", "postgres")
+BACKENDS: tuple[Backend, ...] = ("auto", "wire", "arrow", "cluster", "postgres")
 
 
 class Session:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
+from fraiseql_nb.planes.contract import PlaneName
 
 __all__ = ["ClusterState", "Route", "choose_plane"]
 
@@ -46,7 +47,7 @@ class Route:
     plane in the background (``load_cluster``: onto the cluster); ``wait``: wait for the
     table's load (running, nearly done) before answering."""
 
-    plane: str
+    plane: PlaneName
     reason: str
     load: bool = False
     wait: bool = False

@@ -46,7 +46,7 @@ from fraiseql_nb.planes.arrow.disktables import DiskTables
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter
-from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.planes.contract import Statement, Storage, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
@@ -277,7 +277,7 @@ class ArrowPlane:
         started: float,
         received: int,
         statement: str,
-        storage: str = "",
+        storage: Storage = "",
     ) -> Result:
         """The Result, counted as a hit when nothing was loaded for it."""
         hit = not statement
