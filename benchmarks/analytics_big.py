@@ -142,7 +142,7 @@ def child(dsn: str, memory_mb: int) -> None:
         started = time.perf_counter()
         s.prefetch("sales", wait=True)
         out["load_s"] = time.perf_counter() - started
-        synced = s._arrow._disk.last
+        synced = s._planes["arrow"]._disk.last
         out["partitions"] = len(synced.table.parts) if synced else 0
         out["loaded_bytes"] = synced.bytes if synced else 0
         passes = []
@@ -165,14 +165,16 @@ def child(dsn: str, memory_mb: int) -> None:
             t = time.perf_counter()
             r = s.execute(graphql(EXPLORATION[0]), backend="arrow")
             out["append_first_query_s"] = time.perf_counter() - t
-            out["append_loaded_rows"] = s._arrow._disk.last.rows
+            out["append_loaded_rows"] = s._planes["arrow"]._disk.last.rows
             t = time.perf_counter()
             conn.execute(pg_sql(EXPLORATION[0])).fetchall()
             out["append_postgres_s"] = time.perf_counter() - t
             conn.execute("DELETE FROM tf_sales WHERE id > 1000000000")
             conn.execute("VACUUM tf_sales")
         out["store"] = str(
-            s._arrow._store.folder(s._arrow._catalog.identity(s.schema.fact("sales")).key)
+            s._planes["arrow"]._store.folder(
+                s._planes["arrow"]._catalog.identity(s.schema.fact("sales")).key
+            )
         )  # type: ignore[arg-type]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
@@ -230,7 +232,7 @@ def main() -> None:
     env = {**os.environ, STORE_ENV: str(work / "store")}
 
     with fq.connect(args.dsn) as s:
-        statement = s._arrow.load_statement(s.schema.fact("sales"), fq_loadable(s))  # type: ignore[arg-type]
+        statement = s._planes["arrow"].load_statement(s.schema.fact("sales"), fq_loadable(s))  # type: ignore[arg-type]
     print("  copy floor", file=sys.stderr)
     floor_s, floor_bytes = copy_floor(args.dsn, statement)
 

@@ -93,7 +93,7 @@ def cluster_session(
     try:
         config = {"cluster": {"address": c.address}, "arrow_backend": {"store_enabled": False}}
         with fq.connect(dsn, config=config) as s:
-            plane = s._cluster
+            plane = s._planes["cluster"]
             fact = s.schema.fact("sales")
             table = plane._catalog.identity(fact)
             began = time.time()

@@ -4,18 +4,18 @@ each root field of a query to a plane (:mod:`fraiseql_nb.connecting` opens one).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb.compute.columns import declines, needed_columns
+from fraiseql_nb.compute.columns import needed_columns
 from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import (
     BackendError,
@@ -31,21 +31,19 @@ from fraiseql_nb.ops.telemetry import QueryMetrics, Telemetry
 from fraiseql_nb.pg import deadline
 from fraiseql_nb.pg.conninfo import mask_dsn
 from fraiseql_nb.pg.pool import pool_stats
-from fraiseql_nb.planes.arrow import ArrowPlane, Readiness, arrow_available
-from fraiseql_nb.planes.cluster import ClusterPlane
-from fraiseql_nb.planes.contract import Backend, Plane, Task
-from fraiseql_nb.planes.postgres import PostgresPlane
-from fraiseql_nb.planes.router import ClusterState, Route, choose_plane
-from fraiseql_nb.planes.wire import WirePlane
+from fraiseql_nb.planes import registry
+from fraiseql_nb.planes.contract import Offer, Plane, Streaming, Task
+from fraiseql_nb.planes.postgres import pg_plan
+from fraiseql_nb.planes.router import Route, choose_plane
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query, WindowQuery
 from fraiseql_nb.result import Result, Results, introspection_result
 from fraiseql_nb.schema import Schema
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["BACKENDS", "Session"]
+__all__ = ["Session", "backends"]
 
-BACKENDS: tuple[Backend, ...] = ("auto", "wire", "arrow", "cluster", "postgres")
+backends = registry.backends  # "auto" and every registered plane's name
 
 
 class Session:
@@ -64,27 +62,19 @@ class Session:
         self.config = config
         self._pool = pool
         self._schema = schema
-        self._rows = WirePlane(pool, dsn, config)
-        self._postgres = PostgresPlane(pool, dsn, config, self._rows)
-        self._arrow_ready = arrow_available()
-        # With an analytics_connection (a replica), the arrow plane reads the catalogue,
-        # table versions and data there: a version is only comparable where it was read.
-        analytics = config.database.analytics_connection or dsn
         self._analytics_pool = analytics_pool
-        self._arrow = ArrowPlane(analytics, config, analytics_pool or pool, analytics, store)
-        self._cluster = ClusterPlane(analytics, config, analytics_pool or pool, analytics)
-        if config.cluster.address:
-            off = self._cluster.join()
-            if off:
-                warnings.warn(
-                    f"the cluster plane is off: {off}; the other planes work", stacklevel=3
-                )
-        self._planes: dict[str, Plane] = {
-            "wire": self._rows,
-            "arrow": self._arrow,
-            "cluster": self._cluster,
-            "postgres": self._postgres,
-        }
+        # Every registered plane, in the router's order; each builds itself.
+        context = registry.Context(
+            dsn=dsn,
+            config=config,
+            pool=pool,
+            analytics_dsn=config.database.analytics_connection or dsn,
+            analytics_pool=analytics_pool or pool,
+            store=store,
+        )
+        for plane in registry.registered():
+            context.built[plane.name] = plane.build(context)
+        self._planes: dict[str, Plane] = context.built
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
@@ -133,11 +123,7 @@ class Session:
         Returns:
             A Result for a single root field, else Results keyed by alias or name.
         """
-        self._check_open()
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
-            )
+        self._check_backend(backend)
         document = self._parse(query, variables, operation_name)
         # One budget for the request: every root field's result counts against it.
         limit = deadline.current()  # an HTTP request's time (serve), shared by its roots
@@ -166,11 +152,7 @@ class Session:
         ``plan=True`` adds PostgreSQL's ``EXPLAIN`` of the statement the chosen plane sends
         (for the arrow plane: its load); ``analyze=True`` runs that statement to measure it
         (``EXPLAIN (ANALYZE, BUFFERS)``; read-only, like every statement here)."""
-        self._check_open()
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", key="backend"
-            )
+        self._check_backend(backend)
         document = parse_query(query, self._schema, variables)
         plans = []
         for q in document.queries:
@@ -188,16 +170,13 @@ class Session:
                 continue
             task = self._task(q)
             route = self._route(task, backend)
-            # A row query shows its own plane's statement; a fact query PostgreSQL's and,
-            # with the arrow plane on, the arrow plane's load.
-            shown = [route.plane] if task.rows else ["postgres"]
-            if not task.rows and self._arrow_on():
-                shown.append("arrow")
-            if not task.rows and self._cluster.available:
-                shown.append("cluster")
-            statements = {name: self._planes[name].statement(task) for name in shown}
+            # A row query shows its own plane's statement; a fact query the fallback's and
+            # each other plane's that is on (the arrow plane's: its load).
+            shown = [route.plane] if task.rows else [registry.FALLBACK, *self._others(q.kind)]
+            statements = {
+                name: st for name in shown if (st := self._planes[name].statement(task)) is not None
+            }
             sent = statements.get(route.plane, statements[shown[0]]).sql
-            pg_plan = self._rows.pg_plan(sent, analyze=analyze) if plan or analyze else ""
             plans.append(
                 Plan(
                     key=q.key,
@@ -205,8 +184,11 @@ class Session:
                     backend=route.plane,
                     reason=route.reason,
                     sql={name: st.shown for name, st in statements.items()},
-                    estimate=statements["arrow"].estimate if "arrow" in statements else {},
-                    pg_plan=pg_plan,
+                    estimate=next(
+                        (st.estimate for n, st in statements.items() if n != registry.FALLBACK),
+                        {},
+                    ),
+                    pg_plan=self._pg_plan(sent, analyze=analyze) if plan or analyze else "",
                 )
             )
         return Explanation(plans=tuple(plans))
@@ -246,7 +228,8 @@ class Session:
         q = document.queries[0]
         entity = self._schema.entity(q.entity)
         assert entity is not None
-        return self._rows.stream(q, entity)
+        streams = next(r.name for r in registry.registered() if r.streams)
+        return cast(Streaming, self._planes[streams]).stream(q, entity)
 
     def route(self, query: Query, backend: str = "auto") -> Route:
         """Which plane would run ``query`` (IR), and why."""
@@ -263,51 +246,27 @@ class Session:
         return Task(query=query, target=fact, columns=tuple(needed_columns(query, fact)))
 
     def _route(self, task: Task, backend: str) -> Route:
-        declined = None
-        readiness: Readiness | None = None
-        if not task.rows and self._arrow_on():
-            fact = task.target
-            assert isinstance(fact, FactTable)
-            declined = declines(task.query, fact, task.columns)  # type: ignore[arg-type]
-            if backend == "auto" and declined is None:
-                readiness = self._arrow.readiness(fact, list(task.columns))
-                if self.settle_loads and readiness.state == "loading":
-                    readiness = replace(readiness, state="ending")  # wait for it
+        """Each plane's offer, in the registry's order (only the plane asked for, when one
+        is), then the router's choice among them."""
+        kind = task.query.kind
+        names = [backend] if backend != "auto" else self._others(kind)
+        offers: dict[str, Offer] = {}
+        for name in names:
+            if registry.runs(name, kind):
+                offer = self._planes[name].offer(task, requested=backend != "auto", earlier=offers)
+                offers[name] = offer
         return choose_plane(
-            task.query.kind,
+            kind,
             backend,
-            self._routing_config(),
-            arrow_ready=self._arrow_ready,
-            readiness=readiness,
+            offers,
+            background=self.config.routing.background_loads,
+            settle=self.settle_loads,
             key=task.query.key,
-            declined=declined,
-            cluster=self._cluster_state(task, backend),
         )
 
-    def _cluster_state(self, task: Task, backend: str) -> ClusterState | None:
-        """The cluster plane for this task, when one is configured."""
-        if not self.config.cluster.address:
-            return None
-        cluster = self._cluster
-        if task.rows or not cluster.available or backend not in ("auto", "cluster"):
-            return ClusterState(on=cluster.available, off=cluster.error)
-        fact = task.target
-        assert isinstance(fact, FactTable)
-        return ClusterState(
-            on=True,
-            declined=cluster.declines(task),
-            holds=cluster.holds(fact),
-            loading=cluster.loading(fact),
-        )
-
-    def _routing_config(self) -> Config:
-        """The configuration routing follows: with ``settle_loads``, loads in the foreground."""
-        if not self.settle_loads or not self.config.routing.background_loads:
-            return self.config
-        return replace(self.config, routing=replace(self.config.routing, background_loads=False))
-
-    def _arrow_on(self) -> bool:
-        return self.config.backends.use_arrow_backend and self._arrow_ready
+    def _others(self, kind: str) -> list[str]:
+        """The planes that run ``kind``, the fallback aside, in the registry's order."""
+        return [n for n in self._planes if n != registry.FALLBACK and registry.runs(n, kind)]
 
     def _run(self, query: Query | IntrospectionQuery, backend: str, cache: bool = True) -> Result:
         started = time.perf_counter()
@@ -319,15 +278,19 @@ class Session:
         try:
             task = self._task(query)
             if not cache and not task.rows:
-                self._arrow.refresh([task.target])  # type: ignore[list-item]
+                for each in self._planes.values():
+                    each.refresh([cast(FactTable, task.target)])
             route = self._route(task, backend)
             plane = route.plane
-            with self._arrow.busy():  # the arrow store writes when queries pause
+            with contextlib.ExitStack() as stack:
+                for each in self._planes.values():  # e.g. the arrow store writes in pauses
+                    stack.enter_context(each.busy())
                 result, reason = self._dispatch(task, backend, route)
             extra: dict[str, Any] = {"reason": reason, "explain": self._plan_of}
-            if result.backend in ("arrow", "cluster"):
+            if not task.rows and result.backend != registry.FALLBACK:
                 # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
-                extra["postgres_sql"] = self._postgres.statement(task).sql
+                fallback = self._planes[registry.FALLBACK].statement(task)
+                extra["postgres_sql"] = fallback.sql if fallback is not None else ""
             if isinstance(query, WindowQuery):
                 extra["units"] = query.units()
             typenames = () if isinstance(query, RowQuery) else query.typenames
@@ -368,13 +331,12 @@ class Session:
                     f"{task.query.key}: the {plane.name} plane {exc.reason}; use"
                     " backend='postgres' or 'auto'"
                 ) from None
-            reason, load = f"{plane.name} {exc.reason}", load or exc.load
-            result = self._postgres.execute(task)
-        if load:
+            reason = f"{plane.name} {exc.reason}"
+            load = load or (plane.name if exc.load else None)
+            result = self._planes[registry.FALLBACK].execute(task)
+        if load is not None:
             # After the answer: the load must not slow the query that started it.
-            self._arrow.load_in_background(task.target, list(task.columns))  # type: ignore[arg-type]
-        if route.load_cluster:
-            self._cluster.load_in_background(task.target)  # type: ignore[arg-type]
+            self._planes[load].load_in_background(task)
         return result, reason
 
     def refresh(self, table: str | None = None) -> int:
@@ -382,8 +344,7 @@ class Session:
         or "tf_sales"), or of all, from memory and from the persisted store; return the
         in-memory entries dropped."""
         facts = self._facts(table)
-        self._cluster.refresh(facts)
-        return self._arrow.refresh(facts)
+        return sum(plane.refresh(facts) for plane in self._planes.values())
 
     def prefetch(self, table: str | None = None, *, wait: bool = False) -> dict[str, Any]:
         """Load every column of one fact table (or of all) into the arrow plane, in the
@@ -393,17 +354,13 @@ class Session:
             ``{relation: "loaded" | "loading N%"}`` for each table.
         """
         self._check_open()
-        if not self._arrow_on():
-            raise BackendError(
-                "the arrow plane is off ([backends] use_arrow_backend = false) or its packages"
-                " do not import: nothing to prefetch"
-            )
         out: dict[str, Any] = {}
         for fact in self._facts(table):
-            job = self._arrow.prefetch(fact, wait=wait)
-            out[f"{fact.schema}.{fact.relation}"] = (
-                "loaded" if job is None or job.done.is_set() else f"loading {job.percent}%"
-            )
+            said = [plane.prefetch(fact, wait=wait) for plane in self._planes.values()]
+            done = [s for s in said if s is not None]
+            if not done:
+                raise BackendError("no plane keeps tables: nothing to prefetch")
+            out[f"{fact.schema}.{fact.relation}"] = done[0]
         return out
 
     def _facts(self, table: str | None) -> list[Any]:
@@ -418,7 +375,10 @@ class Session:
     def cache_stats(self) -> dict[str, Any]:
         """The analytics cache: entries, bytes, hits, misses, hit_rate, the background
         loads running (``loading``: relation -> percent) and the store's folder."""
-        return self._arrow.cache_stats()
+        out: dict[str, Any] = {}
+        for plane in self._planes.values():
+            out.update(plane.cache_stats())
+        return out
 
     # ------------------------------------------------------------ operations
 
@@ -438,10 +398,8 @@ class Session:
                 dsn=self._dsn,
                 config=self.config,
                 closed=self.closed,
-                arrow_ready=self._arrow_ready,
                 pool=self.pool_stats(),
-                cache=self.cache_stats(),
-                cluster=self._cluster.health() if self.config.cluster.address else None,
+                planes={name: plane.health() for name, plane in self._planes.items()},
             )
         )
 
@@ -456,19 +414,30 @@ class Session:
     def _plan_of(self, statement: str) -> str:
         """PostgreSQL's plan of ``statement`` (values inlined), for :meth:`Result.plan`."""
         self._check_open()
-        return self._rows.pg_plan(statement)
+        return self._pg_plan(statement)
+
+    def _pg_plan(self, statement: str, *, analyze: bool = False) -> str:
+        return pg_plan(self._pool, self._dsn, self.config, statement, analyze=analyze)
 
     def _check_open(self) -> None:
         if self.closed:
             raise QueryError("this session is closed; open a new one with fq.connect()")
+
+    def _check_backend(self, backend: str) -> None:
+        self._check_open()
+        if backend not in self._planes and backend != "auto":
+            names = ("auto", *self._planes)
+            raise ConfigError(
+                f"backend must be one of {', '.join(names)}, got {backend!r}", key="backend"
+            )
 
     def close(self) -> None:
         """Close the session's connections. Idempotent."""
         with self._lock:
             if not self.closed:
                 self.closed = True
-                self._arrow.close()
-                self._cluster.close()
+                for plane in self._planes.values():
+                    plane.close()
                 if self._analytics_pool is not None:
                     self._analytics_pool.close()
                 self._pool.close()

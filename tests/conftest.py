@@ -245,3 +245,9 @@ def tiny(scratch_dsn: str) -> str:
     """A database of its own with the tiny demo dataset."""
     demo.load(scratch_dsn, TINY)
     return scratch_dsn
+
+
+def plane_of(session: fq.Session, name: str) -> Any:
+    """A session's plane, for tests that look inside one (load counts, store flushes): the
+    one place tests reach past the public API for it."""
+    return session._planes[name]

@@ -5,11 +5,57 @@ from __future__ import annotations
 import pytest
 
 import fraiseql_nb as fq
-from fraiseql_nb.config import load_config
+from fraiseql_nb.config import Config, load_config
 from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
-from fraiseql_nb.planes.router import ClusterState, choose_plane
+from fraiseql_nb.planes.arrow.offer import arrow_offer
+from fraiseql_nb.planes.cluster.offer import ClusterState, cluster_offer
+from fraiseql_nb.planes.contract import Offer
+from fraiseql_nb.planes.router import Route, choose_plane
 
 DEFAULT = load_config({}, environ={})
+
+
+def route(
+    kind: str,
+    requested: str,
+    config: Config,
+    *,
+    arrow_ready: bool,
+    readiness: Readiness | None,
+    cluster: ClusterState | None = None,
+) -> Route:
+    """The route from the offers the planes make of these states (the wire plane's as it
+    makes it: ready, unless off), as a session asks them: in the registry's order."""
+    offers: dict[str, Offer] = {}
+    asked = requested != "auto"
+    if kind == "rows":
+        if requested in ("auto", "wire"):
+            on = config.backends.use_wire_backend
+            offers["wire"] = (
+                Offer("ready", "row query")
+                if on
+                else Offer(
+                    "off",
+                    "wire plane off: one buffered query",
+                    error=fq.BackendError(
+                        "the wire plane is off ([backends] use_wire_backend = false)"
+                    ),
+                )
+            )
+    else:
+        if requested in ("auto", "arrow"):
+            offers["arrow"] = arrow_offer(
+                config, packages=arrow_ready, readiness=readiness, requested=asked
+            )
+        if requested in ("auto", "cluster") and cluster is not None:
+            offers["cluster"] = cluster_offer(cluster, offers, requested=asked)
+    if requested == "postgres":
+        offers["postgres"] = Offer(
+            "ready", "requested: one buffered query" if kind == "rows" else "requested"
+        )
+    return choose_plane(kind, requested, offers, background=config.routing.background_loads)
+
+
 SMALL = Readiness("cold", "not loaded", LoadEstimate(rows=100_000, bytes=5 * 2**20, cached=False))
 BIG = Readiness("cold", "not loaded", LoadEstimate(rows=10**9, bytes=900 * 2**20, cached=False))
 CACHED = Readiness("memory", "cached")
@@ -119,14 +165,14 @@ def test_choices(
     plane: str,
     reason: str,
 ) -> None:
-    route = choose_plane(
+    chosen = route(
         kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=readiness
     )
-    assert (route.plane, route.reason) == (plane, reason)
+    assert (chosen.plane, chosen.reason) == (plane, reason)
     # Only a cold table under auto starts a background load (after the answer); only a
     # load about to end is waited for.
-    assert route.load == (reason == "arrow cold: loading in the background")
-    assert route.wait == (readiness is ENDING)
+    assert chosen.load == ("arrow" if reason == "arrow cold: loading in the background" else None)
+    assert chosen.wait == (readiness is ENDING)
 
 
 @pytest.mark.parametrize(
@@ -157,9 +203,7 @@ def test_refusals(
     kind: str, requested: str, config: dict, ready: bool, error: type, message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        choose_plane(
-            kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=SMALL
-        )
+        route(kind, requested, load_config(config, environ={}), arrow_ready=ready, readiness=SMALL)
 
 
 BEYOND = Readiness(
@@ -236,7 +280,7 @@ def test_the_cluster_takes_tables_beyond_this_machine_without_waiting(
     reason: str,
     load_cluster: bool,
 ) -> None:
-    route = choose_plane(
+    chosen = route(
         "aggregate",
         "auto",
         load_config(config, environ={}),
@@ -244,4 +288,4 @@ def test_the_cluster_takes_tables_beyond_this_machine_without_waiting(
         readiness=readiness,
         cluster=cluster,
     )
-    assert (route.plane, route.reason, route.load_cluster) == (plane, reason, load_cluster)
+    assert (chosen.plane, chosen.reason, chosen.load == "cluster") == (plane, reason, load_cluster)

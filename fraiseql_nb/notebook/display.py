@@ -30,6 +30,7 @@ from fraiseql_nb.errors import FraiseQLError
 from fraiseql_nb.notebook.grid import grid_data, grid_script, new_id
 from fraiseql_nb.notebook.sqltext import format_sql
 from fraiseql_nb.notebook.table import SIGNIFICANT, columns, html_table, text_table
+from fraiseql_nb.planes import registry
 
 if TYPE_CHECKING:
     from fraiseql_nb.result import Result, Results
@@ -82,13 +83,12 @@ def duration(ms: float) -> str:
 
 # Reasons that say nothing the badge does not already say.
 _PLAIN_REASONS = ("", "row query", "cached", "requested")
-_COLOURS = {
-    "wire": "#2b6cb0",
-    "arrow": "#2f855a",
-    "cluster": "#b7791f",
-    "postgres": "#6b46c1",
-    "schema": "#555",
-}
+_GREY = "#555"  # introspection ("schema"), or a plane no longer registered
+
+
+def _colour(plane: str) -> str:
+    found = registry.get(plane)
+    return found.colour if found is not None else _GREY
 
 
 def badge_parts(result: Result) -> list[str]:
@@ -188,7 +188,7 @@ def _kv_table(rows: list[tuple[str, str]]) -> str:
 
 def badge_html(result: Result) -> str:
     parts = badge_parts(result)
-    colour = _COLOURS.get(result.backend, "#555")
+    colour = _colour(result.backend)
     head = (
         f"<span style='background:{colour};color:#fff;border-radius:3px;padding:0 5px'>"
         f"{html.escape(parts[0])}</span>"
@@ -208,9 +208,9 @@ def _sql_html(result: Result) -> str:
         "margin:0 0 4px 0'>{}</pre>"
     )
 
-    if result.backend not in ("arrow", "cluster") or not result.postgres_sql:
+    if not result.postgres_sql:  # PostgreSQL answered: what it was sent
         return pre.format(html.escape(format_sql(result.sql) or "(nothing was sent)"))
-    plane = "the arrow plane" if result.backend == "arrow" else "the cluster plane"
+    plane = f"the {result.backend} plane"
     parts = []
     if result.sql and not OPTIONS.regression:  # what it loads depends on what it held
         # A load statement is shown as sent: flat, one column list.

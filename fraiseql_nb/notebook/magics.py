@@ -39,13 +39,13 @@ from fraiseql_nb.ops import progress
 from fraiseql_nb.pg.conninfo import redact, secrets_of
 from fraiseql_nb.result import Result, Results
 from fraiseql_nb.schema import Schema, to_sdl
-from fraiseql_nb.session import BACKENDS, Session
+from fraiseql_nb.session import Session, backends
 
 __all__ = ["FraiseQL", "short_error"]
 
-USAGE = """\
+_USAGE = """\
 %fraiseql connect [DSN | $variable | --demo] [--config PATH | $variable]
-%%fraiseql [-o VAR] [--backend auto|wire|arrow|cluster|postgres] [--explain] [--no-cache]
+%%fraiseql [-o VAR] [--backend {planes}] [--explain] [--no-cache]
            [--limit N]
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
@@ -53,6 +53,12 @@ USAGE = """\
 %fraiseql prefetch [TABLE] [--wait]  load fact tables into the arrow plane (in the background)
 %fraiseql session                  the fraiseql_nb.Session, for the Python API
 %config FraiseQL.displaylimit / autolimit / widgets / gridlimit / progress"""
+
+
+def usage() -> str:
+    """The magics' usage, ``--backend`` listing the planes registered now."""
+    return _USAGE.replace("{planes}", "|".join(backends()))
+
 
 SUBCOMMANDS = (
     "connect",
@@ -70,13 +76,13 @@ SHORT = "_fraiseql_short"  # attribute carrying a query error's rendering on the
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would exit the kernel
-        raise UsageError(f"{message}\n{USAGE}")
+        raise UsageError(f"{message}\n{usage()}")
 
 
 def _query_options() -> _Parser:
     p = _Parser(prog="%%fraiseql", add_help=False)
     p.add_argument("-o", "--out", metavar="VAR")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--backend", choices=backends(), default="auto")
     p.add_argument("--explain", action="store_true")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--limit", type=int)
@@ -151,13 +157,13 @@ class FraiseQL(Magics):
         rest = words[1] if len(words) > 1 else ""
         if command in SUBCOMMANDS:
             if cell is not None:
-                raise UsageError(f"%%fraiseql {command} takes no cell body\n{USAGE}")
+                raise UsageError(f"%%fraiseql {command} takes no cell body\n{usage()}")
             return getattr(self, f"_{command}")(without_comment(rest))
         if cell is not None:
             return self._query(without_comment(line), cell, line_offset=1, prefix="")
         found = _QUERY_START.search(line)
         if not found:
-            raise UsageError(f"nothing to run: give a query or a subcommand\n{USAGE}")
+            raise UsageError(f"nothing to run: give a query or a subcommand\n{usage()}")
         # The query's own text keeps its "#": GraphQL reads its comments itself.
         start = found.start(1)
         # A line query sits on the cell's first line, after "%fraiseql " and its options.
@@ -263,7 +269,7 @@ class FraiseQL(Magics):
     def _schema(self, rest: str) -> Schema | None:
         option = rest.strip()
         if option not in ("", "--sdl"):
-            raise UsageError(f"schema takes only --sdl, got {option!r}\n{USAGE}")
+            raise UsageError(f"schema takes only --sdl, got {option!r}\n{usage()}")
         schema = self._require_session().schema
         if option == "--sdl":
             print(to_sdl(schema))  # the GraphQL SDL, for codegen tools and GraphiQL users

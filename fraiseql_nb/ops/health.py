@@ -23,12 +23,11 @@ class HealthInputs:
     dsn: str = field(repr=False)
     config: Config
     closed: bool
-    arrow_ready: bool
     pool: dict[str, Any]
-    cache: dict[str, Any]
-    #: The cluster plane's own report (None: no cluster configured): ``status``
-    #: healthy | unavailable, ``reason``, and what it holds.
-    cluster: dict[str, Any] | None = None
+    #: Each plane's own report (None: not configured, left out): ``status`` "database"
+    #: (as healthy as the database), "healthy", "disabled" or "unavailable", and what else
+    #: it says (``pool``: the pool's gauges, said by the plane whose connections they are).
+    planes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 _PROBE_TIMEOUT_S = 3
@@ -38,12 +37,13 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     """``{"status": healthy|degraded|unhealthy, "backends": {...}}`` for a state.
 
     The database is reached on a new connection (within a few seconds): down, it
-    makes the wire and postgres planes unhealthy and the whole "unhealthy",
-    with the reason, password masked. The arrow plane is "disabled" by
-    configuration, "unavailable" (making the whole "degraded") when its
-    packages do not import. A configured cluster plane that is off or does not
-    answer is "unavailable" too. A pool whose every connection is taken while
-    queries wait for one makes the whole "degraded", with the reason.
+    makes every plane that is as healthy as the database (the wire and postgres
+    planes, the arrow plane when on) unhealthy and the whole "unhealthy", with the
+    reason, password masked. A plane says itself when it is "disabled" by
+    configuration or "unavailable" (the arrow plane's packages do not import, a
+    configured cluster does not answer), which makes the whole "degraded". A pool
+    whose every connection is taken while queries wait for one makes the whole
+    "degraded", with the reason.
     """
     reason = None
     if state.closed:
@@ -62,29 +62,10 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     db = "healthy" if reason is None else "unhealthy"
 
     backends: dict[str, Any] = {}
-    wire_on = state.config.backends.use_wire_backend
-    backends["wire"] = {
-        "status": db if wire_on else "disabled",
-        "pool": state.pool,
-    }
-    arrow_status = (
-        "disabled"
-        if not state.config.backends.use_arrow_backend
-        else "unavailable"
-        if not state.arrow_ready
-        else db
-    )
-    cache = state.cache
-    backends["arrow"] = {
-        "status": arrow_status,
-        "cache": {k: cache[k] for k in ("entries", "bytes", "hit_rate")},
-        "freshness": cache.get("freshness", {}),
-    }
-    backends["postgres"] = {"status": db}
-    cluster = state.cluster
-    if cluster is not None:  # a cluster that answers serves what the database lets it
-        healthy = cluster["status"] == "healthy"
-        backends["cluster"] = {**cluster, "status": db if healthy else cluster["status"]}
+    for name, report in state.planes.items():
+        if report is not None:
+            status = report["status"]
+            backends[name] = {**report, "status": db if status == "database" else status}
     for b in backends.values():
         if reason is not None and b["status"] == "unhealthy":
             b["reason"] = reason
@@ -98,9 +79,7 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
     )
     if reason is not None:
         status = "unhealthy"
-    elif (
-        exhausted or arrow_status == "unavailable" or (cluster or {}).get("status") == "unavailable"
-    ):
+    elif exhausted or any(b["status"] == "unavailable" for b in backends.values()):
         status = "degraded"
         if exhausted:
             reason = (
@@ -108,7 +87,9 @@ def check_health(state: HealthInputs) -> dict[str, Any]:
                 f" {pool['waiting']} quer{'y waits' if pool['waiting'] == 1 else 'ies wait'}"
                 " for one ([connections] pool_size)"
             )
-            backends["wire"]["reason"] = reason
+            for b in backends.values():
+                if "pool" in b:
+                    b["reason"] = reason
     else:
         status = "healthy"
     out: dict[str, Any] = {"status": status, "backends": backends}

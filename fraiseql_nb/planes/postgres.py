@@ -12,9 +12,11 @@ one buffered psycopg query instead of a stream.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.compute.columns import output_schema
@@ -22,7 +24,7 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.pg.db import query_error
 from fraiseql_nb.planes._fetch import fetch_frame, run_pooled
 from fraiseql_nb.planes.arrow.catalog import table_error
-from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.planes.contract import BasePlane, Context, Offer, Registration, Statement, Task
 from fraiseql_nb.planes.wire import WirePlane
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
@@ -30,13 +32,17 @@ from fraiseql_nb.schema.model import Entity, FactTable
 from fraiseql_nb.sql.facts import compile_aggregate, compile_window, output_key, output_names
 from fraiseql_nb.sql.params import Params
 
-__all__ = ["PostgresPlane"]
+__all__ = ["REGISTRATION", "PostgresPlane", "pg_plan"]
 
 
-class PostgresPlane:
+class PostgresPlane(BasePlane):
     """Runs aggregate and window queries inside PostgreSQL."""
 
     name = "postgres"
+
+    def offer(self, task: Task, *, requested: bool, earlier: Mapping[str, Offer]) -> Offer:
+        """Anything, always (the fallback is never off)."""
+        return Offer("ready", "requested: one buffered query" if task.rows else "requested")
 
     def __init__(self, pool: ConnectionPool, dsn: str, config: Config, rows: WirePlane) -> None:
         self.pool = pool
@@ -100,3 +106,34 @@ class PostgresPlane:
             received=fetched.received,
             sql=sql_text,
         )
+
+
+def pg_plan(
+    pool: ConnectionPool, dsn: str, config: Config, statement: str, *, analyze: bool = False
+) -> str:
+    """PostgreSQL's plan of ``statement`` (values inlined; any plane's, all read the same
+    database), as EXPLAIN prints it; ``analyze`` runs it (read-only) and adds times and
+    buffers."""
+    options = "ANALYZE, BUFFERS" if analyze else "COSTS"
+    # Sent without parameters: a "%" in an inlined value is no placeholder.
+    text = sql.SQL(f"EXPLAIN ({options}) " + statement)
+    try:
+        rows = run_pooled(pool, dsn, config, lambda conn: conn.execute(text).fetchall())
+    except psycopg.Error as exc:
+        raise query_error(exc, dsn, timeout_ms=config.connections.statement_timeout_ms) from None
+    return "\n".join(r[0] for r in rows)
+
+
+def _build(ctx: Context) -> PostgresPlane:
+    rows = ctx.built["wire"]
+    assert isinstance(rows, WirePlane)  # row queries run its way, one buffered query
+    return PostgresPlane(ctx.pool, ctx.dsn, ctx.config, rows)
+
+
+REGISTRATION = Registration(
+    name="postgres",
+    build=_build,
+    runs=frozenset({"rows", "facts"}),
+    colour="#6b46c1",
+    summary="any query as one SQL statement inside PostgreSQL: the fallback",
+)

@@ -27,173 +27,96 @@ loads off, loaded on the cluster first) — unless the cluster plane declines th
 query (a view, a window without a partitionBy): then as above.
 
 An explicit backend is obeyed, or refused with an error saying why.
+
+How: each plane registered (:mod:`.registry`) that runs the query's kind makes an
+:class:`~.contract.Offer`, in the registry's order, seeing the offers before it.
+The first plane that answers now wins ("ready", or "soon": wait for its load);
+else the first "cold" one loads the table (in the background while the fallback
+answers, or first when loads are in the foreground); else the fallback answers,
+saying why in the words of the last plane with something to say.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fraiseql_nb.config import Config
-from fraiseql_nb.errors import BackendError, QueryError
-from fraiseql_nb.planes.arrow import LoadEstimate, Readiness
-from fraiseql_nb.planes.contract import PlaneName
+from fraiseql_nb.errors import QueryError
+from fraiseql_nb.planes import registry
+from fraiseql_nb.planes.contract import Offer, PlaneName
 
-__all__ = ["ClusterState", "Route", "choose_plane"]
+__all__ = ["Route", "choose_plane", "kind_refusal"]
 
 
 @dataclass(frozen=True)
 class Route:
-    """A plane and why it was chosen; ``load``: start loading the table into the arrow
-    plane in the background (``load_cluster``: onto the cluster); ``wait``: wait for the
-    table's load (running, nearly done) before answering."""
+    """A plane and why it was chosen; ``load``: the plane to load the table into in the
+    background, after the answer; ``wait``: wait for the table's load (running, nearly
+    done) before answering."""
 
     plane: PlaneName
     reason: str
-    load: bool = False
+    load: PlaneName | None = None
     wait: bool = False
-    load_cluster: bool = False
 
 
-@dataclass(frozen=True)
-class ClusterState:
-    """The cluster plane, for one query: whether it is on (else ``off``: why not), what it
-    declines in the query, whether it holds the table already, and whether a background
-    load of it runs or failed a moment ago (``loading``: what to say, else None)."""
-
-    on: bool
-    off: str = ""
-    declined: str | None = None
-    holds: bool = False
-    loading: str | None = None
+def kind_refusal(kind: str, requested: str, key: str) -> QueryError | None:
+    """Why the plane ``requested`` does not run a query of ``kind`` (None: it does)."""
+    if requested == "auto" or registry.runs(requested, kind):
+        return None
+    fits = [r.name for r in registry.registered() if registry.runs(r.name, kind)]
+    others = ", ".join(repr(n) for n in fits if n != registry.FALLBACK)
+    if kind == "rows":
+        return QueryError(
+            f"{key} is a row query: it runs on the {others} plane (or"
+            f" {registry.FALLBACK!r}), not {requested!r}"
+        )
+    return QueryError(
+        f"{key} is an {kind} query: the {requested!r} plane runs row queries only;"
+        f" use {', '.join(repr(n) for n in fits)} or 'auto'"
+    )
 
 
 def choose_plane(
     kind: str,
     requested: str,
-    config: Config,
+    offers: Mapping[str, Offer],
     *,
-    arrow_ready: bool,
-    readiness: Readiness | None = None,
+    background: bool = True,
+    settle: bool = False,
     key: str = "query",
-    declined: str | None = None,
-    cluster: ClusterState | None = None,
 ) -> Route:
     """Choose the plane for one root field.
 
     Args:
         kind: "rows", "aggregate" or "window".
-        requested: "auto", "wire", "arrow" or "postgres".
-        config: the session's configuration.
-        arrow_ready: whether the analytics packages import.
-        readiness: whether the columns an analytics query needs are at hand, or what
-            loading them would cost.
+        requested: "auto", or the plane asked for by name.
+        offers: the offers of the planes that run ``kind`` (the fallback aside), in the
+            registry's order; for a plane asked for by name, its offer alone.
+        background: loads run in the background while the fallback answers
+            (``[routing] background_loads``), else first.
+        settle: wait for a running load rather than answer elsewhere meanwhile (so the
+            plane that answers depends on the data, never on timing).
         key: the root field, for messages.
-        declined: why the analytics plane would not answer this query, if it would not.
-        cluster: the cluster plane's state (None: no cluster configured).
     """
-    arrow_on = config.backends.use_arrow_backend and arrow_ready
-    if kind == "rows":
-        wire_on = config.backends.use_wire_backend
-        if requested == "postgres":
-            return Route("postgres", "requested: one buffered query")
-        if requested in ("arrow", "cluster"):
-            raise QueryError(
-                f"{key} is a row query: it runs on the 'wire' plane (or 'postgres'),"
-                f" not {requested!r}"
-            )
-        if requested == "wire" and not wire_on:
-            raise BackendError(
-                "the wire plane is off ([backends] use_wire_backend = false);"
-                " use backend='postgres' or 'auto'"
-            )
-        if wire_on:
-            return Route("wire", "row query")
-        return Route("postgres", "wire plane off: one buffered query")
-    if requested == "cluster":
-        return _cluster_requested(kind, cluster, key)
-    if requested == "wire":
-        raise QueryError(
-            f"{key} is an {kind} query: the 'wire' plane runs row queries only;"
-            " use 'arrow', 'postgres' or 'auto'"
-        )
-    if requested == "postgres":
-        return Route("postgres", "requested")
-    if requested == "arrow":
-        if not config.backends.use_arrow_backend:
-            raise BackendError(
-                "the arrow plane is off ([backends] use_arrow_backend = false);"
-                " use backend='postgres' or 'auto'"
-            )
-        if not arrow_ready:
-            raise BackendError(
-                "the arrow plane needs adbc-driver-postgresql and pyarrow, which do not import;"
-                " use backend='postgres' or 'auto'"
-            )
-        if declined is not None:
-            raise QueryError(
-                f"{key}: the arrow plane does not handle {declined}; use backend='postgres'"
-                " or 'auto'"
-            )
-        return Route("arrow", "requested")
-    if not arrow_on:
-        why = (
-            "arrow plane off"
-            if not config.backends.use_arrow_backend
-            else "analytics packages missing"
-        )
-        return Route("postgres", why)
-    if declined is not None:
-        return Route("postgres", f"arrow declines {declined}")
-    assert readiness is not None
-    usable = cluster is not None and cluster.on and cluster.declined is None
-    if usable and readiness.state not in ("memory", "store", "disk", "ending"):
-        assert cluster is not None
-        estimate = readiness.estimate
-        if cluster.holds:
-            return Route("cluster", "on the cluster")
-        beyond = readiness.reason if readiness.beyond else None
-        if beyond is None and estimate is not None and estimate.mb > config.routing.max_load_mb:
-            beyond = f"load {estimate.mb:.0f} MB > {config.routing.max_load_mb:g} MB"
-        if beyond is not None:
-            # As for the arrow plane, nothing waits for a load: PostgreSQL answers while
-            # the cluster loads the table (unless loads are in the foreground).
-            if cluster.loading is not None:
-                return Route("postgres", f"{beyond}: {cluster.loading}")
-            if config.routing.background_loads:
-                return Route(
-                    "postgres",
-                    f"{beyond}: loading on the cluster in the background",
-                    load_cluster=True,
-                )
-            return Route("cluster", f"{beyond}: on the cluster")
-    if readiness.state in ("memory", "store", "disk", "ending"):
-        return Route("arrow", readiness.reason, wait=readiness.state == "ending")
-    if readiness.state != "cold":  # loading, declined, or a load failed a moment ago
-        return Route("postgres", readiness.reason)
-    estimate: LoadEstimate | None = readiness.estimate
-    assert estimate is not None
-    limit = config.routing.max_load_mb
-    if estimate.rows < config.routing.min_rows_for_arrow:
-        return Route("postgres", f"{estimate.rows:,} rows < min_rows_for_arrow")
-    if estimate.mb > limit:
-        return Route("postgres", f"load {estimate.mb:.0f} MB > {limit:g} MB")
-    if config.routing.background_loads:
-        return Route("postgres", "arrow cold: loading in the background", load=True)
-    cap = f" ≤ {limit:g} MB" if limit != float("inf") else ""
-    return Route("arrow", f"load {estimate.mb:.0f} MB{cap}")
-
-
-def _cluster_requested(kind: str, cluster: ClusterState | None, key: str) -> Route:
-    if cluster is None:
-        raise BackendError(
-            "no cluster is configured ([cluster] address); use backend='arrow', 'postgres'"
-            " or 'auto'"
-        )
-    if not cluster.on:
-        raise BackendError(f"the cluster plane is off: {cluster.off}; use backend='auto'")
-    if cluster.declined is not None:
-        raise QueryError(
-            f"{key}: the cluster plane does not handle {cluster.declined}; use"
-            " backend='postgres' or 'auto'"
-        )
-    return Route("cluster", "requested")
+    refused = kind_refusal(kind, requested, key)
+    if refused is not None:
+        raise refused
+    if requested != "auto":
+        offer = offers.get(requested)
+        if offer is not None and offer.error is not None:
+            raise offer.error
+        return Route(requested, offer.reason if offer is not None else "requested")
+    for name, offer in offers.items():
+        if offer.state == "ready":
+            return Route(name, offer.reason)
+        if offer.state == "soon" or (settle and offer.state == "loading"):
+            return Route(name, offer.reason, wait=True)
+    for name, offer in offers.items():
+        if offer.state == "cold":
+            if background and not settle:
+                return Route(registry.FALLBACK, offer.meanwhile, load=name)
+            return Route(name, offer.reason)
+    said = [o for o in offers.values() if o.state not in ("off", "pass")]
+    off = [o for o in offers.values() if o.state == "off"]
+    return Route(registry.FALLBACK, said[-1].reason if said else off[0].reason if off else "")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,9 @@ from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.pg.db import query_error
 from fraiseql_nb.pg.documents import loads
+from fraiseql_nb.pg.pool import pool_stats
 from fraiseql_nb.planes._fetch import fetch_buffered, fetch_frame, pooled, raw_cursor, run_pooled
-from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.planes.contract import BasePlane, Offer, Registration, Statement, Task
 from fraiseql_nb.planes.frames import polars_schema
 from fraiseql_nb.query.ir import RowQuery
 from fraiseql_nb.result import Result, measured
@@ -44,7 +45,7 @@ from fraiseql_nb.sql.rows import (
     selects_whole_document,
 )
 
-__all__ = ["WirePlane"]
+__all__ = ["REGISTRATION", "WirePlane"]
 
 _FIRST = operator.itemgetter(0)
 _COMPILED_MAX = 512  # statements kept per plane
@@ -63,13 +64,14 @@ class _Compiled:
     kinds: bool  # carries KINDS_KEY: a row where it is false means "check kinds"
 
 
-class WirePlane:
+class WirePlane(BasePlane):
     """Runs row queries on a psycopg pool."""
 
     name = "wire"
 
     def __init__(self, pool: ConnectionPool, dsn: str, config: Config) -> None:
         self.pool = pool
+        self._closed = False
         self._dsn = dsn
         self.config = config
         # A notebook re-runs its cells and an API serves the same queries: each is
@@ -81,6 +83,32 @@ class WirePlane:
         # Entities where PostgreSQL refused to read an integer field as int8 (a fraction,
         # a value beyond int8): their statements read integers as numeric.
         self._wide: set[str] = set()
+
+    # ------------------------------------------------------------ the contract
+
+    def offer(self, task: Task, *, requested: bool, earlier: Mapping[str, Offer]) -> Offer:
+        """Every row query, unless ``[backends] use_wire_backend = false``."""
+        if self.config.backends.use_wire_backend:
+            return Offer("ready", "row query")
+        return Offer(
+            "off",
+            "wire plane off: one buffered query",
+            error=BackendError(
+                "the wire plane is off ([backends] use_wire_backend = false);"
+                " use backend='postgres' or 'auto'"
+            ),
+        )
+
+    def health(self) -> dict[str, Any]:
+        """As healthy as the database (unless off), and the pool's gauges."""
+        on = self.config.backends.use_wire_backend
+        return {
+            "status": "database" if on else "disabled",
+            "pool": pool_stats(None if self._closed else self.pool),
+        }
+
+    def close(self) -> None:
+        self._closed = True  # the pool is the session's, closed by it
 
     # ------------------------------------------------------------ streaming
 
@@ -210,21 +238,6 @@ class WirePlane:
             single=query.by_id is not None,
         )
 
-    def pg_plan(self, statement: str, *, analyze: bool = False) -> str:
-        """PostgreSQL's plan of ``statement`` (values inlined; any plane's, all read the
-        same database), as EXPLAIN prints it; ``analyze`` runs it (read-only) and adds
-        times and buffers."""
-        options = "ANALYZE, BUFFERS" if analyze else "COSTS"
-        # Sent without parameters: a "%" in an inlined value is no placeholder.
-        text = sql.SQL(f"EXPLAIN ({options}) " + statement)
-        try:
-            rows = run_pooled(
-                self.pool, self._dsn, self.config, lambda conn: conn.execute(text).fetchall()
-            )
-        except psycopg.Error as exc:
-            raise self._error(exc) from None
-        return "\n".join(r[0] for r in rows)
-
     # ------------------------------------------------------------ helpers
 
     def _compile(self, query: RowQuery, entity: Entity) -> _Compiled:
@@ -294,3 +307,13 @@ def _after(query: RowQuery, last_id: Any) -> RowQuery:
 def _paged(query: RowQuery) -> bool:
     """A list query with a limit pages by keyset: its statement also returns a cursor."""
     return query.limit is not None and query.by_id is None
+
+
+REGISTRATION = Registration(
+    name="wire",
+    build=lambda ctx: WirePlane(ctx.pool, ctx.dsn, ctx.config),
+    runs=frozenset({"rows"}),
+    colour="#2b6cb0",
+    summary="entity rows streamed by psycopg in bounded memory",
+    streams=True,
+)

@@ -13,7 +13,7 @@ import fraiseql_nb as fq
 from fraiseql_nb.local import demo
 from fraiseql_nb.notebook.display import badge
 from fraiseql_nb.query import parse_query
-from tests.conftest import TINY
+from tests.conftest import TINY, plane_of
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import assert_same
 from tests.test_interrupts import Interrupter, active
@@ -38,7 +38,7 @@ def totals(dsn: str) -> tuple[int, float]:
 
 def test_cache_hits_misses_and_partial_loads(tiny: str) -> None:
     with fq.connect(tiny) as s:
-        plane = s._arrow
+        plane = plane_of(s, "arrow")
         first = arrow(s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }")
         assert first.metrics.cache_hit is False
         assert first.metrics.bytes > 0
@@ -187,12 +187,12 @@ def test_estimates_come_from_the_catalogue(tiny: str) -> None:
         assert fact is not None
         with psycopg.connect(tiny, autocommit=True) as conn:
             conn.execute("ANALYZE tf_sales")
-        est = s._arrow.estimate(fact, ["revenue", "category"])
+        est = plane_of(s, "arrow").estimate(fact, ["revenue", "category"])
         assert est.rows == TINY.sales
         assert TINY.sales * 16 <= est.bytes <= TINY.sales * 200
         assert not est.cached
         arrow(s, "{ sales_aggregate(groupBy: {category: true}) { category revenue_sum } }")
-        assert s._arrow.estimate(fact, ["revenue", "category"]).cached
+        assert plane_of(s, "arrow").estimate(fact, ["revenue", "category"]).cached
 
 
 def test_interrupting_a_load_cancels_it(slow_fact: str) -> None:

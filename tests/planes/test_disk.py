@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 import fraiseql_nb as fq
 from fraiseql_nb.language.aggregates import percentiles
+from tests.conftest import plane_of
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
 from tests.planes.test_agreement import aggregate_queries
@@ -51,7 +52,7 @@ def totals(dsn: str) -> dict[str, object]:
 
 
 def parts_of(s: fq.Session) -> object:
-    return s._arrow._disk.last
+    return plane_of(s, "arrow")._disk.last
 
 
 GLOBAL_PERCENTILE = "a percentile without group keys over"
@@ -94,8 +95,8 @@ def test_percentiles_from_disk_run_in_passes_of_groups(disk_session: fq.Session)
         "{ sales_aggregate(groupBy: {customer_id: true}, orderBy: {customer_id: ASC}) {"
         " customer_id count revenue_median revenue_p90 cost_p25 } }"
     )
-    plane = disk_session._arrow._disk
-    table = disk_session._arrow._catalog.identity(disk_session.schema.fact("sales"))
+    plane = plane_of(disk_session, "arrow")._disk
+    table = plane_of(disk_session, "arrow")._catalog.identity(disk_session.schema.fact("sales"))
     on_disk(disk_session, TOTAL)
     data = plane.ready(table, {})
     assert data is not None and data.rows >= 100_000
@@ -242,7 +243,7 @@ def test_a_store_that_fills_during_a_load_keeps_answering_and_the_next_load_resu
 
     cfg = {**disk_config(load_connections=1), "routing": {"background_loads": False}}
     with fq.connect(tiny, config=cfg) as s:  # the first query loads in the foreground
-        column_store = s._arrow._store
+        column_store = plane_of(s, "arrow")._store
 
         def fill(what: str, done: int, total: int) -> None:
             if what == "partitions" and done == 1:

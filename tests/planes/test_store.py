@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from tests.conftest import ENV_STORE, REPO, TINY, run_cli, tenant_dsn
+from tests.conftest import ENV_STORE, REPO, TINY, plane_of, run_cli, tenant_dsn
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import assert_same
 
@@ -89,7 +89,7 @@ def test_a_new_process_answers_from_the_store_without_reading_the_table(
         r = s.execute({QUERY!r})
         out.update(backend=r.backend, reason=r.reason, hit=r.metrics.cache_hit,
                    loaded=r.metrics.bytes, rows=r.df.to_dicts(),
-                   adbc_connections=s._arrow._connections.opened, loads=s._arrow.loads)
+                   adbc_connections=s._planes["arrow"]._connections.opened, loads=s._planes["arrow"].loads)
         """,
     )
     assert out["backend"] == "arrow" and out["reason"] == "stored" and out["hit"] is True
@@ -233,7 +233,7 @@ def test_an_unwritable_store_warns_once_and_works_from_memory(
 
     def load(s: fq.Session) -> None:
         s.prefetch("sales", wait=True)
-        s._arrow.flush()  # the store writer has run
+        plane_of(s, "arrow").flush()  # the store writer has run
 
     with connect(tiny, blocked / "store") as s:
         with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
@@ -300,12 +300,12 @@ def test_a_slower_writer_never_leaves_older_rows_stamped_current(tiny: str, stor
         with psycopg.connect(tiny, autocommit=True) as conn:
             conn.execute("UPDATE tf_sales SET revenue = revenue + 100000 WHERE id = 1")
         a.execute(query, backend="arrow")  # ... A after it
-        a._arrow.flush()
-        b._arrow.flush()  # B's older rows land last in the store
+        plane_of(a, "arrow").flush()
+        plane_of(b, "arrow").flush()  # B's older rows land last in the store
         with psycopg.connect(tiny, autocommit=True) as conn:
             conn.execute("CREATE TABLE elsewhere (x int); INSERT INTO elsewhere VALUES (1)")
         a.execute(query, backend="arrow")  # nothing appended: A records its snapshot
-        a._arrow.flush()
+        plane_of(a, "arrow").flush()
         expected = postgres(a, query).to_dicts()
     out = in_new_process(
         tiny, store, f"out['rows'] = s.execute({query!r}, backend='arrow').df.to_dicts()"
@@ -400,7 +400,7 @@ def test_close_during_a_foreground_load_is_clean(tiny: str, store: Path) -> None
     s.close()
     worker.join(timeout=30)
     assert outcome and not isinstance(outcome[0], tuple), outcome
-    assert s._arrow._connections._idle == []  # nothing left open
+    assert plane_of(s, "arrow")._connections._idle == []  # nothing left open
 
 
 def test_a_store_locked_by_another_process_does_not_block(
@@ -502,6 +502,6 @@ def test_times_read_from_documents_follow_the_session_time_zone(
         with fq.connect(scratch_dsn, config=config) as s:
             got = s.execute(query, backend="arrow").df["count"].to_list()
             assert got == postgres(s, query)["count"].to_list(), zone
-            s._arrow.flush()
+            plane_of(s, "arrow").flush()
             counts[zone] = got[0]
     assert counts == {"UTC": 35, "Asia/Tokyo": 44}

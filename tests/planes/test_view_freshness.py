@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import fraiseql_nb as fq
-from tests.conftest import own_database
+from tests.conftest import own_database, plane_of
 
 QUERY = "{ view_aggregate(groupBy: {kind: true}, orderBy: {kind: ASC}) { kind count amount_sum } }"
 ORACLE = "SELECT kind, count(*), sum(amount) FROM tf_view GROUP BY kind ORDER BY kind"
@@ -68,16 +68,16 @@ def test_commits_elsewhere_do_not_reload_a_view(views: str, elsewhere: str) -> N
     with fq.connect(views) as s:
         first, _ = rows(s)
         assert as_floats(first) == oracle(views)
-        loads = s._arrow.loads
+        loads = plane_of(s, "arrow").loads
         commit(elsewhere, "INSERT INTO noise VALUES (1)")  # another database
         commit(views, "INSERT INTO tb_unrelated VALUES (1)")  # a table the view does not read
         again, hit = rows(s)
         assert again == first
         assert hit is True
-        assert s._arrow.loads == loads  # proven unchanged, not reloaded
+        assert plane_of(s, "arrow").loads == loads  # proven unchanged, not reloaded
         commit(elsewhere, "INSERT INTO noise VALUES (2)")
         assert rows(s) == (first, True)  # proven again from the carried-over state
-        assert s._arrow.loads == loads
+        assert plane_of(s, "arrow").loads == loads
 
 
 @pytest.mark.parametrize(
@@ -94,12 +94,12 @@ def test_commits_elsewhere_do_not_reload_a_view(views: str, elsewhere: str) -> N
 def test_any_change_to_what_a_view_reads_reloads_it(views: str, change: str) -> None:
     with fq.connect(views) as s:
         before, _ = rows(s)
-        loads = s._arrow.loads
+        loads = plane_of(s, "arrow").loads
         commit(views, change)
         after, hit = rows(s)
         assert as_floats(after) == oracle(views)
         assert hit is False
-        assert s._arrow.loads == loads + 1
+        assert plane_of(s, "arrow").loads == loads + 1
         if "TRUNCATE" not in change and "(20, 25" not in change:
             assert after != before
 
@@ -108,11 +108,11 @@ def test_a_view_with_a_clock_reloads_after_any_commit(views: str, elsewhere: str
     query = "{ clock_aggregate { count amount_sum } }"
     with fq.connect(views) as s:
         rows(s, query)
-        loads = s._arrow.loads
+        loads = plane_of(s, "arrow").loads
         commit(elsewhere, "INSERT INTO noise VALUES (1)")
         _, hit = rows(s, query)
         assert hit is False  # now() may have moved: no proof without a snapshot unchanged
-        assert s._arrow.loads == loads + 1
+        assert plane_of(s, "arrow").loads == loads + 1
 
 
 def test_rows_of_a_transaction_in_progress_at_the_load_are_not_missed(views: str) -> None:

@@ -2,7 +2,8 @@
 
 Modules, one concern each, in the order a query meets them:
 
-- :mod:`.plane` — the orchestration: readiness, answering, background loads.
+- :mod:`.plane` — the orchestration: readiness, answering, background loads;
+  :mod:`.offer` — what it offers the router (pure).
 - :mod:`.catalog` — a table's identity, version and load estimates.
 - :mod:`.inmemory` — tables within ``memory_mb``: at hand, proven current, or loaded;
   :mod:`.cache` keeps them in memory, :mod:`.store` and :mod:`.writer` on disk.
@@ -18,15 +19,25 @@ Modules, one concern each, in the order a query meets them:
 """
 
 from fraiseql_nb.planes.arrow.catalog import LoadEstimate
-from fraiseql_nb.planes.arrow.plane import ArrowPlane, Readiness
+from fraiseql_nb.planes.arrow.offer import Readiness
+from fraiseql_nb.planes.arrow.plane import ArrowPlane, arrow_available
+from fraiseql_nb.planes.contract import Context, Registration
 
-__all__ = ["ArrowPlane", "LoadEstimate", "Readiness", "arrow_available"]
+__all__ = ["REGISTRATION", "ArrowPlane", "LoadEstimate", "Readiness", "arrow_available"]
 
 
-def arrow_available() -> bool:
-    """Whether the analytics packages (ADBC's PostgreSQL driver) can be imported."""
-    try:
-        import adbc_driver_postgresql.dbapi  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _build(ctx: Context) -> ArrowPlane:
+    # With an analytics_connection (a replica), the plane reads the catalogue, table
+    # versions and data there: a version is only comparable where it was read.
+    dsn = ctx.analytics_dsn
+    return ArrowPlane(dsn, ctx.config, ctx.analytics_pool, dsn, ctx.store)
+
+
+REGISTRATION = Registration(
+    name="arrow",
+    build=_build,
+    runs=frozenset({"facts"}),
+    colour="#2f855a",
+    summary="aggregates and windows over fact-table columns loaded once over ADBC,"
+    " kept in memory or on disk, computed in Polars",
+)

@@ -22,16 +22,17 @@ import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 from psycopg_pool import ConnectionPool
 
 from fraiseql_nb.compute.aggregate import aggregate_plan, run_aggregate
+from fraiseql_nb.compute.columns import declines
 from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
@@ -44,33 +45,16 @@ from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentit
 from fraiseql_nb.planes.arrow.catchup import Following
 from fraiseql_nb.planes.arrow.disktables import DiskTables
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
+from fraiseql_nb.planes.arrow.offer import Readiness, arrow_off, arrow_offer
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter
-from fraiseql_nb.planes.contract import Statement, Storage, Task
+from fraiseql_nb.planes.contract import Offer, Statement, Storage, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load, loadable_columns
 
-__all__ = ["ArrowPlane", "NotReady", "Readiness"]
-
-
-#: How ready a query's columns are (see :class:`Readiness`).
-ReadinessState = Literal[
-    "memory", "store", "disk", "ending", "loading", "failed", "declined", "cold"
-]
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Whether a query's columns are at hand: "memory", "store", "disk" (a table beyond the
-    memory budget, on disk), "ending" (loading, nearly done), "loading", "failed" (a load
-    failed a moment ago), "declined" (the plane does not take the table) or "cold"."""
-
-    state: ReadinessState
-    reason: str
-    estimate: LoadEstimate | None = None
-    beyond: bool = False  # declined: beyond the store's budget (the cluster may take it)
+__all__ = ["ArrowPlane", "NotReady", "Readiness", "arrow_available"]
 
 
 class ArrowPlane:
@@ -123,8 +107,34 @@ class ArrowPlane:
         self.hits = 0
         self.misses = 0
         self.loads = 0  # statements that loaded rows (full or appended)
+        self._packages = arrow_available()
 
     # ------------------------------------------------------------ routing
+
+    @property
+    def on(self) -> bool:
+        """Whether the plane may run: on in the configuration, its packages importable."""
+        return arrow_off(self.config, self._packages) is None
+
+    def offer(self, task: Task, *, requested: bool, earlier: Mapping[str, Offer]) -> Offer:
+        """Off, declined (a column or function it does not compute exactly), or how ready
+        the task's columns are (asked by name: it loads what it needs)."""
+        assert isinstance(task.target, FactTable)
+        assert not isinstance(task.query, RowQuery)
+        declined = declines(task.query, task.target, list(task.columns)) if self.on else None
+        readiness = (
+            self.readiness(task.target, list(task.columns))
+            if self.on and declined is None and not requested
+            else None
+        )
+        return arrow_offer(
+            self.config,
+            packages=self._packages,
+            readiness=readiness,
+            declined=declined,
+            requested=requested,
+            key=task.query.key,
+        )
 
     def readiness(self, fact: FactTable, names: list[str]) -> Readiness:
         """Whether ``names`` are at hand, cheaply (no table is read; a cold table is estimated)."""
@@ -198,9 +208,11 @@ class ArrowPlane:
 
     # ------------------------------------------------------------ queries
 
-    def statement(self, task: Task) -> Statement:
+    def statement(self, task: Task) -> Statement | None:
         """The whole-table load of the task's columns, and what loading them would cost."""
         assert isinstance(task.target, FactTable)
+        if not self.on:
+            return None
         names = list(task.columns)
         est = self.estimate(task.target, names)
         return Statement(
@@ -331,8 +343,13 @@ class ArrowPlane:
 
     # ------------------------------------------------------------ background
 
-    def load_in_background(self, fact: FactTable, names: list[str]) -> Job:
-        """Start loading ``fact`` (every loadable column when it fits, else ``names``)."""
+    def load_in_background(self, task: Task) -> None:
+        """Start loading the task's table (every loadable column when it fits, else the
+        task's)."""
+        assert isinstance(task.target, FactTable)
+        self._load_in_background(task.target, list(task.columns))
+
+    def _load_in_background(self, fact: FactTable, names: list[str]) -> Job:
         table = self._catalog.identity(fact)
         every = loadable_columns(fact)
         if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
@@ -381,17 +398,22 @@ class ArrowPlane:
             table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
         )
 
-    def prefetch(self, fact: FactTable, *, wait: bool = False) -> Job | None:
+    def prefetch(self, fact: FactTable, *, wait: bool = False) -> str | None:
         """Load every loadable column of ``fact``; with ``wait``, until done (progress is
-        reported to the current listener), re-raising what failed."""
-        job = self.load_in_background(fact, loadable_columns(fact))
+        reported to the current listener), re-raising what failed. "loaded" or "loading N%"."""
+        if not self.on:
+            raise BackendError(
+                "the arrow plane is off ([backends] use_arrow_backend = false) or its packages"
+                " do not import: nothing to prefetch"
+            )
+        job = self._load_in_background(fact, loadable_columns(fact))
         if wait:
             while not job.wait(0.25):
                 progress.report("load", job.rows, job.bytes)
             if job.error is not None:
                 raise job.error
             self._writer.flush()  # stored too, for other processes
-        return job
+        return "loaded" if job.done.is_set() else f"loading {job.percent}%"
 
     def loading(self) -> dict[str, int]:
         """The background loads running now: relation -> percent done."""
@@ -435,6 +457,23 @@ class ArrowPlane:
         if self._store is not None:
             out["store"] = str(self._store.root)
         return out
+
+    def health(self) -> dict[str, Any]:
+        """Disabled by configuration, unavailable without its packages, else as healthy as
+        the database; what it holds in memory and how each table is kept exact."""
+        status = (
+            "disabled"
+            if not self.config.backends.use_arrow_backend
+            else "unavailable"
+            if not self._packages
+            else "database"
+        )
+        stats = self.cache_stats()
+        return {
+            "status": status,
+            "cache": {k: stats[k] for k in ("entries", "bytes", "hit_rate")},
+            "freshness": stats.get("freshness", {}),
+        }
 
     def close(self) -> None:
         """Cancel background loads, finish store writes, close connections."""
@@ -481,6 +520,15 @@ def engine_plan(
     if isinstance(query, WindowQuery):
         return f"{where}: filtered, then each window function over its partitions (eager)"
     return f"{where}\n" + aggregate_plan(dtypes, query, timezone=timezone, streaming=streaming)
+
+
+def arrow_available() -> bool:
+    """Whether the analytics packages (ADBC's PostgreSQL driver) can be imported."""
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

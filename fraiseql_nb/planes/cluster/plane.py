@@ -14,7 +14,9 @@ declined (they have no pages to split).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -31,8 +33,9 @@ from fraiseql_nb.planes.arrow.background import RETRY_AFTER_S, Jobs
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.plane import computing
 from fraiseql_nb.planes.cluster import runtime
+from fraiseql_nb.planes.cluster.offer import ClusterState, cluster_offer
 from fraiseql_nb.planes.cluster.placement import Held, Placement, every_column, replica_dsn
-from fraiseql_nb.planes.contract import Statement, Task
+from fraiseql_nb.planes.contract import Offer, Statement, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
 from fraiseql_nb.result import Result, measured
 from fraiseql_nb.schema.model import FactTable
@@ -76,6 +79,26 @@ class ClusterPlane:
 
     # ------------------------------------------------------------ routing
 
+    def offer(self, task: Task, *, requested: bool, earlier: Mapping[str, Offer]) -> Offer:
+        """Off, declined, or whether it holds the table (or takes it: one beyond this
+        machine, as an earlier plane's offer says)."""
+        key = task.query.key
+        configured = self.config.cluster.address != ""
+        if not self.available:
+            state = ClusterState(on=False, off=self.error, configured=configured)
+            return cluster_offer(state, earlier, requested=requested, key=key)
+        if not requested and any(o.state in ("ready", "soon") for o in earlier.values()):
+            return Offer("pass")  # answered before it: nothing to ask the cluster
+        assert isinstance(task.target, FactTable)
+        declined = self.declines(task)
+        state = ClusterState(
+            on=True,
+            declined=declined,
+            holds=declined is None and not requested and self.holds(task.target),
+            loading=None if declined is not None or requested else self.loading(task.target),
+        )
+        return cluster_offer(state, earlier, requested=requested, key=key)
+
     def declines(self, task: Task) -> str | None:
         """Why this plane would not answer ``task`` (None: it would)."""
         fact = task.target
@@ -111,9 +134,11 @@ class ClusterPlane:
         failed = self._jobs.failure(key, within_s=RETRY_AFTER_S)
         return f"the cluster's load failed: {failed}" if failed is not None else None
 
-    def load_in_background(self, fact: FactTable) -> None:
+    def load_in_background(self, task: Task) -> None:
         """Load the table's partitions onto the cluster on a thread of its own (every
         loadable column, as a query would); a query meanwhile runs elsewhere."""
+        fact = task.target
+        assert isinstance(fact, FactTable)
         table = self._catalog.identity(fact)
         if not self._closed:
             self._jobs.start(table.key, table.relation, 0, lambda _job: self._load(fact, table))
@@ -132,12 +157,12 @@ class ClusterPlane:
 
     # ------------------------------------------------------------ statements
 
-    def statement(self, task: Task) -> Statement:
+    def statement(self, task: Task) -> Statement | None:
         """The first partition's load, and the partition plan: each worker's statement."""
         fact = task.target
         assert isinstance(fact, FactTable)
         if not self.available:
-            return Statement(sql="", note=f"cluster plane off: {self.error}")
+            return None
         table = self._catalog.identity(fact)
         held = self._placement.held(table.key)
         names = list(held.names) if held is not None else every_column(fact, task.columns)
@@ -271,20 +296,35 @@ class ClusterPlane:
             "bytes": sum(p.bytes for h in held for p in h.parts),
         }
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, Any] | None:
         """For ``Session.health()``: whether the plane is on and its cluster answers (a
-        probe of a second at most, never a Ray call that could hang), and what it holds."""
+        probe of a second at most, never a Ray call that could hang), and what it holds;
+        None without a cluster configured. A cluster that answers serves what the database
+        lets it: as healthy as the database."""
+        if not self.config.cluster.address:
+            return None
         why = self.error or runtime.answering(self.config.cluster)
         if why:
             return {"status": "unavailable", "reason": redact(why, self._secrets), **self.stats()}
-        return {"status": "healthy", **self.stats()}
+        return {"status": "database", **self.stats()}
 
-    def refresh(self, facts: list[FactTable]) -> None:
+    def refresh(self, facts: list[FactTable]) -> int:
+        """Let go of the partitions of ``facts``; 0 (none were in this process' memory)."""
         for fact in facts:
             try:
                 self._placement.drop(self._catalog.identity(fact).key)
             except BackendError:
                 continue
+        return 0
+
+    def prefetch(self, fact: FactTable, *, wait: bool) -> str | None:
+        return None  # loaded by the queries that need it
+
+    def cache_stats(self) -> dict[str, Any]:
+        return {}  # what it holds is in its health report
+
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Let go of the partitions (Ray frees objects nobody refers to); a background
