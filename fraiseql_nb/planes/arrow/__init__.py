@@ -2,8 +2,9 @@
 
 Modules, one concern each, in the order a query meets them:
 
-- :mod:`.plane` — the orchestration: readiness, answering, background loads;
-  :mod:`.offer` — what it offers the router (pure).
+- :mod:`.plane` — the orchestration: offer, answering, background loads;
+  :mod:`.ready` — how ready a query's columns are; :mod:`.offer` — what that makes
+  its offer to the router (pure).
 - :mod:`.catalog` — a table's identity, version and load estimates.
 - :mod:`.inmemory` — tables within ``memory_mb``: at hand, proven current, or loaded;
   :mod:`.cache` keeps them in memory, :mod:`.store` and :mod:`.writer` on disk.
@@ -14,13 +15,15 @@ Modules, one concern each, in the order a query meets them:
   :mod:`.pgoutput` (its messages, pure), :mod:`.changes` (their net effect by key,
   pure), :mod:`.catchup` (changed rows read and applied); else :mod:`.freshness`
   (the scan, pure) and :mod:`.views` (a view by the tables it reads).
-- :mod:`.loader` and :mod:`.adbc` — reading rows over ADBC; :mod:`.background` —
-  loads that run while the session goes on.
+- :mod:`.loader` and :mod:`.adbc` — reading rows over ADBC; :mod:`.loads` — loads
+  that run while the session goes on (:mod:`.background` runs them); :mod:`.engine` —
+  Polars' share: what it cannot compute, the plan shown.
 """
 
 from fraiseql_nb.planes.arrow.catalog import LoadEstimate
+from fraiseql_nb.planes.arrow.engine import arrow_available
 from fraiseql_nb.planes.arrow.offer import Readiness
-from fraiseql_nb.planes.arrow.plane import ArrowPlane, arrow_available
+from fraiseql_nb.planes.arrow.plane import ArrowPlane
 from fraiseql_nb.planes.contract import Context, Registration
 
 __all__ = ["REGISTRATION", "ArrowPlane", "LoadEstimate", "Readiness", "arrow_available"]

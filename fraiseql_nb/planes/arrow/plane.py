@@ -22,7 +22,7 @@ import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -31,21 +31,23 @@ from typing import Any
 import polars as pl
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb.compute.aggregate import aggregate_plan, run_aggregate
+from fraiseql_nb.compute.aggregate import run_aggregate
 from fraiseql_nb.compute.columns import declines
 from fraiseql_nb.compute.window import run_window
 from fraiseql_nb.config import Config, regression_mode
-from fraiseql_nb.errors import BackendError, NotReady, UnsupportedError
-from fraiseql_nb.ops import progress
+from fraiseql_nb.errors import BackendError, NotReady
 from fraiseql_nb.planes.arrow.adbc import Connections
-from fraiseql_nb.planes.arrow.background import RETRY_AFTER_S, Job, Jobs
+from fraiseql_nb.planes.arrow.background import Jobs
 from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import Following
 from fraiseql_nb.planes.arrow.disktables import DiskTables
+from fraiseql_nb.planes.arrow.engine import arrow_available, computing, engine_plan
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
+from fraiseql_nb.planes.arrow.loads import Loads
 from fraiseql_nb.planes.arrow.offer import Readiness, arrow_off, arrow_offer
+from fraiseql_nb.planes.arrow.ready import Ready
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.writer import StoreWriter
 from fraiseql_nb.planes.contract import Offer, Statement, Storage, Task
@@ -104,6 +106,24 @@ class ArrowPlane:
             percent=self._percent,
             following=following,
         )
+        self._ready = Ready(
+            config=config,
+            catalog=self._catalog,
+            tables=self._tables,
+            disk=self._disk,
+            memory=self._memory,
+            jobs=self._jobs,
+            store=self._store,
+        )
+        self._loads = Loads(
+            catalog=self._catalog,
+            tables=self._tables,
+            disk=self._disk,
+            jobs=self._jobs,
+            writer=self._writer,
+            lock_of=self._table_lock,
+            count_load=self._count_load,
+        )
         self.hits = 0
         self.misses = 0
         self.loads = 0  # statements that loaded rows (full or appended)
@@ -138,54 +158,7 @@ class ArrowPlane:
 
     def readiness(self, fact: FactTable, names: list[str]) -> Readiness:
         """Whether ``names`` are at hand, cheaply (no table is read; a cold table is estimated)."""
-        table = self._catalog.identity(fact)
-        if not table.reusable:
-            return Readiness("declined", f"arrow declines {table.relation}: a foreign table")
-        every = loadable_columns(fact)
-        if set(names) <= set(every) and self._disk.serves(fact, table, every):
-            return self._disk_readiness(fact, table, every)
-        exprs = self._tables.exprs(fact, names)
-        data = self._memory.get(table.key)
-        if data is not None and data.holds(exprs):
-            return Readiness("memory", "cached")
-        job = self._jobs.running(table.key)
-        if job is not None:
-            eta = job.eta_s()
-            if eta <= self.config.routing.wait_for_load_s:
-                return Readiness("ending", f"arrow: waited for its load, {eta:.1f} s from done")
-            return Readiness("loading", f"arrow loading {job.percent}%")
-        failed = self._jobs.failure(table.key, within_s=RETRY_AFTER_S)
-        if failed is not None:
-            return Readiness("failed", f"arrow load failed: {failed}")
-        if self._store is not None and table.persistable and self._store.has(table.key, exprs):
-            return Readiness("store", "stored")
-        return Readiness(
-            "cold", "not loaded", self._catalog.estimate(fact, self._tables.plan(fact, names))
-        )
-
-    def _disk_readiness(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Readiness:
-        refused = self._disk.refusal(table)
-        if refused is not None:
-            return Readiness("declined", f"arrow declines {refused}")
-        if self._disk.ready(table, self._tables.exprs(fact, every)) is not None:
-            return Readiness("disk", "from disk")
-        job = self._jobs.running(table.key)
-        if job is not None:
-            return Readiness("loading", f"arrow loading to disk {job.percent}%")
-        failed = self._jobs.failure(table.key, within_s=RETRY_AFTER_S)
-        if failed is not None:
-            return Readiness("failed", f"arrow load failed: {failed}")
-        estimate = self._catalog.estimate(fact, every)
-        assert self._store is not None
-        budget = self._store.budget / 2**20
-        if estimate.mb > budget:
-            return Readiness(
-                "declined",
-                f"load {estimate.mb:,.0f} MB > the store's budget {budget:,.0f} MB",
-                estimate,
-                beyond=True,
-            )
-        return Readiness("cold", "not loaded", estimate)
+        return self._ready.readiness(fact, names)
 
     def load_statement(self, fact: FactTable, names: list[str]) -> str:
         """The statement a whole-table load of ``names`` sends (split in two halves of the
@@ -195,16 +168,7 @@ class ArrowPlane:
 
     def estimate(self, fact: FactTable, names: list[str]) -> LoadEstimate:
         """Rows and bytes of loading ``names`` unfiltered (``cached`` when at hand)."""
-        ready = self.readiness(fact, names)
-        if ready.state == "disk":
-            table = self._catalog.identity(fact)
-            on_disk = self._disk.ready(table, {})
-            return LoadEstimate(rows=on_disk.rows if on_disk else 0, bytes=0, cached=True)
-        if ready.state in ("memory", "store"):
-            data = self._memory.get(self._catalog.identity(fact).key)
-            rows = data.rows if data is not None else 0
-            return LoadEstimate(rows=rows, bytes=0, cached=True)
-        return self._catalog.estimate(fact, names)
+        return self._ready.estimate(fact, names)
 
     # ------------------------------------------------------------ queries
 
@@ -347,56 +311,7 @@ class ArrowPlane:
         """Start loading the task's table (every loadable column when it fits, else the
         task's)."""
         assert isinstance(task.target, FactTable)
-        self._load_in_background(task.target, list(task.columns))
-
-    def _load_in_background(self, fact: FactTable, names: list[str]) -> Job:
-        table = self._catalog.identity(fact)
-        every = loadable_columns(fact)
-        if table.reusable and set(names) <= set(every) and self._disk.serves(fact, table, every):
-            return self._load_to_disk(fact, table, every)
-        wanted = self._tables.plan(fact, names, have=self._tables.at_hand(table))
-        estimate = self._catalog.estimate(fact, wanted)
-
-        def work(job: Job) -> None:
-            with self._table_lock(table.key):
-                version = self._catalog.version(fact)
-                data = self._tables.at_hand(table)
-                exprs = self._tables.exprs(fact, wanted)
-                if (
-                    data is not None
-                    and data.holds(exprs)
-                    and data.same_table(version.files, version.attrs)
-                    and self._tables.current(fact, table, version, data, wait=True, locked=True)
-                    is not None
-                ):
-                    return  # loaded (or brought up to date) in the meantime
-                loaded = self._tables.load(
-                    fact, table, wanted, report=job.report, cancel=job.cancel
-                )
-                self._tables.keep(fact, table, version, loaded, wanted)
-
-        # A view's cost per row is its own (it may compute, join, sleep): its size says
-        # nothing of how long it takes to read, so only its measured pace is trusted.
-        paced = table.kind in ("r", "p", "m")
-        return self._jobs.start(
-            table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
-        )
-
-    def _load_to_disk(self, fact: FactTable, table: TableIdentity, every: list[str]) -> Job:
-        estimate = self._catalog.estimate(fact, every)
-        exprs = self._tables.exprs(fact, every)
-
-        def work(job: Job) -> None:
-            with self._table_lock(table.key):
-                self._count_load()
-                self._disk.current(
-                    fact, table, every, exprs, wait=True, report=job.report, cancel=job.cancel
-                )
-
-        paced = table.kind in ("r", "p", "m")
-        return self._jobs.start(
-            table.key, table.relation, estimate.rows, work, estimate.bytes if paced else 0
-        )
+        self._loads.start(task.target, list(task.columns))
 
     def prefetch(self, fact: FactTable, *, wait: bool = False) -> str | None:
         """Load every loadable column of ``fact``; with ``wait``, until done (progress is
@@ -406,14 +321,7 @@ class ArrowPlane:
                 "the arrow plane is off ([backends] use_arrow_backend = false) or its packages"
                 " do not import: nothing to prefetch"
             )
-        job = self._load_in_background(fact, loadable_columns(fact))
-        if wait:
-            while not job.wait(0.25):
-                progress.report("load", job.rows, job.bytes)
-            if job.error is not None:
-                raise job.error
-            self._writer.flush()  # stored too, for other processes
-        return "loaded" if job.done.is_set() else f"loading {job.percent}%"
+        return self._loads.prefetch(fact, wait=wait)
 
     def loading(self) -> dict[str, int]:
         """The background loads running now: relation -> percent done."""
@@ -505,43 +413,3 @@ class ArrowPlane:
     def _count_load(self) -> None:
         with self._stats_lock:
             self.loads += 1
-
-
-def engine_plan(
-    where: str,
-    dtypes: dict[str, Any],
-    query: AggregateQuery | WindowQuery,
-    timezone: str,
-    *,
-    streaming: bool = False,
-) -> str:
-    """Where the rows were, then Polars' plan of an aggregate (a window is computed
-    eagerly, one function at a time: there is no lazy plan to show)."""
-    if isinstance(query, WindowQuery):
-        return f"{where}: filtered, then each window function over its partitions (eager)"
-    return f"{where}\n" + aggregate_plan(dtypes, query, timezone=timezone, streaming=streaming)
-
-
-def arrow_available() -> bool:
-    """Whether the analytics packages (ADBC's PostgreSQL driver) can be imported."""
-    try:
-        import adbc_driver_postgresql.dbapi  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def computing() -> Iterator[None]:
-    """Polars could not compute it (a value it cannot coerce…): PostgreSQL can."""
-    try:
-        yield
-    except (
-        pl.exceptions.PolarsError,
-        pl.exceptions.PanicException,  # a Rust panic: a BaseException, caught here
-        OverflowError,
-        ValueError,
-        KeyError,  # zoneinfo's ZoneInfoNotFoundError: a zone PostgreSQL knows, Python not
-    ) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsupportedError(f"this query ({detail})") from None

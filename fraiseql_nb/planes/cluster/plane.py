@@ -31,7 +31,7 @@ from fraiseql_nb.errors import BackendError, Declined, FraiseQLError
 from fraiseql_nb.pg.conninfo import redact, secrets_of
 from fraiseql_nb.planes.arrow.background import RETRY_AFTER_S, Jobs
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
-from fraiseql_nb.planes.arrow.plane import computing
+from fraiseql_nb.planes.arrow.engine import computing
 from fraiseql_nb.planes.cluster import runtime
 from fraiseql_nb.planes.cluster.offer import ClusterState, cluster_offer
 from fraiseql_nb.planes.cluster.placement import Held, Placement, every_column, replica_dsn

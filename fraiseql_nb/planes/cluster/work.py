@@ -38,8 +38,8 @@ from fraiseql_nb.planes.arrow.adbc import (
     repeatable_read,
     scalars,
 )
+from fraiseql_nb.planes.arrow.engine import computing
 from fraiseql_nb.planes.arrow.loader import to_frame
-from fraiseql_nb.planes.arrow.plane import computing
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
