@@ -26,12 +26,10 @@ query, its values or the token.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import pyarrow as pa
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -51,19 +49,21 @@ from fraiseql_nb.result import Result
 from fraiseql_nb.session import Session
 from fraiseql_nb.web.guard import Clients, Guard, error_response
 from fraiseql_nb.web.limits import LimitError, check_request
+from fraiseql_nb.web.params import (
+    ARROW_STREAM,
+    GRAPHQL_RESPONSE,
+    JSON,
+    Params,
+    get_params,
+    negotiate,
+    operation_of,
+    post_params,
+    root_fields,
+    size_of,
+)
 
 __all__ = ["ARROW_STREAM", "GRAPHQL_RESPONSE", "create_app", "negotiate"]
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-JSON = "application/json"
-_ACCEPTED = {
-    GRAPHQL_RESPONSE: GRAPHQL_RESPONSE,
-    JSON: JSON,
-    ARROW_STREAM: ARROW_STREAM,
-    "application/*": JSON,
-    "*/*": JSON,
-}
 logger = logging.getLogger(__name__)
 
 
@@ -87,7 +87,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
             )
         reads_url = request.method in ("GET", "HEAD")  # HEAD: a GET without the body
         if reads_url:
-            params: Params | str | Response | bytes = _get_params(request)
+            params: Params | str | Response | bytes = get_params(request)
         else:
             params = await _post_body(request, limits)
         if isinstance(params, Response):
@@ -95,7 +95,7 @@ def create_app(session: Session, settings: ServerConfig | None = None) -> Starle
         # Parsing and checking the request is CPU work (a 200 KB document takes a good
         # part of a second): on a worker thread, so other clients' answers do not wait;
         # a small request (most) is done at once, cheaper than the thread's hand-over.
-        if _size(params) <= _INLINE_BYTES:
+        if size_of(params) <= _INLINE_BYTES:
             prepared = _prepare(params, limits, media, reads_url)
         else:
             prepared = await run_in_threadpool(_prepare, params, limits, media, reads_url)
@@ -228,9 +228,6 @@ async def _read_body(request: Request, limits: ServerConfig) -> bytes | Response
     return too_large if body is None else body
 
 
-Params = tuple[str, Any, Any, Any]  # query, variables, operationName, extensions
-
-
 async def _post_body(request: Request, limits: ServerConfig) -> bytes | Response:
     """A POST's body (its JSON is read on a worker thread), or the response refusing it."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -239,27 +236,7 @@ async def _post_body(request: Request, limits: ServerConfig) -> bytes | Response
     return await _read_body(request, limits)
 
 
-def _post_params(body: bytes) -> Params | str:
-    """A POST's GraphQL parameters from its JSON body; else why not (a 400)."""
-    try:
-        parsed = json.loads(body or b"{}", parse_constant=_no_constant)
-    except ValueError:
-        return "the body is not valid JSON"
-    except RecursionError:
-        return "the body is not valid JSON: it nests too deeply"
-    if not isinstance(parsed, dict):
-        return "the body must be a JSON object with a 'query' string"
-    return _checked(parsed)
-
-
 _INLINE_BYTES = 4096  # parsed on the event loop: well under a millisecond
-
-
-def _size(params: Params | str | bytes) -> int:
-    if isinstance(params, bytes | str):
-        return len(params)
-    query, variables, _, _ = params
-    return len(query) + (len(json.dumps(variables)) if variables else 0)
 
 
 def _prepare(
@@ -268,7 +245,7 @@ def _prepare(
     """The request's parameters, checked against the limits, or the response refusing it
     — all before any statement runs (a worker thread's work: parsing is CPU)."""
     if isinstance(params, bytes):
-        params = _post_params(params)
+        params = post_params(params)
     if isinstance(params, str):
         return _errors(400, params, media)
     query, variables, operation, _ = params
@@ -278,97 +255,14 @@ def _prepare(
         return _errors(400, str(exc), media)
     except QueryError as exc:
         return _request_error(exc, media)
-    found = _operation(query, operation)
+    found = operation_of(query, operation)
     if reads_url and found is not None and found.operation.value != "query":
         response = _errors(405, "GET runs queries only: send mutations with POST", media)
         response.headers["Allow"] = "POST"
         return response
-    if media == ARROW_STREAM and found is not None and _root_fields(found) > 1:
+    if media == ARROW_STREAM and found is not None and root_fields(found) > 1:
         return _errors(406, "an Arrow stream carries one root field; this query has several")
     return params
-
-
-def _root_fields(operation: OperationDefinitionNode) -> int:
-    """Root fields the operation asks for, when its text says it plainly; 1 when it does
-    not (fragments, @skip, @include: then the answer is checked once it is computed)."""
-    selections = operation.selection_set.selections
-    if all(isinstance(s, FieldNode) and not s.directives for s in selections):
-        return len(selections)
-    return 1
-
-
-def _get_params(request: Request) -> Params | str:
-    """A GET's GraphQL parameters from the URL: variables and extensions as JSON text."""
-    url = request.query_params
-    for name in ("query", "operationName", "variables", "extensions"):
-        if len(url.getlist(name)) > 1:
-            return f"the {name} parameter is given {len(url.getlist(name))} times; give it once"
-    params: dict[str, Any] = {k: url.get(k) for k in ("query", "operationName")}
-    for name in ("variables", "extensions"):
-        text = url.get(name)
-        if text is None or text == "":
-            continue
-        try:
-            params[name] = json.loads(text, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
-            return f"the {name} parameter is not valid JSON"
-    return _checked(params)
-
-
-def _checked(params: dict[str, Any]) -> Params | str:
-    """The four GraphQL-over-HTTP parameters, each of its type or null; else why not."""
-    query = params.get("query")
-    if not isinstance(query, str):
-        return "the request must carry a 'query' string"
-    operation = params.get("operationName")
-    if operation is not None and not isinstance(operation, str):
-        return "operationName must be a string or null"
-    for name in ("variables", "extensions"):
-        if params.get(name) is not None and not isinstance(params[name], dict):
-            return f"{name} must be a JSON object or null"
-    return query, params.get("variables"), operation, params.get("extensions")
-
-
-def negotiate(accept: str | None) -> str | None:
-    """The media type to answer in, from an Accept header (None: none acceptable).
-
-    The highest ``q`` wins, the first listed among equals; ``*/*``, ``application/*``
-    and no header at all get ``application/json``, which every client reads.
-    """
-    if accept is None or not accept.strip():
-        return JSON
-    best: tuple[float, str] | None = None
-    for part in accept.split(","):
-        media, *options = (p.strip() for p in part.split(";"))
-        media = media.lower()
-        chosen = _ACCEPTED.get(media)
-        if chosen is None:
-            continue
-        q = 1.0
-        for option in options:
-            name, _, value = option.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q > 0 and (best is None or q > best[0]):  # among equals, the first stays
-            best = (q, chosen)
-    return best[1] if best else None
-
-
-def _operation(query: str, operation: str | None) -> OperationDefinitionNode | None:
-    """The operation to run (None when the document does not say: the query's own errors
-    are reported when it runs)."""
-    try:
-        document = parse(query, no_location=True)
-    except GraphQLError:
-        return None
-    return get_operation_ast(document, operation)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
 
 
 async def _run(request: Request, limit: Deadline, *args: Any) -> Response:
