@@ -11,16 +11,12 @@ it gives every query graphql-core's own error messages, with locations and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
     GraphQLArgument,
     GraphQLBoolean,
-    GraphQLEnumType,
-    GraphQLEnumValue,
     GraphQLField,
-    GraphQLFloat,
     GraphQLID,
     GraphQLInputField,
     GraphQLInputObjectType,
@@ -33,11 +29,11 @@ from graphql import (
     print_schema,
 )
 
-from fraiseql_nb.language.aggregates import AGGREGATES
 from fraiseql_nb.language.operators import OPERATORS, list_operators, scalar_operators
-from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
-from fraiseql_nb.schema.model import SCALARS, Entity, FactTable, FieldType, Schema
-from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, VectorOrder, operand_type
+from fraiseql_nb.schema.factquery import fact_fields
+from fraiseql_nb.schema.inputs import DIRECTIONS, Inputs, combinators
+from fraiseql_nb.schema.model import SCALARS, Entity, FieldType, Schema
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, VectorOrder
 
 __all__ = [
     "DIRECTIONS",
@@ -56,16 +52,6 @@ SCALAR_OPERATORS: dict[str, tuple[str, ...]] = {
 }
 #: Operators of a list field's filter.
 LIST_OPERATORS = tuple(op.name for op in list_operators())
-#: orderBy directions: (descending, nulls first). NULLs sort last unless asked.
-DIRECTIONS: dict[str, tuple[bool, bool]] = {
-    "ASC": (False, False),
-    "DESC": (True, False),
-    "ASC_NULLS_FIRST": (False, True),
-    "ASC_NULLS_LAST": (False, False),
-    "DESC_NULLS_FIRST": (True, True),
-    "DESC_NULLS_LAST": (True, False),
-}
-
 _ANY_DOC = "at least one element matches these conditions"
 
 
@@ -83,51 +69,8 @@ def _numbers(ftype: FieldType) -> bool:
 # ------------------------------------------------------------------ builder
 
 
-class _Builder:
+class _Builder(Inputs):
     """Builds each shared type once; one builder per Schema."""
-
-    def __init__(self) -> None:
-        self.filters: dict[str, GraphQLInputObjectType] = {}
-        self.direction = GraphQLEnumType(
-            "OrderDirection",
-            {name: GraphQLEnumValue(name) for name in DIRECTIONS},
-            description="Sort direction; NULLs sort last unless a NULLS_FIRST direction says so",
-        )
-
-    def scalar_filter(self, scalar: str) -> GraphQLInputObjectType:
-        name = f"{scalar}Filter"
-        if name not in self.filters:
-            gql = SCALAR_TYPES[scalar]
-
-            def field_type(op: str) -> Any:
-                return operand_type(OPERATORS[op].operand, gql)
-
-            self.filters[name] = GraphQLInputObjectType(
-                name,
-                {
-                    op: GraphQLInputField(field_type(op), description=OPERATORS[op].doc)
-                    for op in (o.name for o in scalar_operators(scalar))
-                },
-                description=f"Conditions on a {scalar} field; all given must hold",
-            )
-        return self.filters[name]
-
-    def list_filter(self, item: FieldType) -> GraphQLInputObjectType:
-        scalar = item.scalar if item.kind == "scalar" and item.scalar else "JSON"
-        name = f"{scalar}ListFilter"
-        if name not in self.filters:
-            gql = SCALAR_TYPES[scalar]
-            self.filters[name] = GraphQLInputObjectType(
-                name,
-                {
-                    op: GraphQLInputField(
-                        operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
-                    )
-                    for op in (o.name for o in list_operators(scalar))
-                },
-                description=f"Conditions on a list of {scalar}",
-            )
-        return self.filters[name]
 
     # ------------------------------------------------------------ entities
 
@@ -177,20 +120,8 @@ class _Builder:
                             out[f.name] = GraphQLInputField(
                                 self.scalar_filter(f.type.scalar or "JSON")
                             )
-                    me = wheres[name]
-                    out.setdefault(
-                        "_and",
-                        GraphQLInputField(
-                            GraphQLList(GraphQLNonNull(me)), description="all of these"
-                        ),
-                    )
-                    out.setdefault(
-                        "_or",
-                        GraphQLInputField(
-                            GraphQLList(GraphQLNonNull(me)), description="at least one of these"
-                        ),
-                    )
-                    out.setdefault("_not", GraphQLInputField(me, description="not this"))
+                    for key, combined in combinators(wheres[name]).items():
+                        out.setdefault(key, combined)
                     out.setdefault(
                         "strictly_contains",
                         GraphQLInputField(JSON, description=OPERATORS["strictly_contains"].doc),
@@ -253,167 +184,6 @@ class _Builder:
         root = entity.type
         return object_type(root), where_type(root), order_type(root)
 
-    # -------------------------------------------------------------- facts
-
-    def fact_fields(self, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
-        """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
-        column_scalars = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
-        column_scalars.update({d.name: d.scalar for d in fact.dimensions})
-
-        def and_or_not(
-            name: str, fields: Callable[[], dict[str, GraphQLInputField]]
-        ) -> GraphQLInputObjectType:
-            holder: dict[str, GraphQLInputObjectType] = {}
-
-            def thunk() -> dict[str, GraphQLInputField]:
-                me = holder["type"]
-                return {
-                    **fields(),
-                    "_and": GraphQLInputField(
-                        GraphQLList(GraphQLNonNull(me)), description="all of these"
-                    ),
-                    "_or": GraphQLInputField(
-                        GraphQLList(GraphQLNonNull(me)), description="at least one of these"
-                    ),
-                    "_not": GraphQLInputField(me, description="not this"),
-                }
-
-            holder["type"] = GraphQLInputObjectType(name, thunk)
-            return holder["type"]
-
-        where = and_or_not(
-            f"{stem}WhereInput",
-            lambda: {
-                n: GraphQLInputField(self.scalar_filter(s)) for n, s in column_scalars.items()
-            },
-        )
-
-        # aggregate
-        keys = {c.name: c.scalar for c in fact.key_columns}
-        keys.update({d.name: d.scalar for d in fact.dimensions})
-        keys.update({b: "Date" for b in fact.buckets})
-        aggregates: dict[str, str] = {}
-        for fn in AGGREGATES.values():  # one row each: its output field(s), its type
-            if fn.over == "rows":
-                aggregates[fn.name] = fn.output
-            elif fn.over == "measure":
-                aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
-        for fn in AGGREGATES.values():
-            if fn.over == "column":
-                aggregates.update({f"{n}_{fn.name}": fn.output for n in column_scalars})
-        group_by = GraphQLInputObjectType(
-            f"{stem}GroupByInput",
-            {k: GraphQLInputField(GraphQLBoolean) for k in keys},
-            description="Group keys: dimension paths, filter columns and time buckets",
-        )
-        having = and_or_not(
-            f"{stem}HavingInput",
-            lambda: {
-                n: GraphQLInputField(self.scalar_filter(s))
-                for n, s in {**keys, **aggregates}.items()
-            },
-        )
-        agg_order = GraphQLInputObjectType(
-            f"{stem}AggregateOrderByInput",
-            {n: GraphQLInputField(self.direction) for n in {**keys, **aggregates}},
-            description="Sort by group keys and selected aggregates",
-        )
-        agg_row = GraphQLObjectType(
-            f"{stem}Aggregate",
-            {n: GraphQLField(SCALAR_TYPES[s]) for n, s in {**keys, **aggregates}.items()},
-        )
-
-        # window
-        row_columns = fact.row_columns
-        column_enum = GraphQLEnumType(
-            f"{stem}Column", {n: GraphQLEnumValue(n) for n in row_columns}
-        )
-        measure_enum = GraphQLEnumType(
-            f"{stem}Measure", {m.name: GraphQLEnumValue(m.name) for m in fact.measures}
-        )
-        win_order = GraphQLInputObjectType(
-            f"{stem}WindowOrderByInput",
-            {n: GraphQLInputField(self.direction) for n in row_columns},
-        )
-        over = {
-            "partitionBy": GraphQLArgument(
-                GraphQLList(GraphQLNonNull(column_enum)),
-                description="overrides the query's partitionBy",
-            ),
-            "orderBy": GraphQLArgument(
-                GraphQLList(GraphQLNonNull(win_order)), description="overrides the query's orderBy"
-            ),
-        }
-        frame = {
-            "preceding": GraphQLArgument(
-                GraphQLInt,
-                description="frame starts this many rows before (default: partition start)",
-            ),
-            "following": GraphQLArgument(
-                GraphQLInt, description="frame ends this many rows after (default: current row)"
-            ),
-        }
-        win_fields: dict[str, GraphQLField] = {
-            n: GraphQLField(SCALAR_TYPES[column_scalars.get(n, "BigInt")]) for n in row_columns
-        }
-        for fn in RANKING_FUNCTIONS:
-            args = dict(over)
-            if fn == "ntile":
-                args = {"buckets": GraphQLArgument(GraphQLNonNull(GraphQLInt)), **over}
-            kind = GraphQLFloat if fn in ("percent_rank", "cume_dist") else GraphQLInt
-            win_fields[fn] = GraphQLField(kind, args)
-        for fn in ("lag", "lead"):
-            win_fields[fn] = GraphQLField(
-                JSON,
-                {
-                    "field": GraphQLArgument(GraphQLNonNull(column_enum)),
-                    "offset": GraphQLArgument(GraphQLInt, default_value=1),
-                    "default": GraphQLArgument(JSON),
-                    **over,
-                },
-            )
-        for fn in ("first_value", "last_value"):
-            win_fields[fn] = GraphQLField(
-                JSON, {"field": GraphQLArgument(GraphQLNonNull(column_enum)), **frame, **over}
-            )
-        for fn in RUNNING_FUNCTIONS:
-            field_arg = GraphQLArgument(
-                measure_enum if fn == "running_count" else GraphQLNonNull(measure_enum)
-            )
-            kind = GraphQLInt if fn == "running_count" else GraphQLFloat
-            win_fields[fn] = GraphQLField(kind, {"field": field_arg, **frame, **over})
-        win_row = GraphQLObjectType(f"{stem}WindowRow", win_fields)
-
-        paging = {
-            "limit": GraphQLArgument(GraphQLInt),
-            "offset": GraphQLArgument(GraphQLInt),
-        }
-        return {
-            fact.aggregate_query: GraphQLField(
-                GraphQLNonNull(GraphQLList(GraphQLNonNull(agg_row))),
-                {
-                    "where": GraphQLArgument(where),
-                    # A table with nothing to group by has no groupBy (GraphQL input
-                    # objects need a field).
-                    **({"groupBy": GraphQLArgument(group_by)} if keys else {}),
-                    "having": GraphQLArgument(having),
-                    "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(agg_order))),
-                    **paging,
-                },
-                description=f"Aggregates of {fact.schema}.{fact.relation}",
-            ),
-            fact.window_query: GraphQLField(
-                GraphQLNonNull(GraphQLList(GraphQLNonNull(win_row))),
-                {
-                    "where": GraphQLArgument(where),
-                    "partitionBy": GraphQLArgument(GraphQLList(GraphQLNonNull(column_enum))),
-                    "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(win_order))),
-                    **paging,
-                },
-                description=f"Rows of {fact.schema}.{fact.relation} with window functions",
-            ),
-        }
-
 
 def graphql_schema(schema: Schema) -> GraphQLSchema:
     """The graphql-core schema that validates every query against ``schema``, built once
@@ -469,7 +239,7 @@ def build_graphql_schema(schema: Schema) -> GraphQLSchema:
         while stem in taken:
             stem += "Fact"
         taken.add(stem)
-        query_fields.update(builder.fact_fields(fact, stem))
+        query_fields.update(fact_fields(builder, fact, stem))
     if not query_fields:
         query_fields["_empty"] = GraphQLField(
             GraphQLBoolean, description="the database has no entity views or fact tables"

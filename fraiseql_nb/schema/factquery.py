@@ -1,0 +1,175 @@
+"""A fact table's two queries in the GraphQL schema: ``<name>_aggregate`` (where, groupBy,
+having, orderBy, paging; one output field per key and per aggregate of the aggregate
+table) and ``<name>_window`` (partitionBy, orderBy; the window functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLEnumValue,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+)
+
+from fraiseql_nb.language.aggregates import AGGREGATES
+from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
+from fraiseql_nb.schema.inputs import Inputs, combinators
+from fraiseql_nb.schema.model import FactTable
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES
+
+__all__ = ["fact_fields"]
+
+
+def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
+    """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
+    column_scalars = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
+    column_scalars.update({d.name: d.scalar for d in fact.dimensions})
+
+    def and_or_not(
+        name: str, fields: Callable[[], dict[str, GraphQLInputField]]
+    ) -> GraphQLInputObjectType:
+        holder: dict[str, GraphQLInputObjectType] = {}
+
+        def thunk() -> dict[str, GraphQLInputField]:
+            return {**fields(), **combinators(holder["type"])}
+
+        holder["type"] = GraphQLInputObjectType(name, thunk)
+        return holder["type"]
+
+    where = and_or_not(
+        f"{stem}WhereInput",
+        lambda: {n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in column_scalars.items()},
+    )
+
+    # aggregate
+    keys = {c.name: c.scalar for c in fact.key_columns}
+    keys.update({d.name: d.scalar for d in fact.dimensions})
+    keys.update({b: "Date" for b in fact.buckets})
+    aggregates: dict[str, str] = {}
+    for fn in AGGREGATES.values():  # one row each: its output field(s), its type
+        if fn.over == "rows":
+            aggregates[fn.name] = fn.output
+        elif fn.over == "measure":
+            aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
+    for fn in AGGREGATES.values():
+        if fn.over == "column":
+            aggregates.update({f"{n}_{fn.name}": fn.output for n in column_scalars})
+    group_by = GraphQLInputObjectType(
+        f"{stem}GroupByInput",
+        {k: GraphQLInputField(GraphQLBoolean) for k in keys},
+        description="Group keys: dimension paths, filter columns and time buckets",
+    )
+    having = and_or_not(
+        f"{stem}HavingInput",
+        lambda: {
+            n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in {**keys, **aggregates}.items()
+        },
+    )
+    agg_order = GraphQLInputObjectType(
+        f"{stem}AggregateOrderByInput",
+        {n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
+        description="Sort by group keys and selected aggregates",
+    )
+    agg_row = GraphQLObjectType(
+        f"{stem}Aggregate",
+        {n: GraphQLField(SCALAR_TYPES[s]) for n, s in {**keys, **aggregates}.items()},
+    )
+
+    # window
+    row_columns = fact.row_columns
+    column_enum = GraphQLEnumType(f"{stem}Column", {n: GraphQLEnumValue(n) for n in row_columns})
+    measure_enum = GraphQLEnumType(
+        f"{stem}Measure", {m.name: GraphQLEnumValue(m.name) for m in fact.measures}
+    )
+    win_order = GraphQLInputObjectType(
+        f"{stem}WindowOrderByInput",
+        {n: GraphQLInputField(inputs.direction) for n in row_columns},
+    )
+    over = {
+        "partitionBy": GraphQLArgument(
+            GraphQLList(GraphQLNonNull(column_enum)),
+            description="overrides the query's partitionBy",
+        ),
+        "orderBy": GraphQLArgument(
+            GraphQLList(GraphQLNonNull(win_order)), description="overrides the query's orderBy"
+        ),
+    }
+    frame = {
+        "preceding": GraphQLArgument(
+            GraphQLInt,
+            description="frame starts this many rows before (default: partition start)",
+        ),
+        "following": GraphQLArgument(
+            GraphQLInt, description="frame ends this many rows after (default: current row)"
+        ),
+    }
+    win_fields: dict[str, GraphQLField] = {
+        n: GraphQLField(SCALAR_TYPES[column_scalars.get(n, "BigInt")]) for n in row_columns
+    }
+    for fn in RANKING_FUNCTIONS:
+        args = dict(over)
+        if fn == "ntile":
+            args = {"buckets": GraphQLArgument(GraphQLNonNull(GraphQLInt)), **over}
+        kind = GraphQLFloat if fn in ("percent_rank", "cume_dist") else GraphQLInt
+        win_fields[fn] = GraphQLField(kind, args)
+    for fn in ("lag", "lead"):
+        win_fields[fn] = GraphQLField(
+            JSON,
+            {
+                "field": GraphQLArgument(GraphQLNonNull(column_enum)),
+                "offset": GraphQLArgument(GraphQLInt, default_value=1),
+                "default": GraphQLArgument(JSON),
+                **over,
+            },
+        )
+    for fn in ("first_value", "last_value"):
+        win_fields[fn] = GraphQLField(
+            JSON, {"field": GraphQLArgument(GraphQLNonNull(column_enum)), **frame, **over}
+        )
+    for fn in RUNNING_FUNCTIONS:
+        field_arg = GraphQLArgument(
+            measure_enum if fn == "running_count" else GraphQLNonNull(measure_enum)
+        )
+        kind = GraphQLInt if fn == "running_count" else GraphQLFloat
+        win_fields[fn] = GraphQLField(kind, {"field": field_arg, **frame, **over})
+    win_row = GraphQLObjectType(f"{stem}WindowRow", win_fields)
+
+    paging = {
+        "limit": GraphQLArgument(GraphQLInt),
+        "offset": GraphQLArgument(GraphQLInt),
+    }
+    return {
+        fact.aggregate_query: GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(agg_row))),
+            {
+                "where": GraphQLArgument(where),
+                # A table with nothing to group by has no groupBy (GraphQL input
+                # objects need a field).
+                **({"groupBy": GraphQLArgument(group_by)} if keys else {}),
+                "having": GraphQLArgument(having),
+                "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(agg_order))),
+                **paging,
+            },
+            description=f"Aggregates of {fact.schema}.{fact.relation}",
+        ),
+        fact.window_query: GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(win_row))),
+            {
+                "where": GraphQLArgument(where),
+                "partitionBy": GraphQLArgument(GraphQLList(GraphQLNonNull(column_enum))),
+                "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(win_order))),
+                **paging,
+            },
+            description=f"Rows of {fact.schema}.{fact.relation} with window functions",
+        ),
+    }
