@@ -4,23 +4,18 @@ each root field of a query to a plane (:mod:`fraiseql_nb.connecting` opens one).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
 from psycopg_pool import ConnectionPool
 
-from fraiseql_nb.compute.columns import needed_columns
 from fraiseql_nb.config import Config, regression_mode
 from fraiseql_nb.errors import (
-    BackendError,
     ConfigError,
-    Declined,
     FraiseQLError,
     QueryError,
 )
@@ -32,9 +27,10 @@ from fraiseql_nb.pg import deadline
 from fraiseql_nb.pg.conninfo import mask_dsn
 from fraiseql_nb.pg.pool import pool_stats
 from fraiseql_nb.planes import registry
-from fraiseql_nb.planes.contract import Offer, Plane, Streaming, Task
+from fraiseql_nb.planes.contract import Context
+from fraiseql_nb.planes.dispatch import Planes
 from fraiseql_nb.planes.postgres import pg_plan
-from fraiseql_nb.planes.router import Route, choose_plane
+from fraiseql_nb.planes.router import Route
 from fraiseql_nb.query import IntrospectionQuery, RowQuery, parse_query
 from fraiseql_nb.query.ir import Query, WindowQuery
 from fraiseql_nb.result import Result, Results, introspection_result
@@ -63,8 +59,7 @@ class Session:
         self._pool = pool
         self._schema = schema
         self._analytics_pool = analytics_pool
-        # Every registered plane, in the router's order; each builds itself.
-        context = registry.Context(
+        context = Context(
             dsn=dsn,
             config=config,
             pool=pool,
@@ -72,9 +67,7 @@ class Session:
             analytics_pool=analytics_pool or pool,
             store=store,
         )
-        for plane in registry.registered():
-            context.built[plane.name] = plane.build(context)
-        self._planes: dict[str, Plane] = context.built
+        self._planes = Planes(context, schema)  # every registered plane, each built once
         self.telemetry = Telemetry()
         self._lock = threading.Lock()
         self.closed = False
@@ -168,15 +161,10 @@ class Session:
                     )
                 )
                 continue
-            task = self._task(q)
-            route = self._route(task, backend)
-            # A row query shows its own plane's statement; a fact query the fallback's and
-            # each other plane's that is on (the arrow plane's: its load).
-            shown = [route.plane] if task.rows else [registry.FALLBACK, *self._others(q.kind)]
-            statements = {
-                name: st for name in shown if (st := self._planes[name].statement(task)) is not None
-            }
-            sent = statements.get(route.plane, statements[shown[0]]).sql
+            task = self._planes.task(q)
+            route = self._planes.route(task, backend, settle=self.settle_loads)
+            statements = self._planes.statements(task, route)
+            sent = statements.get(route.plane, next(iter(statements.values()))).sql
             plans.append(
                 Plan(
                     key=q.key,
@@ -228,45 +216,11 @@ class Session:
         q = document.queries[0]
         entity = self._schema.entity(q.entity)
         assert entity is not None
-        streams = next(r.name for r in registry.registered() if r.streams)
-        return cast(Streaming, self._planes[streams]).stream(q, entity)
+        return self._planes.stream(q, entity)
 
     def route(self, query: Query, backend: str = "auto") -> Route:
         """Which plane would run ``query`` (IR), and why."""
-        return self._route(self._task(query), backend)
-
-    def _task(self, query: Query) -> Task:
-        """The root field planned once: its target and the fact columns it reads."""
-        if isinstance(query, RowQuery):
-            entity = self._schema.entity(query.entity)
-            assert entity is not None
-            return Task(query=query, target=entity)
-        fact = self._schema.fact(query.fact)
-        assert fact is not None
-        return Task(query=query, target=fact, columns=tuple(needed_columns(query, fact)))
-
-    def _route(self, task: Task, backend: str) -> Route:
-        """Each plane's offer, in the registry's order (only the plane asked for, when one
-        is), then the router's choice among them."""
-        kind = task.query.kind
-        names = [backend] if backend != "auto" else self._others(kind)
-        offers: dict[str, Offer] = {}
-        for name in names:
-            if registry.runs(name, kind):
-                offer = self._planes[name].offer(task, requested=backend != "auto", earlier=offers)
-                offers[name] = offer
-        return choose_plane(
-            kind,
-            backend,
-            offers,
-            background=self.config.routing.background_loads,
-            settle=self.settle_loads,
-            key=task.query.key,
-        )
-
-    def _others(self, kind: str) -> list[str]:
-        """The planes that run ``kind``, the fallback aside, in the registry's order."""
-        return [n for n in self._planes if n != registry.FALLBACK and registry.runs(n, kind)]
+        return self._planes.route(self._planes.task(query), backend, settle=self.settle_loads)
 
     def _run(self, query: Query | IntrospectionQuery, backend: str, cache: bool = True) -> Result:
         started = time.perf_counter()
@@ -276,21 +230,18 @@ class Session:
             return result
         plane = "none"
         try:
-            task = self._task(query)
+            task = self._planes.task(query)
             if not cache and not task.rows:
-                for each in self._planes.values():
-                    each.refresh([cast(FactTable, task.target)])
-            route = self._route(task, backend)
+                self._planes.refresh([cast(FactTable, task.target)])
+            settle = self.settle_loads
+            route = self._planes.route(task, backend, settle=settle)
             plane = route.plane
-            with contextlib.ExitStack() as stack:
-                for each in self._planes.values():  # e.g. the arrow store writes in pauses
-                    stack.enter_context(each.busy())
-                result, reason = self._dispatch(task, backend, route)
+            result, reason = self._planes.run(
+                task, backend, route, settle=settle, record=self._record
+            )
             extra: dict[str, Any] = {"reason": reason, "explain": self._plan_of}
             if not task.rows and result.backend != registry.FALLBACK:
-                # What answers the same inside PostgreSQL: to read, copy, or EXPLAIN there.
-                fallback = self._planes[registry.FALLBACK].statement(task)
-                extra["postgres_sql"] = fallback.sql if fallback is not None else ""
+                extra["postgres_sql"] = self._planes.fallback_sql(task)
             if isinstance(query, WindowQuery):
                 extra["units"] = query.units()
             typenames = () if isinstance(query, RowQuery) else query.typenames
@@ -309,42 +260,14 @@ class Session:
         self.telemetry.record(result.metrics)
         return result
 
-    def _dispatch(self, task: Task, backend: str, route: Route) -> tuple[Result, str]:
-        """The result, and why its plane ran it: the routed plane, else (it declined)
-        PostgreSQL, with the table loaded afterwards when the arrow plane asks for it."""
-        plane = self._planes[route.plane]
-        background = self.config.routing.background_loads and not self.settle_loads
-        wait = backend == route.plane or not background or route.wait
-
-        def follow(q: RowQuery) -> Result:
-            result = plane.execute(replace(task, query=q))
-            self.telemetry.record(result.metrics)
-            return result
-
-        task = replace(task, wait=wait, next_page=follow)
-        reason, load = route.reason, route.load
-        try:
-            result = plane.execute(task)
-        except Declined as exc:
-            if backend == route.plane:
-                raise QueryError(
-                    f"{task.query.key}: the {plane.name} plane {exc.reason}; use"
-                    " backend='postgres' or 'auto'"
-                ) from None
-            reason = f"{plane.name} {exc.reason}"
-            load = load or (plane.name if exc.load else None)
-            result = self._planes[registry.FALLBACK].execute(task)
-        if load is not None:
-            # After the answer: the load must not slow the query that started it.
-            self._planes[load].load_in_background(task)
-        return result, reason
+    def _record(self, result: Result) -> None:
+        self.telemetry.record(result.metrics)
 
     def refresh(self, table: str | None = None) -> int:
         """Drop loaded analytics data of one fact table (by name or relation, e.g. "sales"
         or "tf_sales"), or of all, from memory and from the persisted store; return the
         in-memory entries dropped."""
-        facts = self._facts(table)
-        return sum(plane.refresh(facts) for plane in self._planes.values())
+        return self._planes.refresh(self._facts(table))
 
     def prefetch(self, table: str | None = None, *, wait: bool = False) -> dict[str, Any]:
         """Load every column of one fact table (or of all) into the arrow plane, in the
@@ -356,11 +279,7 @@ class Session:
         self._check_open()
         out: dict[str, Any] = {}
         for fact in self._facts(table):
-            said = [plane.prefetch(fact, wait=wait) for plane in self._planes.values()]
-            done = [s for s in said if s is not None]
-            if not done:
-                raise BackendError("no plane keeps tables: nothing to prefetch")
-            out[f"{fact.schema}.{fact.relation}"] = done[0]
+            out[f"{fact.schema}.{fact.relation}"] = self._planes.prefetch(fact, wait=wait)
         return out
 
     def _facts(self, table: str | None) -> list[Any]:
@@ -375,10 +294,7 @@ class Session:
     def cache_stats(self) -> dict[str, Any]:
         """The analytics cache: entries, bytes, hits, misses, hit_rate, the background
         loads running (``loading``: relation -> percent) and the store's folder."""
-        out: dict[str, Any] = {}
-        for plane in self._planes.values():
-            out.update(plane.cache_stats())
-        return out
+        return self._planes.cache_stats()
 
     # ------------------------------------------------------------ operations
 
@@ -399,7 +315,7 @@ class Session:
                 config=self.config,
                 closed=self.closed,
                 pool=self.pool_stats(),
-                planes={name: plane.health() for name, plane in self._planes.items()},
+                planes=self._planes.health(),
             )
         )
 
@@ -426,7 +342,7 @@ class Session:
     def _check_backend(self, backend: str) -> None:
         self._check_open()
         if backend not in self._planes and backend != "auto":
-            names = ("auto", *self._planes)
+            names = ("auto", *self._planes.names())
             raise ConfigError(
                 f"backend must be one of {', '.join(names)}, got {backend!r}", key="backend"
             )
@@ -436,8 +352,7 @@ class Session:
         with self._lock:
             if not self.closed:
                 self.closed = True
-                for plane in self._planes.values():
-                    plane.close()
+                self._planes.close()
                 if self._analytics_pool is not None:
                     self._analytics_pool.close()
                 self._pool.close()
