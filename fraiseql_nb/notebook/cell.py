@@ -1,4 +1,5 @@
-"""A cell's GraphQL text, made ready to send: notebook variables bound, limits applied.
+"""A cell's GraphQL text, made ready to send: notebook variables bound, limits applied;
+and back: an error's position on the cell, a result saying the limit added.
 
 Two conveniences of the magic change the document before it reaches
 :meth:`Session.execute`:
@@ -41,10 +42,21 @@ from graphql.language import SourceLocation, get_location
 from graphql.language.source import Source
 
 from fraiseql_nb.errors import QueryError
+from fraiseql_nb.result import Result, Results
 from fraiseql_nb.schema import Schema
 from fraiseql_nb.schema.graphql import graphql_schema
 
-__all__ = ["Prepared", "prepare", "python_value_type"]
+__all__ = [
+    "SHORT",
+    "Prepared",
+    "limited",
+    "located_in_cell",
+    "prepare",
+    "python_value_type",
+    "without_comment",
+]
+
+SHORT = "_fraiseql_short"  # attribute carrying a query error's rendering on the cell
 
 
 @dataclass
@@ -226,3 +238,62 @@ def _jsonable(value: Any) -> Any:
         except (TypeError, ValueError):
             return value
     return value
+
+
+def without_comment(text: str) -> str:
+    """``text`` without a trailing ``# comment``, as a shell reads one: a ``#`` that
+    starts a word, outside quotes (``password=a#b`` and ``"a # b"`` keep theirs)."""
+    quote: str | None = None
+    escaped = False
+    previous = " "
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and previous.isspace():
+            return text[:i].rstrip()
+        previous = ch
+    return text
+
+
+def located_in_cell(
+    exc: QueryError, text: str, prepared: Prepared, line_offset: int, prefix: str
+) -> QueryError:
+    """The error with its positions moved onto the cell, and a short rendering of it."""
+    source = text.splitlines()
+    errors = []
+    short = []
+    for message, line, column in exc.errors:
+        if line is None or column is None:
+            errors.append((message, None, None))
+            short.append(f"QueryError: {message}")
+            continue
+        line, column = prepared.locate(line, column)
+        cell_line = line + line_offset
+        cell_column = column + (len(prefix) if line == 1 else 0)
+        errors.append((message, cell_line, cell_column))
+        snippet = source[line - 1] if 0 < line <= len(source) else ""
+        if line == 1:
+            snippet = prefix + snippet
+        short += [
+            f"QueryError: {message}",
+            f"  at cell line {cell_line}, column {cell_column}:",
+            f"    {snippet}",
+            "    " + " " * (cell_column - 1 if line == 1 else column - 1) + "^",
+        ]
+    located = QueryError(errors[0][0], errors=tuple(errors))
+    setattr(located, SHORT, short)
+    return located
+
+
+def limited(result: Result | Results, limits: dict[str, int]) -> Result | Results:
+    """The result(s), each saying the limit the notebook added to its query, if any."""
+    if isinstance(result, Result):
+        return result.evolve(limited=limits.get(result.key))
+    return Results([r.evolve(limited=limits.get(r.key)) for r in result.values()])

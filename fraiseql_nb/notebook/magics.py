@@ -17,8 +17,6 @@ import argparse
 import contextlib
 import re
 import shlex
-import sqlite3
-import sys
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -31,13 +29,20 @@ from fraiseql_nb.config import regression_mode
 from fraiseql_nb.connecting import connect
 from fraiseql_nb.errors import FraiseQLError, QueryError
 from fraiseql_nb.local import demo, embedded
-from fraiseql_nb.notebook.cell import Prepared, prepare
+from fraiseql_nb.notebook.cell import (
+    SHORT,
+    Prepared,
+    limited,
+    located_in_cell,
+    prepare,
+    without_comment,
+)
 from fraiseql_nb.notebook.display import OPTIONS, widgets_active
+from fraiseql_nb.notebook.history import scrub_history
 from fraiseql_nb.notebook.progressbar import ProgressView
 from fraiseql_nb.notebook.reports import HealthView, QueryLogView
 from fraiseql_nb.ops import progress
-from fraiseql_nb.pg.conninfo import redact, secrets_of
-from fraiseql_nb.result import Result, Results
+from fraiseql_nb.pg.conninfo import secrets_of
 from fraiseql_nb.schema import Schema, to_sdl
 from fraiseql_nb.session import Session, backends
 
@@ -71,7 +76,6 @@ SUBCOMMANDS = (
     "explore",
 )
 _QUERY_START = re.compile(r"(?:^|\s)(\{|query\b)")
-SHORT = "_fraiseql_short"  # attribute carrying a query error's rendering on the cell
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,14 +186,14 @@ class FraiseQL(Magics):
         try:
             prepared = prepare(text, session.schema, self.shell.user_ns, limit=limit)
         except QueryError as exc:
-            raise _in_cell(exc, text, Prepared(text, {}), line_offset, prefix) from None
+            raise located_in_cell(exc, text, Prepared(text, {}), line_offset, prefix) from None
         try:
             if opts.explain:
                 return session.explain(prepared.text, prepared.variables, opts.backend)
             result = self._execute(session, prepared, opts)
         except QueryError as exc:
-            raise _in_cell(exc, text, prepared, line_offset, prefix) from None
-        result = _limited(result, prepared.limited)
+            raise located_in_cell(exc, text, prepared, line_offset, prefix) from None
+        result = limited(result, prepared.limited)
         if opts.out:
             if not opts.out.isidentifier():
                 raise UsageError(f"-o needs a Python name, got {opts.out!r}")
@@ -229,10 +233,10 @@ class FraiseQL(Magics):
         try:
             tokens = shlex.split(rest)
         except ValueError as exc:  # unbalanced quotes
-            self._scrub_history((), rest)
+            scrub_history(self.shell, (), rest)
             raise UsageError(f"connect: {exc}") from None
         # Whatever the cell says, a password typed in it leaves the history now.
-        self._scrub_history(tuple(s for t in tokens for s in secrets_of(t)), rest)
+        scrub_history(self.shell, tuple(s for t in tokens for s in secrets_of(t)), rest)
         opts = _connect_options().parse_args(tokens)
         dsn = self._value_of(opts.dsn)
         config = self._value_of(opts.config)
@@ -316,72 +320,6 @@ class FraiseQL(Magics):
             raise UsageError("not connected: run %fraiseql connect --demo (or connect DSN) first")
         return self.session
 
-    def _scrub_history(self, secrets: tuple[str, ...], line: str) -> None:
-        """Take a typed password out of the input history, in memory and on disk."""
-        if not secrets and redact(line) == line:
-            return  # nothing that looks like a password
-        hm = getattr(self.shell, "history_manager", None)
-        if hm is None:
-            return
-        hide = lambda text: redact(text, secrets) if isinstance(text, str) else text  # noqa: E731
-        for history in (hm.input_hist_parsed, hm.input_hist_raw):
-            history[:] = [hide(t) for t in history]
-        for attr in ("_i", "_ii", "_iii", "_i00"):
-            if isinstance(getattr(hm, attr, None), str):
-                setattr(hm, attr, hide(getattr(hm, attr)))
-        ns = self.shell.user_ns
-        for key in [k for k in ns if re.fullmatch(r"_i\d*|_ii|_iii", k)]:
-            if isinstance(ns[key], str):
-                ns[key] = hide(ns[key])
-        with hm.db_input_cache_lock:
-            hm.db_input_cache[:] = [(n, hide(p), hide(r)) for n, p, r in hm.db_input_cache]
-        db = getattr(hm, "db", None)
-        if db is None or not getattr(hm, "enabled", True):
-            return
-        try:
-            with db:
-                rows = db.execute(
-                    "SELECT line, source, source_raw FROM history WHERE session = ?",
-                    (hm.session_number,),
-                ).fetchall()
-                for number, source, raw in rows:
-                    if hide(source) != source or hide(raw) != raw:
-                        db.execute(
-                            "UPDATE history SET source = ?, source_raw = ?"
-                            " WHERE session = ? AND line = ?",
-                            (hide(source), hide(raw), hm.session_number, number),
-                        )
-        except sqlite3.Error as exc:
-            # Say so: the password stays in the history file until the user removes it.
-            print(
-                "fraiseql: warning: the password typed in this cell could not be removed from"
-                f" IPython's history file ({exc}); keep DSNs in a variable and use"
-                " `%fraiseql connect $dsn`, and clear the history (`ipython history trim`)",
-                file=sys.stderr,
-            )
-
-
-def without_comment(text: str) -> str:
-    """``text`` without a trailing ``# comment``, as a shell reads one: a ``#`` that
-    starts a word, outside quotes (``password=a#b`` and ``"a # b"`` keep theirs)."""
-    quote: str | None = None
-    escaped = False
-    previous = " "
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quote != "'":
-            escaped = True
-        elif quote is not None:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#" and previous.isspace():
-            return text[:i].rstrip()
-        previous = ch
-    return text
-
 
 def _demo_dsn() -> str:
     """The embedded server's small demo database (started and loaded when needed)."""
@@ -392,36 +330,6 @@ def _demo_dsn() -> str:
     dsn = server.dsn(name)
     demo.load(dsn, small, if_missing=True)
     return dsn
-
-
-def _in_cell(
-    exc: QueryError, text: str, prepared: Prepared, line_offset: int, prefix: str
-) -> QueryError:
-    """The error with its positions moved onto the cell, and a short rendering of it."""
-    source = text.splitlines()
-    errors = []
-    short = []
-    for message, line, column in exc.errors:
-        if line is None or column is None:
-            errors.append((message, None, None))
-            short.append(f"QueryError: {message}")
-            continue
-        line, column = prepared.locate(line, column)
-        cell_line = line + line_offset
-        cell_column = column + (len(prefix) if line == 1 else 0)
-        errors.append((message, cell_line, cell_column))
-        snippet = source[line - 1] if 0 < line <= len(source) else ""
-        if line == 1:
-            snippet = prefix + snippet
-        short += [
-            f"QueryError: {message}",
-            f"  at cell line {cell_line}, column {cell_column}:",
-            f"    {snippet}",
-            "    " + " " * (cell_column - 1 if line == 1 else column - 1) + "^",
-        ]
-    located = QueryError(errors[0][0], errors=tuple(errors))
-    setattr(located, SHORT, short)
-    return located
 
 
 def short_error(
@@ -443,10 +351,3 @@ def short_error(
 def _count(n: int, one: str, many: str) -> str:
     """``1 fact table``, ``2 fact tables``."""
     return f"{n:,} {one if n == 1 else many}"
-
-
-def _limited(result: Result | Results, limits: dict[str, int]) -> Result | Results:
-    """The result(s), each saying the limit the notebook added to its query, if any."""
-    if isinstance(result, Result):
-        return result.evolve(limited=limits.get(result.key))
-    return Results([r.evolve(limited=limits.get(r.key)) for r in result.values()])

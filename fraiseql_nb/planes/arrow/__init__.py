@@ -10,12 +10,15 @@ Modules, one concern each, in the order a query meets them:
   :mod:`.cache` keeps them in memory, :mod:`.store` and :mod:`.writer` on disk.
 - :mod:`.disktables` — tables beyond it, answered from partitions on disk:
   :mod:`.disksync` loads and syncs them, :mod:`.partitions` plans them (pure),
+  :mod:`.diskcompute` computes over them,
   :mod:`.partfile` writes one, :mod:`.disktable` reads them.
-- Keeping loaded rows exact: :mod:`.capture` (the session's change stream),
+- Keeping loaded rows exact: :mod:`.capture` (the session's change stream;
+  :mod:`.publication` whether a table can be followed, and its publication),
   :mod:`.pgoutput` (its messages, pure), :mod:`.changes` (their net effect by key,
   pure), :mod:`.catchup` (changed rows read and applied); else :mod:`.freshness`
   (the scan, pure) and :mod:`.views` (a view by the tables it reads).
-- :mod:`.loader` and :mod:`.adbc` — reading rows over ADBC; :mod:`.loads` — loads
+- :mod:`.loader` and :mod:`.adbc` — reading rows over ADBC, :mod:`.typed` the frames
+  they become; :mod:`.loads` — loads
   that run while the session goes on (:mod:`.background` runs them); :mod:`.engine` —
   Polars' share: what it cannot compute, the plan shown.
 """

@@ -27,14 +27,12 @@ say why.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from fraiseql_nb.config import Config
 from fraiseql_nb.pg.db import error_text
@@ -42,6 +40,7 @@ from fraiseql_nb.pg.pool import connection_kwargs
 from fraiseql_nb.planes.arrow.catalog import TableIdentity
 from fraiseql_nb.planes.arrow.changes import TableChanges, positions_of
 from fraiseql_nb.planes.arrow.pgoutput import decode, insert_key
+from fraiseql_nb.planes.arrow.publication import publication_name, publish, server_refusal
 
 __all__ = ["Capture", "publication_name"]
 
@@ -53,49 +52,6 @@ MAX_PENDING_ROWS = 1_000_000
 #: Messages in one read past which inserted rows are read from the table by key
 #: (measured: decoding a 10,000-row insert cost more than the whole query on PostgreSQL).
 BULK_ROWS = 2_000
-
-_SERVER = """
-SELECT current_setting('wal_level') AS wal_level,
-       (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS may
-"""
-
-_TABLE = """
-SELECT c.relkind::text AS kind, c.relrowsecurity AS rls, c.relreplident::text AS identity,
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS pkey,
-       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
-               AND NOT a.attisdropped AND a.attgenerated <> '') AS generated,
-       has_table_privilege(c.oid, 'SELECT') AS readable,
-       pg_has_role(c.relowner, 'USAGE') AS owned
-FROM pg_class c WHERE c.oid = %s
-"""
-
-# A publication that covers the table whole: every kind of change, no row filter, every
-# column (a DBA's publication may publish less, which would lose changes).
-_PUBLISHED = """
-SELECT EXISTS (
-  SELECT 1 FROM pg_publication_tables t JOIN pg_publication p ON p.pubname = t.pubname
-  WHERE t.pubname = %(name)s AND t.schemaname = %(schema)s AND t.tablename = %(table)s
-    AND p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate
-    AND t.rowfilter IS NULL
-    AND cardinality(t.attnames) = (SELECT count(*) FROM pg_attribute a
-          WHERE a.attrelid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped)) AS covers
-"""
-
-_KEY = """
-SELECT a.attname AS name FROM pg_index i
-JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.n
-"""
-
-
-def publication_name(schema: str, relation: str) -> str:
-    """``fraiseql_nb_<schema>_<table>``, within PostgreSQL's 63 bytes."""
-    name = f"fraiseql_nb_{schema}_{relation}"
-    if len(name.encode()) <= 63:
-        return name
-    digest = hashlib.sha256(f"{schema}.{relation}".encode()).hexdigest()[:12]
-    return f"fraiseql_nb_{digest}"
 
 
 class Capture:
@@ -167,57 +123,20 @@ class Capture:
         self._checked = True
         try:
             with self._connect() as conn:
-                row = conn.execute(_SERVER).fetchone()
+                self.reason = server_refusal(conn)
         except psycopg.Error as exc:
             self.reason = f"the server could not be asked ({error_text(exc)})"
-            return
-        assert row is not None
-        wal_level, may = row
-        if wal_level != "logical":
-            self.reason = f"no logical decoding: wal_level is {wal_level}"
-        elif not may:
-            self.reason = "this role has no REPLICATION attribute"
 
     def _prepare(self, table: TableIdentity) -> str | None:
         """Make ``table`` followed (its publication, the slot); why not, if it cannot be."""
-        schema, _, relation = table.relation.partition(".")
         try:
             with self._connect() as conn:
-                row = conn.execute(_TABLE, (table.oid,)).fetchone()
-                if row is None:
-                    return "the table is gone"
-                kind, rls, identity, pkey, generated, readable, owned = row
-                if kind != "r":
-                    return "not a plain table (a view or a partitioned table)"
-                if rls:
-                    return "row-level security: the stream would carry rows this role cannot see"
-                if not readable:
-                    return "this role may not read every column"
-                if generated:
-                    return "generated columns are not in the stream"
-                if identity != "d" or not pkey:
-                    return "the table has no primary key to find changed rows by"
-                keys = [r[0] for r in conn.execute(_KEY, (table.oid,)).fetchall()]
-                name = self._config.arrow_backend.publication or publication_name(schema, relation)
-                found = conn.execute(
-                    _PUBLISHED,
-                    {"name": name, "schema": schema, "table": relation, "oid": table.oid},
-                ).fetchone()
-                if not (found and found[0]):
-                    if self._config.arrow_backend.publication:
-                        return (
-                            f"the publication {name} does not publish every change of every"
-                            " row and column of the table"
-                        )
-                    if not owned:
-                        return (
-                            "this role does not own the table, so it may not publish it: a DBA"
-                            f" can run CREATE PUBLICATION {publication_name(schema, relation)}"
-                            f" FOR TABLE {table.relation}"
-                        )
-                    _publish(conn, name, schema, relation)
+                published = publish(conn, table, self._config.arrow_backend.publication)
         except psycopg.Error as exc:
             return f"it could not be published ({error_text(exc)})"
+        if isinstance(published, str):
+            return published
+        name, keys = published
         had_slot = self._conn is not None and not self._conn.closed
         problem = self._open_slot()
         if problem is not None:
@@ -434,16 +353,3 @@ class Capture:
         self._following.clear()
         self._loading.clear()
         self._pending.clear()
-
-
-def _publish(conn: psycopg.Connection[Any], name: str, schema: str, relation: str) -> None:
-    """Create (or extend) the table's publication: the one write this plane makes."""
-    with conn.transaction():
-        conn.execute("SET TRANSACTION READ WRITE")
-        exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,))
-        verb = (
-            "ALTER PUBLICATION {} ADD TABLE {}"
-            if exists.fetchone()
-            else ("CREATE PUBLICATION {} FOR TABLE {}")
-        )
-        conn.execute(sql.SQL(verb).format(sql.Identifier(name), sql.Identifier(schema, relation)))

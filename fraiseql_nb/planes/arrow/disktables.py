@@ -11,7 +11,6 @@ plane declines them there and ``auto`` runs them on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -22,20 +21,18 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from fraiseql_nb.compute.aggregate import run_aggregate_lazy
-from fraiseql_nb.compute.filters import check_caseless_by, check_time_bounds
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import NotReady, UnsupportedError
 from fraiseql_nb.ops import progress
 from fraiseql_nb.planes.arrow.adbc import Cancel, Connections
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import CaughtUp, Following, Reader, catch_up, superseded
+from fraiseql_nb.planes.arrow.diskcompute import compute
 from fraiseql_nb.planes.arrow.disksync import StoreFullError, Synced, sync
 from fraiseql_nb.planes.arrow.disktable import (
     CorruptPart,
     Delta,
     DiskTable,
-    inexact,
     merge_stats,
     no_stats,
     read_disk_table,
@@ -48,20 +45,10 @@ from fraiseql_nb.schema.model import FactTable
 __all__ = ["DiskTables", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
-_MAX_PASSES = 256  # scans of one query with percentiles
 #: Changed rows kept in memory beside a table on disk, at least (else half memory_mb):
 #: past this they are merged into its partitions by a sync.
 _MIN_DELTA_BYTES = 16 * 2**20
 _UNKNOWN = object()  # the partitions' greatest id, not read yet
-
-
-def _width(dtype: Any) -> int:
-    """Bytes a value takes in memory, roughly (text: an average short string)."""
-    if isinstance(dtype, pl.Decimal):
-        return 16
-    if dtype in (pl.String, pl.Categorical):
-        return 32
-    return 8
 
 
 def load_workers(config: Config) -> int:
@@ -165,7 +152,9 @@ class DiskTables:
                 if synced is not None:
                     received += synced.bytes
                     statements = statements or synced.sql
-                frame, where, dtypes = self._compute(data, query, fact, names)
+                computed = compute(data, query, fact, names, self._config)
+                frame, where, dtypes = computed.frame, computed.where, computed.dtypes
+                self.last_passes = computed.passes
                 return Answer(frame, received, statements, where, dtypes)
             except CorruptPart as exc:
                 warnings.warn(
@@ -391,71 +380,6 @@ class DiskTables:
             data = self._tables.get(table.key)
             if data is not None and data.delta is not None:
                 self._tables[table.key] = replace(data, delta=None)
-
-    def _compute(
-        self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
-    ) -> tuple[pl.DataFrame, str, dict[str, Any]]:
-        """The answer, what it was computed over in words, and the dtypes of its columns."""
-        try:
-            return self._compute_from(data, query, fact, names)
-        except OSError as exc:  # a segment removed or unreadable meanwhile (cache clear, LRU)
-            raise CorruptPart(0, f"{exc.strerror or exc}") from None
-
-    def _compute_from(
-        self, data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str]
-    ) -> tuple[pl.DataFrame, str, dict[str, Any]]:
-        stats = data.stats()
-        for name in names:
-            why = inexact(stats, name)
-            if why:
-                raise UnsupportedError(f"{name} from disk, which holds {why}")
-        lf = data.scan(names)
-        dtypes = dict(lf.collect_schema())
-        for name, (low, high) in stats["times"].items():
-            if name in names:
-                check_time_bounds(name, dtypes[name], low, high)
-        check_caseless_by(lambda name: name in stats["folds"], query.where)
-        passes = self._passes(data, query, dtypes, names)
-        self.last_passes = passes
-        frame = run_aggregate_lazy(
-            lf, query, fact, timezone=self._config.routing.timezone, passes=passes
-        )
-        files = sum(len(p.segments) for p in data.parts if p is not None)
-        delta = data.delta
-        changed = (
-            ""
-            if delta is None or not (delta.frame.height or delta.keys.len() or delta.cleared)
-            else f", emptied since: {delta.frame.height:,} rows in memory instead"
-            if delta.cleared
-            else f", with {delta.frame.height:,} changed rows in memory replacing"
-            f" {delta.keys.len():,} ids of theirs"
-        )
-        where = (
-            f"Polars' streaming engine over {len(data.parts)} partitions on disk ({files}"
-            f" files, {data.rows:,} rows{changed}), the columns {', '.join(names)}, in"
-            f" {passes} scan{'' if passes == 1 else 's'}"
-        )
-        return frame, where, dtypes
-
-    def _passes(
-        self, data: DiskTable, query: AggregateQuery, dtypes: dict[str, Any], names: list[str]
-    ) -> int:
-        """Scans a query with percentiles needs so that one scan's values fit memory_mb
-        (at least 1 MB); a percentile without group keys over more than that is declined
-        (it cannot be split exactly): PostgreSQL answers it."""
-        if not any(a.percentile is not None for a in query.aggregates):
-            return 1
-        budget = max(self._config.arrow_backend.memory_mb, 1) * 2**20
-        rows = data.rows + (data.delta.frame.height if data.delta is not None else 0)
-        need = rows * sum(_width(dtypes[n]) for n in names)
-        if need <= budget:
-            return 1
-        if not query.group_keys:
-            raise UnsupportedError(
-                f"a percentile without group keys over {need / 2**20:,.0f} MB of values, more"
-                " than [arrow_backend] memory_mb holds"
-            )
-        return min(math.ceil(need / budget), _MAX_PASSES)
 
     def _get(self, table: TableIdentity) -> DiskTable | None:
         with self._lock:

@@ -38,9 +38,9 @@ from fraiseql_nb.planes.arrow.loader import (
     check_view,
     load_appended,
     load_table,
-    to_frame,
 )
 from fraiseql_nb.planes.arrow.store import ColumnStore
+from fraiseql_nb.planes.arrow.typed import to_frame
 from fraiseql_nb.planes.arrow.writer import StoreWriter
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable

@@ -15,7 +15,6 @@ Connections, cancelling and the transaction helpers are :mod:`.adbc`'s.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,9 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from fraiseql_nb.config import Config
-from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow import views
 from fraiseql_nb.planes.arrow.adbc import (
     Cancel,
@@ -47,6 +44,7 @@ from fraiseql_nb.planes.arrow.freshness import (
     parse_snapshot,
     window_statement,
 )
+from fraiseql_nb.planes.arrow.typed import to_frame
 from fraiseql_nb.planes.arrow.views import Bases
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
@@ -54,23 +52,18 @@ from fraiseql_nb.sql.facts import compile_load
 __all__ = [
     "Loaded",
     "check_view",
-    "declared_scale",
     "key_runs",
     "load_appended",
     "load_changed",
     "load_keyed",
     "load_table",
-    "scale_of",
-    "to_frame",
     "window_stats",
 ]
 
 #: Progress callback: rows and bytes received so far.
 Report = Callable[[int, int], None]
 _SNAPSHOT = "SELECT pg_current_snapshot()::text AS s"
-_MAX_SCALE = 30  # decimals that leave 8 of decimal128's 38 digits to the integer part
 _MAX_RUNS = 32  # ranges of keys read as BETWEENs at most (else one list of keys)
-_SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
 
 
 @dataclass
@@ -377,64 +370,3 @@ def _copy(cur: Any, statement: sql.Composable, report: Report | None) -> tuple[p
     # Keep plain Arrow types: field metadata from the driver is not data.
     plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
     return table.replace_schema_metadata(None).cast(plain), text
-
-
-# ------------------------------------------------------------------- frames
-
-
-def to_frame(
-    table: pa.Table, fact: FactTable, *, exact_decimals: bool, categorical: bool = True
-) -> pl.DataFrame:
-    """Loaded Arrow columns as a Polars frame: exact decimals where asked, and text with
-    few distinct values (at most one in two of the first rows) as Categorical."""
-    if exact_decimals:
-        table = _decimals(fact, table)
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    if not categorical or frame.height == 0:
-        return frame
-    head = frame.head(_SAMPLE_ROWS)
-    casts = [
-        pl.col(name).cast(pl.Categorical)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String and head[name].n_unique() <= max(head.height // 2, 1)
-    ]
-    return frame.with_columns(casts) if casts else frame
-
-
-def _decimals(fact: FactTable, table: pa.Table) -> pa.Table:
-    """Measures loaded as text (``exact_decimals``) become decimal128 of their scale."""
-    for m in fact.measures:
-        if (
-            m.name in table.column_names
-            and m.scalar == "Float"
-            and pa.types.is_string(table[m.name].type)
-        ):
-            text = table[m.name]
-            scale = scale_of(m.pg_type, text)
-            if scale > _MAX_SCALE:
-                raise BackendError(
-                    f"exact_decimals: {m.name} holds values with {scale} decimals, more than"
-                    f" 128-bit decimals hold next to their digits ({_MAX_SCALE}); turn"
-                    " [arrow_backend] exact_decimals off, or run it on PostgreSQL"
-                )
-            column = pc.cast(text, pa.decimal128(38, scale))
-            table = table.set_column(table.column_names.index(m.name), m.name, column)
-    return table
-
-
-def declared_scale(pg_type: str) -> int | None:
-    """The scale of ``numeric(p,s)``; None for an unconstrained numeric."""
-    match = re.search(r"numeric\(\d+,\s*(\d+)\)", pg_type)
-    return int(match.group(1)) if match else None
-
-
-def scale_of(pg_type: str, text: Any) -> int:
-    """The scale of ``numeric(p,s)``; of an unconstrained numeric, the most decimals any
-    loaded value has (so no value loses a digit)."""
-    declared = declared_scale(pg_type)
-    if declared is not None:
-        return declared
-    decimals = pc.struct_field(pc.extract_regex(text, r"\.(?P<d>\d+)$"), "d")
-    digits = pc.max(pc.utf8_length(decimals))
-    return max(int(digits.as_py() or 0), 0)

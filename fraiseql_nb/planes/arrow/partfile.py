@@ -24,7 +24,7 @@ from psycopg import sql
 from fraiseql_nb.compute.filters import FOLDS_TO_ASCII
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.disktable import crc32, merge_stats, no_stats
-from fraiseql_nb.planes.arrow.loader import declared_scale, scale_of
+from fraiseql_nb.planes.arrow.typed import declared_scale, scale_of
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["StoreFullError", "convert", "copy_to_file"]

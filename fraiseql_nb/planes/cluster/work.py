@@ -39,7 +39,7 @@ from fraiseql_nb.planes.arrow.adbc import (
     scalars,
 )
 from fraiseql_nb.planes.arrow.engine import computing
-from fraiseql_nb.planes.arrow.loader import to_frame
+from fraiseql_nb.planes.arrow.typed import to_frame
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
