@@ -191,7 +191,6 @@ def test_the_top_level_is_the_public_surface() -> None:
     assert loose == {
         "charts.py",
         "cli.py",
-        "config.py",
         "connecting.py",
         "errors.py",
         "result.py",
