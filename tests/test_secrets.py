@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -24,16 +23,8 @@ from psycopg.conninfo import make_conninfo
 
 import fraiseql_nb as fq
 from tests.conftest import run_cli, shown
-from tests.test_http_limits import graphql, request, serve
-
-SECRET = "Sekr3t!pw#42"
-FORMS = (SECRET, urllib.parse.quote(SECRET, safe=""), "Sekr3t")
-
-
-def assert_hidden(text: Any, where: str) -> None:
-    shown = text if isinstance(text, str) else repr(text)
-    for form in FORMS:
-        assert form not in shown, f"{where} shows the password: {shown[:300]}"
+from tests.hidden import SECRET, assert_hidden
+from tests.web.serving import graphql, request, serve
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ operator: what the selected field is named after, the output's type, the SQL ren
 the Polars rendering (None: the arrow plane declines, PostgreSQL answers), and how the
 cluster plane combines per-partition results. The GraphQL schema, the IR, the SQL
 compiler, the Polars engine and the cluster's merge all read :data:`AGGREGATES`, so a
-row added here is an aggregate everywhere (``tests/test_operators.py`` adds one at run
+row added here is an aggregate everywhere (``tests/language/test_operators.py`` adds one at run
 time and finds it in the schema, the SQL and the Polars result).
 
 Polars renderings take the field three ways — as loaded (``col``), as float64

@@ -42,6 +42,7 @@ from fraiseql_nb.sql.rows import (
     CURSOR_KEY,
     KINDS_KEY,
     compile_row_query,
+    compile_rows,
     selects_whole_document,
 )
 
@@ -148,20 +149,8 @@ class WirePlane(BasePlane):
     def statement(self, task: Task) -> Statement:
         assert isinstance(task.query, RowQuery)
         assert isinstance(task.target, Entity)
-        return Statement(self._inlined(task.query, task.target).as_string(None))
-
-    def _inlined(self, query: RowQuery, entity: Entity) -> sql.Composable:
-        """The statement :meth:`run` sends for ``query``, values inlined, ready to paste
-        (what metrics and ``explain`` show: one source, so they cannot drift apart)."""
-        return compile_row_query(
-            query,
-            entity,
-            Params(literal=True),
-            as_text=True,
-            with_cursor=_paged(query),
-            guard=entity.name in self._mixed,
-            fixed=entity.name not in self._wide,
-        )
+        # What metrics and explain show is what run sends: one source, they cannot drift.
+        return Statement(self._compile(task.query, task.target).shown)
 
     def run(
         self,
@@ -243,22 +232,22 @@ class WirePlane(BasePlane):
     def _compile(self, query: RowQuery, entity: Entity) -> _Compiled:
         guard = entity.name in self._mixed
         fixed = entity.name not in self._wide
+        key: Any = (query, entity.name, guard, fixed)
         try:
-            key = (query, entity.name, guard, fixed)
             hit = self._compiled.get(key)
-        except TypeError:  # a list value (``in: [...]``) makes the query unhashable
-            key, hit = None, None
+        except TypeError:  # a list value (``in: [...]``): the query by its repr, exact too
+            key = (repr(query), entity.name, guard, fixed)
+            hit = self._compiled.get(key)
         if hit is not None and hit.entity is entity:
             return hit
         paged = _paged(query)
         # A whole-document selection carries its own id; others get a hidden one.
         cursor = "id" if selects_whole_document(query.selection, entity.fields) else CURSOR_KEY
         params = Params()
-        statement = compile_row_query(
+        compiled_rows = compile_rows(
             query, entity, params, as_text=True, with_cursor=paged, guard=guard, fixed=fixed
         )
-        text = statement.as_string(None)
-        kinds = f"'{KINDS_KEY}'" in text  # values are placeholders here: only the key says it
+        kinds = compiled_rows.kinds
         schema = polars_schema(query.selection)
         if kinds:
             schema[KINDS_KEY] = pl.Boolean
@@ -268,9 +257,11 @@ class WirePlane(BasePlane):
             schema[CURSOR_KEY] = pl.Int64 if numeric else pl.String
         compiled = _Compiled(
             entity=entity,
-            statement=sql.SQL(text),
+            # Rendered once: psycopg does not compose it again at every execution.
+            statement=sql.SQL(compiled_rows.statement.as_string(None)),
             values=params.values,
-            shown=self._inlined(query, entity).as_string(None),
+            # What it sends, values inlined (one compile: the same placeholders, filled).
+            shown=params.inline(compiled_rows.statement).as_string(None),
             schema=schema,
             cursor=cursor,
             kinds=kinds,

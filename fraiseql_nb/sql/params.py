@@ -50,6 +50,7 @@ class Params:
     def __init__(self, *, literal: bool = False) -> None:
         self.literal = literal
         self.values: dict[str, Any] = {}
+        self._named: dict[int, str] = {}  # each placeholder made here -> its value's name
 
     def add(self, value: Any, pg_type: str | None = None) -> sql.Composable:
         """The SQL for ``value`` (cast to ``pg_type`` when given)."""
@@ -61,9 +62,19 @@ class Params:
             name = f"p{len(self.values) + 1}"
             self.values[name] = value
             expr = sql.Placeholder(name)
+            self._named[id(expr)] = name
         if pg_type is None:
             return expr
         return sql.Composed([sql.SQL("("), expr, cast(pg_type), sql.SQL(")")])
+
+    def inline(self, statement: sql.Composable) -> sql.Composable:
+        """``statement`` with each placeholder made here replaced by its value as a
+        literal: the statement as it is shown (pasted, EXPLAINed), without compiling the
+        query a second time."""
+        if isinstance(statement, sql.Composed):
+            return sql.Composed([self.inline(part) for part in statement])
+        name = self._named.get(id(statement))
+        return sql.Literal(self.values[name]) if name is not None else statement
 
     def json(self, value: Any) -> sql.Composable:
         """``value`` as a jsonb parameter."""

@@ -21,6 +21,7 @@ cursor all read the same expression, so the id a result shows finds its row.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from psycopg import sql
 
@@ -35,8 +36,10 @@ __all__ = [
     "CURSOR_KEY",
     "DATA",
     "KINDS_KEY",
+    "RowStatement",
     "build_object",
     "compile_row_query",
+    "compile_rows",
     "selects_whole_document",
 ]
 
@@ -64,6 +67,16 @@ _ANCHOR = sql.Identifier("anchor")
 _MAX_BUILD_ARGS = 100  # PostgreSQL's limit on function arguments: 50 key/value pairs
 
 
+@dataclass(frozen=True)
+class RowStatement:
+    """A row query's statement, and whether its rows carry :data:`KINDS_KEY` (the check
+    that no string holding a number was read as one): said by the compiler, never read
+    back from the SQL text."""
+
+    statement: sql.Composed
+    kinds: bool
+
+
 def compile_row_query(
     query: RowQuery,
     entity: Entity,
@@ -74,6 +87,23 @@ def compile_row_query(
     guard: bool = True,
     fixed: bool = False,
 ) -> sql.Composed:
+    """The SELECT for ``query`` on ``entity``'s view; values go to ``params`` (see
+    :func:`compile_rows`)."""
+    return compile_rows(
+        query, entity, params, as_text=as_text, with_cursor=with_cursor, guard=guard, fixed=fixed
+    ).statement
+
+
+def compile_rows(
+    query: RowQuery,
+    entity: Entity,
+    params: Params,
+    *,
+    as_text: bool = False,
+    with_cursor: bool = False,
+    guard: bool = True,
+    fixed: bool = False,
+) -> RowStatement:
     """The SELECT for ``query`` on ``entity``'s view; values go to ``params``.
 
     A sorted query picks its rows first and builds the documents of those rows
@@ -124,6 +154,7 @@ def compile_row_query(
         else:
             where.append(sql.SQL("{} > {}").format(ident, anchor_id))
     keys = _order_keys(query, entity, data, guard, routed)
+    kinds = False
     if whole:
         # Every field, unrenamed: the stored document is the answer (its key order
         # aside), and sending it costs PostgreSQL nothing more.
@@ -133,6 +164,7 @@ def compile_row_query(
         if with_cursor:
             selection = (*selection, Selection(name=CURSOR_KEY, key="", kind="id"))
         outer = STORED if deferred else base
+        kinds = bool(routed)
         extra = [(KINDS_KEY, _kinds_check(outer, routed))] if routed else []
         document = build_object(selection, outer, ident, extra)
     if as_text:
@@ -168,14 +200,15 @@ def compile_row_query(
         parts.append(sql.SQL("OFFSET {}").format(params.add(query.offset, "bigint")))
     inner = sql.SQL(" ").join(parts)
     if not deferred:
-        return inner
+        return RowStatement(inner, kinds)
     outer_keys = [
         (_collate(sql.Identifier("v", f"k{i}"), field, query.collation), item, field)
         for i, (_, item, field) in enumerate(keys)
     ]
-    return sql.SQL("SELECT {} AS data FROM ({}) AS v {}").format(
+    statement = sql.SQL("SELECT {} AS data FROM ({}) AS v {}").format(
         document, inner, _order_clause(outer_keys, ident, query.order)
     )
+    return RowStatement(statement, kinds)
 
 
 def selects_whole_document(selection: tuple[Selection, ...], fields: tuple[Field, ...]) -> bool:

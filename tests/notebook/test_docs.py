@@ -6,7 +6,7 @@ the test database through ``$FRAISEQL_DSN``); blocks that start with a
 IPython shell, exactly as written, trailing comments included; GraphQL blocks must validate against
 the demo schema. Shell (bash) blocks are the command line's, tested in
 tests/test_cli.py; examples that call a running ``fraiseql-nb serve``
-(``http://127.0.0.1:8000``) run against one in tests/test_graphql_over_http.py.
+(``http://127.0.0.1:8000``) run against one in tests/web/test_graphql_over_http.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.conftest import ENV_TEST_DSN, REPO
 from .conftest import run
 
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
-SERVED = "http://127.0.0.1:8000"  # examples calling a server: tests/test_graphql_over_http.py
+SERVED = "http://127.0.0.1:8000"  # examples calling a server: tests/web/test_graphql_over_http.py
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 

@@ -18,7 +18,7 @@ from traitlets import TraitError
 import fraiseql_nb as fq
 from fraiseql_nb.notebook.magics import FraiseQL
 from tests.conftest import shown
-from tests.test_interrupts import Interrupter, until
+from tests.interrupting import Interrupter, until
 
 from .conftest import fail, run
 
@@ -438,7 +438,7 @@ def test_a_real_kernel_interrupt(endless_dsn: str) -> None:
 def test_the_magics_never_show_the_password(
     ip: InteractiveShell, demo_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.test_secrets import SECRET, assert_hidden
+    from tests.hidden import SECRET, assert_hidden
 
     secret_dsn = make_conninfo(demo_dsn, password=SECRET)
     ip.user_ns["secret_dsn"] = secret_dsn

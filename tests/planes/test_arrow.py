@@ -14,9 +14,9 @@ from fraiseql_nb.local import demo
 from fraiseql_nb.notebook.display import badge
 from fraiseql_nb.query import parse_query
 from tests.conftest import TINY, plane_of
+from tests.interrupting import Interrupter, active
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import assert_same
-from tests.test_interrupts import Interrupter, active
 
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
 TOTAL_KEY = "sales_aggregate"

@@ -369,3 +369,37 @@ def test_stream_takes_one_row_query(session: fq.Session) -> None:
         list(session.stream("{ a: users { id } b: users { id } }"))
     with pytest.raises(fq.QueryError, match="Cannot query field 'nme'"):
         list(session.stream("{ users { nme } }"))
+
+
+def test_a_row_statement_is_compiled_once_and_shown_as_sent(
+    demo_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One compile per new statement, a list filter included; what a result and explain
+    show is that statement with its values inlined — the same text a literal compile of
+    the same query gives."""
+    from fraiseql_nb.planes import wire
+    from fraiseql_nb.query import parse_query
+    from fraiseql_nb.sql import Params, compile_row_query
+
+    calls: list[str] = []
+    real = wire.compile_rows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0].key)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wire, "compile_rows", counted)
+    query = '{ users(where: {id: {in: [3, 1, 2]}}, orderBy: [{id: ASC}]) { id name } }'
+    with fq.connect(demo_dsn) as s:
+        first = s.execute(query)
+        again = s.execute(query)
+        plan = s.explain(query).plans[0]
+        assert first.df["id"].to_list() == again.df["id"].to_list() == [1, 2, 3]
+        assert calls == ["users"]  # the list filter's query is compiled once too
+        q = parse_query(query, s.schema).queries[0]
+        entity = s.schema.entity("users")
+        literal = compile_row_query(
+            q, entity, Params(literal=True), as_text=True, fixed=True, guard=False
+        ).as_string(None)
+    assert first.sql == again.sql == plan.sql["wire"] == literal
+    assert "%(p" not in literal and "3" in literal

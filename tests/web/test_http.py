@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import fraiseql_nb as fq
 from fraiseql_nb.local import demo
 from fraiseql_nb.web.http import ARROW_STREAM, create_app
+from tests.web.serving import post
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +46,6 @@ def serving(session: fq.Session) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def post(url: str, body: Any, accept: str | None = "application/json") -> tuple[int, bytes, str]:
-    """POST ``body`` as JSON; ``accept`` None sends no Accept header."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if accept is not None:
-        headers["Accept"] = accept
-    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.read(), resp.headers.get("content-type", "")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(), err.headers.get("content-type", "")
 
 
 def get(url: str) -> tuple[int, bytes, str]:

@@ -19,8 +19,7 @@ import pytest
 from graphql import GraphQLError
 
 from tests.conftest import REPO
-from tests.test_http import post
-from tests.test_http_limits import TOKEN, Served, graphql, message, request, serve
+from tests.web.serving import TOKEN, Served, graphql, message, post, request, serve
 
 AUDIT = Path(__file__).parent / "http_audit"
 DOC = REPO / "docs" / "http.md"

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from fraiseql_nb.web.http import ARROW_STREAM
-from tests.test_http_limits import TOKEN, Served, serve
+from tests.web.serving import TOKEN, Served, serve
 
 # A backtracking regular expression: over every user's name it runs for minutes.
 COSTLY = '{ users(where: {name: {regex: "(.*){1,255}(.*){1,255}$"}}) { id } }'

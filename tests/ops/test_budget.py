@@ -13,7 +13,7 @@ import fraiseql_nb as fq
 from fraiseql_nb.config import load_config
 from fraiseql_nb.ops.budget import ResultBudget, ResultLimitError, auto_result_mb, budgeted, current
 from tests.conftest import own_database
-from tests.test_interrupts import active, pool_settles, until
+from tests.interrupting import active, pool_settles, until
 
 SETUP = """
 CREATE VIEW v_endless AS

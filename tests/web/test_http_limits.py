@@ -14,11 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,96 +23,7 @@ import pytest
 
 from fraiseql_nb.web.http import GRAPHQL_RESPONSE
 from tests.conftest import run_cli
-
-TOKEN = "t0ken-for-tests-only"
-
-
-@dataclass
-class Served:
-    url: str
-    port: int
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def stderr(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve(
-    dsn: str, tmp: Path, extra_env: dict[str, str] | None = None, **settings: Any
-) -> Iterator[Served]:
-    """``fraiseql-nb serve`` on a free loopback port, ``settings`` as FRAISEQL_SERVER_*."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAISEQL_SERVER_")}
-    env.update(extra_env or {})
-    env["FRAISEQL_DSN"] = dsn
-    for key, value in settings.items():
-        env[f"FRAISEQL_SERVER_{key.upper()}"] = str(value)
-    log = tmp / f"serve-{port}.log"
-    with open(log, "w", encoding="utf-8") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fraiseql_nb", "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-            text=True,
-        )
-    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"serve exited: {served.stderr()}"
-            assert time.monotonic() < deadline, f"serve did not start: {served.stderr()}"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield served
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def request(
-    url: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-) -> tuple[int, dict[str, Any] | str]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode("utf-8", "replace")
-
-
-def graphql(served: Served, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return request(
-        f"{served.url}/graphql", body, {"Content-Type": "application/json", **(headers or {})}
-    )
-
-
-def message(answer: Any) -> str:
-    assert isinstance(answer, dict), answer
-    return str(answer["errors"][0]["message"])
+from tests.web.serving import TOKEN, Served, free_port, graphql, message, request, serve
 
 
 @pytest.fixture(scope="module")
@@ -421,7 +328,7 @@ def test_serve_help_says_where_a_password_goes() -> None:
 def test_serve_reads_the_dsn_from_a_file(demo_dsn: str, tmp_path: Path) -> None:
     dsn_file = tmp_path / "dsn"
     dsn_file.write_text(demo_dsn + "\n", encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAISEQL_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "fraiseql_nb", "serve", "--port", str(port), "--dsn-file", dsn_file],

@@ -9,7 +9,7 @@ import pytest
 import fraiseql_nb as fq
 from fraiseql_nb.config import Config, load_config
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fraiseql.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fraiseql.toml"
 
 
 def test_defaults() -> None:
