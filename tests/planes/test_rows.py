@@ -389,7 +389,7 @@ def test_a_row_statement_is_compiled_once_and_shown_as_sent(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(wire, "compile_rows", counted)
-    query = '{ users(where: {id: {in: [3, 1, 2]}}, orderBy: [{id: ASC}]) { id name } }'
+    query = "{ users(where: {id: {in: [3, 1, 2]}}, orderBy: [{id: ASC}]) { id name } }"
     with fq.connect(demo_dsn) as s:
         first = s.execute(query)
         again = s.execute(query)
