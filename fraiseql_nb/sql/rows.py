@@ -28,7 +28,8 @@ from psycopg import sql
 from fraiseql_nb.language.operators import distance_order
 from fraiseql_nb.query.ir import Compare, OrderItem, RowQuery, Selection
 from fraiseql_nb.schema.model import Entity, Field
-from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, fixed_width, json_path
+from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field, fixed_width
+from fraiseql_nb.sql.objects import build_object, kinds_check
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
@@ -37,7 +38,6 @@ __all__ = [
     "DATA",
     "KINDS_KEY",
     "RowStatement",
-    "build_object",
     "compile_row_query",
     "compile_rows",
     "selects_whole_document",
@@ -64,7 +64,6 @@ CURSOR_KEY = "fq:id"
 #: makes false; NULLs sort last), so a page without one is the checked form's answer.
 KINDS_KEY = "fq:kinds"
 _ANCHOR = sql.Identifier("anchor")
-_MAX_BUILD_ARGS = 100  # PostgreSQL's limit on function arguments: 50 key/value pairs
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def compile_rows(
             selection = (*selection, Selection(name=CURSOR_KEY, key="", kind="id"))
         outer = STORED if deferred else base
         kinds = bool(routed)
-        extra = [(KINDS_KEY, _kinds_check(outer, routed))] if routed else []
+        extra = [(KINDS_KEY, kinds_check(outer, routed))] if routed else []
         document = build_object(selection, outer, ident, extra)
     if as_text:
         document = sql.SQL("({})::text").format(document)
@@ -303,15 +302,6 @@ def _order_keys(
     return keys
 
 
-def _kinds_check(base: sql.Composable, paths: list[tuple[str, ...]]) -> sql.Composable:
-    """True when none of the fields read as int8 is a JSON string (see :data:`KINDS_KEY`)."""
-    checks = [
-        sql.SQL("jsonb_typeof({}) IS DISTINCT FROM 'string'").format(json_path(base, path))
-        for path in dict.fromkeys(paths)
-    ]
-    return sql.SQL("({})").format(sql.SQL(" AND ").join(checks))
-
-
 def _order_clause(
     keys: list[_Key],
     ident: sql.Composable,
@@ -376,65 +366,6 @@ def _keyset(
             after=after.format(a=anchor, k=key, op=beyond), k=key, a=anchor, rest=condition
         )
     return joined, condition
-
-
-def build_object(
-    selection: tuple[Selection, ...],
-    base: sql.Composable,
-    ident: sql.Composable | None = None,
-    extra: list[tuple[str, sql.Composable]] | None = None,
-) -> sql.Composable:
-    """A ``json`` object of the selected fields of the document ``base``, in selection order.
-
-    ``ident`` is the row's id (for the page cursor and a field read from the id column);
-    ``extra`` adds hidden keys (name, SQL value) at the end.
-    """
-    values = [(s.name, _value(s, base, ident)) for s in selection] + list(extra or ())
-    if not values:  # every field skipped (@skip, @include): an empty object
-        return sql.SQL("'{}'::json")
-    pairs = _MAX_BUILD_ARGS // 2
-    objects = [
-        sql.SQL("json_build_object({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}, {}").format(sql.Literal(name), v) for name, v in values[i : i + pairs]
-            )
-        )
-        for i in range(0, len(values), pairs)
-    ]
-    if len(objects) == 1:
-        return objects[0]
-    # Too many fields for one call: the objects' texts joined into one, which keeps every
-    # key (a name is a literal here, never an identifier PostgreSQL would cut at 63
-    # bytes) and the selection's order.
-    inner = [sql.SQL("substr(left(({})::text, -1), 2)").format(o) for o in objects]
-    return sql.SQL("('{{' || {} || '}}')::json").format(sql.SQL(" || ', ' || ").join(inner))
-
-
-def _value(sel: Selection, base: sql.Composable, ident: sql.Composable | None) -> sql.Composable:
-    if sel.kind == "typename":
-        return sql.SQL("{}::text").format(sql.Literal(sel.scalar))
-    if sel.kind == "id":
-        assert ident is not None
-        return ident
-    if sel.column is not None and sel.kind == "list":
-        return sql.SQL("({}::text)::jsonb").format(sql.Identifier("v", sel.column))  # a vector
-    if sel.column is not None:
-        return sql.Identifier("v", sel.column)
-    value = json_path(base, (sel.key,))
-    if sel.kind == "object" and sel.children:
-        return sql.SQL("(CASE WHEN jsonb_typeof({v}) = 'object' THEN {o} END)").format(
-            v=value, o=build_object(sel.children, value)
-        )
-    if sel.kind == "list" and sel.children:
-        element = sql.Identifier("e", "v")
-        item = sql.SQL("(CASE WHEN jsonb_typeof({e}) = 'object' THEN {o} END)").format(
-            e=element, o=build_object(sel.children, element)
-        )
-        return sql.SQL(
-            "(CASE WHEN jsonb_typeof({v}) = 'array' THEN COALESCE((SELECT json_agg({i} ORDER BY"
-            " e.n) FROM jsonb_array_elements({v}) WITH ORDINALITY AS e(v, n)), '[]'::json) END)"
-        ).format(v=value, i=item)
-    return value
 
 
 def _resolver(

@@ -10,7 +10,7 @@ import pytest
 from fraiseql_nb.query import RowQuery, Selection, parse_query
 from fraiseql_nb.schema import Schema
 from fraiseql_nb.sql import Params, compile_row_query
-from fraiseql_nb.sql.rows import build_object
+from fraiseql_nb.sql.objects import build_object
 
 
 def compile_text(
