@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -43,8 +44,22 @@ class ResultLimitError(QueryError):
         self.limit_bytes = limit_bytes
 
 
+_MEMORY_READ_EVERY_S = 60.0  # a container's limit may change, rarely: read it again then
+_memory: tuple[float, int] | None = None  # (read at, MB)
+
+
 def machine_memory_mb() -> int:
-    """This machine's memory, or the container's limit when it has a lower one."""
+    """This machine's memory, or the container's limit when it has a lower one (read at
+    most once a minute: two file reads cost more than the rest of a small query)."""
+    global _memory
+    now = time.monotonic()
+    if _memory is not None and now - _memory[0] < _MEMORY_READ_EVERY_S:
+        return _memory[1]
+    _memory = (now, _read_memory_mb())
+    return _memory[1]
+
+
+def _read_memory_mb() -> int:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // _MB
     for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         with contextlib.suppress(OSError, ValueError):

@@ -31,6 +31,11 @@ class Planes:
         for registration in registry.registered():
             context.built[registration.name] = registration.build(context)
         self._planes: dict[str, Plane] = context.built
+        # What each runs, looked up per query: read from the registry once.
+        self._others = {
+            kind: [n for n in self._planes if n != registry.FALLBACK and registry.runs(n, kind)]
+            for kind in ("rows", "aggregate", "window")
+        }
         self._schema = schema
         self.config: Config = context.config
 
@@ -62,7 +67,7 @@ class Planes:
         names = [backend] if backend != "auto" else self.others(kind)
         offers: dict[str, Offer] = {}
         for name in names:
-            if registry.runs(name, kind):
+            if backend == "auto" or registry.runs(name, kind):
                 offer = self._planes[name].offer(task, requested=backend != "auto", earlier=offers)
                 offers[name] = offer
         return choose_plane(
@@ -76,7 +81,7 @@ class Planes:
 
     def others(self, kind: str) -> list[str]:
         """The planes that run ``kind``, the fallback aside, in the registry's order."""
-        return [n for n in self._planes if n != registry.FALLBACK and registry.runs(n, kind)]
+        return list(self._others[kind])
 
     def run(
         self,
