@@ -232,7 +232,7 @@ class Session:
         try:
             task = self._planes.task(query)
             if not cache and not task.rows:
-                self._planes.refresh([cast(FactTable, task.target)])
+                self._planes.refresh([cast(FactTable, task.target)], caches_only=True)
             settle = self.settle_loads
             route = self._planes.route(task, backend, settle=settle)
             plane = route.plane

@@ -153,8 +153,14 @@ class Planes:
                 stack.enter_context(plane.busy())
             yield
 
-    def refresh(self, facts: list[FactTable]) -> int:
-        return sum(plane.refresh(facts) for plane in self._planes.values())
+    def refresh(self, facts: list[FactTable], *, caches_only: bool = False) -> int:
+        """Drop what the planes hold of ``facts``; ``caches_only``: only what a plane
+        caches in this session (``execute(cache=False)``: the cluster's partitions stay)."""
+        return sum(
+            plane.refresh(facts)
+            for plane in self._planes.values()
+            if not caches_only or plane.cache_stats()
+        )
 
     def prefetch(self, fact: FactTable, *, wait: bool) -> str:
         said = [plane.prefetch(fact, wait=wait) for plane in self._planes.values()]

@@ -50,6 +50,7 @@ __all__ = ["REGISTRATION", "WirePlane"]
 
 _FIRST = operator.itemgetter(0)
 _COMPILED_MAX = 512  # statements kept per plane
+_KEY_MAX = 16_384  # characters of a query's repr past which its statement is not kept
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class WirePlane(BasePlane):
         self.config = config
         # A notebook re-runs its cells and an API serves the same queries: each is
         # compiled once (composing SQL costs ~0.5 ms in Python, a 5-row query ~0.3 ms).
-        self._compiled: dict[tuple[RowQuery, str, bool, bool], _Compiled] = {}
+        self._compiled: dict[tuple[str, str, bool, bool], _Compiled] = {}
         # Entities whose documents hold a number or boolean field of another JSON kind
         # somewhere: their statements check each value's kind (sql/exprs.py).
         self._mixed: set[str] = set()
@@ -232,12 +233,12 @@ class WirePlane(BasePlane):
     def _compile(self, query: RowQuery, entity: Entity) -> _Compiled:
         guard = entity.name in self._mixed
         fixed = entity.name not in self._wide
-        key: Any = (query, entity.name, guard, fixed)
-        try:
-            hit = self._compiled.get(key)
-        except TypeError:  # a list value (``in: [...]``): the query by its repr, exact too
-            key = (repr(query), entity.name, guard, fixed)
-            hit = self._compiled.get(key)
+        # Keyed by the query's repr, not the query: 1, 1.0 and True are equal in Python
+        # (and hash alike) but not in a document; a list value makes it unhashable too.
+        # A very long one (thousands of values) is compiled every time, not kept.
+        text = repr(query)
+        key = (text, entity.name, guard, fixed) if len(text) <= _KEY_MAX else None
+        hit = self._compiled.get(key) if key is not None else None
         if hit is not None and hit.entity is entity:
             return hit
         paged = _paged(query)

@@ -327,6 +327,10 @@ def test_an_unreachable_cluster_warns_once_and_the_rest_works(demo_dsn: str) -> 
         s = fq.connect(demo_dsn, config=cfg)
     try:
         said = [str(w.message) for w in caught if "cluster plane is off" in str(w.message)]
+        # It points at the line that connected, not inside fraiseql_nb.
+        assert [w.filename for w in caught if "cluster plane is off" in str(w.message)] == [
+            __file__
+        ]
         assert said == [
             "the cluster plane is off: the Ray cluster at 127.0.0.1:9 does not"
             " answer; the other planes work"

@@ -261,6 +261,15 @@ BEYOND = Readiness(
             False,
         ),
         ({}, CACHED, ClusterState(on=True), "arrow", "cached", False),
+        # The cluster plane extends the arrow plane: with that off, auto leaves it alone.
+        (
+            {"backends": {"use_arrow_backend": False}},
+            None,
+            ClusterState(on=True, holds=True),
+            "postgres",
+            "arrow plane off",
+            False,
+        ),
         ({}, BEYOND, ClusterState(on=False, off="down"), "postgres", BEYOND.reason, False),
         (
             {},

@@ -403,3 +403,24 @@ def test_a_row_statement_is_compiled_once_and_shown_as_sent(
         ).as_string(None)
     assert first.sql == again.sql == plan.sql["wire"] == literal
     assert "%(p" not in literal and "3" in literal
+
+
+def test_equal_values_of_other_json_kinds_are_other_statements(scratch_dsn: str) -> None:
+    """1, 1.0 and true are equal in Python (and hash alike) but not in a JSON document: a
+    statement compiled for one is never reused for the other."""
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tv_mixed (id bigint PRIMARY KEY, data jsonb NOT NULL);"
+            """INSERT INTO tv_mixed VALUES (1, '{"id": 1, "v": 1}'), (2, '{"id": 2, "v": true}'),"""
+            """ (3, '{"id": 3, "v": "x"}')"""
+        )
+    with fq.connect(scratch_dsn) as s:
+        answers = {
+            text: s.execute(f"{{ mixeds(where: {{v: {{eq: {text}}}}}) {{ id }} }}")
+            .df["id"]
+            .to_list()
+            for text in ("1", "true", "1", "true")
+        }
+        assert answers == {"1": [1], "true": [2]}
+        assert s.execute("{ mixeds(where: {v: {eq: true}}) { id } }").df["id"].to_list() == [2]
+        assert s.execute("{ mixeds(where: {v: {eq: 1}}) { id } }").df["id"].to_list() == [1]

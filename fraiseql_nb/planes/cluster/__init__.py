@@ -17,8 +17,8 @@ def _build(ctx: Context) -> ClusterPlane:
     if ctx.config.cluster.address:
         off = plane.join()
         if off:
-            # The caller of fq.connect: build ← Session.__init__ ← connect ← them.
-            warnings.warn(f"the cluster plane is off: {off}; the other planes work", stacklevel=4)
+            # The caller of fq.connect: build ← Planes ← Session ← connect ← them.
+            warnings.warn(f"the cluster plane is off: {off}; the other planes work", stacklevel=5)
     return plane
 
 

@@ -62,7 +62,9 @@ def cluster_offer(
         )
     if requested:
         return Offer("ready", "requested")
-    if any(o.state in ("ready", "soon") for o in earlier.values()):
+    # Answered before it; or the plane before it is off — the cluster plane extends the
+    # arrow plane, so with that off ``auto`` leaves it alone (asked by name, it answers).
+    if any(o.state in ("ready", "soon", "off") for o in earlier.values()):
         return Offer("pass")
     if state.holds:
         return Offer("ready", "on the cluster")

@@ -87,8 +87,8 @@ class ClusterPlane:
         if not self.available:
             state = ClusterState(on=False, off=self.error, configured=configured)
             return cluster_offer(state, earlier, requested=requested, key=key)
-        if not requested and any(o.state in ("ready", "soon") for o in earlier.values()):
-            return Offer("pass")  # answered before it: nothing to ask the cluster
+        if not requested and any(o.state in ("ready", "soon", "off") for o in earlier.values()):
+            return Offer("pass")  # answered before it, or the arrow plane is off (see offer)
         assert isinstance(task.target, FactTable)
         declined = self.declines(task)
         state = ClusterState(
