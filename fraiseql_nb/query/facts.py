@@ -23,6 +23,7 @@ from fraiseql_nb.query.ir import (
     WindowFunction,
     WindowQuery,
 )
+from fraiseql_nb.query.ordering import named_item
 from fraiseql_nb.query.rows import check_paging
 from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
@@ -123,6 +124,7 @@ def build_aggregate_query(
     order: list[OrderItem] = []
     at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():
+        item = named_item(ctx, at, item, lambda k: k not in universe)
         for name, direction in item.items():
             order.append(_order_item(ctx, at, name, direction, output_scalar(name, "orderBy", at)))
     limit, offset = check_paging(ctx, node, args)
@@ -276,6 +278,7 @@ def _window_order(
 ) -> tuple[OrderItem, ...]:
     out: list[OrderItem] = []
     for item in items or ():
+        item = named_item(ctx, at, item, lambda k: k not in fact.row_columns)
         for name, direction in item.items():
             out.append(_order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
     return tuple(out)

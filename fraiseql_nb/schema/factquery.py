@@ -23,7 +23,7 @@ from graphql import (
 
 from fraiseql_nb.language.aggregates import AGGREGATES
 from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
-from fraiseql_nb.schema.inputs import Inputs, combinators
+from fraiseql_nb.schema.inputs import Inputs, combinators, named_order
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES
 
@@ -77,7 +77,10 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
     )
     agg_order = GraphQLInputObjectType(
         f"{stem}AggregateOrderByInput",
-        {n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
+        {
+            **{n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
+            **named_order(inputs.direction, {*keys, *aggregates}),
+        },
         description="Sort by group keys and selected aggregates",
     )
     agg_row = GraphQLObjectType(
@@ -93,7 +96,10 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
     )
     win_order = GraphQLInputObjectType(
         f"{stem}WindowOrderByInput",
-        {n: GraphQLInputField(inputs.direction) for n in row_columns},
+        {
+            **{n: GraphQLInputField(inputs.direction) for n in row_columns},
+            **named_order(inputs.direction, set(row_columns)),
+        },
     )
     over = {
         "partitionBy": GraphQLArgument(

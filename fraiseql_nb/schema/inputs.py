@@ -13,6 +13,7 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLString,
 )
 
 from fraiseql_nb.language.operators import (
@@ -24,7 +25,7 @@ from fraiseql_nb.language.operators import (
 from fraiseql_nb.schema.model import FieldType
 from fraiseql_nb.schema.scalars import SCALAR_TYPES, operand_type
 
-__all__ = ["DIRECTIONS", "Inputs", "combinators", "operator_fields"]
+__all__ = ["DIRECTIONS", "Inputs", "combinators", "named_order", "operator_fields"]
 
 #: orderBy directions: (descending, nulls first). NULLs sort last unless asked.
 DIRECTIONS: dict[str, tuple[bool, bool]] = {
@@ -82,6 +83,18 @@ class Inputs:
                 description=f"Conditions on a list of {scalar}",
             )
         return self.filters[name]
+
+
+def named_order(direction: GraphQLEnumType, taken: set[str]) -> dict[str, GraphQLInputField]:
+    """FraiseQL's ``{field: "x", direction: DESC}`` as an orderBy item's two fields (each
+    left out where the type has a field of that name)."""
+    fields = {
+        "field": GraphQLInputField(
+            GraphQLString, description="the field to sort by (with direction; FraiseQL's form)"
+        ),
+        "direction": GraphQLInputField(direction, description="ASC when left out"),
+    }
+    return {name: f for name, f in fields.items() if name not in taken}
 
 
 def operator_fields(operators: tuple[Operator, ...], gql: Any) -> dict[str, GraphQLInputField]:

@@ -158,3 +158,61 @@ def test_two_spellings_of_one_condition_must_agree(session: fq.Session) -> None:
         session.execute("{ users(where: {age: {neq: 40, ne: 41}}) { id } }")
     with pytest.raises(fq.QueryError, match="two spellings of one condition"):
         session.execute('{ sales_aggregate(where: {region: {_eq: "EU", eq: "US"}}) { count } }')
+
+
+#: (FraiseQL's or the single-object orderBy form, the list form): the same rows in order.
+ORDERS = [
+    (
+        '{ users(orderBy: [{field: "age", direction: DESC}, {field: "id"}], limit: 20)'
+        " { id age } }",
+        "{ users(orderBy: [{age: DESC}, {id: ASC}], limit: 20) { id age } }",
+    ),
+    (
+        "{ users(orderBy: {age: DESC_NULLS_LAST}, limit: 20) { id age } }",
+        "{ users(orderBy: [{age: DESC_NULLS_LAST}], limit: 20) { id age } }",
+    ),
+    (
+        '{ users(orderBy: [{field: "address.city", direction: ASC}, {id: ASC}], limit: 20)'
+        " { id } }",
+        "{ users(orderBy: [{address: {city: ASC}}, {id: ASC}], limit: 20) { id } }",
+    ),
+    (
+        "{ sales_aggregate(groupBy: {region: true},"
+        ' orderBy: [{field: "revenue_sum", direction: DESC}]) { region revenue_sum } }',
+        "{ sales_aggregate(groupBy: {region: true}, orderBy: [{revenue_sum: DESC}])"
+        " { region revenue_sum } }",
+    ),
+    (
+        "{ sales_aggregate(groupBy: {region: true}, orderBy: {count: DESC}) { region count } }",
+        "{ sales_aggregate(groupBy: {region: true}, orderBy: [{count: DESC}]) { region count } }",
+    ),
+    (
+        '{ sales_window(orderBy: [{field: "revenue", direction: DESC}, {field: "id"}],'
+        " limit: 10) { id revenue rn: row_number } }",
+        "{ sales_window(orderBy: [{revenue: DESC}, {id: ASC}], limit: 10)"
+        " { id revenue rn: row_number } }",
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "listed"), ORDERS)
+def test_every_orderby_form_sorts_as_the_list_form(
+    session: fq.Session, written: str, listed: str
+) -> None:
+    rows_query = written.startswith("{ users")
+    planes = ("wire", "postgres") if rows_query else ("arrow", "postgres")
+    want = session.execute(listed, backend="postgres").df.to_dicts()  # type: ignore[union-attr]
+    assert len(want) > 1
+    for plane in planes:
+        got = session.execute(written, backend=plane).df.to_dicts()  # type: ignore[union-attr]
+        firsts = [next(iter(r.values())) for r in got]  # the id, or the group key
+        assert firsts == [next(iter(r.values())) for r in want], plane
+
+
+def test_a_named_orderby_item_needs_its_field_alone(session: fq.Session) -> None:
+    with pytest.raises(fq.QueryError, match="give the field to sort by"):
+        session.execute("{ users(orderBy: [{direction: DESC}]) { id } }")
+    with pytest.raises(fq.QueryError, match="give each sort key its own item"):
+        session.execute('{ users(orderBy: [{field: "age", name: ASC}]) { id } }')
+    with pytest.raises(fq.QueryError, match="unknown orderBy field 'nope'"):
+        session.execute('{ users(orderBy: [{field: "nope"}]) { id } }')
