@@ -58,6 +58,7 @@ __all__ = [
     "as_vector",
     "distance_order",
     "escape_like",
+    "flattened",
     "json_array",
     "list_operators",
     "scalar_operators",
@@ -416,6 +417,27 @@ SPELLINGS: dict[str, tuple[str, bool]] = _spellings()
 def shown_names(op: Operator) -> tuple[str, ...]:
     """The names a filter shows for ``op``: its own, and one per negation (the first)."""
     return (op.name, *op.negations[:1])
+
+
+def flattened(names: dict[str, str], taken: set[str]) -> dict[str, tuple[str, str]]:
+    """FraiseQL's flattened condition keys over ``names`` (name -> scalar): ``revenue_sum_gt``
+    -> ("revenue_sum", "gt"), for each one-word operator (and negation) a name's scalar
+    offers (FraiseQL splits a key at its last underscore). A key that would mean two things,
+    or is a name of ``taken``, is left out: never guessed."""
+    out: dict[str, tuple[str, str]] = {}
+    twice: set[str] = set()
+    for name, scalar in names.items():
+        for op in scalar_operators(scalar):
+            for spelled in shown_names(op):
+                if "_" in spelled:
+                    continue
+                key = f"{name}_{spelled}"
+                if key in taken:
+                    continue
+                if key in out:
+                    twice.add(key)
+                out[key] = (name, spelled)
+    return {k: v for k, v in out.items() if k not in twice}
 
 
 def scalar_operators(scalar: str) -> tuple[Operator, ...]:

@@ -91,18 +91,49 @@ def build_column_where(
     node: Node,
     value: dict[str, Any],
     resolve: Callable[[str], str],
+    flat: dict[str, tuple[str, str]] | None = None,
 ) -> Where:
     """The Where tree of a fact table's where/having value; ``resolve`` gives a name's scalar."""
     items: list[Where] = []
-    for name, arg in value.items():
+    for name, arg in _unflattened(ctx, node, value, flat or {}).items():
         if name in _BOOLEANS:
-            items.append(_boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve)))
+            items.append(
+                _boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve, flat))
+            )
             continue
         scalar = resolve(name)
         for op, operand, negated in _spelled(ctx, node, name, arg):
             compare = _compare(ctx, node, name, (name,), op, operand, scalar, None)
             items.append(Not(item=compare) if negated else compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
+
+
+def _unflattened(
+    ctx: Context, node: Node, value: dict[str, Any], flat: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """FraiseQL's flattened keys (``revenue_sum_gt: 10``) in the nested form
+    (``revenue_sum: {gt: 10}``), merged with what the nested form gives the same name; one
+    condition given two values is a QueryError naming both."""
+    if not any(key in flat for key in value):
+        return value
+    out: dict[str, Any] = {}
+    said: dict[tuple[str, str], str] = {}
+    for key, arg in value.items():
+        if key in _BOOLEANS:
+            out[key] = arg
+            continue
+        pairs = [(*flat[key], arg)] if key in flat else [(key, op, v) for op, v in arg.items()]
+        for name, op, operand in pairs:
+            conditions = out.setdefault(name, {})
+            if op in conditions and conditions[op] != operand:
+                raise ctx.error(
+                    f"{said[(name, op)]} and {key} are one condition ({name}: {{{op}: …}})"
+                    f" given two values ({conditions[op]!r} and {operand!r}); give one",
+                    node,
+                )
+            conditions[op] = operand
+            said.setdefault((name, op), key)
+    return out
 
 
 def _spelled(

@@ -126,6 +126,21 @@ FACTS = [
     ('where: {region: {notin: ["EU"]}}', 'where: {region: {nin: ["EU"]}}'),
     ("having: {count: {_gte: 10}}", "having: {count: {gte: 10}}"),
     ("having: {revenue_sum: {ne: 0}}", "having: {revenue_sum: {neq: 0}}"),
+    # FraiseQL's flattened keys: <name>_<operator>
+    (
+        "having: {count_gte: 10, revenue_sum_gt: 100}",
+        "having: {count: {gte: 10}, revenue_sum: {gt: 100}}",
+    ),
+    (
+        'where: {region_neq: "EU", revenue_gt: 100}',
+        'where: {region: {neq: "EU"}, revenue: {gt: 100}}',
+    ),
+    ('where: {region_nlike: "E%"}', 'where: {_not: {region: {like: "E%"}}}'),
+    (
+        'where: {_or: [{region_eq: "EU"}, {revenue_lt: 10}]}',
+        'where: {_or: [{region: {eq: "EU"}}, {revenue: {lt: 10}}]}',
+    ),
+    ("where: {revenue_gte: 10, revenue: {lt: 500}}", "where: {revenue: {gte: 10, lt: 500}}"),
 ]
 
 
@@ -216,3 +231,17 @@ def test_a_named_orderby_item_needs_its_field_alone(session: fq.Session) -> None
         session.execute('{ users(orderBy: [{field: "age", name: ASC}]) { id } }')
     with pytest.raises(fq.QueryError, match="unknown orderBy field 'nope'"):
         session.execute('{ users(orderBy: [{field: "nope"}]) { id } }')
+
+
+def test_a_flattened_window_where_and_its_refusals(session: fq.Session) -> None:
+    flat = "{ sales_window(where: {revenue_gt: 100}, orderBy: [{id: ASC}], limit: 5) { id } }"
+    nested = "{ sales_window(where: {revenue: {gt: 100}}, orderBy: [{id: ASC}], limit: 5) { id } }"
+    want = session.execute(nested, backend="postgres").df["id"].to_list()  # type: ignore[union-attr]
+    for plane in ("arrow", "postgres"):
+        assert session.execute(flat, backend=plane).df["id"].to_list() == want  # type: ignore[union-attr]
+    with pytest.raises(fq.QueryError, match="region and region_eq are one condition"):
+        session.execute(
+            '{ sales_aggregate(where: {region_eq: "EU", region: {eq: "US"}}) { count } }'
+        )
+    with pytest.raises(fq.QueryError, match="revenue_sum_bogus"):  # names nothing: GraphQL says so
+        session.execute("{ sales_aggregate(having: {revenue_sum_bogus: 1}) { count } }")
