@@ -52,15 +52,18 @@ __all__ = [
     "NUMBER_LIST",
     "OPERATORS",
     "PRIVATE_RANGES",
+    "SPELLINGS",
     "TEXT_LIST",
     "Operator",
     "as_vector",
     "distance_order",
     "escape_like",
+    "flattened",
     "json_array",
     "list_operators",
     "scalar_operators",
     "search_value",
+    "shown_names",
     "typed_ops",
     "vector_problem",
     "vector_text",
@@ -96,6 +99,10 @@ class Operator:
             canonical before any SQL runs: a uuid, an integer in range).
         caseless: it folds case (Polars and PostgreSQL fold some letters differently).
         check: what is wrong with a value GraphQL's types let through (None when nothing).
+        aliases: other spellings of it (FraiseQL's, Hasura's ``_eq``…): they validate, and
+            the schema marks them deprecated so completion and GraphiQL show one name.
+        negations: names meaning its negation (``nlike`` is ``_not: {like: …}``), each a
+            field of the filter; their own spellings are in :data:`SPELLINGS`.
     """
 
     name: str
@@ -108,6 +115,8 @@ class Operator:
     typed: bool = False
     caseless: bool = False
     check: Callable[[Any], str | None] | None = None
+    aliases: tuple[str, ...] = ()
+    negations: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------- value checks
@@ -249,24 +258,26 @@ OPERATORS: dict[str, Operator] = {
     for op in (
         # comparison
         Operator("eq", "comparison", "equal to", _ALL, "value", rs.binary("="),
-                 rp.binary(lambda a, b: a == b), typed=True),
+                 rp.binary(lambda a, b: a == b), typed=True, aliases=("_eq",)),
         Operator("neq", "comparison", "not equal to (NULLs never match)", _ALL, "value",
-                 rs.binary("<>"), rp.binary(lambda a, b: a != b), typed=True),
+                 rs.binary("<>"), rp.binary(lambda a, b: a != b), typed=True,
+                 aliases=("ne", "_neq")),
         Operator("gt", "comparison", "greater than", _ORDERED, "value", rs.binary(">"),
-                 rp.binary(lambda a, b: a > b), typed=True),
+                 rp.binary(lambda a, b: a > b), typed=True, aliases=("_gt",)),
         Operator("gte", "comparison", "greater than or equal to", _ORDERED, "value",
-                 rs.binary(">="), rp.binary(lambda a, b: a >= b), typed=True),
+                 rs.binary(">="), rp.binary(lambda a, b: a >= b), typed=True, aliases=("_gte",)),
         Operator("lt", "comparison", "less than", _ORDERED, "value", rs.binary("<"),
-                 rp.binary(lambda a, b: a < b), typed=True),
+                 rp.binary(lambda a, b: a < b), typed=True, aliases=("_lt",)),
         Operator("lte", "comparison", "less than or equal to", _ORDERED, "value",
-                 rs.binary("<="), rp.binary(lambda a, b: a <= b), typed=True),
+                 rs.binary("<="), rp.binary(lambda a, b: a <= b), typed=True, aliases=("_lte",)),
         Operator("in", "comparison", "one of (an empty list matches nothing)", _ORDERED,
-                 "values", rs.in_, rp.in_(negate=False), typed=True),
+                 "values", rs.in_, rp.in_(negate=False), typed=True, aliases=("_in",)),
         Operator("nin", "comparison", "none of (an empty list matches everything)", _ORDERED,
-                 "values", rs.nin, rp.in_(negate=True), typed=True),
+                 "values", rs.nin, rp.in_(negate=True), typed=True, aliases=("notin", "_nin")),
         # null
         Operator("isnull", "null", "true: NULL or missing; false: present and not NULL",
-                 (*_ALL, LIST), "boolean", rs.isnull, rp.isnull),
+                 (*_ALL, LIST), "boolean", rs.isnull, rp.isnull,
+                 aliases=("is_null", "_is_null"), negations=("is_not_null", "isnotnull")),
         # json
         Operator("strictly_contains", "json", "JSON containment (@>)", (*_ALL, LIST), "json",
                  rs.strictly_contains, None),
@@ -277,33 +288,37 @@ OPERATORS: dict[str, Operator] = {
                  rs.pattern("ILIKE", _contains), rp.like(_contains, caseless=True),
                  caseless=True),
         Operator("startswith", "text", "starts with the text", _TEXT, "text",
-                 rs.pattern("LIKE", _starts), rp.literal("starts_with")),
+                 rs.pattern("LIKE", _starts), rp.literal("starts_with"), aliases=("startsWith",)),
         Operator("istartswith", "text", "starts with the text, ignoring case", _TEXT, "text",
                  rs.pattern("ILIKE", _starts), rp.like(_starts, caseless=True),
                  caseless=True),
         Operator("endswith", "text", "ends with the text", _TEXT, "text",
-                 rs.pattern("LIKE", _ends), rp.literal("ends_with")),
+                 rs.pattern("LIKE", _ends), rp.literal("ends_with"), aliases=("endsWith",)),
         Operator("iendswith", "text", "ends with the text, ignoring case", _TEXT, "text",
                  rs.pattern("ILIKE", _ends), rp.like(_ends, caseless=True), caseless=True),
         Operator("like", "text", "SQL LIKE pattern", _TEXT, "text", rs.pattern("LIKE", str),
-                 rp.like(str, caseless=False), check=_pattern_check),
+                 rp.like(str, caseless=False), check=_pattern_check,
+                 aliases=("_like",), negations=("nlike", "_nlike")),
         Operator("ilike", "text", "SQL ILIKE pattern", _TEXT, "text", rs.pattern("ILIKE", str),
-                 rp.like(str, caseless=True), caseless=True, check=_pattern_check),
+                 rp.like(str, caseless=True), caseless=True, check=_pattern_check,
+                 aliases=("_ilike",), negations=("nilike", "_nilike")),
         Operator("regex", "text", "POSIX regular expression", _TEXT, "text",
-                 rs.pattern("~", str), rp.regex(caseless=False), check=_regex_check),
+                 rs.pattern("~", str), rp.regex(caseless=False), check=_regex_check,
+                 negations=("nregex", "not_matches")),
         Operator("iregex", "text", "POSIX regular expression, ignoring case", _TEXT, "text",
                  rs.pattern("~*", str), rp.regex(caseless=True), caseless=True,
-                 check=_regex_check),
+                 check=_regex_check, aliases=("imatches",), negations=("niregex",)),
         # list
         Operator("array_contains", "list", "the list holds all of these", (LIST,), "values",
                  rs.array_contains, None),
         Operator("array_contained_by", "list",
                  "every element of the list is one of these (an empty list is)", (LIST,),
-                 "values", rs.array_contained_by, None),
+                 "values", rs.array_contained_by, None,
+                 aliases=("array_contained_in", "contained_in")),
         Operator("array_overlaps", "list", "the list holds at least one of these", (LIST,),
                  "values", rs.array_overlaps, None),
         Operator("len_eq", "list", "the list has this many elements", (LIST,), "int",
-                 rs.length("="), None),
+                 rs.length("="), None, negations=("len_neq",)),
         Operator("len_gt", "list", "the list has more elements than this", (LIST,), "int",
                  rs.length(">"), None),
         Operator("len_gte", "list", "the list has at least this many elements", (LIST,), "int",
@@ -328,38 +343,101 @@ OPERATORS: dict[str, Operator] = {
                  (TEXT_LIST,), "text set", rs.jaccard, None, check=_set_check),
         # network addresses: inet/cidr columns, and addresses written as text
         Operator("is_ipv4", "network", "true: an IPv4 address; false: another address",
-                 _TEXT, "boolean", rs.address_flag("family({x}) = 4"), None),
+                 _TEXT, "boolean", rs.address_flag("family({x}) = 4"), None, aliases=("isIPv4",)),
         Operator("is_ipv6", "network", "true: an IPv6 address; false: another address",
-                 _TEXT, "boolean", rs.address_flag("family({x}) = 6"), None),
+                 _TEXT, "boolean", rs.address_flag("family({x}) = 6"), None, aliases=("isIPv6",)),
         Operator("is_private", "network",
                  "true: in a private range (RFC 1918, IPv6 unique local fc00::/7)", _TEXT,
                  "boolean", rs.address_flag(rs.in_ranges(PRIVATE_RANGES)), None),
         Operator("is_loopback", "network", "true: a loopback address (127.0.0.0/8, ::1)",
                  _TEXT, "boolean", rs.address_flag(rs.in_ranges(LOOPBACK_RANGES)), None),
         Operator("in_subnet", "network", "the address is in this subnet (or is it)", _TEXT,
-                 "text", rs.address_binary("<<="), None, check=_address_check),
+                 "text", rs.address_binary("<<="), None, check=_address_check,
+                 aliases=("inrange",)),
         Operator("contains_subnet", "network", "the subnet holds this subnet (or is it)",
-                 _TEXT, "text", rs.address_binary(">>="), None, check=_address_check),
+                 _TEXT, "text", rs.address_binary(">>="), None, check=_address_check,
+                 aliases=("subnet_contains",)),
         Operator("contains_ip", "network", "the subnet holds this address", _TEXT, "text",
                  rs.address_binary(">>="), None, check=_address_check),
         Operator("ip_range_overlap", "network", "the subnet and this one share an address",
-                 _TEXT, "text", rs.address_binary("&&"), None, check=_address_check),
+                 _TEXT, "text", rs.address_binary("&&"), None, check=_address_check,
+                 aliases=("overlaps", "subnet_overlaps")),
         # full-text search: tsvector columns, and text in the query's language
         Operator("matches", "text search",
                  "matches the words (plainto_tsquery; a string, or {query, language})", _TEXT,
-                 "search", rs.search("plainto_tsquery"), None, check=_search_check),
+                 "search", rs.search("plainto_tsquery"), None, check=_search_check,
+                 aliases=("search",)),
         Operator("plain_query", "text search", "matches the words (plainto_tsquery)", _TEXT,
-                 "search", rs.search("plainto_tsquery"), None, check=_search_check),
+                 "search", rs.search("plainto_tsquery"), None, check=_search_check,
+                 aliases=("plainto_tsquery",)),
         Operator("phrase_query", "text search",
                  "matches the words in this order (phraseto_tsquery)", _TEXT, "search",
-                 rs.search("phraseto_tsquery"), None, check=_search_check),
+                 rs.search("phraseto_tsquery"), None, check=_search_check,
+                 aliases=("phraseto_tsquery",)),
         Operator("websearch_query", "text search",
                  'matches a web search: "quoted phrase", or, -not (websearch_to_tsquery)',
                  _TEXT, "search", rs.search("websearch_to_tsquery"), None,
-                 check=_websearch_check),
+                 check=_websearch_check, aliases=("websearch_to_tsquery",)),
     )
 }
 # fmt: on
+
+
+def _camel(name: str) -> str | None:
+    """``array_contains`` -> ``arrayContains`` (FraiseQL reads a camelCase operator as its
+    snake_case name); None for a name without an inner underscore."""
+    head, *rest = name.split("_")
+    if not head or not rest:
+        return None
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _spellings() -> dict[str, tuple[str, bool]]:
+    """Every name a filter takes -> (the operator it spells, whether it negates it)."""
+    out: dict[str, tuple[str, bool]] = {}
+    for op in OPERATORS.values():
+        names = [(n, False) for n in (op.name, *op.aliases)]
+        names += [(n, True) for n in op.negations]
+        for name, negated in list(names):
+            camel = _camel(name)
+            if camel is not None:
+                names.append((camel, negated))
+        for name, negated in names:
+            if name in out and out[name] != (op.name, negated):
+                raise AssertionError(f"{name!r} spells two operators")
+            out[name] = (op.name, negated)
+    return out
+
+
+#: Every name a filter takes -> (operator, negated): canonical names, their aliases and
+#: camelCase forms, and the names of negations (``nlike`` -> ("like", True)).
+SPELLINGS: dict[str, tuple[str, bool]] = _spellings()
+
+
+def shown_names(op: Operator) -> tuple[str, ...]:
+    """The names a filter shows for ``op``: its own, and one per negation (the first)."""
+    return (op.name, *op.negations[:1])
+
+
+def flattened(names: dict[str, str], taken: set[str]) -> dict[str, tuple[str, str]]:
+    """FraiseQL's flattened condition keys over ``names`` (name -> scalar): ``revenue_sum_gt``
+    -> ("revenue_sum", "gt"), for each one-word operator (and negation) a name's scalar
+    offers (FraiseQL splits a key at its last underscore). A key that would mean two things,
+    or is a name of ``taken``, is left out: never guessed."""
+    out: dict[str, tuple[str, str]] = {}
+    twice: set[str] = set()
+    for name, scalar in names.items():
+        for op in scalar_operators(scalar):
+            for spelled in shown_names(op):
+                if "_" in spelled:
+                    continue
+                key = f"{name}_{spelled}"
+                if key in taken:
+                    continue
+                if key in out:
+                    twice.add(key)
+                out[key] = (name, spelled)
+    return {k: v for k, v in out.items() if k not in twice}
 
 
 def scalar_operators(scalar: str) -> tuple[Operator, ...]:

@@ -135,7 +135,8 @@ def _options(frame: Frame) -> list[tuple[str, str]]:
     if kind == "args" and isinstance(what, GraphQLField):
         return [(n, "argument") for n in what.args]
     if kind == "object" and isinstance(what, GraphQLInputObjectType):
-        return [(n, "input field") for n in what.fields]
+        # Another spelling of an operator (deprecated) validates but is not offered.
+        return [(n, "input field") for n, f in what.fields.items() if f.deprecation_reason is None]
     if kind in ("value", "list"):
         named = get_named_type(what) if what is not None else None
         if isinstance(named, GraphQLEnumType):

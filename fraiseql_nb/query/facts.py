@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import FieldNode, Node
 
 from fraiseql_nb.language.aggregates import AGGREGATES
+from fraiseql_nb.language.operators import flattened
 from fraiseql_nb.language.vocabulary import ORDERED_FUNCTIONS
 from fraiseql_nb.query.ir import (
     Aggregate,
@@ -23,9 +24,11 @@ from fraiseql_nb.query.ir import (
     WindowFunction,
     WindowQuery,
 )
+from fraiseql_nb.query.ordering import named_item
 from fraiseql_nb.query.rows import check_paging
 from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
+from fraiseql_nb.schema.factquery import having_names, where_names
 from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import FactTable
 
@@ -116,13 +119,19 @@ def build_aggregate_query(
     having = None
     if args.get("having") is not None:
         at = ctx.argument_node(node, "having")
+        names = having_names(fact)
         tree = build_column_where(
-            ctx, at, args["having"], lambda name: output_scalar(name, "having", at)
+            ctx,
+            at,
+            args["having"],
+            lambda name: output_scalar(name, "having", at),
+            flattened(names, set(names)),
         )
         having = None if is_empty(tree) else _checked(ctx, at, tree, fact)
     order: list[OrderItem] = []
     at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():
+        item = named_item(ctx, at, item, lambda k: k not in universe)
         for name, direction in item.items():
             order.append(_order_item(ctx, at, name, direction, output_scalar(name, "orderBy", at)))
     limit, offset = check_paging(ctx, node, args)
@@ -230,7 +239,14 @@ def _where(ctx: Context, node: FieldNode, fact: FactTable, args: dict[str, Any])
     if args.get("where") is None:
         return None
     at = ctx.argument_node(node, "where")
-    tree = build_column_where(ctx, at, args["where"], lambda name: fact.scalar_of(name) or "String")
+    names = where_names(fact)
+    tree = build_column_where(
+        ctx,
+        at,
+        args["where"],
+        lambda name: fact.scalar_of(name) or "String",
+        flattened(names, set(names)),
+    )
     return None if is_empty(tree) else _checked(ctx, at, tree, fact)
 
 
@@ -276,6 +292,7 @@ def _window_order(
 ) -> tuple[OrderItem, ...]:
     out: list[OrderItem] = []
     for item in items or ():
+        item = named_item(ctx, at, item, lambda k: k not in fact.row_columns)
         for name, direction in item.items():
             out.append(_order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
     return tuple(out)

@@ -9,6 +9,7 @@ from graphql import FieldNode
 
 from fraiseql_nb.language.operators import DISTANCES, vector_problem
 from fraiseql_nb.query.ir import And, Compare, Not, Or, OrderItem, RowQuery, Selection, Where
+from fraiseql_nb.query.ordering import named_item
 from fraiseql_nb.query.values import TYPED_OPS, check_value
 from fraiseql_nb.query.where import build_entity_where, is_empty
 from fraiseql_nb.schema.graphql import DIRECTIONS
@@ -40,8 +41,10 @@ def build_row_query(
         tree = build_entity_where(ctx, at, args["where"], entity.type)
         where = None if is_empty(tree) else _checked_ids(ctx, at, tree, entity)
     order: list[OrderItem] = []
+    at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():
-        order += _order(ctx, ctx.argument_node(node, "orderBy"), item, entity.type, ())
+        item = named_item(ctx, at, item, lambda k: entity.type.field(k) is None, nested=True)
+        order += _order(ctx, at, item, entity.type, ())
     if entity.identity == "column":
         order = [replace(o, column="id") if o.path == ("id",) else o for o in order]
     limit, offset = check_paging(ctx, node, args)

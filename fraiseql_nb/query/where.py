@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
-from fraiseql_nb.language.operators import MAX_REGEX_LENGTH, OPERATORS, vector_problem
+from fraiseql_nb.language.operators import (
+    MAX_REGEX_LENGTH,
+    OPERATORS,
+    SPELLINGS,
+    vector_problem,
+)
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
 from fraiseql_nb.schema.model import FieldType
 
@@ -56,7 +61,7 @@ def build_entity_where(
             is_list = ftype.kind == "list"
             scalar_type = (ftype.item if is_list else ftype) or FieldType(kind="scalar")
             scalar = scalar_type.scalar if scalar_type.kind == "scalar" else "JSON"
-            for op, operand in arg.items():
+            for op, operand, negated in _spelled(ctx, node, name, arg):
                 if op == "any":
                     if operand is None:
                         raise ctx.error(f"{name}.any needs conditions, got null", node)
@@ -77,7 +82,7 @@ def build_entity_where(
                 if field.column is not None:
                     _check_dimensions(ctx, node, f"{name}.{op}", field.pg_type, operand, op)
                     compare = replace(compare, column=field.column)
-                items.append(compare)
+                items.append(Not(item=compare) if negated else compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
 
 
@@ -86,17 +91,74 @@ def build_column_where(
     node: Node,
     value: dict[str, Any],
     resolve: Callable[[str], str],
+    flat: dict[str, tuple[str, str]] | None = None,
 ) -> Where:
     """The Where tree of a fact table's where/having value; ``resolve`` gives a name's scalar."""
     items: list[Where] = []
-    for name, arg in value.items():
+    for name, arg in _unflattened(ctx, node, value, flat or {}).items():
         if name in _BOOLEANS:
-            items.append(_boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve)))
+            items.append(
+                _boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve, flat))
+            )
             continue
         scalar = resolve(name)
-        for op, operand in arg.items():
-            items.append(_compare(ctx, node, name, (name,), op, operand, scalar, None))
+        for op, operand, negated in _spelled(ctx, node, name, arg):
+            compare = _compare(ctx, node, name, (name,), op, operand, scalar, None)
+            items.append(Not(item=compare) if negated else compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
+
+
+def _unflattened(
+    ctx: Context, node: Node, value: dict[str, Any], flat: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """FraiseQL's flattened keys (``revenue_sum_gt: 10``) in the nested form
+    (``revenue_sum: {gt: 10}``), merged with what the nested form gives the same name; one
+    condition given two values is a QueryError naming both."""
+    if not any(key in flat for key in value):
+        return value
+    out: dict[str, Any] = {}
+    said: dict[tuple[str, str], str] = {}
+    for key, arg in value.items():
+        if key in _BOOLEANS:
+            out[key] = arg
+            continue
+        pairs = [(*flat[key], arg)] if key in flat else [(key, op, v) for op, v in arg.items()]
+        for name, op, operand in pairs:
+            conditions = out.setdefault(name, {})
+            if op in conditions and conditions[op] != operand:
+                raise ctx.error(
+                    f"{said[(name, op)]} and {key} are one condition ({name}: {{{op}: …}})"
+                    f" given two values ({conditions[op]!r} and {operand!r}); give one",
+                    node,
+                )
+            conditions[op] = operand
+            said.setdefault((name, op), key)
+    return out
+
+
+def _spelled(
+    ctx: Context, node: Node, name: str, arg: dict[str, Any]
+) -> list[tuple[str, Any, bool]]:
+    """A field's conditions as (operator, value, negated), whichever spelling each was
+    written in (``ne`` is ``neq``, ``nlike`` is ``not like``); two spellings of one
+    meaning with different values are a QueryError naming both (one value is one
+    condition)."""
+    seen: dict[tuple[str, bool], tuple[str, Any]] = {}
+    out = []
+    for written, operand in arg.items():
+        op, negated = SPELLINGS.get(written, (written, False))
+        first = seen.get((op, negated))
+        if first is not None:
+            if first[1] != operand or type(first[1]) is not type(operand):
+                raise ctx.error(
+                    f"{name}: {first[0]} and {written} are two spellings of one condition,"
+                    f" given different values ({first[1]!r} and {operand!r}); give one",
+                    node,
+                )
+            continue
+        seen[(op, negated)] = (written, operand)
+        out.append((op, operand, negated))
+    return out
 
 
 def _boolean(name: str, arg: Any, build: Callable[[Any], Where]) -> Where:

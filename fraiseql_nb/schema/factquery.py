@@ -22,18 +22,68 @@ from graphql import (
 )
 
 from fraiseql_nb.language.aggregates import AGGREGATES
+from fraiseql_nb.language.operators import OPERATORS, SPELLINGS, flattened
 from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
-from fraiseql_nb.schema.inputs import Inputs, combinators
+from fraiseql_nb.schema.inputs import Inputs, combinators, named_order
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, operand_type
 
-__all__ = ["fact_fields"]
+__all__ = ["aggregate_names", "fact_fields", "having_names", "key_names", "where_names"]
+
+
+def where_names(fact: FactTable) -> dict[str, str]:
+    """What a fact query's ``where`` names: its filter columns, measures and dimensions,
+    each with its scalar."""
+    names = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
+    names.update({d.name: d.scalar for d in fact.dimensions})
+    return names
+
+
+def key_names(fact: FactTable) -> dict[str, str]:
+    """The group keys of a fact table (columns, dimensions, time buckets), with scalars."""
+    keys = {c.name: c.scalar for c in fact.key_columns}
+    keys.update({d.name: d.scalar for d in fact.dimensions})
+    keys.update({b: "Date" for b in fact.buckets})
+    return keys
+
+
+def aggregate_names(fact: FactTable) -> dict[str, str]:
+    """Every aggregate of the aggregate table over ``fact``, with its output scalar."""
+    aggregates: dict[str, str] = {}
+    for fn in AGGREGATES.values():  # one row each: its output field(s), its type
+        if fn.over == "rows":
+            aggregates[fn.name] = fn.output
+        elif fn.over == "measure":
+            aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
+    for fn in AGGREGATES.values():
+        if fn.over == "column":
+            aggregates.update({f"{n}_{fn.name}": fn.output for n in where_names(fact)})
+    return aggregates
+
+
+def having_names(fact: FactTable) -> dict[str, str]:
+    """What ``having`` (and an aggregate's ``orderBy``) names: the group keys and every
+    aggregate, each with its scalar."""
+    return {**key_names(fact), **aggregate_names(fact)}
+
+
+def _flat_fields(inputs: Inputs, names: dict[str, str]) -> dict[str, GraphQLInputField]:
+    """FraiseQL's flattened keys (``count_gte``) as deprecated fields: they validate, and
+    completion offers the nested form."""
+    out = {}
+    for key, (name, spelled) in flattened(names, set(names)).items():
+        op = OPERATORS[SPELLINGS[spelled][0]]
+        out[key] = GraphQLInputField(
+            operand_type(op.operand, SCALAR_TYPES[names[name]]),
+            description=f"{name}: {{{spelled}: …}}",
+            deprecation_reason=f"FraiseQL's flattened form of {name}: {{{spelled}: …}}",
+        )
+    return out
 
 
 def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
     """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
-    column_scalars = {c.name: c.scalar for c in (*fact.filters, *fact.measures)}
-    column_scalars.update({d.name: d.scalar for d in fact.dimensions})
+    column_scalars = where_names(fact)
 
     def and_or_not(
         name: str, fields: Callable[[], dict[str, GraphQLInputField]]
@@ -48,22 +98,15 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
 
     where = and_or_not(
         f"{stem}WhereInput",
-        lambda: {n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in column_scalars.items()},
+        lambda: {
+            **{n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in column_scalars.items()},
+            **_flat_fields(inputs, column_scalars),
+        },
     )
 
     # aggregate
-    keys = {c.name: c.scalar for c in fact.key_columns}
-    keys.update({d.name: d.scalar for d in fact.dimensions})
-    keys.update({b: "Date" for b in fact.buckets})
-    aggregates: dict[str, str] = {}
-    for fn in AGGREGATES.values():  # one row each: its output field(s), its type
-        if fn.over == "rows":
-            aggregates[fn.name] = fn.output
-        elif fn.over == "measure":
-            aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
-    for fn in AGGREGATES.values():
-        if fn.over == "column":
-            aggregates.update({f"{n}_{fn.name}": fn.output for n in column_scalars})
+    keys = key_names(fact)
+    aggregates = aggregate_names(fact)
     group_by = GraphQLInputObjectType(
         f"{stem}GroupByInput",
         {k: GraphQLInputField(GraphQLBoolean) for k in keys},
@@ -72,12 +115,19 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
     having = and_or_not(
         f"{stem}HavingInput",
         lambda: {
-            n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in {**keys, **aggregates}.items()
+            **{
+                n: GraphQLInputField(inputs.scalar_filter(s))
+                for n, s in {**keys, **aggregates}.items()
+            },
+            **_flat_fields(inputs, {**keys, **aggregates}),
         },
     )
     agg_order = GraphQLInputObjectType(
         f"{stem}AggregateOrderByInput",
-        {n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
+        {
+            **{n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
+            **named_order(inputs.direction, {*keys, *aggregates}),
+        },
         description="Sort by group keys and selected aggregates",
     )
     agg_row = GraphQLObjectType(
@@ -93,7 +143,10 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
     )
     win_order = GraphQLInputObjectType(
         f"{stem}WindowOrderByInput",
-        {n: GraphQLInputField(inputs.direction) for n in row_columns},
+        {
+            **{n: GraphQLInputField(inputs.direction) for n in row_columns},
+            **named_order(inputs.direction, set(row_columns)),
+        },
     )
     over = {
         "partitionBy": GraphQLArgument(

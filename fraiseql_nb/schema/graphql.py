@@ -31,7 +31,7 @@ from graphql import (
 
 from fraiseql_nb.language.operators import OPERATORS, list_operators, scalar_operators
 from fraiseql_nb.schema.factquery import fact_fields
-from fraiseql_nb.schema.inputs import DIRECTIONS, Inputs, combinators
+from fraiseql_nb.schema.inputs import DIRECTIONS, Inputs, combinators, named_order
 from fraiseql_nb.schema.model import SCALARS, Entity, FieldType, Schema
 from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, VectorOrder
 
@@ -161,28 +161,32 @@ class _Builder(Inputs):
                 )
             return wheres[name]
 
-        def order_type(ftype: FieldType) -> GraphQLInputObjectType:
+        def order_type(ftype: FieldType, *, root: bool = False) -> GraphQLInputObjectType:
             name = f"{ftype.type_name}OrderByInput"
             if name not in orders:
+                taken = {f.name for f in ftype.fields}
                 orders[name] = GraphQLInputObjectType(
                     name,
                     lambda: {
-                        f.name: GraphQLInputField(
-                            order_type(f.type)
-                            if f.type.kind == "object"
-                            else VectorOrder
-                            if f.type.kind == "list"
-                            else self.direction
-                        )
-                        for f in ftype.fields
-                        if f.type.kind in ("object", "scalar") or _numbers(f.type)
+                        **{
+                            f.name: GraphQLInputField(
+                                order_type(f.type)
+                                if f.type.kind == "object"
+                                else VectorOrder
+                                if f.type.kind == "list"
+                                else self.direction
+                            )
+                            for f in ftype.fields
+                            if f.type.kind in ("object", "scalar") or _numbers(f.type)
+                        },
+                        **(named_order(self.direction, taken) if root else {}),
                     },
                     description=f"Sort keys of {ftype.type_name}, in the order written",
                 )
             return orders[name]
 
         root = entity.type
-        return object_type(root), where_type(root), order_type(root)
+        return object_type(root), where_type(root), order_type(root, root=True)
 
 
 def graphql_schema(schema: Schema) -> GraphQLSchema:

@@ -13,13 +13,19 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLString,
 )
 
-from fraiseql_nb.language.operators import OPERATORS, list_operators, scalar_operators
+from fraiseql_nb.language.operators import (
+    SPELLINGS,
+    Operator,
+    list_operators,
+    scalar_operators,
+)
 from fraiseql_nb.schema.model import FieldType
 from fraiseql_nb.schema.scalars import SCALAR_TYPES, operand_type
 
-__all__ = ["DIRECTIONS", "Inputs", "combinators"]
+__all__ = ["DIRECTIONS", "Inputs", "combinators", "named_order", "operator_fields"]
 
 #: orderBy directions: (descending, nulls first). NULLs sort last unless asked.
 DIRECTIONS: dict[str, tuple[bool, bool]] = {
@@ -59,16 +65,9 @@ class Inputs:
         name = f"{scalar}Filter"
         if name not in self.filters:
             gql = SCALAR_TYPES[scalar]
-
-            def field_type(op: str) -> Any:
-                return operand_type(OPERATORS[op].operand, gql)
-
             self.filters[name] = GraphQLInputObjectType(
                 name,
-                {
-                    op: GraphQLInputField(field_type(op), description=OPERATORS[op].doc)
-                    for op in (o.name for o in scalar_operators(scalar))
-                },
+                operator_fields(scalar_operators(scalar), gql),
                 description=f"Conditions on a {scalar} field; all given must hold",
             )
         return self.filters[name]
@@ -80,12 +79,43 @@ class Inputs:
             gql = SCALAR_TYPES[scalar]
             self.filters[name] = GraphQLInputObjectType(
                 name,
-                {
-                    op: GraphQLInputField(
-                        operand_type(OPERATORS[op].operand, gql), description=OPERATORS[op].doc
-                    )
-                    for op in (o.name for o in list_operators(scalar))
-                },
+                operator_fields(list_operators(scalar), gql),
                 description=f"Conditions on a list of {scalar}",
             )
         return self.filters[name]
+
+
+def named_order(direction: GraphQLEnumType, taken: set[str]) -> dict[str, GraphQLInputField]:
+    """FraiseQL's ``{field: "x", direction: DESC}`` as an orderBy item's two fields (each
+    left out where the type has a field of that name)."""
+    fields = {
+        "field": GraphQLInputField(
+            GraphQLString, description="the field to sort by (with direction; FraiseQL's form)"
+        ),
+        "direction": GraphQLInputField(direction, description="ASC when left out"),
+    }
+    return {name: f for name, f in fields.items() if name not in taken}
+
+
+def operator_fields(operators: tuple[Operator, ...], gql: Any) -> dict[str, GraphQLInputField]:
+    """One field per operator and per negation it has (``nlike``), then every other
+    spelling of them (``ne``, ``_eq``, ``isNull``…) marked deprecated: they validate, and
+    GraphiQL and completion show one name per meaning."""
+    fields: dict[str, GraphQLInputField] = {}
+    offered = {op.name: op for op in operators}
+    for op in operators:
+        kind = operand_type(op.operand, gql)
+        fields[op.name] = GraphQLInputField(kind, description=op.doc)
+        for negation in op.negations[:1]:
+            fields[negation] = GraphQLInputField(kind, description=f"not {op.name}: {op.doc}")
+    for spelling, (name, negated) in SPELLINGS.items():
+        op = offered.get(name)
+        if op is None or spelling in fields:
+            continue
+        shown = op.negations[0] if negated else op.name
+        fields[spelling] = GraphQLInputField(
+            operand_type(op.operand, gql),
+            description=f"{shown}, as FraiseQL (or Hasura) spells it",
+            deprecation_reason=f"another spelling of {shown}",
+        )
+    return fields

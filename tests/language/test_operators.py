@@ -37,7 +37,13 @@ def test_every_filter_offers_what_the_table_says(schema: Any) -> None:
     string = built.get_type("StringFilter")
     assert string is not None
     fields = string.fields  # type: ignore[attr-defined]
-    assert set(fields) == {op.name for op in operators.scalar_operators("String")}
+    # One field per operator and per negation; every other spelling is deprecated.
+    shown = {name for name, f in fields.items() if f.deprecation_reason is None}
+    ops = operators.scalar_operators("String")
+    assert shown == {n for op in ops for n in operators.shown_names(op)}
+    assert {"nlike", "nilike", "nregex", "niregex"} <= shown
+    assert fields["ne"].deprecation_reason == "another spelling of neq"
+    assert fields["_eq"].deprecation_reason == "another spelling of eq"
     assert get_named_type(fields["contains"].type).name == "String"
     assert isinstance(fields["in"].type, GraphQLList)
     assert isinstance(fields["in"].type.of_type, GraphQLNonNull)
@@ -58,13 +64,13 @@ def _length_neq(f: Any, c: Any, p: Params) -> Any:
 def test_one_new_row_is_an_operator_everywhere(
     monkeypatch: pytest.MonkeyPatch, demo_schema: Any, demo_dsn: str
 ) -> None:
-    row = Operator("len_neq", "list", "the list has not this many elements", (LIST,), "int",
+    row = Operator("len_other", "list", "the list has not this many elements", (LIST,), "int",
                    _length_neq, None)  # fmt: skip
-    monkeypatch.setitem(OPERATORS, "len_neq", row)
+    monkeypatch.setitem(OPERATORS, "len_other", row)
     schema = dataclasses.replace(demo_schema)  # a new Schema: its GraphQL schema is rebuilt
     listed = graphql_schema(schema).get_type("StringListFilter").fields  # type: ignore[union-attr]
-    assert listed["len_neq"].description == row.doc
-    doc = parse_query("{ users(where: {tags: {len_neq: 1}}) { id } }", schema)
+    assert listed["len_other"].description == row.doc
+    doc = parse_query("{ users(where: {tags: {len_other: 1}}) { id } }", schema)
     query = doc.queries[0]
     entity = schema.entity("users")
     params = Params()
