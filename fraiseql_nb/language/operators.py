@@ -421,16 +421,17 @@ def shown_names(op: Operator) -> tuple[str, ...]:
 
 def flattened(names: dict[str, str], taken: set[str]) -> dict[str, tuple[str, str]]:
     """FraiseQL's flattened condition keys over ``names`` (name -> scalar): ``revenue_sum_gt``
-    -> ("revenue_sum", "gt"), for each one-word operator (and negation) a name's scalar
-    offers (FraiseQL splits a key at its last underscore). A key that would mean two things,
+    -> ("revenue_sum", "gt"), for each one-word name of an operator a name's scalar offers
+    (its own, its aliases such as ``ne``, its negations such as ``nlike``: FraiseQL splits a
+    key at its last underscore). A key that would mean two things,
     or is a name of ``taken``, is left out: never guessed."""
     out: dict[str, tuple[str, str]] = {}
     twice: set[str] = set()
     for name, scalar in names.items():
         for op in scalar_operators(scalar):
-            for spelled in shown_names(op):
-                if "_" in spelled:
-                    continue
+            for spelled in (op.name, *op.aliases, *op.negations):
+                if "_" in spelled or not spelled.islower():
+                    continue  # FraiseQL splits at the last underscore: one word, lower case
                 key = f"{name}_{spelled}"
                 if key in taken:
                     continue
