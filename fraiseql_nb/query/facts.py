@@ -294,6 +294,9 @@ def _window_order(
     for item in items or ():
         item = named_item(ctx, at, item, lambda k: k not in fact.row_columns)
         for name, direction in item.items():
+            if name not in fact.row_columns:  # FraiseQL's {field, direction} names anything
+                columns = ", ".join(fact.row_columns)
+                raise ctx.error(f"unknown orderBy field {name!r} (columns: {columns})", at)
             out.append(_order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
     return tuple(out)
 

@@ -171,6 +171,13 @@ def _order(
             continue
         if direction is None:
             raise ctx.error(f"orderBy {name}: needs a direction, got null", node)
+        if field.type.kind != "scalar":  # FraiseQL's {field, direction} names any field
+            what = (
+                "an object: sort by one of its fields"
+                if field.type.kind == "object"
+                else ("a list: a list of numbers sorts by its distance to a vector")
+            )
+            raise ctx.error(f"orderBy {'.'.join((*prefix, name))}: {what}", node)
         descending, nulls_first = DIRECTIONS[direction]
         out.append(
             OrderItem(

@@ -231,6 +231,17 @@ def test_a_named_orderby_item_needs_its_field_alone(session: fq.Session) -> None
         session.execute('{ users(orderBy: [{field: "age", name: ASC}]) { id } }')
     with pytest.raises(fq.QueryError, match="unknown orderBy field 'nope'"):
         session.execute('{ users(orderBy: [{field: "nope"}]) { id } }')
+    # What the list form's types refuse, the named form refuses too.
+    with pytest.raises(fq.QueryError, match="orderBy address: an object"):
+        session.execute('{ users(orderBy: [{field: "address", direction: DESC}]) { id } }')
+    with pytest.raises(fq.QueryError, match="orderBy tags: a list"):
+        session.execute('{ users(orderBy: [{field: "tags"}]) { id } }')
+    with pytest.raises(fq.QueryError, match="unknown orderBy field 'nope'"):
+        session.execute('{ sales_window(orderBy: [{field: "nope"}], limit: 2) { id } }')
+    with pytest.raises(fq.QueryError, match="nope"):
+        session.execute(
+            '{ sales_aggregate(groupBy: {region: true}, orderBy: [{field: "nope"}]) { region } }'
+        )
 
 
 def test_a_flattened_window_where_and_its_refusals(session: fq.Session) -> None:
