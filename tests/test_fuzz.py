@@ -191,7 +191,12 @@ def input_values(draw: st.DrawFn, gtype: Any, depth: int) -> Any:
         wrong = draw(st.integers(0, 19)) == 0
         return Enum("NO_SUCH_VALUE" if wrong else draw(st.sampled_from(list(gtype.values))))
     if isinstance(gtype, GraphQLInputObjectType):
-        names = sorted(gtype.fields)
+        # Other spellings (deprecated fields: ne, _eq, count_gte…) one draw in ten, so the
+        # hundreds of them do not crowd out the canonical forms.
+        spelled = sorted(n for n, f in gtype.fields.items() if f.deprecation_reason)
+        names = sorted(n for n, f in gtype.fields.items() if not f.deprecation_reason)
+        if spelled and draw(st.integers(0, 9)) == 0:
+            names = spelled
         if depth > 3:
             names = [n for n in names if not n.startswith("_")]
         chosen = draw(st.lists(st.sampled_from(names), max_size=2, unique=True)) if names else []
@@ -319,7 +324,7 @@ def _jsonable(value: Any) -> Any:
 
 #: Agreement checks the generated queries must reach: a generator that drifted into
 #: producing only refused or incomparable queries would otherwise pass with none.
-MIN_AGREEMENTS = int(25 * SCALE)  # 49 in the derandomized run of 400
+MIN_AGREEMENTS = int(25 * SCALE)  # 25–44 in derandomized runs of 400, 800 drawn now
 
 
 def test_generated_queries_get_a_result_or_a_fraiseql_error_on_every_plane(
@@ -331,7 +336,7 @@ def test_generated_queries_get_a_result_or_a_fraiseql_error_on_every_plane(
     assert agreed >= MIN_AGREEMENTS, f"only {agreed} arrow/postgres comparisons: {dict(OUTCOMES)}"
 
 
-@settings(FUZZ, max_examples=int(400 * SCALE))
+@settings(FUZZ, max_examples=int(800 * SCALE))  # 800: the draws spread over more fields now
 @given(data=st.data())
 def explore_generated_queries(fuzzed: fq.Session, data: st.DataObject) -> None:
     text, variables, root = data.draw(grammar_queries(fuzzed))
