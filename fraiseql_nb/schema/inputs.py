@@ -62,25 +62,24 @@ class Inputs:
         )
 
     def scalar_filter(self, scalar: str) -> GraphQLInputObjectType:
-        name = f"{scalar}Filter"
-        if name not in self.filters:
-            gql = SCALAR_TYPES[scalar]
-            self.filters[name] = GraphQLInputObjectType(
-                name,
-                operator_fields(scalar_operators(scalar), gql),
-                description=f"Conditions on a {scalar} field; all given must hold",
-            )
-        return self.filters[name]
+        ops = scalar_operators(scalar)
+        return self._filter(
+            f"{scalar}Filter", scalar, ops, f"a {scalar} field; all given must hold"
+        )
 
     def list_filter(self, item: FieldType) -> GraphQLInputObjectType:
         scalar = item.scalar if item.kind == "scalar" and item.scalar else "JSON"
-        name = f"{scalar}ListFilter"
+        ops = list_operators(scalar)
+        return self._filter(f"{scalar}ListFilter", scalar, ops, f"a list of {scalar}")
+
+    def _filter(
+        self, name: str, scalar: str, ops: tuple[Operator, ...], on: str
+    ) -> GraphQLInputObjectType:
+        """The filter input ``name`` over ``ops``, built once per schema."""
         if name not in self.filters:
-            gql = SCALAR_TYPES[scalar]
+            fields = operator_fields(ops, SCALAR_TYPES[scalar])
             self.filters[name] = GraphQLInputObjectType(
-                name,
-                operator_fields(list_operators(scalar), gql),
-                description=f"Conditions on a list of {scalar}",
+                name, fields, description=f"Conditions on {on}"
             )
         return self.filters[name]
 

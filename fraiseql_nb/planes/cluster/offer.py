@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fraiseql_nb.errors import BackendError, QueryError
 from fraiseql_nb.planes.contract import Offer
 
-__all__ = ["ClusterState", "cluster_offer"]
+__all__ = ["ClusterState", "cluster_offer", "passes"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class ClusterState:
     holds: bool = False
     loading: str | None = None
     configured: bool = True
+
+
+def passes(earlier: Mapping[str, Offer]) -> bool:
+    """Under ``auto``, nothing to ask the cluster: a plane before it answers, or the plane
+    before it is off — the cluster plane extends the arrow plane, so with that off ``auto``
+    leaves it alone (asked by name, it answers)."""
+    return any(o.state in ("ready", "soon", "off") for o in earlier.values())
 
 
 def cluster_offer(
@@ -62,9 +69,7 @@ def cluster_offer(
         )
     if requested:
         return Offer("ready", "requested")
-    # Answered before it; or the plane before it is off — the cluster plane extends the
-    # arrow plane, so with that off ``auto`` leaves it alone (asked by name, it answers).
-    if any(o.state in ("ready", "soon", "off") for o in earlier.values()):
+    if passes(earlier):
         return Offer("pass")
     if state.holds:
         return Offer("ready", "on the cluster")

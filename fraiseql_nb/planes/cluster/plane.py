@@ -33,7 +33,7 @@ from fraiseql_nb.planes.arrow.background import RETRY_AFTER_S, Jobs
 from fraiseql_nb.planes.arrow.catalog import Catalog, TableIdentity
 from fraiseql_nb.planes.arrow.engine import computing
 from fraiseql_nb.planes.cluster import runtime
-from fraiseql_nb.planes.cluster.offer import ClusterState, cluster_offer
+from fraiseql_nb.planes.cluster.offer import ClusterState, cluster_offer, passes
 from fraiseql_nb.planes.cluster.placement import Held, Placement, every_column, replica_dsn
 from fraiseql_nb.planes.contract import Offer, Statement, Task
 from fraiseql_nb.query.ir import AggregateQuery, RowQuery, WindowQuery
@@ -87,8 +87,8 @@ class ClusterPlane:
         if not self.available:
             state = ClusterState(on=False, off=self.error, configured=configured)
             return cluster_offer(state, earlier, requested=requested, key=key)
-        if not requested and any(o.state in ("ready", "soon", "off") for o in earlier.values()):
-            return Offer("pass")  # answered before it, or the arrow plane is off (see offer)
+        if not requested and passes(earlier):
+            return Offer("pass")  # before asking the cluster anything
         assert isinstance(task.target, FactTable)
         declined = self.declines(task)
         state = ClusterState(
