@@ -11,7 +11,7 @@ from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
-from fraiseql_nb.language.vocabulary import POLARS_TRUNCATE
+from fraiseql_nb.language.vocabulary import CLOCK_BUCKETS, POLARS_TRUNCATE
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -20,6 +20,7 @@ from fraiseql_nb.query.ir import (
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = [
+    "aggregate_expr",
     "aggregate_plan",
     "bucket",
     "bucket_expr",
@@ -44,6 +45,8 @@ def bucket(times: pl.Series, unit: str, timezone: str) -> pl.Series:
     by position, ~15 ms more. A range too long for a lookup table is truncated.
     """
     dtype = times.dtype
+    if unit in CLOCK_BUCKETS:
+        return times.to_frame().select(bucket_expr(times.name, dtype, unit, timezone)).to_series()
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None and dtype.time_zone != timezone:
             times = times.dt.convert_time_zone(timezone)
@@ -63,6 +66,11 @@ def bucket(times: pl.Series, unit: str, timezone: str) -> pl.Series:
 def bucket_expr(name: str, dtype: Any, unit: str, timezone: str) -> pl.Expr:
     """:func:`bucket` as an expression, for a lazy (streaming) query: the same buckets."""
     col = pl.col(name)
+    if unit in CLOCK_BUCKETS:  # a time: truncated on the clock of the time zone
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            local = col.dt.convert_time_zone(timezone).dt.truncate(POLARS_TRUNCATE[unit])
+            return local.dt.convert_time_zone(dtype.time_zone)
+        return col.dt.truncate(POLARS_TRUNCATE[unit])
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None and dtype.time_zone != timezone:
             col = col.dt.convert_time_zone(timezone)
@@ -70,12 +78,22 @@ def bucket_expr(name: str, dtype: Any, unit: str, timezone: str) -> pl.Expr:
     return col if unit == "day" else col.dt.truncate(POLARS_TRUNCATE[unit])
 
 
-def _aggregate_expr(agg: Aggregate, dtypes: dict[str, Any]) -> pl.Expr:
-    """The aggregate's own Polars rendering (its row of the table), cast to its output."""
+def aggregate_expr(agg: Aggregate, dtypes: dict[str, Any], timezone: str = "UTC") -> pl.Expr:
+    """The aggregate's own Polars rendering (its row of the table), cast to its output —
+    over the rows its filter passes (SQL's FILTER: a row the filter calls NULL is out)."""
     fn = AGGREGATES.get(agg.function)
     if fn is None or fn.polars is None:  # never answered as another aggregate
         raise UnsupportedError(f"the aggregate {agg.function}")
+    passes = (
+        where_expr(agg.filter, dtypes, timezone).fill_null(False)
+        if agg.filter is not None
+        else None
+    )
+    if passes is not None and fn.over == "rows":  # count: the rows that pass
+        return passes.sum().cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
     col = pl.col(agg.field) if agg.field is not None else pl.lit(None)
+    if passes is not None:
+        col = col.filter(passes)
     num = col.cast(pl.Float64)
     exact = exact_of(col, num, dtypes.get(agg.field)) if agg.field is not None else num
     return fn.polars(col, num, exact).cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
@@ -129,7 +147,8 @@ def run_aggregate(
 ) -> pl.DataFrame:
     """The output of an aggregate query over the loaded columns ``data``."""
     dtypes = dict(data.schema)
-    check_caseless(data, query.where)
+    for condition in query.conditions():
+        check_caseless(data, condition)
     check_times(data)
     check_finite(data)
     lf = data.lazy()
@@ -147,7 +166,7 @@ def run_aggregate(
         )
         lf = frame.lazy()
     # Lazy: Polars runs the conditional aggregates (SQL's NULL sums) 3x faster so.
-    return finish_aggregate(_grouped(lf, query, dtypes).collect(), query, fact, dtypes)
+    return finish_aggregate(_grouped(lf, query, dtypes, timezone).collect(), query, fact, dtypes)
 
 
 def run_aggregate_lazy(
@@ -171,13 +190,18 @@ def run_aggregate_lazy(
     lf = _filtered_and_bucketed(lf, query, dtypes, timezone)
     if passes <= 1 or not query.group_keys:
         return finish_aggregate(
-            _grouped(lf, query, dtypes).collect(engine="streaming"), query, fact, dtypes
+            _grouped(lf, query, dtypes, timezone).collect(engine="streaming"),
+            query,
+            fact,
+            dtypes,
         )
     # Each pass's rows are gathered by the streaming engine first, then grouped in
     # memory: a percentile in the streaming engine would gather every row of the scan.
     share = pl.struct([k.name for k in query.group_keys]).hash(seed=0) % passes
     parts = [
-        _grouped(lf.filter(share == i).collect(engine="streaming").lazy(), query, dtypes).collect()
+        _grouped(
+            lf.filter(share == i).collect(engine="streaming").lazy(), query, dtypes, timezone
+        ).collect()
         for i in range(passes)
     ]
     return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes)
@@ -190,7 +214,9 @@ def aggregate_plan(
     buckets, groups), built over no rows: what :func:`run_aggregate` and
     :func:`run_aggregate_lazy` hand Polars, shown without computing anything."""
     lf = _filtered_and_bucketed(pl.LazyFrame(schema=dtypes), query, dtypes, timezone)
-    return _grouped(lf, query, dtypes).explain(engine="streaming" if streaming else "auto")
+    return _grouped(lf, query, dtypes, timezone).explain(
+        engine="streaming" if streaming else "auto"
+    )
 
 
 def _filtered_and_bucketed(
@@ -213,14 +239,16 @@ def _filtered_and_bucketed(
     return lf
 
 
-def groups(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:
+def groups(frame: pl.DataFrame, query: AggregateQuery, timezone: str = "UTC") -> pl.DataFrame:
     """The groups of rows already filtered and bucketed (the group keys are columns),
     before having, order and page: every group must be whole in ``frame``."""
-    return _grouped(frame.lazy(), query, dict(frame.schema)).collect()
+    return _grouped(frame.lazy(), query, dict(frame.schema), timezone).collect()
 
 
-def _grouped(lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any]) -> pl.LazyFrame:
-    aggs = [_aggregate_expr(a, dtypes) for a in query.aggregates]
+def _grouped(
+    lf: pl.LazyFrame, query: AggregateQuery, dtypes: dict[str, Any], timezone: str
+) -> pl.LazyFrame:
+    aggs = [aggregate_expr(a, dtypes, timezone) for a in query.aggregates]
     if query.group_keys:
         return lf.group_by([k.name for k in query.group_keys]).agg(aggs)
     return lf.select(aggs)

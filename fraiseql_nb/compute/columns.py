@@ -65,8 +65,6 @@ def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[
 
 
 def column_dtype(fact: FactTable, name: str) -> Any:
-    if name in fact.buckets:
-        return pl.Date
     scalar = fact.scalar_of(name) or "String"
     return SCALAR_DTYPES.get(scalar, pl.String)
 
@@ -86,8 +84,10 @@ def declines(
             fn = AGGREGATES.get(agg.function)
             if fn is None or fn.polars is None:
                 return f"the aggregate {agg.function}"
-    having = query.having if isinstance(query, AggregateQuery) else None
-    for where in (query.where, having):
+    conditions = (
+        (*query.conditions(), query.having) if isinstance(query, AggregateQuery) else (query.where,)
+    )
+    for where in conditions:
         for op in _operators(where):
             if OPERATORS[op].polars is None:
                 return f"the operator {op} ({OPERATORS[op].family})"
@@ -127,6 +127,7 @@ def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list
             add(k.column if k.source == "bucket" else k.name)
         for a in query.aggregates:
             add(a.field)
+            add_where(a.filter)
     else:
         for p in query.partition_by:
             add(p)

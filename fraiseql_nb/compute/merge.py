@@ -85,7 +85,8 @@ def prepare(
     if columns is not None:
         keep = set(columns)
         data = data.select([c for c in data.columns if c in keep])
-    check_caseless(data, query.where)
+    for condition in query.conditions() if isinstance(query, AggregateQuery) else (query.where,):
+        check_caseless(data, condition)
     check_times(data)
     check_finite(data)
     frame = data
@@ -121,16 +122,23 @@ def split(frame: pl.DataFrame, keys: list[str], buckets: int) -> list[pl.DataFra
 # ------------------------------------------------------------------ merge path
 
 
-def partial(frame: pl.DataFrame, query: AggregateQuery) -> pl.DataFrame:
-    """One partition's part of each group (``frame`` as :func:`prepare` gives it)."""
+def partial(frame: pl.DataFrame, query: AggregateQuery, timezone: str = "UTC") -> pl.DataFrame:
+    """One partition's part of each group (``frame`` as :func:`prepare` gives it); a
+    conditional aggregate's parts are over the rows its filter passes."""
     dtypes = dict(frame.schema)
     exprs: list[pl.Expr] = []
     for a in query.aggregates:
+        passes = (
+            where_expr(a.filter, dtypes, timezone).fill_null(False)
+            if a.filter is not None
+            else None
+        )
         if a.function == "count":
-            exprs.append(pl.len().cast(pl.Int64).alias(f"{a.name}:n"))
+            n = pl.len() if passes is None else passes.sum()
+            exprs.append(n.cast(pl.Int64).alias(f"{a.name}:n"))
             continue
         assert a.field is not None
-        col = pl.col(a.field)
+        col = pl.col(a.field) if passes is None else pl.col(a.field).filter(passes)
         # As the single-process engine: decimals and integers exact, floats float64.
         exact = exact_of(col, col.cast(pl.Float64), dtypes.get(a.field))
         exprs.append(col.count().cast(pl.Int64).alias(f"{a.name}:c"))

@@ -33,7 +33,8 @@ __all__ = [
 
 #: Polars: (col, num, exact) -> the aggregate.
 PolarsAggregate = Callable[[pl.Expr, pl.Expr, pl.Expr], pl.Expr]
-#: SQL: the field's value expression (None for an aggregate over rows) -> the aggregate.
+#: SQL: the field's value expression (None for an aggregate over rows) -> the aggregate
+#: call, uncast (``sum(x)``, ``percentile_cont(0.5) WITHIN GROUP (ORDER BY x)``).
 SqlAggregate = Callable[[sql.Composable | None], sql.Composable]
 
 
@@ -46,7 +47,8 @@ class AggregateFunction:
             "measure"), ``<column>_<name>`` ("column": any column or dimension), or
             ``<name>`` itself ("rows").
         output: the GraphQL scalar of its value ("Int" or "Float").
-        sql: its SQL rendering, the value cast to the output's type.
+        sql: its SQL rendering: one aggregate call (the compiler adds a conditional
+            aggregate's ``FILTER (WHERE …)`` after it and casts it to the output's type).
         polars: its Polars rendering, or None (the arrow plane declines it).
         merge: "parts" when per-partition results combine exactly (the cluster plane's
             merge implements it), else "shuffle" (every value of a group to one worker).
@@ -96,7 +98,7 @@ def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
 def _sql_function(function: str) -> SqlAggregate:
     def render(value: sql.Composable | None) -> sql.Composable:
         assert value is not None
-        return sql.SQL("({}({}))::float8").format(sql.SQL(function), value)
+        return sql.SQL("{}({})").format(sql.SQL(function), value)
 
     return render
 
@@ -104,7 +106,7 @@ def _sql_function(function: str) -> SqlAggregate:
 def _percentile(name: str, fraction: float) -> AggregateFunction:
     def render(value: sql.Composable | None) -> sql.Composable:
         assert value is not None
-        return sql.SQL("(percentile_cont({}) WITHIN GROUP (ORDER BY {}))::float8").format(
+        return sql.SQL("percentile_cont({}) WITHIN GROUP (ORDER BY {})").format(
             sql.Literal(fraction), value
         )
 

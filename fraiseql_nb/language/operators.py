@@ -49,6 +49,7 @@ __all__ = [
     "LOOPBACK_RANGES",
     "MAX_DIMENSIONS",
     "MAX_REGEX_LENGTH",
+    "NAMED_OPERATORS",
     "NUMBER_LIST",
     "OPERATORS",
     "PRIVATE_RANGES",
@@ -59,6 +60,7 @@ __all__ = [
     "distance_order",
     "escape_like",
     "flattened",
+    "has_named_form",
     "json_array",
     "list_operators",
     "scalar_operators",
@@ -68,6 +70,17 @@ __all__ = [
     "vector_problem",
     "vector_text",
 ]
+
+
+#: The operators of having's named form, ``{field: "paypal", gt: 100}``: it tests an output
+#: by its name or alias (an alias has no field of its own in the input type).
+NAMED_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "is_null")
+
+
+def has_named_form(taken: set[str]) -> bool:
+    """Whether a having type over ``taken`` names has the named form (none of its fields
+    is one of those names)."""
+    return not ({"field", *NAMED_OPERATORS} & taken)
 
 
 #: ``applies`` of an operator every scalar's filter offers, and of a list field's: any

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "BUCKETS",
+    "CLOCK_BUCKETS",
     "ORDERED_FUNCTIONS",
     "POLARS_TRUNCATE",
     "RANKING_FUNCTIONS",
@@ -27,8 +28,20 @@ __all__ = [
 #: Time buckets ``<column>_<unit>``, and the key of a calendar column (``date_info``)
 #: that holds each one.
 BUCKETS = {"day": "date", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
+#: Buckets finer than a day, of columns with a time of day: their key is a time (the
+#: bucket's first instant, in the session time zone), not a date.
+CLOCK_BUCKETS = ("second", "minute", "hour")
 #: How Polars truncates a time to each bucket (weeks start on Monday, as date_trunc's).
-POLARS_TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+POLARS_TRUNCATE = {
+    "second": "1s",
+    "minute": "1m",
+    "hour": "1h",
+    "day": "1d",
+    "week": "1w",
+    "month": "1mo",
+    "quarter": "1q",
+    "year": "1y",
+}
 
 # ------------------------------------------------------------ window functions
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode, Node
 
 from fraiseql_nb.language.aggregates import AGGREGATES
-from fraiseql_nb.language.operators import flattened
+from fraiseql_nb.language.operators import flattened, has_named_form
 from fraiseql_nb.language.vocabulary import ORDERED_FUNCTIONS
 from fraiseql_nb.query.ir import (
     Aggregate,
@@ -23,6 +24,7 @@ from fraiseql_nb.query.ir import (
     WindowColumn,
     WindowFunction,
     WindowQuery,
+    filtered_name,
 )
 from fraiseql_nb.query.ordering import named_item
 from fraiseql_nb.query.rows import check_paging
@@ -76,8 +78,9 @@ def build_aggregate_query(
 ) -> AggregateQuery:
     node = nodes[0]
     universe = _group_keys(fact)
-    grouped = [name for name, on in (args.get("groupBy") or {}).items() if on]
+    grouped = _grouped(ctx, node, fact, args.get("groupBy") or {})
     group_keys = tuple(universe[name] for name in grouped)
+    row_type = ctx.gql.get_type(f"{fact.type_stem}Aggregate")
 
     columns: list[tuple[str, str]] = []
     aggregates: dict[str, Aggregate] = {}
@@ -98,13 +101,29 @@ def build_aggregate_query(
                 raise ctx.error(
                     f"{name} is not a group key or an aggregate of {fact.name}", fnodes[0]
                 )
+            fargs = ctx.arguments(row_type.fields[name], fnodes[0])  # type: ignore[union-attr]
+            condition = _where(ctx, fnodes[0], fact, fargs, "filter")
+            if condition is not None:
+                agg = replace(agg, name=filtered_name(out), filter=condition)
+                name = agg.name
             aggregates.setdefault(name, agg)
         columns.append((out, name))
     if not columns:
         but = " but __typename" if typenames else ""
         raise ctx.error(f"{fact.aggregate_query} selects nothing{but}", node)
 
+    def source(name: str) -> str:
+        """What having and orderBy mean by ``name``: a conditional aggregate's alias, else
+        a key or aggregate, else another alias of an output."""
+        named = dict(columns)
+        if name in named and named[name] == filtered_name(name):
+            return named[name]
+        if name in universe or parse_aggregate(fact, name) is not None:
+            return name
+        return named.get(name, name)
+
     def output_scalar(name: str, what: str, at: Node) -> str:
+        name = source(name)
         if name in grouped:
             return fact.scalar_of(name) or "String"
         if name in aggregates:
@@ -126,14 +145,16 @@ def build_aggregate_query(
             args["having"],
             lambda name: output_scalar(name, "having", at),
             flattened(names, set(names)),
+            named=has_named_form(set(names)),
         )
-        having = None if is_empty(tree) else _checked(ctx, at, tree, fact)
+        having = None if is_empty(tree) else _checked(ctx, at, _sourced(tree, source), fact)
     order: list[OrderItem] = []
     at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():
         item = named_item(ctx, at, item, lambda k: k not in universe)
         for name, direction in item.items():
-            order.append(_order_item(ctx, at, name, direction, output_scalar(name, "orderBy", at)))
+            scalar = output_scalar(name, "orderBy", at)
+            order.append(_order_item(ctx, at, source(name), direction, scalar))
     limit, offset = check_paging(ctx, node, args)
     return AggregateQuery(
         key=key,
@@ -148,6 +169,36 @@ def build_aggregate_query(
         offset=offset,
         typenames=tuple(typenames),
     )
+
+
+def _grouped(ctx: Context, node: FieldNode, fact: FactTable, group_by: dict[str, Any]) -> list[str]:
+    """The group keys asked for: ``{category: true}``, and FraiseQL's ``{occurred_at: "day"}``
+    for the bucket ``occurred_at_day``."""
+    out: list[str] = []
+    for name, on in group_by.items():
+        if isinstance(on, str):
+            bucket = f"{name}_{on}"
+            if bucket not in fact.buckets:
+                units = [u for c, u in fact.buckets.values() if c == name]
+                raise ctx.error(
+                    f"groupBy {name}: {on!r} is not a bucket of {name} ({', '.join(units)})",
+                    ctx.argument_node(node, "groupBy"),
+                )
+            name = bucket
+        if on and name not in out:
+            out.append(name)
+    return out
+
+
+def _sourced(where: Where, source: Callable[[str], str]) -> Where:
+    """``where`` with each name it tests replaced by the output column it means."""
+    if isinstance(where, (And, Or)):
+        return replace(where, items=tuple(_sourced(w, source) for w in where.items))
+    if isinstance(where, Not):
+        return replace(where, item=_sourced(where.item, source))
+    if isinstance(where, Compare):
+        return replace(where, path=(source(where.path[0]), *where.path[1:]))
+    return where
 
 
 # ------------------------------------------------------------------- window
@@ -235,15 +286,19 @@ def build_window_query(
 # ------------------------------------------------------------------ helpers
 
 
-def _where(ctx: Context, node: FieldNode, fact: FactTable, args: dict[str, Any]) -> Any:
-    if args.get("where") is None:
+def _where(
+    ctx: Context, node: FieldNode, fact: FactTable, args: dict[str, Any], arg: str = "where"
+) -> Where | None:
+    """A condition on the fact's rows: the query's ``where``, or a conditional aggregate's
+    ``filter`` (None: none)."""
+    if args.get(arg) is None:
         return None
-    at = ctx.argument_node(node, "where")
+    at = ctx.argument_node(node, arg)
     names = where_names(fact)
     tree = build_column_where(
         ctx,
         at,
-        args["where"],
+        args[arg],
         lambda name: fact.scalar_of(name) or "String",
         flattened(names, set(names)),
     )

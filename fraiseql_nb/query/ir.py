@@ -32,6 +32,7 @@ __all__ = [
     "WindowColumn",
     "WindowFunction",
     "WindowQuery",
+    "filtered_name",
 ]
 
 
@@ -151,12 +152,21 @@ class GroupKey:
 
 @dataclass(frozen=True, kw_only=True)
 class Aggregate:
-    """``count``, ``<measure>_<fn>`` or ``<field>_count_distinct``."""
+    """``count``, ``<measure>_<fn>`` or ``<field>_count_distinct`` — over the rows that
+    pass ``filter`` when it has one (SQL's ``FILTER (WHERE …)``)."""
 
-    name: str  # the output field name, e.g. revenue_sum
+    name: str  # the field name (revenue_sum); filtered: "<alias>:filtered" (see below)
     function: str  # count | sum | avg | … | median | p90 | count_distinct
     field: str | None = None
     percentile: float | None = None
+    filter: Where | None = None
+
+
+def filtered_name(alias: str) -> str:
+    """The column of a conditional aggregate selected as ``alias``: one query may hold
+    ``revenue_sum`` and ``paypal: revenue_sum(filter: …)``, and no GraphQL name holds a
+    ":", so this names no other column."""
+    return f"{alias}:filtered"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +188,11 @@ class AggregateQuery:
     typenames: tuple[tuple[int, str, str], ...] = ()
 
     kind = "aggregate"
+
+    def conditions(self) -> tuple[Where, ...]:
+        """Every condition the query reads rows with: its where, its aggregates' filters."""
+        filters = tuple(a.filter for a in self.aggregates if a.filter is not None)
+        return ((self.where,) if self.where is not None else ()) + filters
 
 
 # ------------------------------------------------------------------ windows

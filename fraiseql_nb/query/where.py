@@ -15,17 +15,24 @@ from graphql import Node
 
 from fraiseql_nb.language.operators import (
     MAX_REGEX_LENGTH,
+    NAMED_OPERATORS,
     OPERATORS,
     SPELLINGS,
     vector_problem,
 )
 from fraiseql_nb.query.ir import And, AnyItem, Compare, Not, Or, Where
+from fraiseql_nb.query.values import check_scalar
 from fraiseql_nb.schema.model import FieldType
 
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context
 
-__all__ = ["MAX_REGEX_LENGTH", "build_column_where", "build_entity_where", "is_empty"]
+__all__ = [
+    "MAX_REGEX_LENGTH",
+    "build_column_where",
+    "build_entity_where",
+    "is_empty",
+]
 
 _BOOLEANS = ("_and", "_or", "_not")
 
@@ -92,13 +99,22 @@ def build_column_where(
     value: dict[str, Any],
     resolve: Callable[[str], str],
     flat: dict[str, tuple[str, str]] | None = None,
+    *,
+    named: bool = False,
 ) -> Where:
-    """The Where tree of a fact table's where/having value; ``resolve`` gives a name's scalar."""
+    """The Where tree of a fact table's where/having value; ``resolve`` gives a name's scalar
+    (``named``: the type has having's named form, see :data:`NAMED_OPERATORS`)."""
     items: list[Where] = []
+    if named:
+        value = _named(ctx, node, value, resolve)
     for name, arg in _unflattened(ctx, node, value, flat or {}).items():
         if name in _BOOLEANS:
             items.append(
-                _boolean(name, arg, lambda v: build_column_where(ctx, node, v, resolve, flat))
+                _boolean(
+                    name,
+                    arg,
+                    lambda v: build_column_where(ctx, node, v, resolve, flat, named=named),
+                )
             )
             continue
         scalar = resolve(name)
@@ -106,6 +122,50 @@ def build_column_where(
             compare = _compare(ctx, node, name, (name,), op, operand, scalar, None)
             items.append(Not(item=compare) if negated else compare)
     return items[0] if len(items) == 1 else And(items=tuple(items))
+
+
+def _named(
+    ctx: Context, node: Node, value: dict[str, Any], resolve: Callable[[str], str]
+) -> dict[str, Any]:
+    """``{field: "paypal", gt: 100}`` as ``{paypal: {gt: 100}}``; its values (typed JSON,
+    as an alias's type is not known to the schema) checked against the output's type."""
+    ops = {k: v for k, v in value.items() if k in NAMED_OPERATORS}
+    if "field" not in value:
+        if ops:
+            raise ctx.error(
+                f"having: {', '.join(ops)} tests an output named by field:"
+                ' ({field: "paypal", gt: 100}); give the field',
+                node,
+            )
+        return value
+    name = value["field"]
+    if not isinstance(name, str) or not name:
+        raise ctx.error("having: field: names the output to test (its name or alias)", node)
+    if not ops:
+        raise ctx.error(
+            f"having: {{field: {name!r}}} tests nothing; give an operator (gt: 100)", node
+        )
+    scalar = resolve(name)
+    checked: dict[str, Any] = {}
+    for op, operand in ops.items():
+        try:
+            if op == "is_null":
+                checked[op] = check_scalar("Boolean", operand)
+            elif op in ("in", "nin"):
+                if not isinstance(operand, list):
+                    raise ValueError(f"{operand!r} is not a list")
+                checked[op] = [check_scalar(scalar, v) for v in operand]
+            else:
+                checked[op] = None if operand is None else check_scalar(scalar, operand)
+        except ValueError as exc:
+            raise ctx.error(f"having {name}.{op}: {exc}", node) from None
+    rest = {k: v for k, v in value.items() if k != "field" and k not in NAMED_OPERATORS}
+    if name in rest:
+        raise ctx.error(
+            f"having: {name} is given twice ({{field: {name!r}, …}} and {name}: …); give it once",
+            node,
+        )
+    return {**rest, name: checked}
 
 
 def _unflattened(

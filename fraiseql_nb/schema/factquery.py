@@ -19,14 +19,21 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLString,
 )
 
 from fraiseql_nb.language.aggregates import AGGREGATES
-from fraiseql_nb.language.operators import OPERATORS, SPELLINGS, flattened
+from fraiseql_nb.language.operators import (
+    NAMED_OPERATORS,
+    OPERATORS,
+    SPELLINGS,
+    flattened,
+    has_named_form,
+)
 from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 from fraiseql_nb.schema.inputs import Inputs, combinators, named_order
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, operand_type
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, TimeGroup, operand_type
 
 __all__ = ["aggregate_names", "fact_fields", "having_names", "key_names", "where_names"]
 
@@ -43,7 +50,7 @@ def key_names(fact: FactTable) -> dict[str, str]:
     """The group keys of a fact table (columns, dimensions, time buckets), with scalars."""
     keys = {c.name: c.scalar for c in fact.key_columns}
     keys.update({d.name: d.scalar for d in fact.dimensions})
-    keys.update({b: "Date" for b in fact.buckets})
+    keys.update({b: fact.scalar_of(b) or "Date" for b in fact.buckets})
     return keys
 
 
@@ -81,6 +88,24 @@ def _flat_fields(inputs: Inputs, names: dict[str, str]) -> dict[str, GraphQLInpu
     return out
 
 
+def _named_having(taken: set[str]) -> dict[str, GraphQLInputField]:
+    """having's named form, ``{field: "paypal", gt: 100}``: it tests an output by alias (a
+    conditional aggregate's); left out where the type has a field of one of its names."""
+    fields = {
+        "field": GraphQLInputField(
+            GraphQLString, description="the output to test, by name or alias (with gt: …)"
+        ),
+        **{
+            op: GraphQLInputField(
+                GraphQLList(JSON) if op in ("in", "nin") else JSON,
+                description=f"{op}, on the output named by field",
+            )
+            for op in NAMED_OPERATORS
+        },
+    }
+    return fields if has_named_form(taken) else {}
+
+
 def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
     """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
     column_scalars = where_names(fact)
@@ -107,9 +132,10 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
     # aggregate
     keys = key_names(fact)
     aggregates = aggregate_names(fact)
+    times = {c.name for c in fact.time_columns}
     group_by = GraphQLInputObjectType(
         f"{stem}GroupByInput",
-        {k: GraphQLInputField(GraphQLBoolean) for k in keys},
+        {k: GraphQLInputField(TimeGroup if k in times else GraphQLBoolean) for k in keys},
         description="Group keys: dimension paths, filter columns and time buckets",
     )
     having = and_or_not(
@@ -120,6 +146,7 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
                 for n, s in {**keys, **aggregates}.items()
             },
             **_flat_fields(inputs, {**keys, **aggregates}),
+            **_named_having({*keys, *aggregates}),
         },
     )
     agg_order = GraphQLInputObjectType(
@@ -130,9 +157,17 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
         },
         description="Sort by group keys and selected aggregates",
     )
+    conditional = {
+        "filter": GraphQLArgument(
+            where, description="over the rows that pass this (SQL's FILTER (WHERE …))"
+        )
+    }
     agg_row = GraphQLObjectType(
         f"{stem}Aggregate",
-        {n: GraphQLField(SCALAR_TYPES[s]) for n, s in {**keys, **aggregates}.items()},
+        {
+            **{n: GraphQLField(SCALAR_TYPES[s]) for n, s in keys.items()},
+            **{n: GraphQLField(SCALAR_TYPES[s], conditional) for n, s in aggregates.items()},
+        },
     )
 
     # window

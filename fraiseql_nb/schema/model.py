@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fraiseql_nb.errors import SchemaError
-from fraiseql_nb.language.vocabulary import BUCKETS
+from fraiseql_nb.language.vocabulary import BUCKETS, CLOCK_BUCKETS
 
 __all__ = [
     "BUCKETS",
@@ -180,8 +180,13 @@ class FactTable:
 
     @property
     def buckets(self) -> dict[str, tuple[str, str]]:
-        """Group keys that bucket time: ``occurred_at_month`` -> ("occurred_at", "month")."""
-        return {f"{c.name}_{unit}": (c.name, unit) for c in self.time_columns for unit in BUCKETS}
+        """Group keys that bucket time: ``occurred_at_month`` -> ("occurred_at", "month");
+        a column with a time of day has hours, minutes and seconds too."""
+        out = {}
+        for c in self.time_columns:
+            units = (*CLOCK_BUCKETS, *BUCKETS) if c.scalar == "DateTime" else tuple(BUCKETS)
+            out.update({f"{c.name}_{unit}": (c.name, unit) for unit in units})
+        return out
 
     def calendar_for(self, column: str, unit: str) -> Calendar | None:
         """The calendar column that holds ``unit`` buckets of ``column``, if any."""
@@ -209,7 +214,10 @@ class FactTable:
         dim = self.dimension(name)
         if dim is not None:
             return dim.scalar
-        return "Date" if name in self.buckets else None
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            return None
+        return "DateTime" if bucket[1] in CLOCK_BUCKETS else "Date"
 
 
 @dataclass(frozen=True, kw_only=True)

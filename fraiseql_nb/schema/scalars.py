@@ -27,6 +27,7 @@ from graphql import (
 )
 
 from fraiseql_nb.language.operators import DISTANCES
+from fraiseql_nb.language.vocabulary import POLARS_TRUNCATE
 
 __all__ = [
     "JSON",
@@ -37,6 +38,7 @@ __all__ = [
     "DateTime",
     "TextSearch",
     "TextSetThreshold",
+    "TimeGroup",
     "VectorOrder",
     "VectorThreshold",
     "operand_type",
@@ -165,6 +167,23 @@ TextSearch = GraphQLScalarType(
         value_from_ast_untyped(node, variables)
     ),
     description='Words to search for: "red fox" (english), or {query: "…", language: "french"}',
+)
+
+
+def _time_group(value: Any) -> Any:
+    """A time column's groupBy: true/false, or a bucket's unit (FraiseQL's
+    ``{occurred_at: "day"}``)."""
+    if isinstance(value, bool) or value in POLARS_TRUNCATE:
+        return value
+    units = ", ".join(POLARS_TRUNCATE)
+    raise ValueError(f"TimeGroup cannot represent {value!r}: give true, or a bucket ({units})")
+
+
+TimeGroup = GraphQLScalarType(
+    "TimeGroup",
+    parse_value=_time_group,
+    parse_literal=lambda node, variables=None: _time_group(value_from_ast_untyped(node, variables)),
+    description='true: group by the time itself; "day", "hour"…: by its bucket (FraiseQL\'s form)',
 )
 VectorOrder = GraphQLInputObjectType(
     "VectorOrder",

@@ -55,8 +55,10 @@ def _identity(e: Entity) -> str:
 
 def _fact_lines(f: FactTable) -> list[tuple[str, str]]:
     """(label, value) rows describing a fact table."""
-    units = sorted({u for _, u in f.buckets.values()}, key=list(_UNITS).index)
-    buckets = [f"{c.name}_{{{','.join(units)}}}" for c in f.time_columns]
+    buckets = [
+        f"{c.name}_{{{','.join(u for u in _UNITS if (c.name, u) in f.buckets.values())}}}"
+        for c in f.time_columns
+    ]
     calendars = [f"{c.column} serves {c.serves or '?'}" for c in f.calendars]
     rows = [
         ("measures", ", ".join(f"{m.name} {m.scalar}" for m in f.measures)),
@@ -70,7 +72,7 @@ def _fact_lines(f: FactTable) -> list[tuple[str, str]]:
     return rows
 
 
-_UNITS = ("day", "week", "month", "quarter", "year")
+_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 
 
 def _counts(s: Schema) -> str:

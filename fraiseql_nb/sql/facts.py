@@ -25,7 +25,7 @@ from dataclasses import replace
 from psycopg import sql
 
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_PG_TYPES
-from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS
+from fraiseql_nb.language.vocabulary import CLOCK_BUCKETS, ROW_ORDER_FUNCTIONS
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -128,13 +128,18 @@ def _bucket(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
     # may have been computed in another time zone): both planes bucket the same way,
     # and date_trunc is no slower than reading the calendar's JSON.
     ident = sql.Identifier(key.column)
+    unit = sql.Literal(key.unit)
+    if key.unit in CLOCK_BUCKETS:  # a time: the bucket's first instant, in the time zone
+        if column.pg_type.startswith("timestamp with"):
+            return sql.SQL("date_trunc({}, {}, {})").format(unit, ident, sql.Literal(timezone))
+        return sql.SQL("date_trunc({}, {})").format(unit, ident)
     if column.scalar == "Date":
         local: sql.Composable = sql.SQL("{}::timestamp").format(ident)
     elif column.pg_type.startswith("timestamp with"):
         local = sql.SQL("({} AT TIME ZONE {})").format(ident, sql.Literal(timezone))
     else:
         local = ident
-    return sql.SQL("date_trunc({}, {})::date").format(sql.Literal(key.unit), local)
+    return sql.SQL("date_trunc({}, {})::date").format(unit, local)
 
 
 def _key_expr(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
@@ -148,7 +153,10 @@ def output_pg_type(fact: FactTable, name: str, aggregates: dict[str, Aggregate])
     agg = aggregates.get(name)
     if agg is not None:
         return OUTPUT_PG_TYPES[AGGREGATES[agg.function].output]
-    if name in fact.buckets:
+    bucket = fact.buckets.get(name)
+    if bucket is not None:
+        if bucket[1] in CLOCK_BUCKETS:
+            return field_sql(fact, bucket[0]).pg_type
         return "date"
     return field_sql(fact, name).pg_type
 
@@ -174,10 +182,15 @@ def _order_by(
 # --------------------------------------------------------------- aggregate
 
 
-def _aggregate_expr(fact: FactTable, agg: Aggregate) -> sql.Composable:
-    """The aggregate's own SQL rendering (its row of the table) over its field's value."""
-    value = field_sql(fact, agg.field).value if agg.field is not None else None
-    return AGGREGATES[agg.function].sql(value)
+def _aggregate_expr(fact: FactTable, agg: Aggregate, params: Params) -> sql.Composable:
+    """The aggregate's own SQL rendering (its row of the table) over its field's value,
+    over the rows its filter passes, cast to its output's type."""
+    fn = AGGREGATES[agg.function]
+    call = fn.sql(field_sql(fact, agg.field).value if agg.field is not None else None)
+    if agg.filter is not None:
+        condition = compile_where(agg.filter, lambda c: where_field(fact, c), params)
+        call = sql.SQL("{} FILTER (WHERE {})").format(call, condition)
+    return sql.SQL("({})::{}").format(call, sql.SQL(OUTPUT_PG_TYPES[fn.output]))
 
 
 def output_key(position: int) -> str:
@@ -205,7 +218,7 @@ def compile_aggregate(
         sql.SQL("{} AS {}").format(_key_expr(fact, k, timezone), sql.Identifier(k.name))
         for k in query.group_keys
     ] + [
-        sql.SQL("{} AS {}").format(_aggregate_expr(fact, a), sql.Identifier(a.name))
+        sql.SQL("{} AS {}").format(_aggregate_expr(fact, a, params), sql.Identifier(a.name))
         for a in query.aggregates
     ]
     inner = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(inner_cols), relation)

@@ -131,40 +131,40 @@ def test_an_unknown_aggregate_is_declined_up_front(schema: Any) -> None:
 
 
 def test_one_new_row_is_an_aggregate_everywhere(demo_schema: Any, demo_dsn: str) -> None:
-    """An aggregate added to the table at run time — range, the greatest less the least of
-    a measure, integer-valued — is in the GraphQL schema, the SQL (run on the database) and
+    """An aggregate added to the table at run time — distinct_sum, the sum of a measure's
+    distinct values, integer-valued — is in the GraphQL schema, the SQL (run on the database) and
     the Polars result, with its type, as the database computes it."""
     from fraiseql_nb.language.aggregates import AGGREGATES, AggregateFunction
 
     row = AggregateFunction(
-        "range",
+        "distinct_sum",
         "measure",
         "Int",
-        lambda v: psycopg.sql.SQL("(max({0}) - min({0}))::bigint").format(v),
-        lambda col, num, exact: exact.max() - exact.min(),
+        lambda v: psycopg.sql.SQL("sum(DISTINCT {})").format(v),
+        lambda col, num, exact: exact.drop_nulls().unique().sum(),
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(AGGREGATES, "range", row)
+        patch.setitem(AGGREGATES, "distinct_sum", row)
         schema = dataclasses.replace(demo_schema)  # a new Schema: its GraphQL schema is rebuilt
         fields = graphql_schema(schema).get_type("SalesAggregate").fields  # type: ignore[union-attr]
-        assert get_named_type(fields["quantity_range"].type).name == "Int"
+        assert get_named_type(fields["quantity_distinct_sum"].type).name == "Int"
         query = (
             "{ sales_aggregate(groupBy: {channel: true}, orderBy: [{channel: ASC}])"
-            " { channel quantity_range } }"
+            " { channel quantity_distinct_sum } }"
         )
         with fq.connect(demo_dsn, schema=schema) as s:
             pg = s.execute(query, backend="postgres")
             arrow = s.execute(query, backend="arrow")
     assert isinstance(pg, fq.Result) and isinstance(arrow, fq.Result)
-    assert "max(" in pg.sql and arrow.backend == "arrow"
+    assert "sum(DISTINCT" in pg.sql and arrow.backend == "arrow"
     with psycopg.connect(demo_dsn) as conn:
         rows = conn.execute(
-            "SELECT (dimensions ->> 'channel') COLLATE \"C\", max(quantity) - min(quantity)"
+            "SELECT (dimensions ->> 'channel') COLLATE \"C\", sum(DISTINCT quantity)"
             " FROM tf_sales"
             " GROUP BY 1 ORDER BY 1 NULLS LAST"
         ).fetchall()
-    expected = [{"channel": c, "quantity_range": r} for c, r in rows]
+    expected = [{"channel": c, "quantity_distinct_sum": r} for c, r in rows]
     assert len(expected) > 1
     assert pg.df.to_dicts() == expected
     assert arrow.df.to_dicts() == expected
-    assert arrow.df.schema["quantity_range"] == pl.Int64
+    assert arrow.df.schema["quantity_distinct_sum"] == pl.Int64

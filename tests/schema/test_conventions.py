@@ -249,7 +249,7 @@ def test_the_schema_reads_well(schema: Schema) -> None:
     assert "      measures:     status_code Int, amount Float, quantity Int\n" in text
     assert "      group keys:   tenant_id, the dimensions and buckets\n" in text
     assert "(public.v_shop; id: the uuid id column; 5 documents sampled)" in text
-    assert "occurred_at_{day,week,month,quarter,year}" in text
+    assert "occurred_at_{second,minute,hour,day,week,month,quarter,year}" in text
     assert "\nProblems\n  fact table public.tf_events: dimension flag flattens" in text
     assert "\n  public.tv_post has no documents yet" in text
     page = summary_html(schema)

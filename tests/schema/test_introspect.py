@@ -102,7 +102,8 @@ def test_demo_fact_table(demo_schema: Schema) -> None:
         ("date_info", ("date", "week", "month", "quarter", "year"), "occurred_at")
     ]
     assert set(sales.buckets) == {
-        f"occurred_at_{u}" for u in ("day", "week", "month", "quarter", "year")
+        f"occurred_at_{u}"
+        for u in ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
     }
     assert sales.calendar_for("occurred_at", "month") is not None
 

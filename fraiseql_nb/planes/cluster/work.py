@@ -204,7 +204,7 @@ def compute_part(
     """One partition's part of every group of a mergeable aggregate (``columns``: the
     query's)."""
     with computing():
-        return partial(prepare(_frame(rows, casts), query, timezone, columns), query)
+        return partial(prepare(_frame(rows, casts), query, timezone, columns), query, timezone)
 
 
 def split_part(
@@ -231,5 +231,5 @@ def reduce_bucket(
     with computing():
         frame = pl.concat(list(parts), how="vertical_relaxed")
         if isinstance(query, AggregateQuery):
-            return groups(frame, query)
+            return groups(frame, query, timezone)
         return window_values(frame, query, fact, timezone)
