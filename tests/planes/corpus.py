@@ -73,6 +73,18 @@ AGGREGATES = [
     "{ sales_aggregate(groupBy: {occurred_at_month: true}, orderBy: {revenue_sum: ASC}, limit: 5, offset: 3) { occurred_at_month revenue_sum } }",
     "{ sales_aggregate(groupBy: {region: true}, orderBy: {count: DESC}, limit: 0) { region count } }",
     "{ sales_aggregate(groupBy: {category: true}, offset: 5) { category count } }",
+    # conditional aggregates (FILTER), by alias in having and orderBy
+    '{ sales_aggregate(groupBy: {region: true}) { region count web: revenue_sum(filter: {channel: {eq: "web"}}) big: count(filter: {revenue: {gt: 500}}) } }',
+    '{ sales_aggregate { books: revenue_avg(filter: {category: {eq: "books"}}) lo: revenue_min(filter: {quantity: {lte: 1}}) hi: revenue_max(filter: {quantity: {gte: 5}}) sd: revenue_stddev(filter: {region: {in: ["EU", "NA"]}}) v: quantity_variance(filter: {channel: {isnull: true}}) } }',
+    '{ sales_aggregate(groupBy: {category: true}) { category med: revenue_median(filter: {region: {eq: "EU"}}) p90: revenue_p90(filter: {discount: {isnull: false}}) cd: customer_id_count_distinct(filter: {revenue: {gt: 900}}) } }',
+    '{ sales_aggregate(groupBy: {category: true}, having: {field: "web", gt: 100000}, orderBy: [{field: "web", direction: DESC}]) { category web: revenue_sum(filter: {channel: {eq: "web"}}) } }',
+    '{ sales_aggregate(groupBy: {channel: true}) { channel none: count(filter: {category: {eq: "no such category"}}) s: revenue_sum(filter: {category: {eq: "no such category"}}) } }',
+    '{ sales_aggregate(groupBy: {region: true}, where: {revenue: {gt: 100}}) { region revenue_sum revenue_sum_web: revenue_sum(filter: {channel_eq: "web", _or: [{quantity: {gt: 2}}, {discount: {gt: 0.1}}]}) } }',
+    # buckets of a time of day, and FraiseQL's groupBy form
+    "{ sales_aggregate(groupBy: {occurred_at_hour: true}, orderBy: {count: DESC}, limit: 10) { occurred_at_hour count revenue_sum } }",
+    '{ sales_aggregate(groupBy: {occurred_at: "minute"}, where: {revenue: {gt: 995}}) { occurred_at_minute count } }',
+    '{ sales_aggregate(groupBy: {occurred_at_second: true}, where: {occurred_at: {lt: "2023-01-03"}}) { occurred_at_second revenue_sum } }',
+    '{ sales_aggregate(groupBy: {occurred_at: "quarter", region: true}) { occurred_at_quarter region count } }',
 ]
 
 WINDOWS = [
