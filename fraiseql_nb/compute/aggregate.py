@@ -92,11 +92,18 @@ def aggregate_expr(agg: Aggregate, dtypes: dict[str, Any], timezone: str = "UTC"
     if passes is not None and fn.over == "rows":  # count: the rows that pass
         return passes.sum().cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
     col = pl.col(agg.field) if agg.field is not None else pl.lit(None)
+    key = pl.col(agg.order) if agg.order is not None else None
     if passes is not None:
         col = col.filter(passes)
+        key = key.filter(passes) if key is not None else None
+    if key is not None:  # as SQL's ORDER BY <order> ASC NULLS LAST (stable: ids are unique)
+        col = col.sort_by(key, nulls_last=True)
     num = col.cast(pl.Float64)
     exact = exact_of(col, num, dtypes.get(agg.field)) if agg.field is not None else num
-    return fn.polars(col, num, exact).cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
+    value = fn.polars(col, num, exact)
+    if fn.output in OUTPUT_DTYPES:  # a list keeps its field's type
+        value = value.cast(OUTPUT_DTYPES[fn.output])
+    return value.alias(agg.name)
 
 
 def exact_of(col: pl.Expr, num: pl.Expr, dtype: Any) -> pl.Expr:

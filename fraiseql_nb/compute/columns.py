@@ -46,7 +46,9 @@ def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[
         out: dict[str, Any] = {}
         for name, source in query.columns:
             agg = aggs.get(source)
-            if agg is not None:
+            if agg is not None and AGGREGATES[agg.function].output == "JSON":
+                out[name] = pl.List(column_dtype(fact, agg.field or ""))
+            elif agg is not None:
                 out[name] = OUTPUT_DTYPES[AGGREGATES[agg.function].output]
             else:
                 out[name] = column_dtype(fact, source)
@@ -84,6 +86,8 @@ def declines(
             fn = AGGREGATES.get(agg.function)
             if fn is None or fn.polars is None:
                 return f"the aggregate {agg.function}"
+            if fn.text_only and fact.scalar_of(agg.field or "") != "String":
+                return f"{agg.function} of {agg.field}, which is not text"
     conditions = (
         (*query.conditions(), query.having) if isinstance(query, AggregateQuery) else (query.where,)
     )
@@ -127,6 +131,7 @@ def needed_columns(query: AggregateQuery | WindowQuery, fact: FactTable) -> list
             add(k.column if k.source == "bucket" else k.name)
         for a in query.aggregates:
             add(a.field)
+            add(a.order)
             add_where(a.filter)
     else:
         for p in query.partition_by:

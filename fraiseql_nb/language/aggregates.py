@@ -33,9 +33,10 @@ __all__ = [
 
 #: Polars: (col, num, exact) -> the aggregate.
 PolarsAggregate = Callable[[pl.Expr, pl.Expr, pl.Expr], pl.Expr]
-#: SQL: the field's value expression (None for an aggregate over rows) -> the aggregate
-#: call, uncast (``sum(x)``, ``percentile_cont(0.5) WITHIN GROUP (ORDER BY x)``).
-SqlAggregate = Callable[[sql.Composable | None], sql.Composable]
+#: SQL: the field's value expression (None for an aggregate over rows) and, for an
+#: ``ordered`` one, the ``ORDER BY …`` of its values -> the aggregate call, uncast
+#: (``sum(x)``, ``percentile_cont(0.5) WITHIN GROUP (ORDER BY x)``).
+SqlAggregate = Callable[[sql.Composable | None, sql.Composable], sql.Composable]
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class AggregateFunction:
         name: the function; the selected field is ``<measure>_<name>`` (``over``
             "measure"), ``<column>_<name>`` ("column": any column or dimension), or
             ``<name>`` itself ("rows").
-        output: the GraphQL scalar of its value ("Int" or "Float").
+        output: the GraphQL scalar of its value ("Int", "Float", "String", "Boolean"), or
+            "JSON": a list of its field's values.
         sql: its SQL rendering: one aggregate call (the compiler adds a conditional
             aggregate's ``FILTER (WHERE …)`` after it and casts it to the output's type).
         polars: its Polars rendering, or None (the arrow plane declines it).
@@ -55,6 +57,11 @@ class AggregateFunction:
         percentile: the fraction, for a percentile (interpolated, as percentile_cont).
         accumulated: its float value is summed up, so the planes may differ in the last
             digits: ordering by it treats such near-ties as ties.
+        ordered: its value lists its field's values, in the order of the fact's id (SQL
+            leaves that order unspecified: every plane gives this one).
+        applies: the scalars of the fields it takes (empty: any).
+        text_only: the arrow plane computes it over text fields only (other values
+            would be spelled as PostgreSQL spells them: 12.50, not 12.5).
     """
 
     name: str
@@ -65,11 +72,23 @@ class AggregateFunction:
     merge: Literal["parts", "shuffle"] = "shuffle"
     percentile: float | None = None
     accumulated: bool = False
+    ordered: bool = False
+    applies: tuple[str, ...] = ()
+    text_only: bool = False
 
 
-#: The types each output scalar has in Polars and in PostgreSQL.
-OUTPUT_DTYPES = {"Int": pl.Int64, "Float": pl.Float64}
-OUTPUT_PG_TYPES = {"Int": "bigint", "Float": "float8"}
+#: The types each output scalar has in Polars and in PostgreSQL (a "JSON" output, a list,
+#: has its field's type: see :func:`fraiseql_nb.compute.columns.output_schema`).
+OUTPUT_DTYPES = {"Int": pl.Int64, "Float": pl.Float64, "String": pl.String, "Boolean": pl.Boolean}
+OUTPUT_PG_TYPES = {
+    "Int": "bigint",
+    "Float": "float8",
+    "String": "text",
+    "Boolean": "boolean",
+    "JSON": "jsonb",  # in the row's JSON: the list as it is (never tested nor sorted)
+}
+#: The delimiter of string_agg (FraiseQL's).
+DELIMITER = ", "
 
 
 def shifted(exact: pl.Expr) -> pl.Expr:
@@ -96,7 +115,7 @@ def _avg(col: pl.Expr, num: pl.Expr, exact: pl.Expr) -> pl.Expr:
 
 
 def _sql_function(function: str) -> SqlAggregate:
-    def render(value: sql.Composable | None) -> sql.Composable:
+    def render(value: sql.Composable | None, order: sql.Composable) -> sql.Composable:
         assert value is not None
         return sql.SQL("{}({})").format(sql.SQL(function), value)
 
@@ -104,7 +123,7 @@ def _sql_function(function: str) -> SqlAggregate:
 
 
 def _percentile(name: str, fraction: float) -> AggregateFunction:
-    def render(value: sql.Composable | None) -> sql.Composable:
+    def render(value: sql.Composable | None, order: sql.Composable) -> sql.Composable:
         assert value is not None
         return sql.SQL("percentile_cont({}) WITHIN GROUP (ORDER BY {})").format(
             sql.Literal(fraction), value
@@ -120,9 +139,43 @@ def _percentile(name: str, fraction: float) -> AggregateFunction:
     )
 
 
-def _count_distinct(value: sql.Composable | None) -> sql.Composable:
+def _count_distinct(value: sql.Composable | None, order: sql.Composable) -> sql.Composable:
     assert value is not None
     return sql.SQL("count(DISTINCT {})").format(value)
+
+
+def _listed(function: str) -> AggregateFunction:
+    """array_agg, json_agg, jsonb_agg: every value, NULLs too (as SQL's), in id order."""
+
+    def render(value: sql.Composable | None, order: sql.Composable) -> sql.Composable:
+        assert value is not None
+        return sql.SQL("{}({} {})").format(sql.SQL(function), value, order)
+
+    return AggregateFunction(
+        function,
+        "column",
+        "JSON",
+        render,
+        lambda col, num, exact: pl.when(col.len() > 0).then(col.implode()),
+        ordered=True,
+    )
+
+
+def _string_agg(value: sql.Composable | None, order: sql.Composable) -> sql.Composable:
+    assert value is not None
+    return sql.SQL("string_agg(({})::text, {} {})").format(value, sql.Literal(DELIMITER), order)
+
+
+def _truth(function: str, polars: Callable[[pl.Expr], pl.Expr]) -> AggregateFunction:
+    """bool_and, bool_or over a boolean field: NULLs skipped, NULL when no value."""
+    return AggregateFunction(
+        function,
+        "column",
+        "Boolean",
+        lambda value, order: sql.SQL("{}({})").format(sql.SQL(function), value),
+        lambda col, num, exact: pl.when(col.count() > 0).then(polars(col.drop_nulls())),
+        applies=("Boolean",),
+    )
 
 
 #: Every aggregate function, by name (see :class:`AggregateFunction`).
@@ -133,7 +186,7 @@ AGGREGATES: dict[str, AggregateFunction] = {
             "count",
             "rows",
             "Int",
-            lambda _value: sql.SQL("count(*)"),
+            lambda _value, _order: sql.SQL("count(*)"),
             lambda col, num, exact: pl.len(),
             merge="parts",
         ),
@@ -197,6 +250,22 @@ AGGREGATES: dict[str, AggregateFunction] = {
         _percentile("p90", 0.9),
         _percentile("p95", 0.95),
         _percentile("p99", 0.99),
+        AggregateFunction(
+            "string_agg",
+            "column",
+            "String",
+            _string_agg,
+            lambda col, num, exact: pl.when(col.count() > 0).then(
+                col.drop_nulls().cast(pl.String).str.join(DELIMITER)
+            ),
+            ordered=True,
+            text_only=True,
+        ),
+        _listed("array_agg"),
+        _listed("json_agg"),
+        _listed("jsonb_agg"),
+        _truth("bool_and", lambda col: col.all()),
+        _truth("bool_or", lambda col: col.any()),
     )
 }
 

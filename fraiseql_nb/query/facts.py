@@ -30,7 +30,7 @@ from fraiseql_nb.query.ordering import named_item
 from fraiseql_nb.query.rows import check_paging
 from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
-from fraiseql_nb.schema.factquery import having_names, where_names
+from fraiseql_nb.schema.factquery import bare_distinct, having_names, where_names
 from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import FactTable
 
@@ -48,17 +48,23 @@ def parse_aggregate(fact: FactTable, name: str) -> Aggregate | None:
     rows = AGGREGATES.get(name)
     if rows is not None and rows.over == "rows":
         return Aggregate(name=name, function=name)
+    if name == "count_distinct" and bare_distinct(fact) is not None:
+        return Aggregate(name=name, function=name, field=bare_distinct(fact))
     for fn in AGGREGATES.values():
         suffix = f"_{fn.name}"
         if fn.over == "rows" or not name.endswith(suffix):
             continue
         field = name[: -len(suffix)]
         if fn.over == "column":
-            known = fact.column(field) is not None or fact.dimension(field) is not None
+            known = fact.scalar_of(field) is not None and field not in fact.buckets
+            known = known and (not fn.applies or fact.scalar_of(field) in fn.applies)
         else:
             known = any(m.name == field for m in fact.measures)
         if known:
-            return Aggregate(name=name, function=fn.name, field=field, percentile=fn.percentile)
+            order = (fact.id_column or field) if fn.ordered else None
+            return Aggregate(
+                name=name, function=fn.name, field=field, percentile=fn.percentile, order=order
+            )
     return None
 
 

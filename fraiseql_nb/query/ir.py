@@ -160,6 +160,7 @@ class Aggregate:
     field: str | None = None
     percentile: float | None = None
     filter: Where | None = None
+    order: str | None = None  # an ordered aggregate's: the column its values follow
 
 
 def filtered_name(alias: str) -> str:

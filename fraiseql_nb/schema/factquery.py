@@ -35,7 +35,14 @@ from fraiseql_nb.schema.inputs import Inputs, combinators, named_order
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, TimeGroup, operand_type
 
-__all__ = ["aggregate_names", "fact_fields", "having_names", "key_names", "where_names"]
+__all__ = [
+    "aggregate_names",
+    "bare_distinct",
+    "fact_fields",
+    "having_names",
+    "key_names",
+    "where_names",
+]
 
 
 def where_names(fact: FactTable) -> dict[str, str]:
@@ -54,6 +61,14 @@ def key_names(fact: FactTable) -> dict[str, str]:
     return keys
 
 
+def bare_distinct(fact: FactTable) -> str | None:
+    """What ``count_distinct`` without a field counts, as FraiseQL does: the values of the
+    first dimension, else of the id column (None: there is neither)."""
+    if fact.dimensions:
+        return fact.dimensions[0].name
+    return fact.id_column
+
+
 def aggregate_names(fact: FactTable) -> dict[str, str]:
     """Every aggregate of the aggregate table over ``fact``, with its output scalar."""
     aggregates: dict[str, str] = {}
@@ -62,16 +77,25 @@ def aggregate_names(fact: FactTable) -> dict[str, str]:
             aggregates[fn.name] = fn.output
         elif fn.over == "measure":
             aggregates.update({f"{m.name}_{fn.name}": fn.output for m in fact.measures})
+    if bare_distinct(fact) is not None:
+        aggregates["count_distinct"] = AGGREGATES["count_distinct"].output
     for fn in AGGREGATES.values():
         if fn.over == "column":
-            aggregates.update({f"{n}_{fn.name}": fn.output for n in where_names(fact)})
+            aggregates.update(
+                {
+                    f"{n}_{fn.name}": fn.output
+                    for n, scalar in where_names(fact).items()
+                    if not fn.applies or scalar in fn.applies
+                }
+            )
     return aggregates
 
 
 def having_names(fact: FactTable) -> dict[str, str]:
     """What ``having`` (and an aggregate's ``orderBy``) names: the group keys and every
-    aggregate, each with its scalar."""
-    return {**key_names(fact), **aggregate_names(fact)}
+    aggregate but the lists, each with its scalar."""
+    names = {**key_names(fact), **aggregate_names(fact)}
+    return {n: s for n, s in names.items() if s != "JSON"}
 
 
 def _flat_fields(inputs: Inputs, names: dict[str, str]) -> dict[str, GraphQLInputField]:
@@ -106,6 +130,15 @@ def _named_having(taken: set[str]) -> dict[str, GraphQLInputField]:
     return fields if has_named_form(taken) else {}
 
 
+def _described(fact: FactTable, name: str) -> str | None:
+    if name == "count_distinct":
+        return f"distinct values of {bare_distinct(fact)} (FraiseQL's count_distinct)"
+    fn = next((f for f in AGGREGATES.values() if name.endswith(f"_{f.name}")), None)
+    if fn is not None and fn.ordered:
+        return f"every value ({fn.name}), in the order of the fact's id"
+    return None
+
+
 def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
     """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
     column_scalars = where_names(fact)
@@ -138,22 +171,20 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
         {k: GraphQLInputField(TimeGroup if k in times else GraphQLBoolean) for k in keys},
         description="Group keys: dimension paths, filter columns and time buckets",
     )
+    testable = having_names(fact)
     having = and_or_not(
         f"{stem}HavingInput",
         lambda: {
-            **{
-                n: GraphQLInputField(inputs.scalar_filter(s))
-                for n, s in {**keys, **aggregates}.items()
-            },
-            **_flat_fields(inputs, {**keys, **aggregates}),
-            **_named_having({*keys, *aggregates}),
+            **{n: GraphQLInputField(inputs.scalar_filter(s)) for n, s in testable.items()},
+            **_flat_fields(inputs, testable),
+            **_named_having(set(testable)),
         },
     )
     agg_order = GraphQLInputObjectType(
         f"{stem}AggregateOrderByInput",
         {
-            **{n: GraphQLInputField(inputs.direction) for n in {**keys, **aggregates}},
-            **named_order(inputs.direction, {*keys, *aggregates}),
+            **{n: GraphQLInputField(inputs.direction) for n in testable},
+            **named_order(inputs.direction, set(testable)),
         },
         description="Sort by group keys and selected aggregates",
     )
@@ -166,7 +197,10 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
         f"{stem}Aggregate",
         {
             **{n: GraphQLField(SCALAR_TYPES[s]) for n, s in keys.items()},
-            **{n: GraphQLField(SCALAR_TYPES[s], conditional) for n, s in aggregates.items()},
+            **{
+                n: GraphQLField(SCALAR_TYPES[s], conditional, description=_described(fact, n))
+                for n, s in aggregates.items()
+            },
         },
     )
 

@@ -186,10 +186,16 @@ def _aggregate_expr(fact: FactTable, agg: Aggregate, params: Params) -> sql.Comp
     """The aggregate's own SQL rendering (its row of the table) over its field's value,
     over the rows its filter passes, cast to its output's type."""
     fn = AGGREGATES[agg.function]
-    call = fn.sql(field_sql(fact, agg.field).value if agg.field is not None else None)
+    order: sql.Composable = sql.SQL("")
+    if agg.order is not None:  # the values in the order of the fact's id (or their own)
+        f = field_sql(fact, agg.order)
+        order = sql.SQL("ORDER BY {}").format(_order_by([(f.value, f.pg_type, None)]))
+    call = fn.sql(field_sql(fact, agg.field).value if agg.field is not None else None, order)
     if agg.filter is not None:
         condition = compile_where(agg.filter, lambda c: where_field(fact, c), params)
         call = sql.SQL("{} FILTER (WHERE {})").format(call, condition)
+    if fn.output == "JSON":  # a list: an array or json, which the row's JSON spells alike
+        return call
     return sql.SQL("({})::{}").format(call, sql.SQL(OUTPUT_PG_TYPES[fn.output]))
 
 

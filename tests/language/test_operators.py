@@ -140,7 +140,7 @@ def test_one_new_row_is_an_aggregate_everywhere(demo_schema: Any, demo_dsn: str)
         "distinct_sum",
         "measure",
         "Int",
-        lambda v: psycopg.sql.SQL("sum(DISTINCT {})").format(v),
+        lambda v, _order: psycopg.sql.SQL("sum(DISTINCT {})").format(v),
         lambda col, num, exact: exact.drop_nulls().unique().sum(),
     )
     with pytest.MonkeyPatch.context() as patch:

@@ -85,6 +85,10 @@ AGGREGATES = [
     '{ sales_aggregate(groupBy: {occurred_at: "minute"}, where: {revenue: {gt: 995}}) { occurred_at_minute count } }',
     '{ sales_aggregate(groupBy: {occurred_at_second: true}, where: {occurred_at: {lt: "2023-01-03"}}) { occurred_at_second revenue_sum } }',
     '{ sales_aggregate(groupBy: {occurred_at: "quarter", region: true}) { occurred_at_quarter region count } }',
+    # FraiseQL's string, list and distinct aggregates (lists in the order of the fact's id)
+    "{ sales_aggregate(groupBy: {customer_id: true}, where: {customer_id: {lte: 40}}) { customer_id count_distinct category_string_agg channel_string_agg channel_array_agg } }",
+    "{ sales_aggregate(groupBy: {region: true}, where: {product_id: {eq: 7}}) { region product_name_json_agg quantity_jsonb_agg revenue_array_agg occurred_at_array_agg } }",
+    '{ sales_aggregate(where: {customer_id: {lte: 5}}) { count_distinct web: category_string_agg(filter: {channel: {eq: "web"}}) ids: id_array_agg(filter: {revenue: {gt: 900}}) none: region_json_agg(filter: {region: {eq: "nowhere"}}) } }',
 ]
 
 WINDOWS = [
@@ -164,6 +168,9 @@ ORDERS_AGGREGATES = [
     '{ orders_aggregate(where: {channel: {icontains: "ecl"}}) { count } }',
     "{ orders_aggregate(where: {quantity: {in: [1, 5]}}, groupBy: {quantity: true}) { quantity count } }",
     "{ orders_aggregate(where: {status_code: {neq: 0}}, groupBy: {status_code: true}) { status_code count } }",
+    # bool_and / bool_or over a nullable boolean (NULLs skipped; NULL where no value)
+    "{ orders_aggregate(groupBy: {status_code: true}) { status_code is_gift_bool_and is_gift_bool_or channel_string_agg } }",
+    '{ orders_aggregate { all: is_gift_bool_and(filter: {is_gift: {isnull: true}}) any: is_gift_bool_or(filter: {channel: {eq: "web"}}) gifts: channel_array_agg(filter: {is_gift: {eq: true}}) } }',
     "{ orders_aggregate(groupBy: {customer_id: true}, having: {count: {gt: 87}}) { customer_id count } }",
 ]
 
