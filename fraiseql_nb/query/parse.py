@@ -46,7 +46,7 @@ from graphql.execution.values import (
 from graphql.language import get_location
 
 from fraiseql_nb.errors import QueryError
-from fraiseql_nb.query import facts, rows
+from fraiseql_nb.query import facts, request, rows
 from fraiseql_nb.query.ir import Document, IntrospectionQuery, Query
 from fraiseql_nb.schema.graphql import graphql_schema
 from fraiseql_nb.schema.model import Schema
@@ -82,6 +82,10 @@ def parse_query(
         raise QueryError(f"a query is GraphQL text, not {type(text).__name__}")
     _check_unicode(text, variables, operation_name)
     gql = graphql_schema(schema)
+    if variables is None or isinstance(variables, dict):
+        rewritten = request.rewrite(text, variables, list(schema.facts), gql)
+        if rewritten is not None:  # FraiseQL's variables-only request
+            text, variables = rewritten
     document = _parse_and_validate(text, schema, gql)
     operation = _operation(document, operation_name)
     if variables is not None and not isinstance(variables, dict):

@@ -39,6 +39,8 @@ from tests.planes.corpus import (
     WINDOWS,
     assert_same,
 )
+from tests.planes.fraiseql_corpus import AGGS, expected, same_rows
+from tests.planes.fraiseql_corpus import WINDOWS as FRAISEQL_WINDOWS
 from tests.planes.test_agreement import aggregate_queries
 
 PASSWORD = "Xq7-cluster-secret-91"
@@ -118,6 +120,20 @@ def run_corpus(s: fq.Session) -> tuple[int, int]:
 def test_the_corpus_agrees_on_two_nodes(cs: fq.Session) -> None:
     agreed, declined = run_corpus(cs)
     assert agreed >= 60 and declined == 4  # the windows with no partitionBy
+
+
+def test_fraiseql_forms_answer_as_postgresql_on_the_cluster(cs: fq.Session, demo_dsn: str) -> None:
+    """The compatibility corpus's aggregates and partitioned windows
+    (tests/planes/fraiseql_corpus.py), merged or shuffled on two nodes."""
+    ran = 0
+    for name, query, variables, statement in AGGS + FRAISEQL_WINDOWS:
+        if not partitioned(cs, query) if variables is None else "sales_window" in query:
+            continue
+        result = cs.execute(query, variables, backend="cluster")
+        assert isinstance(result, fq.Result) and result.backend == "cluster"
+        same_rows(result.df.rows(), expected(demo_dsn, statement), name)
+        ran += 1
+    assert ran >= len(AGGS)
 
 
 def test_generated_aggregates_agree(cs: fq.Session) -> None:

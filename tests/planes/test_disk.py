@@ -21,6 +21,7 @@ from fraiseql_nb.language.aggregates import percentiles
 from tests.conftest import plane_of
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
+from tests.planes.fraiseql_corpus import AGGS, expected, same_rows
 from tests.planes.test_agreement import aggregate_queries
 
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
@@ -449,3 +450,15 @@ def test_a_partition_file_left_by_a_dead_writer_is_swept(tiny: str, store: Path)
         assert fresh.exists()
     finally:
         fresh.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "variables", "statement"), AGGS, ids=[r[0] for r in AGGS]
+)
+def test_fraiseql_forms_from_disk_answer_as_postgresql(
+    disk_session: fq.Session, demo_dsn: str, name: str, query: str, variables: Any, statement: str
+) -> None:
+    """The compatibility corpus's aggregates (tests/planes/fraiseql_corpus.py), from disk."""
+    result = disk_session.execute(query, variables, backend="arrow")
+    assert isinstance(result, fq.Result) and (result.backend, result.storage) == ("arrow", "disk")
+    same_rows(result.df.rows(), expected(demo_dsn, statement), name)

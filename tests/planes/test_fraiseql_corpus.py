@@ -1,0 +1,62 @@
+"""FraiseQL's query forms answer what the hand-written PostgreSQL says, on every plane that
+answers them here: rows on the wire and postgres planes, aggregates and windows on postgres
+and on the arrow plane in memory (from disk: tests/planes/test_disk.py; on a cluster:
+tests/planes/test_cluster.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+import fraiseql_nb as fq
+from tests.planes.fraiseql_corpus import AGGS, CORPUS, ROWS, WINDOWS, expected, same_rows
+
+
+def answer(s: fq.Session, query: str, variables: object, backend: str) -> fq.Result:
+    result = s.execute(query, variables, backend=backend)  # type: ignore[arg-type]
+    assert isinstance(result, fq.Result)
+    assert result.backend == backend
+    return result
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(CORPUS) >= 40
+    assert len({name for name, *_ in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "variables", "statement"), ROWS, ids=[r[0] for r in ROWS]
+)
+@pytest.mark.parametrize("backend", ["postgres", "wire"])
+def test_row_queries_answer_as_postgresql(
+    session: fq.Session,
+    demo_dsn: str,
+    backend: str,
+    name: str,
+    query: str,
+    variables: object,
+    statement: str,
+) -> None:
+    want = expected(demo_dsn, statement)
+    assert want, f"{name}: the hand-written SQL finds no row: the test could not fail"
+    same_rows(answer(session, query, variables, backend).df.rows(), want, name)
+
+
+FACTS = AGGS + WINDOWS
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "variables", "statement"), FACTS, ids=[r[0] for r in FACTS]
+)
+@pytest.mark.parametrize("backend", ["postgres", "arrow"])
+def test_fact_queries_answer_as_postgresql(
+    session: fq.Session,
+    demo_dsn: str,
+    backend: str,
+    name: str,
+    query: str,
+    variables: object,
+    statement: str,
+) -> None:
+    want = expected(demo_dsn, statement)
+    assert want, f"{name}: the hand-written SQL finds no row: the test could not fail"
+    same_rows(answer(session, query, variables, backend).df.rows(), want, name)
