@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from graphql import FieldNode, Node
+from graphql import FieldNode, Node, get_named_type
 
 from fraiseql_nb.language.aggregates import AGGREGATES
 from fraiseql_nb.language.operators import flattened, has_named_form
@@ -86,7 +86,7 @@ def build_aggregate_query(
     universe = _group_keys(fact)
     grouped = _grouped(ctx, node, fact, args.get("groupBy") or {})
     group_keys = tuple(universe[name] for name in grouped)
-    row_type = ctx.gql.get_type(f"{fact.type_stem}Aggregate")
+    row_type = _row_type(ctx, fact.aggregate_query)
 
     columns: list[tuple[str, str]] = []
     aggregates: dict[str, Aggregate] = {}
@@ -214,7 +214,7 @@ def build_window_query(
     ctx: Context, key: str, fact: FactTable, nodes: list[FieldNode], args: dict[str, Any]
 ) -> WindowQuery:
     node = nodes[0]
-    row_type = ctx.gql.get_type(f"{fact.type_stem}WindowRow")
+    row_type = _row_type(ctx, fact.window_query)
     partition = tuple(args.get("partitionBy") or ())
     order = _window_order(ctx, ctx.argument_node(node, "orderBy"), fact, args.get("orderBy"))
     outputs: list[WindowColumn | WindowFunction] = []
@@ -290,6 +290,12 @@ def build_window_query(
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _row_type(ctx: Context, query: str) -> Any:
+    """The object type a fact query's rows are (its name is the table's, or another when
+    an entity took that one)."""
+    return get_named_type(ctx.gql.query_type.fields[query].type)  # type: ignore[union-attr]
 
 
 def _where(

@@ -116,7 +116,12 @@ def test_every_aggregate_of_the_table_is_computed_by_both_planes() -> None:
 
     for name, fn in AGGREGATES.items():
         assert fn.name == name and fn.polars is not None, name
-        rendered = fn.sql(None if fn.over == "rows" else psycopg.sql.Identifier("x"))
+        value = None if fn.over == "rows" else psycopg.sql.Identifier("x")
+        rendered = fn.sql(
+            value, psycopg.sql.SQL("ORDER BY {}").format(psycopg.sql.Identifier("id"))
+        )
+        # an ordered aggregate places its ORDER BY (its values in the fact's id order)
+        assert not fn.ordered or '"id"' in rendered.as_string(None), name
         assert fn.over == "rows" or '"x"' in rendered.as_string(None), name
         assert fn.merge == "shuffle" or name in MERGEABLE, name  # "parts" is implemented
     assert "mode" not in AGGREGATES

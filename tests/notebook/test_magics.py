@@ -471,6 +471,11 @@ def test_the_magics_never_show_the_password(
             ["DESC", "DESC_NULLS_FIRST", "DESC_NULLS_LAST"],
         ),
         ("%fraiseql { sales_window { lag(field: rev", ["revenue"]),
+        # FraiseQL's aggregates and filter: are offered; its other spellings are not
+        ("%%fraiseql\n{ sales_aggregate { category_s", ["category_string_agg"]),
+        ("%%fraiseql\n{ sales_aggregate { channel_a", ["channel_array_agg"]),
+        ("%%fraiseql\n{ sales_aggregate { web: revenue_sum(fi", ["filter"]),
+        ("%%fraiseql\n{ users(where: {status: {n", ["neq", "nilike", "nin", "niregex", "nlike", "nregex"]),
     ],
 )
 def test_tab_completes_from_the_schema(
@@ -479,7 +484,8 @@ def test_tab_completes_from_the_schema(
     with provisionalcompleter():
         found = sorted(c.text for c in ip.Completer.completions(cell, len(cell)))
     if expected is None:  # the time buckets of occurred_at
-        assert found == [f"occurred_at_{b}" for b in ("day", "month", "quarter", "week", "year")]
+        units = ("day", "hour", "minute", "month", "quarter", "second", "week", "year")
+        assert found == [f"occurred_at_{b}" for b in units]
     else:
         assert found == expected
 
