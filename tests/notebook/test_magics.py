@@ -475,7 +475,10 @@ def test_the_magics_never_show_the_password(
         ("%%fraiseql\n{ sales_aggregate { category_s", ["category_string_agg"]),
         ("%%fraiseql\n{ sales_aggregate { channel_a", ["channel_array_agg"]),
         ("%%fraiseql\n{ sales_aggregate { web: revenue_sum(fi", ["filter"]),
-        ("%%fraiseql\n{ users(where: {status: {n", ["neq", "nilike", "nin", "niregex", "nlike", "nregex"]),
+        (
+            "%%fraiseql\n{ users(where: {status: {n",
+            ["neq", "nilike", "nin", "niregex", "nlike", "nregex"],
+        ),
     ],
 )
 def test_tab_completes_from_the_schema(

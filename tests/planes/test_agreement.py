@@ -99,6 +99,9 @@ AGGS = [
     "cost_p75",
     "customer_id_count_distinct",
     "channel_count_distinct",
+    "count_distinct",
+    "category_string_agg",
+    "region_array_agg",
 ]
 FILTERS = [
     None,
@@ -122,25 +125,46 @@ def aggregate_queries(
 ) -> str:
     keys = draw(st.lists(st.sampled_from(key_pool), max_size=3, unique=True))
     aggs = draw(st.lists(st.sampled_from(agg_pool), min_size=1, max_size=4, unique=True))
+    # Conditional aggregates (FILTER), selected by alias; tested and sorted by that alias.
+    conditions = [f for f in filters if f]
+    conditional = draw(
+        st.lists(
+            st.tuples(st.sampled_from(agg_pool), st.sampled_from(conditions)),
+            max_size=2 if conditions else 0,
+        )
+    )
+    selected = keys + aggs + [f"c{i}: {a}(filter: {f})" for i, (a, f) in enumerate(conditional)]
+
+    # Numbers are tested and sorted (lists cannot be; text and truth are left out).
+    def numeric(name: str) -> bool:
+        return not name.endswith(("_agg", "_bool_and", "_bool_or"))
+
+    testable = [a for a in aggs if numeric(a)]
+    aliases = [f"c{i}" for i, (a, _) in enumerate(conditional) if numeric(a)]
     where = draw(st.sampled_from(filters))
     args = []
     if where:
         args.append(f"where: {where}")
     if keys:
         args.append("groupBy: {" + ", ".join(f"{k}: true" for k in keys) + "}")
-    if draw(st.booleans()):
-        target = draw(st.sampled_from(aggs))
-        args.append(
-            f"having: {{{target}: {{gte: {draw(st.sampled_from([0, 1, 10, 100, 1000]))}}}}}"
-        )
-    if draw(st.booleans()):
-        target = draw(st.sampled_from(aggs + keys))
+    if (testable or aliases) and draw(st.booleans()):
+        target = draw(st.sampled_from(testable + aliases))
+        bound = draw(st.sampled_from([0, 1, 10, 100, 1000]))
+        if target in aliases:
+            args.append(f'having: {{field: "{target}", gte: {bound}}}')
+        else:
+            args.append(f"having: {{{target}: {{gte: {bound}}}}}")
+    if (testable or aliases or keys) and draw(st.booleans()):
+        target = draw(st.sampled_from(testable + aliases + keys))
         direction = draw(st.sampled_from(["ASC", "DESC", "ASC_NULLS_FIRST", "DESC_NULLS_FIRST"]))
-        args.append(f"orderBy: {{{target}: {direction}}}")
+        if target in aliases:
+            args.append(f'orderBy: [{{field: "{target}", direction: {direction}}}]')
+        else:
+            args.append(f"orderBy: {{{target}: {direction}}}")
         if draw(st.booleans()):
             args.append(f"limit: {draw(st.integers(0, 20))}")
     head = f"{root}({', '.join(args)})" if args else root
-    return "{ " + head + " { " + " ".join(keys + aggs) + " } }"
+    return "{ " + head + " { " + " ".join(selected) + " } }"
 
 
 def test_generated_aggregates_agree(session: fq.Session) -> None:
@@ -262,6 +286,9 @@ ORDER_AGGS = [
     "customer_id_count_distinct",
     "product_id_count_distinct",
     "shipped_on_count_distinct",
+    "is_gift_bool_and",
+    "is_gift_bool_or",
+    "channel_string_agg",
 ]
 ORDER_FILTERS = [
     None,
