@@ -67,7 +67,15 @@ QUERIES: dict[str, Spec] = {
     ),
     "month bucket": (["month"], [("sum", "revenue")], None),
     "median": (["category"], [("median", "revenue")], None),
+    # A conditional aggregate (FILTER): revenue, and the web's share of it, per region.
+    "conditional sums": (
+        ["region"],
+        [("sum", "revenue"), ("sum_web", "revenue"), ("count_web", None)],
+        None,
+    ),
 }
+#: The conditional aggregates' condition (``sum_web``, ``count_web``).
+WEB = "channel"
 EXPLORATION: list[Spec] = [
     (["category"], [("count", None), ("sum", "revenue")], None),
     (["category", "region"], [("sum", "revenue")], None),
@@ -109,6 +117,10 @@ def pg_sql(spec: Spec, table: str = "tf_sales") -> str:
     for fn, m in aggs:
         if fn == "count":
             cols.append("count(*)")
+        elif fn == "count_web":
+            cols.append(f"count(*) FILTER (WHERE {_dim_sql(WEB)} = 'web')")
+        elif fn == "sum_web":
+            cols.append(f"sum({m}) FILTER (WHERE {_dim_sql(WEB)} = 'web')")
         elif fn == "median":
             cols.append(f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {m})")
         else:
@@ -136,9 +148,11 @@ def polars_by_hand(spec: Spec, uri: str) -> pl.DataFrame:
     cols = []
     for k in keys:
         cols.append("occurred_at" if k == "month" else f"{_dim_sql(k)} AS {k}")
-    for _fn, m in aggs:
+    for fn, m in aggs:
         if m and m not in [c.split(" AS ")[-1] for c in cols]:
             cols.append(f"{m}::float8 AS {m}")
+        if fn.endswith("_web") and WEB not in [c.split(" AS ")[-1] for c in cols]:
+            cols.append(f"{_dim_sql(WEB)} AS {WEB}")
     text = f"SELECT {', '.join(dict.fromkeys(cols)) or 'id'} FROM tf_sales"
     if where:
         col, value = where.split(" = ")
@@ -149,9 +163,14 @@ def polars_by_hand(spec: Spec, uri: str) -> pl.DataFrame:
         for k in keys
     ]
     exprs = []
+    web = pl.col(WEB) == "web"
     for fn, m in aggs:
         if fn == "count":
             exprs.append(pl.len())
+        elif fn == "count_web":
+            exprs.append(web.sum().alias("count_web"))
+        elif fn == "sum_web":
+            exprs.append(pl.col(m).filter(web).sum().alias(f"{m}_sum_web"))
         else:
             exprs.append(getattr(pl.col(m), {"avg": "mean"}.get(fn, fn))().alias(f"{m}_{fn}"))
     return df.group_by(by).agg(exprs) if by else df.select(exprs)
@@ -160,7 +179,17 @@ def polars_by_hand(spec: Spec, uri: str) -> pl.DataFrame:
 def graphql(spec: Spec) -> str:
     keys, aggs, where = spec
     names = ["occurred_at_month" if k == "month" else k for k in keys]
-    out = names + ["count" if fn == "count" else f"{m}_{fn}" for fn, m in aggs]
+    web = '(filter: {channel: {eq: "web"}})'
+    out = names + [
+        "count"
+        if fn == "count"
+        else f"count_web: count{web}"
+        if fn == "count_web"
+        else f"{m}_sum_web: {m}_sum{web}"
+        if fn == "sum_web"
+        else f"{m}_{fn}"
+        for fn, m in aggs
+    ]
     args = []
     if where:
         col, value = where.split(" = ")
