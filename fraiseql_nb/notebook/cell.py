@@ -153,6 +153,11 @@ def prepare(
                 continue
             if any(a.name.value == "limit" for a in node.arguments or ()):
                 continue
+            if node.selection_set is None:  # FraiseQL's request: its limit is a variable
+                if "limit" not in given:
+                    given["limit"] = limit
+                    limited[(node.alias or node.name).value] = limit
+                continue
             limited[(node.alias or node.name).value] = limit
             if node.arguments:
                 first = node.arguments[0]

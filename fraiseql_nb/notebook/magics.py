@@ -51,7 +51,7 @@ __all__ = ["FraiseQL", "short_error"]
 _USAGE = """\
 %fraiseql connect [DSN | $variable | --demo] [--config PATH | $variable]
 %%fraiseql [-o VAR] [--backend {planes}] [--explain] [--no-cache]
-           [--limit N]
+           [--limit N] [--variables VAR]
 <GraphQL query>
 %fraiseql [options] { … }          the query on one line
 %fraiseql schema [--sdl] | metrics | health | refresh [TABLE] | explore TABLE
@@ -90,6 +90,7 @@ def _query_options() -> _Parser:
     p.add_argument("--explain", action="store_true")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--limit", type=int)
+    p.add_argument("--variables", metavar="VAR")
     return p
 
 
@@ -183,8 +184,9 @@ class FraiseQL(Magics):
         if opts.limit is not None and opts.limit < 0:
             raise UsageError("--limit must be 0 or more")
         limit = opts.limit if opts.limit is not None else (self.autolimit or None)
+        variables = self._variables(opts.variables)
         try:
-            prepared = prepare(text, session.schema, self.shell.user_ns, limit=limit)
+            prepared = prepare(text, session.schema, self.shell.user_ns, variables, limit=limit)
         except QueryError as exc:
             raise located_in_cell(exc, text, Prepared(text, {}), line_offset, prefix) from None
         try:
@@ -199,6 +201,18 @@ class FraiseQL(Magics):
                 raise UsageError(f"-o needs a Python name, got {opts.out!r}")
             self.shell.user_ns[opts.out] = result
         return result
+
+    def _variables(self, name: str | None) -> dict[str, Any] | None:
+        """The operation's variables, a dict of the notebook's (``--variables VAR``): a
+        FraiseQL request (``{ sales_aggregate }``) is all variables."""
+        if name is None:
+            return None
+        if name not in self.shell.user_ns:
+            raise UsageError(f"--variables {name}: no such variable in the notebook")
+        value = self.shell.user_ns[name]
+        if not isinstance(value, dict):
+            raise UsageError(f"--variables {name}: a dict, not {type(value).__name__}")
+        return value
 
     def _execute(self, session: Session, prepared: Prepared, opts: Any) -> Any:
         with self._progress("fraiseql"):

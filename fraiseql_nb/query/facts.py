@@ -193,7 +193,9 @@ def _grouped(ctx: Context, node: FieldNode, fact: FactTable, group_by: dict[str,
             name = bucket
         if on and name not in out:
             out.append(name)
-    return out
+    # In the schema's order, as GraphQL gives the other forms: one meaning, one query.
+    order = list(_group_keys(fact))
+    return sorted(out, key=order.index)
 
 
 def _sourced(where: Where, source: Callable[[str], str]) -> Where:

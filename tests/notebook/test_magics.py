@@ -34,6 +34,32 @@ def test_cell_value_is_the_result_and_o_stores_it(ip: InteractiveShell) -> None:
     assert ip.user_ns["_"] is r  # the displayhook saw it
 
 
+def test_a_fraiseql_request_takes_its_variables_from_the_notebook(ip: InteractiveShell) -> None:
+    ip.user_ns["request"] = {
+        "groupBy": {"region": True},
+        "aggregates": [{"count": {}}],
+        "orderBy": {"count": "DESC"},
+        "limit": 2,
+    }
+    r = run(ip, "%%fraiseql --variables request -o top\n{ sales_aggregate }")
+    assert isinstance(r, fq.Result)
+    same = run(
+        ip,
+        "%%fraiseql\n{ sales_aggregate(groupBy: {region: true}, orderBy: {count: DESC},"
+        " limit: 2) { region count } }",
+    )
+    assert r.to_dicts() == same.to_dicts() and len(r.to_dicts()) == 2
+    # a window request takes the cell limit as its variable, not as an argument
+    ip.user_ns["window"] = {"select": ["id"], "where": {"customer_id_eq": 3}}
+    w = run(ip, "%%fraiseql --variables window --limit 2\n{ sales_window }")
+    assert w.df.height == 2
+    assert "no such variable" in str(
+        fail(ip, "%%fraiseql --variables nothing\n{ sales_aggregate }")
+    )
+    ip.user_ns["text"] = "x"
+    assert "a dict, not str" in str(fail(ip, "%%fraiseql --variables text\n{ sales_aggregate }"))
+
+
 def test_line_form_and_several_root_fields(ip: InteractiveShell) -> None:
     r = run(ip, "%fraiseql { a: users(limit: 1) { id } b: sales_aggregate { count } }")
     assert isinstance(r, fq.Results)

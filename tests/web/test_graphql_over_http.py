@@ -245,3 +245,33 @@ def test_the_http_docs_examples_run_as_written(
             printed = out.getvalue()
         if shown is not None:
             assert printed.strip() == shown.strip(), code
+
+
+def test_a_fraiseql_request_in_the_variables_gets_fraiseqls_rows(
+    served: Served, demo_dsn: str
+) -> None:
+    """A FraiseQL client posts ``{ sales_aggregate }`` with the request in its variables:
+    it gets the rows, under the root field, as FraiseQL answers them."""
+    import psycopg
+
+    request_vars = {
+        "table": "tf_sales",
+        "groupBy": {"region": True},
+        "aggregates": [{"count": {}}, {"revenue_sum": {}}],
+        "having": {"count_gte": 15000},
+        "orderBy": {"count": "DESC"},
+    }
+    status, answer = graphql(served, {"query": "{ sales_aggregate }", "variables": request_vars})
+    with psycopg.connect(demo_dsn) as conn:
+        want = conn.execute(
+            "SELECT dimensions ->> 'region', count(*), sum(revenue)::float8 FROM tf_sales"
+            " GROUP BY 1 HAVING count(*) >= 15000 ORDER BY 2 DESC"
+        ).fetchall()
+    assert status == 200 and len(want) >= 2
+    rows = answer["data"]["sales_aggregate"]
+    assert [(r["region"], r["count"]) for r in rows] == [(w[0], w[1]) for w in want]
+    assert [r["revenue_sum"] for r in rows] == pytest.approx([w[2] for w in want])
+    status, answer = graphql(
+        served, {"query": "{ sales_aggregate }", "variables": {**request_vars, "groupby": {}}}
+    )
+    assert status == 200 and "unknown key 'groupby'" in message(answer)
