@@ -3,7 +3,11 @@ the schema of tests/data/demo_schema.json, no database)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fraiseql_nb import QueryError
 from fraiseql_nb.query import AggregateQuery, Compare, WindowQuery, parse_query
@@ -192,3 +196,70 @@ def test_a_window_request_fraiseql_would_take_differently_is_refused(
 ) -> None:
     with pytest.raises(QueryError, match=said):
         parse_query("{ sales_window }", schema, {"select": ["id"], "windows": [window]})
+
+
+# ------------------------------------------------------------------- fuzz
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(
+    [
+        "table",
+        "where",
+        "groupBy",
+        "aggregates",
+        "having",
+        "orderBy",
+        "limit",
+        "offset",
+        "select",
+        "windows",
+        "frame",
+        "x",
+    ]
+)
+_NAMES = st.sampled_from(
+    [
+        "count",
+        "revenue_sum",
+        "region",
+        "occurred_at",
+        "category_string_agg",
+        "day",
+        "DESC",
+        "region_eq",
+        "count_gte",
+        "revenue_sum_gt",
+        "__typename",
+        "id",
+        "a b",
+        "",
+        "é",
+    ]
+)
+_VALUES = st.recursive(
+    _NAMES | _JSON,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAMES, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    root=st.sampled_from(["{ sales_aggregate }", "{ sales_window }", "query Q { sales_window }"]),
+    request=st.dictionaries(_KEYS, _VALUES, max_size=5),
+)
+def test_any_request_is_a_query_or_a_query_error(schema: Schema, root: str, request: dict) -> None:
+    """Whatever a client puts in a FraiseQL request's variables, the answer is a query or a
+    QueryError: never another exception."""
+    with contextlib.suppress(QueryError):
+        parse_query(root, schema, request)
