@@ -23,32 +23,19 @@ def test_the_corpus_is_big_enough() -> None:
     assert len({name for name, *_ in CORPUS}) == len(CORPUS)
 
 
-@pytest.mark.parametrize(
-    ("name", "query", "variables", "statement"), ROWS, ids=[r[0] for r in ROWS]
-)
-@pytest.mark.parametrize("backend", ["postgres", "wire"])
-def test_row_queries_answer_as_postgresql(
-    session: fq.Session,
-    demo_dsn: str,
-    backend: str,
-    name: str,
-    query: str,
-    variables: object,
-    statement: str,
-) -> None:
-    want = expected(demo_dsn, statement)
-    assert want, f"{name}: the hand-written SQL finds no row: the test could not fail"
-    same_rows(answer(session, query, variables, backend).df.rows(), want, name)
-
-
-FACTS = AGGS + WINDOWS
+#: Each entry with each plane that answers its kind: rows on postgres and wire, aggregates
+#: and windows on postgres and arrow.
+CASES = [(backend, *entry) for entry in ROWS for backend in ("postgres", "wire")] + [
+    (backend, *entry) for entry in AGGS + WINDOWS for backend in ("postgres", "arrow")
+]
 
 
 @pytest.mark.parametrize(
-    ("name", "query", "variables", "statement"), FACTS, ids=[r[0] for r in FACTS]
+    ("backend", "name", "query", "variables", "statement"),
+    CASES,
+    ids=[f"{c[0]}-{c[1]}" for c in CASES],
 )
-@pytest.mark.parametrize("backend", ["postgres", "arrow"])
-def test_fact_queries_answer_as_postgresql(
+def test_fraiseql_forms_answer_as_postgresql(
     session: fq.Session,
     demo_dsn: str,
     backend: str,
