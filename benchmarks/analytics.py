@@ -99,6 +99,34 @@ WINDOW_SQL = (
 )
 
 
+# After the groups: period over period, and top N per group with each one's share.
+GROWTH_GRAPHQL = (
+    "{ sales_aggregate(groupBy: {category: true, occurred_at_month: true}) {"
+    " category occurred_at_month revenue_sum"
+    " prev: lag(field: revenue_sum, partitionBy: [category], orderBy: {occurred_at_month: ASC})"
+    ' growth: calc(expr: "(revenue_sum - prev) / prev") } }'
+)
+GROWTH_SQL = (
+    "SELECT category, month, revenue, (revenue - prev) / nullif(prev, 0) AS growth FROM ("
+    "SELECT *, lag(revenue) OVER (PARTITION BY category ORDER BY month) AS prev FROM ("
+    "SELECT dimensions->>'category' AS category,"
+    " date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date AS month,"
+    " sum(revenue)::float8 AS revenue FROM tf_sales GROUP BY 1, 2) g) w"
+)
+TOP_GRAPHQL = (
+    "{ sales_aggregate(groupBy: {region: true, product_name: true}, limitPerGroup:"
+    " {partitionBy: [region], orderBy: [{revenue_sum: DESC}], limit: 3}) {"
+    " region product_name revenue_sum share: share(field: revenue_sum, partitionBy: [region]) } }"
+)
+TOP_SQL = (
+    "SELECT region, product, revenue, share FROM (SELECT *, revenue / nullif(sum(revenue)"
+    " OVER (PARTITION BY region), 0) AS share, row_number() OVER (PARTITION BY region"
+    " ORDER BY revenue DESC) AS n FROM (SELECT dimensions->>'region' AS region,"
+    " dimensions->'product'->>'name' AS product, sum(revenue)::float8 AS revenue"
+    " FROM tf_sales GROUP BY 1, 2) g) t WHERE n <= 3"
+)
+
+
 def _dim_sql(name: str, duck: bool = False) -> str:
     path = DIMS[name]
     inner = "".join(f"->'{p}'" for p in path[:-1])
@@ -305,6 +333,8 @@ def main() -> None:
             )
         )
     cases.append(("window running sum", WINDOW_GRAPHQL, WINDOW_SQL, None, None))
+    cases.append(("growth over months (lag, calc)", GROWTH_GRAPHQL, GROWTH_SQL, None, None))
+    cases.append(("top 3 per region, share", TOP_GRAPHQL, TOP_SQL, None, None))
 
     for name, query, pgq, duckq, by_hand in cases:
         print(f"  {name}", file=sys.stderr)

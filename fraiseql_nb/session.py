@@ -146,7 +146,9 @@ class Session:
         (for the arrow plane: its load); ``analyze=True`` runs that statement to measure it
         (``EXPLAIN (ANALYZE, BUFFERS)``; read-only, like every statement here)."""
         self._check_backend(backend)
-        document = parse_query(query, self._schema, variables)
+        document = parse_query(
+            query, self._schema, variables, max_expression=self.config.limits.max_expression_chars
+        )
         plans = []
         for q in document.queries:
             if isinstance(q, IntrospectionQuery):
@@ -186,7 +188,13 @@ class Session:
     ) -> Any:
         started = time.perf_counter()
         try:
-            return parse_query(query, self._schema, variables, operation_name)
+            return parse_query(
+                query,
+                self._schema,
+                variables,
+                operation_name,
+                max_expression=self.config.limits.max_expression_chars,
+            )
         except FraiseQLError as exc:
             self.telemetry.record(
                 QueryMetrics(

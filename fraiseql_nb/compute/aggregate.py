@@ -9,6 +9,8 @@ import polars as pl
 
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
+from fraiseql_nb.compute.groups import after_groups
+from fraiseql_nb.compute.ordering import page, sort_frame
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.language.vocabulary import CLOCK_BUCKETS, POLARS_TRUNCATE
@@ -27,10 +29,8 @@ __all__ = [
     "exact_of",
     "finish_aggregate",
     "groups",
-    "page",
     "run_aggregate",
     "run_aggregate_lazy",
-    "sort_frame",
 ]
 
 
@@ -118,37 +118,6 @@ def exact_of(col: pl.Expr, num: pl.Expr, dtype: Any) -> pl.Expr:
     return num
 
 
-def sort_frame(
-    frame: pl.DataFrame,
-    keys: list[tuple[str, OrderItem | None]],
-    *,
-    computed: frozenset[str] = frozenset(),
-) -> pl.DataFrame:
-    if not keys or frame.height == 0:
-        return frame
-
-    def key(name: str) -> pl.Expr:
-        # Floats accumulated in another order (sums, averages, variances) carry float
-        # rounding that PostgreSQL's arithmetic does not: equal values must tie, as they
-        # do there. A min, max or percentile is the same float on both planes: rounding
-        # it would make ties PostgreSQL does not make.
-        if name in computed and frame.schema[name] == pl.Float64:
-            return pl.col(name).round_sig_figs(12)
-        return pl.col(name)
-
-    return frame.sort(
-        [key(k) for k, _ in keys],
-        descending=[bool(o and o.descending) for _, o in keys],
-        nulls_last=[not (o and o.nulls_first) for _, o in keys],
-        maintain_order=True,
-    )
-
-
-def page(frame: pl.DataFrame, limit: int | None, offset: int | None) -> pl.DataFrame:
-    start = offset or 0
-    return frame.slice(start, limit) if (limit is not None or start) else frame
-
-
 def run_aggregate(
     data: pl.DataFrame, query: AggregateQuery, fact: FactTable, *, timezone: str = "UTC"
 ) -> pl.DataFrame:
@@ -173,7 +142,9 @@ def run_aggregate(
         )
         lf = frame.lazy()
     # Lazy: Polars runs the conditional aggregates (SQL's NULL sums) 3x faster so.
-    return finish_aggregate(_grouped(lf, query, dtypes, timezone).collect(), query, fact, dtypes)
+    return finish_aggregate(
+        _grouped(lf, query, dtypes, timezone).collect(), query, fact, dtypes, timezone
+    )
 
 
 def run_aggregate_lazy(
@@ -201,6 +172,7 @@ def run_aggregate_lazy(
             query,
             fact,
             dtypes,
+            timezone,
         )
     # Each pass's rows are gathered by the streaming engine first, then grouped in
     # memory: a percentile in the streaming engine would gather every row of the scan.
@@ -211,7 +183,7 @@ def run_aggregate_lazy(
         ).collect()
         for i in range(passes)
     ]
-    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes)
+    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes, timezone)
 
 
 def aggregate_plan(
@@ -266,12 +238,18 @@ def _exact(dtype: Any) -> bool:
 
 
 def finish_aggregate(
-    out: pl.DataFrame, query: AggregateQuery, fact: FactTable, dtypes: dict[str, Any]
+    out: pl.DataFrame,
+    query: AggregateQuery,
+    fact: FactTable,
+    dtypes: dict[str, Any],
+    timezone: str = "UTC",
 ) -> pl.DataFrame:
-    """Groups to the query's output: having, order, page, the output's names and dtypes
+    """Groups to the query's output: having, what is computed after the groups (calcs,
+    windows over them, qualify, limitPerGroup), order, page, the output's names and dtypes
     (``dtypes``: the input columns')."""
     if query.having is not None:
         out = out.filter(where_expr(query.having, dict(out.schema)))
+    out = after_groups(out, query, timezone)
     order: list[tuple[str, OrderItem | None]] = [(o.path[0], o) for o in query.order]
     order += [(k.name, None) for k in query.group_keys]
     # A sum of exact decimals or integers is exact on both planes: it sorts as it is.
@@ -281,7 +259,7 @@ def finish_aggregate(
         if a.function in AGGREGATES
         and AGGREGATES[a.function].accumulated
         and not (a.function == "sum" and _exact(dtypes.get(a.field or "")))
-    )
+    ) | frozenset(p.name for level in query.post for p in level)
     out = page(sort_frame(out, order, computed=accumulated), query.limit, query.offset)
     schema = output_schema(query, fact)
     return out.select(

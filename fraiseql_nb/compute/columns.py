@@ -9,10 +9,12 @@ import polars as pl
 
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.language.operators import OPERATORS
+from fraiseql_nb.language.vocabulary import FIELD_TYPED_FUNCTIONS, INTEGER_FUNCTIONS
 from fraiseql_nb.query.ir import (
     AggregateQuery,
     And,
     Compare,
+    GroupWindow,
     Not,
     Or,
     Where,
@@ -22,7 +24,14 @@ from fraiseql_nb.query.ir import (
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import load_refusal
 
-__all__ = ["SCALAR_DTYPES", "column_dtype", "declines", "needed_columns", "output_schema"]
+__all__ = [
+    "SCALAR_DTYPES",
+    "column_dtype",
+    "declines",
+    "group_dtype",
+    "needed_columns",
+    "output_schema",
+]
 
 
 #: The Polars dtype of each GraphQL scalar, shared by every plane's results.
@@ -42,17 +51,7 @@ SCALAR_DTYPES: dict[str, Any] = {
 def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[str, Any]:
     """Column names and Polars dtypes of a query's output (the same on both planes)."""
     if isinstance(query, AggregateQuery):
-        aggs = {a.name: a for a in query.aggregates}
-        out: dict[str, Any] = {}
-        for name, source in query.columns:
-            agg = aggs.get(source)
-            if agg is not None and AGGREGATES[agg.function].output == "JSON":
-                out[name] = pl.List(column_dtype(fact, agg.field or ""))
-            elif agg is not None:
-                out[name] = OUTPUT_DTYPES[AGGREGATES[agg.function].output]
-            else:
-                out[name] = column_dtype(fact, source)
-        return out
+        return {name: group_dtype(query, fact, source) for name, source in query.columns}
     out = {}
     for o in query.outputs:
         if isinstance(o, WindowColumn):
@@ -64,6 +63,24 @@ def output_schema(query: AggregateQuery | WindowQuery, fact: FactTable) -> dict[
         else:
             out[o.name] = pl.Float64
     return out
+
+
+def group_dtype(query: AggregateQuery, fact: FactTable, column: str) -> Any:
+    """The dtype of a column of an aggregate query's grouped rows: a key, an aggregate, or
+    a calc or window over the groups."""
+    agg = next((a for a in query.aggregates if a.name == column), None)
+    if agg is not None and AGGREGATES[agg.function].output == "JSON":
+        return pl.List(column_dtype(fact, agg.field or ""))
+    if agg is not None:
+        return OUTPUT_DTYPES[AGGREGATES[agg.function].output]
+    post = next((p for level in query.post for p in level if p.name == column), None)
+    if post is None:
+        return column_dtype(fact, column)
+    if isinstance(post, GroupWindow) and post.function in INTEGER_FUNCTIONS:
+        return pl.Int64
+    if isinstance(post, GroupWindow) and post.function in FIELD_TYPED_FUNCTIONS:
+        return group_dtype(query, fact, post.field or "")
+    return pl.Float64
 
 
 def column_dtype(fact: FactTable, name: str) -> Any:
@@ -89,7 +106,9 @@ def declines(
             if fn.text_only and fact.scalar_of(agg.field or "") != "String":
                 return f"{agg.function} of {agg.field}, which is not text"
     conditions = (
-        (*query.conditions(), query.having) if isinstance(query, AggregateQuery) else (query.where,)
+        (*query.conditions(), query.having, query.qualify)
+        if isinstance(query, AggregateQuery)
+        else (query.where,)
     )
     for where in conditions:
         for op in _operators(where):

@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 import polars as pl
 
-from fraiseql_nb.compute.aggregate import page, sort_frame
 from fraiseql_nb.compute.columns import output_schema
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.compute.literals import literal_value
+from fraiseql_nb.compute.ordering import page, sort_frame
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.language.vocabulary import ROW_ORDER_FUNCTIONS
 from fraiseql_nb.query.ir import (
+    GroupWindow,
     OrderItem,
     WindowColumn,
     WindowFunction,
@@ -21,7 +22,7 @@ from fraiseql_nb.query.ir import (
 )
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["finish_window", "run_window", "window_values"]
+__all__ = ["finish_window", "run_window", "window_series", "window_values"]
 
 
 def run_window(
@@ -47,7 +48,8 @@ def window_values(
     results: dict[str, pl.Series] = {}
     for i, out in enumerate(query.outputs):
         if isinstance(out, WindowFunction):
-            results[value_column(i)] = _window_function(frame, out, fact, timezone)
+            ties = [fact.id_column] if fact.id_column else []
+            results[value_column(i)] = window_series(frame, out, ties, timezone)
     return frame.with_columns([s.alias(name) for name, s in results.items()])
 
 
@@ -71,16 +73,20 @@ def finish_window(frame: pl.DataFrame, query: WindowQuery, fact: FactTable) -> p
     return frame.select(columns)
 
 
-def _window_function(
-    frame: pl.DataFrame, fn: WindowFunction, fact: FactTable, timezone: str = "UTC"
+def window_series(
+    frame: pl.DataFrame,
+    fn: WindowFunction | GroupWindow,
+    ties: list[str],
+    timezone: str = "UTC",
 ) -> pl.Series:
-    """The function's value for every row of ``frame``, in ``frame``'s order."""
+    """The function's value for every row of ``frame`` (numbered in ``fq:row``), in
+    ``frame``'s order; a function whose value depends on the order among peers breaks
+    ties on ``ties`` (the fact's id; over groups, the group keys)."""
     part = list(fn.partition_by)
     keys: list[tuple[str, OrderItem | None]] = [(p, None) for p in part]
     keys += [(o.path[0], o) for o in fn.order]
-    row_order = fn.function in ROW_ORDER_FUNCTIONS
-    if row_order and fact.id_column:
-        keys.append((fact.id_column, None))
+    if fn.function in ROW_ORDER_FUNCTIONS:
+        keys += [(t, None) for t in ties]
     keys.append(("fq:row", None))
     ordered = sort_frame(frame, keys).with_row_index("fq:i")
     over = part or None
@@ -126,7 +132,7 @@ def _window_function(
 
 def _rank(
     name: str,
-    fn: WindowFunction,
+    fn: WindowFunction | GroupWindow,
     i: pl.Expr,
     start: pl.Expr,
     n: pl.Expr,
@@ -163,7 +169,9 @@ def _ntile(number: pl.Expr, n: pl.Expr, buckets: int) -> pl.Expr:
     )
 
 
-def _framed(ordered: pl.DataFrame, fn: WindowFunction, over: list[str] | None) -> pl.DataFrame:
+def _framed(
+    ordered: pl.DataFrame, fn: WindowFunction | GroupWindow, over: list[str] | None
+) -> pl.DataFrame:
     """Frame aggregates (running_*, first/last_value) by a rolling window over row positions."""
     kind = fn.function
     if not fn.order:

@@ -159,9 +159,12 @@ class LimitsConfig:
     ``max_result_mb``: the memory the buffered results of one request (all its root
     fields) may hold; 0 is a quarter of this machine's memory, at most 2 GiB
     (:func:`fraiseql_nb.ops.budget.auto_result_mb`). ``stream()`` is not bounded by it.
+    ``max_expression_chars``: the longest ``calc`` expression a query may hold.
     """
 
     max_result_mb: int = field(default=0, metadata=_range(0, 1_048_576))
+    # The longest calc expression (``calc(expr: "…")``) a query may hold.
+    max_expression_chars: int = field(default=1000, metadata=_range(1, 1_000_000))
 
     def result_mb(self) -> int:
         """The limit in force (``max_result_mb``, or the automatic one for 0)."""

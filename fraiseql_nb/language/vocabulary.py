@@ -13,6 +13,8 @@ from __future__ import annotations
 __all__ = [
     "BUCKETS",
     "CLOCK_BUCKETS",
+    "FIELD_TYPED_FUNCTIONS",
+    "INTEGER_FUNCTIONS",
     "ORDERED_FUNCTIONS",
     "POLARS_TRUNCATE",
     "RANKING_FUNCTIONS",
@@ -54,5 +56,8 @@ ORDERED_FUNCTIONS = (*RANKING_FUNCTIONS, *VALUE_FUNCTIONS)
 #: Functions whose value depends on the order of rows among peers: they break
 #: ties on the id column (ranks, by definition, do not).
 ROW_ORDER_FUNCTIONS = ("row_number", "ntile", *VALUE_FUNCTIONS, *RUNNING_FUNCTIONS)
+#: Window functions whose value is a whole number, and those of their field's type.
+INTEGER_FUNCTIONS = ("row_number", "rank", "dense_rank", "ntile", "running_count")
+FIELD_TYPED_FUNCTIONS = VALUE_FUNCTIONS
 # Window functions whose value is in their field's unit (a lag of revenue is revenue).
 SAME_UNIT_FUNCTIONS = (*VALUE_FUNCTIONS, "running_sum", "running_avg", "running_min", "running_max")

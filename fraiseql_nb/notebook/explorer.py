@@ -76,6 +76,11 @@ class Explorer:
         self.filter_field = w.Dropdown(options=filterable, description="filter")
         self.filter_op = w.Dropdown(options=OPERATORS, value="eq", layout=w.Layout(width="80px"))
         self.filter_value = w.Text(placeholder="value (in: a, b, c)")
+        # After the groups: a calc over the selected aggregates, each row's share.
+        self.calc = w.Text(
+            placeholder="revenue_sum - cost_sum", description="calc", continuous_update=False
+        )
+        self.share = w.Checkbox(value=False, description="share of the charted", indent=False)
         self.error = w.HTML()
         self.result: Result | None = None
         self.chart: Any = None
@@ -93,6 +98,7 @@ class Explorer:
                     " functions</span>"
                 ),
                 w.HBox([self.filter_field, self.filter_op, self.filter_value]),
+                w.HBox([self.calc, self.share]),
                 self.error,
             ]
         )
@@ -101,6 +107,8 @@ class Explorer:
         for control in (self.filter_field, self.filter_op):
             control.observe(self._changed, names="value")
         self.filter_value.observe(self._changed, names="value")
+        self.calc.observe(self._changed, names="value")
+        self.share.observe(self._changed, names="value")
         self.run()
 
     # ------------------------------------------------------------ query
@@ -122,7 +130,13 @@ class Explorer:
             order += [f"{{{k}: ASC}}" for k in keys]
             args.append("orderBy: [" + ", ".join(order) + "]")
         head = f.aggregate_query + (f"({', '.join(args)})" if args else "")
-        return f"{{ {head} {{ {' '.join(group + aggs)} }} }}"
+        after = []
+        if self.calc.value.strip():  # a JSON string is a GraphQL string
+            after.append(f"calc: calc(expr: {json.dumps(self.calc.value.strip())})")
+        if self.share.value:
+            within = f", partitionBy: [{bucket}]" if bucket else ""
+            after.append(f"share: share(field: {self._charted()}{within})")
+        return f"{{ {head} {{ {' '.join(group + aggs + after)} }} }}"
 
     def _aggregates(self) -> list[str]:
         return [f"{m}_{fn}" for m in self.measures.value for fn in self.functions.value]

@@ -11,6 +11,7 @@ from graphql import FieldNode, Node, get_named_type
 from fraiseql_nb.language.aggregates import AGGREGATES
 from fraiseql_nb.language.operators import flattened, has_named_form
 from fraiseql_nb.language.vocabulary import ORDERED_FUNCTIONS
+from fraiseql_nb.query.groups import POST_FUNCTIONS, Outputs, build_post, per_group, split
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
@@ -25,13 +26,13 @@ from fraiseql_nb.query.ir import (
     WindowFunction,
     WindowQuery,
     filtered_name,
+    post_name,
 )
-from fraiseql_nb.query.ordering import named_item
+from fraiseql_nb.query.ordering import named_item, order_item
 from fraiseql_nb.query.rows import check_paging
 from fraiseql_nb.query.values import TYPED_OPS, check_scalar, check_value
 from fraiseql_nb.query.where import build_column_where, is_empty
 from fraiseql_nb.schema.factquery import bare_distinct, having_names, where_names
-from fraiseql_nb.schema.graphql import DIRECTIONS
 from fraiseql_nb.schema.model import FactTable
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def build_aggregate_query(
     row_type = _row_type(ctx, fact.aggregate_query)
 
     columns: list[tuple[str, str]] = []
+    pending: list[tuple[str, str, FieldNode]] = []
     aggregates: dict[str, Aggregate] = {}
     typenames: list[tuple[int, str, str]] = []
     for out, fnodes in ctx.sub_fields(nodes).items():
@@ -101,6 +103,9 @@ def build_aggregate_query(
                 raise ctx.error(
                     f"{name} is selected but not grouped: add groupBy: {{{name}: true}}", fnodes[0]
                 )
+        elif name in POST_FUNCTIONS and parse_aggregate(fact, name) is None:
+            pending.append((out, name, fnodes[0]))  # built once every output is known
+            name = post_name(out)
         else:
             agg = parse_aggregate(fact, name)
             if agg is None:  # __typename, or unreachable after validation
@@ -118,22 +123,22 @@ def build_aggregate_query(
         but = " but __typename" if typenames else ""
         raise ctx.error(f"{fact.aggregate_query} selects nothing{but}", node)
 
-    def source(name: str) -> str:
-        """What having and orderBy mean by ``name``: a conditional aggregate's alias, else
-        a key or aggregate, else another alias of an output."""
-        named = dict(columns)
-        if name in named and named[name] == filtered_name(name):
-            return named[name]
-        if name in universe or parse_aggregate(fact, name) is not None:
-            return name
-        return named.get(name, name)
+    outputs = Outputs(
+        columns=columns,
+        scalars={
+            **{k: fact.scalar_of(k) or "String" for k in grouped},
+            **{n: AGGREGATES[a.function].output for n, a in aggregates.items()},
+        },
+        grouped=grouped,
+        is_field=lambda n: n in universe or parse_aggregate(fact, n) is not None,
+    )
+    post = build_post(ctx, pending, row_type, outputs, ctx.max_expression)
+    source = outputs.source
 
     def output_scalar(name: str, what: str, at: Node) -> str:
         name = source(name)
-        if name in grouped:
-            return fact.scalar_of(name) or "String"
-        if name in aggregates:
-            return AGGREGATES[aggregates[name].function].output
+        if name in outputs.scalars:
+            return outputs.scalars[name]
         if name in universe:
             raise ctx.error(
                 f"{what} on {name}, which is not grouped: add groupBy: {{{name}: true}}", at
@@ -154,13 +159,14 @@ def build_aggregate_query(
             named=has_named_form(set(names)),
         )
         having = None if is_empty(tree) else _checked(ctx, at, _sourced(tree, source), fact)
+    having, qualify = split(having, set(outputs.posts))
     order: list[OrderItem] = []
     at = ctx.argument_node(node, "orderBy")
     for item in args.get("orderBy") or ():
         item = named_item(ctx, at, item, lambda k: k not in universe)
         for name, direction in item.items():
             scalar = output_scalar(name, "orderBy", at)
-            order.append(_order_item(ctx, at, source(name), direction, scalar))
+            order.append(order_item(ctx, at, source(name), direction, scalar))
     limit, offset = check_paging(ctx, node, args)
     return AggregateQuery(
         key=key,
@@ -174,6 +180,9 @@ def build_aggregate_query(
         limit=limit,
         offset=offset,
         typenames=tuple(typenames),
+        post=post,
+        qualify=qualify,
+        per_group=per_group(ctx, node, args.get("limitPerGroup"), outputs),
     )
 
 
@@ -366,12 +375,5 @@ def _window_order(
             if name not in fact.row_columns:  # FraiseQL's {field, direction} names anything
                 columns = ", ".join(fact.row_columns)
                 raise ctx.error(f"unknown orderBy field {name!r} (columns: {columns})", at)
-            out.append(_order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
+            out.append(order_item(ctx, at, name, direction, fact.scalar_of(name) or "String"))
     return tuple(out)
-
-
-def _order_item(ctx: Context, at: Node, name: str, direction: Any, scalar: str) -> OrderItem:
-    if direction is None:
-        raise ctx.error(f"orderBy {name}: needs a direction, got null", at)
-    descending, nulls_first = DIRECTIONS[direction]
-    return OrderItem(path=(name,), scalar=scalar, descending=descending, nulls_first=nulls_first)

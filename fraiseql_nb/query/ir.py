@@ -18,21 +18,32 @@ __all__ = [
     "AggregateQuery",
     "And",
     "AnyItem",
+    "Binary",
+    "Calc",
+    "Call",
     "Compare",
     "Document",
+    "Expr",
     "GroupKey",
+    "GroupWindow",
     "IntrospectionQuery",
     "Not",
+    "Num",
     "Or",
     "OrderItem",
+    "PerGroup",
+    "Post",
     "Query",
+    "Ref",
     "RowQuery",
     "Selection",
+    "Unary",
     "Where",
     "WindowColumn",
     "WindowFunction",
     "WindowQuery",
     "filtered_name",
+    "post_name",
 ]
 
 
@@ -163,6 +174,87 @@ class Aggregate:
     order: str | None = None  # an ordered aggregate's: the column its values follow
 
 
+@dataclass(frozen=True, kw_only=True)
+class Num:
+    """A number in a calc's expression."""
+
+    value: int | float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ref:
+    """A column of the grouped rows in a calc's expression (its internal name)."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unary:
+    op: str  # "-" | "+"
+    operand: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Binary:
+    op: str  # + - * /  (a division by zero is NULL)
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call:
+    function: str  # abs round coalesce nullif least greatest
+    args: tuple[Expr, ...]
+
+
+Expr = Num | Ref | Unary | Binary | Call
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calc:
+    """``alias: calc(expr: "…")``: arithmetic over the grouped row's other columns."""
+
+    name: str  # internal: see post_name
+    expr: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupWindow:
+    """A window function over the grouped rows (as SQL's window functions after GROUP
+    BY), or ``share``: the value over its partition's total. ``field``, ``partition_by``
+    and ``order`` name columns of the grouped rows (internal names)."""
+
+    name: str  # internal: see post_name
+    function: str
+    field: str | None = None
+    offset: int | None = None
+    default: Any = None
+    buckets: int | None = None
+    partition_by: tuple[str, ...] = ()
+    order: tuple[OrderItem, ...] = ()
+    preceding: int | None = None
+    following: int | None = None
+
+
+Post = Calc | GroupWindow
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerGroup:
+    """``limitPerGroup``: the first ``limit`` grouped rows of each partition, by
+    ``order`` then the group keys."""
+
+    partition_by: tuple[str, ...]
+    order: tuple[OrderItem, ...]
+    limit: int
+
+
+def post_name(alias: str) -> str:
+    """The column of a calc or window over groups selected as ``alias`` (a ":" no GraphQL
+    name holds: it names no other column)."""
+    return f"{alias}:post"
+
+
 def filtered_name(alias: str) -> str:
     """The column of a conditional aggregate selected as ``alias``: one query may hold
     ``revenue_sum`` and ``paypal: revenue_sum(filter: …)``, and no GraphQL name holds a
@@ -187,6 +279,12 @@ class AggregateQuery:
     # ``__typename`` fields: (position among the outputs, output name, type name), added
     # as constant columns to what a plane answers.
     typenames: tuple[tuple[int, str, str], ...] = ()
+    # After the groups: calcs and windows over them in dependency order (each level reads
+    # only columns of earlier ones), the part of having that tests them (SQL's QUALIFY),
+    # and limitPerGroup. ``having`` holds the part over groups only (SQL's HAVING).
+    post: tuple[tuple[Post, ...], ...] = ()
+    qualify: Where | None = None
+    per_group: PerGroup | None = None
 
     kind = "aggregate"
 

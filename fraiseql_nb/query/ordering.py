@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import Node
 
+from fraiseql_nb.query.ir import OrderItem
+from fraiseql_nb.schema.graphql import DIRECTIONS
+
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context
 
-__all__ = ["NAMED", "named_item"]
+__all__ = ["NAMED", "named_item", "order_item"]
 
 #: The input fields of FraiseQL's form (left out where the type has a field of that name).
 NAMED = ("field", "direction")
@@ -47,3 +50,11 @@ def named_item(
     for part in reversed(parts[1:]):
         chosen = {part: chosen}
     return {parts[0]: chosen}
+
+
+def order_item(ctx: Context, at: Node, name: str, direction: Any, scalar: str) -> OrderItem:
+    """One sort key of a fact query (``name`` a column or output, ``scalar`` its type)."""
+    if direction is None:
+        raise ctx.error(f"orderBy {name}: needs a direction, got null", at)
+    descending, nulls_first = DIRECTIONS[direction]
+    return OrderItem(path=(name,), scalar=scalar, descending=descending, nulls_first=nulls_first)

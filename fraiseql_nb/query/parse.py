@@ -47,6 +47,7 @@ from graphql.language import get_location
 
 from fraiseql_nb.errors import QueryError
 from fraiseql_nb.query import facts, request, rows
+from fraiseql_nb.query.groups import MAX_EXPRESSION
 from fraiseql_nb.query.ir import Document, IntrospectionQuery, Query
 from fraiseql_nb.schema.graphql import graphql_schema
 from fraiseql_nb.schema.model import Schema
@@ -65,6 +66,8 @@ def parse_query(
     schema: Schema,
     variables: dict[str, Any] | None = None,
     operation_name: str | None = None,
+    *,
+    max_expression: int = MAX_EXPRESSION,
 ) -> Document:
     """Parse, validate and translate a GraphQL document into the query IR.
 
@@ -73,6 +76,7 @@ def parse_query(
         schema: what the database offers.
         variables: values for the operation's declared variables.
         operation_name: which operation to run when the document has several.
+        max_expression: the longest calc expression taken (``[limits]``).
 
     Raises:
         QueryError: the query is invalid (message names the problem and where), or asks
@@ -99,7 +103,13 @@ def parse_query(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    ctx = Context(schema=schema, gql=gql, variables=coerced, fragments=fragments)
+    ctx = Context(
+        schema=schema,
+        gql=gql,
+        variables=coerced,
+        fragments=fragments,
+        max_expression=max_expression,
+    )
     queries: list[Query | IntrospectionQuery] = []
     for key, nodes in ctx.collect(operation.selection_set).items():
         name = nodes[0].name.value
@@ -131,11 +141,13 @@ class Context:
         gql: GraphQLSchema,
         variables: VariableValues,
         fragments: dict[str, FragmentDefinitionNode],
+        max_expression: int = MAX_EXPRESSION,
     ) -> None:
         self.schema = schema
         self.gql = gql
         self.variables = variables
         self.fragments = fragments
+        self.max_expression = max_expression
 
     def arguments(self, field_def: Any, node: FieldNode) -> dict[str, Any]:
         """Coerced argument values of ``node`` (variables substituted, defaults applied)."""

@@ -33,7 +33,7 @@ from fraiseql_nb.language.operators import (
 from fraiseql_nb.language.vocabulary import RANKING_FUNCTIONS, RUNNING_FUNCTIONS
 from fraiseql_nb.schema.inputs import Inputs, combinators, named_order
 from fraiseql_nb.schema.model import FactTable
-from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, TimeGroup, operand_type
+from fraiseql_nb.schema.scalars import JSON, SCALAR_TYPES, OutputName, TimeGroup, operand_type
 
 __all__ = [
     "aggregate_names",
@@ -139,6 +139,57 @@ def _described(fact: FactTable, name: str) -> str | None:
     return None
 
 
+def _over_groups(
+    key_enum: GraphQLEnumType | None, order: GraphQLInputObjectType
+) -> dict[str, GraphQLField]:
+    """What an aggregate selection computes from its grouped rows: ``calc``, the window
+    functions over them and ``share``. ``field`` names another output (an alias, or an
+    aggregate's or calc's name); ``partitionBy`` group keys."""
+    over: dict[str, GraphQLArgument] = {
+        "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(order))),
+    }
+    if key_enum is not None:
+        over["partitionBy"] = GraphQLArgument(GraphQLList(GraphQLNonNull(key_enum)))
+    field = {"field": GraphQLArgument(GraphQLNonNull(OutputName))}
+    frame = {"preceding": GraphQLArgument(GraphQLInt), "following": GraphQLArgument(GraphQLInt)}
+    fields: dict[str, GraphQLField] = {
+        "calc": GraphQLField(
+            GraphQLFloat,
+            {"expr": GraphQLArgument(GraphQLNonNull(GraphQLString))},
+            description="arithmetic over the selection's other outputs: + - * /, abs, round,"
+            " coalesce, nullif, least, greatest (x / 0 is null)",
+        ),
+        "share": GraphQLField(
+            GraphQLFloat,
+            {**field, **({"partitionBy": over["partitionBy"]} if "partitionBy" in over else {})},
+            description="the value over its partition's total (null when the total is 0)",
+        ),
+    }
+    for fn in RANKING_FUNCTIONS:
+        args = dict(over)
+        if fn == "ntile":
+            args = {"buckets": GraphQLArgument(GraphQLNonNull(GraphQLInt)), **over}
+        kind = GraphQLFloat if fn in ("percent_rank", "cume_dist") else GraphQLInt
+        fields[fn] = GraphQLField(kind, args)
+    for fn in ("lag", "lead"):
+        fields[fn] = GraphQLField(
+            JSON,
+            {
+                **field,
+                "offset": GraphQLArgument(GraphQLInt, default_value=1),
+                "default": GraphQLArgument(JSON),
+                **over,
+            },
+        )
+    for fn in ("first_value", "last_value"):
+        fields[fn] = GraphQLField(JSON, {**field, **frame, **over})
+    for fn in RUNNING_FUNCTIONS:
+        arg = GraphQLArgument(OutputName) if fn == "running_count" else field["field"]
+        kind = GraphQLInt if fn == "running_count" else GraphQLFloat
+        fields[fn] = GraphQLField(kind, {"field": arg, **frame, **over})
+    return fields
+
+
 def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQLField]:
     """The aggregate and window queries of ``fact``; their types are named ``stem…``."""
     column_scalars = where_names(fact)
@@ -193,15 +244,35 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
             where, description="over the rows that pass this (SQL's FILTER (WHERE …))"
         )
     }
-    agg_row = GraphQLObjectType(
-        f"{stem}Aggregate",
-        {
-            **{n: GraphQLField(SCALAR_TYPES[s]) for n, s in keys.items()},
-            **{
-                n: GraphQLField(SCALAR_TYPES[s], conditional, description=_described(fact, n))
-                for n, s in aggregates.items()
-            },
+    key_enum = (
+        GraphQLEnumType(f"{stem}GroupKey", {k: GraphQLEnumValue(k) for k in keys}) if keys else None
+    )
+    agg_fields: dict[str, GraphQLField] = {
+        **{n: GraphQLField(SCALAR_TYPES[s]) for n, s in keys.items()},
+        **{
+            n: GraphQLField(SCALAR_TYPES[s], conditional, description=_described(fact, n))
+            for n, s in aggregates.items()
         },
+    }
+    after = _over_groups(key_enum, agg_order)
+    agg_fields.update({n: f for n, f in after.items() if n not in agg_fields})
+    agg_row = GraphQLObjectType(f"{stem}Aggregate", agg_fields)
+    per_group = (
+        GraphQLInputObjectType(
+            f"{stem}LimitPerGroupInput",
+            {
+                "partitionBy": GraphQLInputField(
+                    GraphQLNonNull(GraphQLList(GraphQLNonNull(key_enum)))
+                ),
+                "orderBy": GraphQLInputField(
+                    GraphQLNonNull(GraphQLList(GraphQLNonNull(agg_order)))
+                ),
+                "limit": GraphQLInputField(GraphQLNonNull(GraphQLInt)),
+            },
+            description="the first rows of each partition (top N per group)",
+        )
+        if key_enum is not None
+        else None
     )
 
     # window
@@ -281,6 +352,7 @@ def fact_fields(inputs: Inputs, fact: FactTable, stem: str) -> dict[str, GraphQL
                 "having": GraphQLArgument(having),
                 "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(agg_order))),
                 **paging,
+                **({"limitPerGroup": GraphQLArgument(per_group)} if per_group else {}),
             },
             description=f"Aggregates of {fact.schema}.{fact.relation}",
         ),

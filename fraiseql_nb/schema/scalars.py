@@ -36,6 +36,7 @@ __all__ = [
     "BigInt",
     "Date",
     "DateTime",
+    "OutputName",
     "TextSearch",
     "TextSetThreshold",
     "TimeGroup",
@@ -179,6 +180,21 @@ def _time_group(value: Any) -> Any:
     raise ValueError(f"TimeGroup cannot represent {value!r}: give true, or a bucket ({units})")
 
 
+def _output_name(value: Any) -> str:
+    """An output of the selection, by name or alias: ``revenue_sum`` or ``"prev"``."""
+    if isinstance(value, str) and re.fullmatch(r"[_A-Za-z][_0-9A-Za-z]*", value):
+        return value
+    raise ValueError(f"OutputName cannot represent {value!r}: give an output's name or alias")
+
+
+OutputName = GraphQLScalarType(
+    "OutputName",
+    parse_value=_output_name,
+    parse_literal=lambda node, variables=None: _output_name(
+        value_from_ast_untyped(node, variables)
+    ),
+    description='an output of the selection, by name or alias (revenue_sum, or "prev")',
+)
 TimeGroup = GraphQLScalarType(
     "TimeGroup",
     parse_value=_time_group,

@@ -25,12 +25,19 @@ from dataclasses import replace
 from psycopg import sql
 
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_PG_TYPES
-from fraiseql_nb.language.vocabulary import CLOCK_BUCKETS, ROW_ORDER_FUNCTIONS
+from fraiseql_nb.language.vocabulary import (
+    CLOCK_BUCKETS,
+    FIELD_TYPED_FUNCTIONS,
+    INTEGER_FUNCTIONS,
+    ROW_ORDER_FUNCTIONS,
+)
 from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
+    Calc,
     Compare,
     GroupKey,
+    GroupWindow,
     OrderItem,
     WindowColumn,
     WindowFunction,
@@ -39,6 +46,7 @@ from fraiseql_nb.query.ir import (
 from fraiseql_nb.query.values import base_type
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
+from fraiseql_nb.sql.groups import after_groups
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
 
@@ -148,8 +156,19 @@ def _key_expr(fact: FactTable, key: GroupKey, timezone: str) -> sql.Composable:
     return field_sql(fact, key.name).value
 
 
-def output_pg_type(fact: FactTable, name: str, aggregates: dict[str, Aggregate]) -> str:
+def output_pg_type(
+    fact: FactTable,
+    name: str,
+    aggregates: dict[str, Aggregate],
+    posts: dict[str, Calc | GroupWindow] | None = None,
+) -> str:
     """The SQL type of an aggregate query's output column ``name``."""
+    post = (posts or {}).get(name)
+    if post is not None:
+        if isinstance(post, GroupWindow) and post.function in FIELD_TYPED_FUNCTIONS and post.field:
+            return output_pg_type(fact, post.field, aggregates, posts)
+        counted = isinstance(post, GroupWindow) and post.function in INTEGER_FUNCTIONS
+        return "bigint" if counted else "float8"
     agg = aggregates.get(name)
     if agg is not None:
         return OUTPUT_PG_TYPES[AGGREGATES[agg.function].output]
@@ -237,21 +256,32 @@ def compile_aggregate(
             inner, sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(query.group_keys)))
         )
 
+    posts = {p.name: p for level in query.post for p in level}
+
+    def pg_type(name: str) -> str:
+        return output_pg_type(fact, name, aggregates, posts)
+
     def q_field(c: Compare) -> FieldSQL:
         name = c.path[0]
-        return _collated(column_field(name, output_pg_type(fact, name, aggregates)))
+        return _collated(column_field(name, pg_type(name)))
 
     outer = sql.SQL("SELECT * FROM ({}) AS __fq_q").format(inner)
     if query.having is not None:
         outer = sql.SQL("{} WHERE {}").format(outer, compile_where(query.having, q_field, params))
+    if query.post or query.per_group is not None:  # calcs, windows over the groups
+        after = after_groups(
+            outer,
+            query,
+            params,
+            pg_type,
+            _order_by,
+            lambda where: compile_where(where, q_field, params),
+        )
+        outer = sql.SQL("SELECT * FROM ({}) AS __fq_q").format(after)
     order: list[tuple[sql.Composable, str, OrderItem | None]] = [
-        (sql.Identifier(o.path[0]), output_pg_type(fact, o.path[0], aggregates), o)
-        for o in query.order
+        (sql.Identifier(o.path[0]), pg_type(o.path[0]), o) for o in query.order
     ]
-    order += [
-        (sql.Identifier(k.name), output_pg_type(fact, k.name, aggregates), None)
-        for k in query.group_keys
-    ]
+    order += [(sql.Identifier(k.name), pg_type(k.name), None) for k in query.group_keys]
     if order:
         outer = sql.SQL("{} ORDER BY {}").format(outer, _order_by(order))
     outer = _paging(outer, query.limit, query.offset, params)

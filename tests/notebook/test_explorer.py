@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import polars as pl
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from fraiseql_nb.notebook.explorer import Explorer
@@ -76,6 +78,19 @@ def test_explorer_runs_and_follows_the_controls(ip: InteractiveShell) -> None:
     assert snapshot.count("<script") == 1 and "Error displaying widget" in snapshot
     assert ">EU</td>" in snapshot and ">NA</td>" in snapshot
     assert "sales_aggregate(where: {region: {in: [&quot;EU&quot;, &quot;NA&quot;]}}" in snapshot
+
+    # After the groups: a calc over the selected aggregates, each row's share of its year.
+    ex.calc.value = f"{m}_sum / count"
+    frame = ex.result.df
+    assert frame["calc"].to_list() == pytest.approx(
+        [s / n for s, n in zip(frame[f"{m}_sum"], frame["count"], strict=True)]
+    )
+    ex.share.value = True
+    assert "partitionBy: [occurred_at_year]" in ex.query()
+    shares = ex.result.df.group_by("occurred_at_year").agg(pl.col("share").sum())["share"]
+    assert shares.to_list() == pytest.approx([1.0] * shares.len())
+    ex.calc.value = "nope * 2"
+    assert "nope" in (ex.last_error or "") and "is not a column" in (ex.last_error or "")
 
 
 def test_explorer_shows_errors_instead_of_swallowing_them(ip: InteractiveShell) -> None:

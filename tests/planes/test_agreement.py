@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,80 @@ def aggregate_queries(
             args.append(f"limit: {draw(st.integers(0, 20))}")
     head = f"{root}({', '.join(args)})" if args else root
     return "{ " + head + " { " + " ".join(selected) + " } }"
+
+
+POST_KEYS = ["category", "region", "channel", "occurred_at_year", "quantity"]
+POST_AGGS = ["count", "revenue_sum", "cost_sum", "revenue_avg", "quantity_max", "discount_sum"]
+
+
+@st.composite
+def post_queries(draw: Any) -> str:
+    """Aggregates with calcs and windows over the grouped rows, share, QUALIFY and
+    limitPerGroup (what is computed after the groups)."""
+    keys = draw(st.lists(st.sampled_from(POST_KEYS), min_size=1, max_size=2, unique=True))
+    aggs = draw(st.lists(st.sampled_from(POST_AGGS), min_size=1, max_size=3, unique=True))
+    numbers = [*aggs, *(k for k in keys if k == "quantity")]
+    term = st.one_of(st.sampled_from(numbers), st.sampled_from(["0", "1", "2.5", "100"]))
+    op = st.sampled_from(["+", "-", "*", "/"])
+    calcs: list[str] = []
+    for i in range(draw(st.integers(0, 2))):
+        a, b, c = draw(term), draw(term), draw(term)
+        shape = draw(
+            st.sampled_from(
+                [
+                    f"{a} {draw(op)} {b}",
+                    f"({a} {draw(op)} {b}) {draw(op)} {c}",
+                    f"round({a} {draw(op)} {b}, {draw(st.integers(-1, 3))})",
+                    f"coalesce({a}, {b}) {draw(op)} nullif({c}, 0)",
+                    f"least({a}, {b}) - greatest({b}, {c})",
+                    f"-abs({a})",
+                ]
+            )
+        )
+        calcs.append(f"c{i}: calc(expr: {json.dumps(shape)})")
+        numbers.append(f"c{i}")
+    windows: list[str] = []
+    for i in range(draw(st.integers(0, 2))):
+        fn = draw(
+            st.sampled_from(["rank", "row_number", "dense_rank", "lag", "running_sum", "share"])
+        )
+        parts = draw(st.lists(st.sampled_from(keys), max_size=1, unique=True))
+        by = f", partitionBy: [{', '.join(parts)}]" if parts else ""
+        target = draw(st.sampled_from(aggs))
+        order = (
+            f'orderBy: [{{field: "{target}", direction: {draw(st.sampled_from(["ASC", "DESC"]))}}}]'
+        )
+        field = draw(st.sampled_from(numbers))
+        if fn == "share":
+            windows.append(f"w{i}: share(field: {field}{by})")
+        elif fn in ("lag", "running_sum"):
+            windows.append(f"w{i}: {fn}(field: {field}, {order}{by})")
+        else:
+            windows.append(f"w{i}: {fn}({order}{by})")
+    args = ["groupBy: {" + ", ".join(f"{k}: true" for k in keys) + "}"]
+    ranked = [w.split(":")[0] for w in windows if "rank" in w or "row_number" in w]
+    if ranked and draw(st.booleans()):
+        args.append(f'having: {{field: "{ranked[0]}", lte: {draw(st.integers(1, 3))}}}')
+    if draw(st.booleans()) and len(keys) > 1:
+        target = draw(st.sampled_from(numbers))
+        args.append(
+            f"limitPerGroup: {{partitionBy: [{keys[0]}],"
+            f' orderBy: [{{field: "{target}", direction: DESC}}], limit: {draw(st.integers(0, 3))}}}'
+        )
+    selected = keys + aggs + calcs + windows
+    return "{ sales_aggregate(" + ", ".join(args) + ") { " + " ".join(selected) + " } }"
+
+
+def test_generated_queries_after_the_groups_agree(session: fq.Session) -> None:
+    @settings(
+        max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(query=post_queries())
+    def check(query: str) -> None:
+        pg, ar = both(session, query)
+        assert_same(pg, ar, query)
+
+    check()
 
 
 def test_generated_aggregates_agree(session: fq.Session) -> None:

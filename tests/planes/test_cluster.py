@@ -41,6 +41,7 @@ from tests.planes.corpus import (
 )
 from tests.planes.fraiseql_corpus import AGGS, expected, same_rows
 from tests.planes.fraiseql_corpus import WINDOWS as FRAISEQL_WINDOWS
+from tests.planes.groups_corpus import GROUPS
 from tests.planes.test_agreement import aggregate_queries
 
 PASSWORD = "Xq7-cluster-secret-91"
@@ -134,6 +135,17 @@ def test_fraiseql_forms_answer_as_postgresql_on_the_cluster(cs: fq.Session, demo
         same_rows(result.df.rows(), expected(demo_dsn, statement), name)
         ran += 1
     assert ran >= len(AGGS)
+
+
+def test_after_the_groups_answers_as_postgresql_on_the_cluster(
+    cs: fq.Session, demo_dsn: str
+) -> None:
+    """Calcs, windows over groups, share, QUALIFY and limitPerGroup
+    (tests/planes/groups_corpus.py) on the groups the cluster merged or shuffled."""
+    for name, query, variables, statement in GROUPS:
+        result = cs.execute(query, variables, backend="cluster")
+        assert isinstance(result, fq.Result) and result.backend == "cluster"
+        same_rows(result.df.rows(), expected(demo_dsn, statement), name)
 
 
 def test_generated_aggregates_agree(cs: fq.Session) -> None:

@@ -22,6 +22,7 @@ from tests.conftest import plane_of
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import AGGREGATES, WINDOWS, assert_same
 from tests.planes.fraiseql_corpus import AGGS, expected, same_rows
+from tests.planes.groups_corpus import GROUPS
 from tests.planes.test_agreement import aggregate_queries
 
 TOTAL = "{ sales_aggregate { count revenue_sum } }"
@@ -459,6 +460,19 @@ def test_fraiseql_forms_from_disk_answer_as_postgresql(
     disk_session: fq.Session, demo_dsn: str, name: str, query: str, variables: Any, statement: str
 ) -> None:
     """The compatibility corpus's aggregates (tests/planes/fraiseql_corpus.py), from disk."""
+    result = disk_session.execute(query, variables, backend="arrow")
+    assert isinstance(result, fq.Result) and (result.backend, result.storage) == ("arrow", "disk")
+    same_rows(result.df.rows(), expected(demo_dsn, statement), name)
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "variables", "statement"), GROUPS, ids=[r[0] for r in GROUPS]
+)
+def test_after_the_groups_from_disk_answers_as_postgresql(
+    disk_session: fq.Session, demo_dsn: str, name: str, query: str, variables: Any, statement: str
+) -> None:
+    """Calcs, windows over groups, share, QUALIFY and limitPerGroup
+    (tests/planes/groups_corpus.py), the groups computed from disk."""
     result = disk_session.execute(query, variables, backend="arrow")
     assert isinstance(result, fq.Result) and (result.backend, result.storage) == ("arrow", "disk")
     same_rows(result.df.rows(), expected(demo_dsn, statement), name)

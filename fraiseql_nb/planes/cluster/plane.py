@@ -243,7 +243,7 @@ class ClusterPlane:
                 )
                 for i, p in enumerate(held.parts)
             ]
-            return finish_aggregate(merge(self._get(refs), query), query, fact, held.schema)
+            return finish_aggregate(merge(self._get(refs), query), query, fact, held.schema, tz)
         keys = shuffle_keys(query)
         assert keys is not None
         buckets = max(1, min(len(held.parts), runtime.workers()[1])) if keys else 1
@@ -261,7 +261,7 @@ class ClusterPlane:
         ]
         frame = pl.concat(self._get(reduced), how="vertical_relaxed")
         if isinstance(query, AggregateQuery):
-            return finish_aggregate(frame, query, fact, held.schema)
+            return finish_aggregate(frame, query, fact, held.schema, tz)
         return finish_window(frame, query, fact)
 
     def _get(self, refs: list[Any]) -> list[Any]:
