@@ -18,6 +18,7 @@ from fraiseql_nb.query.ir import (
     Aggregate,
     AggregateQuery,
     OrderItem,
+    post_reads,
 )
 from fraiseql_nb.schema.model import FactTable
 
@@ -259,7 +260,11 @@ def finish_aggregate(
         if a.function in AGGREGATES
         and AGGREGATES[a.function].accumulated
         and not (a.function == "sum" and _exact(dtypes.get(a.field or "")))
-    ) | frozenset(p.name for level in query.post for p in level)
+    )
+    # A calc or window over an accumulated value carries its rounding too; one over exact
+    # values (counts, exact sums) sorts as PostgreSQL sorts it.
+    for level in query.post:
+        accumulated |= {p.name for p in level if post_reads(p) & accumulated}
     out = page(sort_frame(out, order, computed=accumulated), query.limit, query.offset)
     schema = output_schema(query, fact)
     return out.select(

@@ -6,11 +6,12 @@ reaches SQL: names resolve to columns, numbers are bound as values. Pure."""
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable
 
 from fraiseql_nb.query.ir import Binary, Call, Expr, Num, Ref, Unary
 
-__all__ = ["FUNCTIONS", "CalcError", "parse_calc", "references"]
+__all__ = ["FUNCTIONS", "MAX_DEPTH", "CalcError", "parse_calc"]
 
 #: The functions a calc may call, with their argument counts (min, max; None: any).
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
@@ -49,6 +50,8 @@ def parse_calc(text: str, resolve: Callable[[str], str | None], names: list[str]
     ``names`` are the ones to suggest)."""
     if not text.strip():
         raise CalcError("the expression is empty")
+    if "\x00" in text:
+        raise CalcError("the expression holds a NUL character")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -61,18 +64,39 @@ def parse_calc(text: str, resolve: Callable[[str], str | None], names: list[str]
         raise CalcError(f"syntax error at column {column}: {exc.msg}", column) from None
     except (ValueError, RecursionError, MemoryError):  # NUL bytes, absurd nesting
         raise CalcError("the expression cannot be read") from None
-    return _node(tree.body, text, resolve, names)
+    try:
+        return _node(tree.body, text, resolve, names, 0)
+    except RecursionError:
+        raise CalcError(f"the expression nests deeper than {MAX_DEPTH} levels") from None
 
 
-def _node(node: ast.AST, text: str, resolve: Callable[[str], str | None], names: list[str]) -> Expr:
+#: How deep an expression may nest (operations inside operations): deeper ones are
+#: refused before any tree is walked that deep (SQL text, Polars columns).
+MAX_DEPTH = 64
+
+
+def _node(
+    node: ast.AST,
+    text: str,
+    resolve: Callable[[str], str | None],
+    names: list[str],
+    depth: int,
+) -> Expr:
     column = getattr(node, "col_offset", None)
-    at = column + 1 + (len(text) - len(text.lstrip())) if column is not None else None
+    at = None
+    if column is not None:  # ast counts UTF-8 bytes; a user counts characters
+        source = text.strip().encode()
+        at = len(source[:column].decode(errors="ignore")) + 1 + len(text) - len(text.lstrip())
+    if depth > MAX_DEPTH:
+        raise CalcError(f"column {at}: the expression nests deeper than {MAX_DEPTH} levels", at)
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CalcError(f"column {at}: only numbers are values here, not {value!r}", at)
         if isinstance(value, int) and abs(value) >= 2**63:
             raise CalcError(f"column {at}: {value} is too large a number", at)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CalcError(f"column {at}: a number beyond float8's range", at)
         return Num(value=value)
     if isinstance(node, ast.Name):
         column_name = resolve(node.id)
@@ -89,11 +113,11 @@ def _node(node: ast.AST, text: str, resolve: Callable[[str], str | None], names:
     if isinstance(node, ast.BinOp):
         return Binary(
             op=_BINARY[type(node.op)],
-            left=_node(node.left, text, resolve, names),
-            right=_node(node.right, text, resolve, names),
+            left=_node(node.left, text, resolve, names, depth + 1),
+            right=_node(node.right, text, resolve, names, depth + 1),
         )
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        operand = _node(node.operand, text, resolve, names)
+        operand = _node(node.operand, text, resolve, names, depth + 1)
         if isinstance(operand, Num):  # -1 is a number (round(x, -1)), not an operation
             return Num(value=-operand.value if isinstance(node.op, ast.USub) else operand.value)
         return Unary(op=_UNARY[type(node.op)], operand=operand)
@@ -108,7 +132,7 @@ def _node(node: ast.AST, text: str, resolve: Callable[[str], str | None], names:
         if count < least or (most is not None and count > most):
             wanted = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
             raise CalcError(f"column {at}: {node.func.id} takes {wanted} arguments", at)
-        args = tuple(_node(a, text, resolve, names) for a in node.args)
+        args = tuple(_node(a, text, resolve, names, depth + 1) for a in node.args)
         if node.func.id == "round" and len(args) == 2:
             digits = args[1]
             if not isinstance(digits, Num) or not isinstance(digits.value, int):
@@ -122,16 +146,3 @@ def _node(node: ast.AST, text: str, resolve: Callable[[str], str | None], names:
         f" {', '.join(FUNCTIONS)}",
         at,
     )
-
-
-def references(expr: Expr) -> set[str]:
-    """The columns ``expr`` reads."""
-    if isinstance(expr, Ref):
-        return {expr.name}
-    if isinstance(expr, Unary):
-        return references(expr.operand)
-    if isinstance(expr, Binary):
-        return references(expr.left) | references(expr.right)
-    if isinstance(expr, Call):
-        return set().union(*(references(a) for a in expr.args))
-    return set()

@@ -136,6 +136,8 @@ def build_aggregate_query(
     source = outputs.source
 
     def output_scalar(name: str, what: str, at: Node) -> str:
+        if ":" in name:  # the planes' own columns (x:post, x:filtered): no output's name
+            raise ctx.error(f"{what}: {name!r} is not an output's name", at)
         name = source(name)
         if name in outputs.scalars:
             return outputs.scalars[name]

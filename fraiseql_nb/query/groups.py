@@ -16,7 +16,7 @@ from fraiseql_nb.language.vocabulary import (
     ORDERED_FUNCTIONS,
     WINDOW_FUNCTIONS,
 )
-from fraiseql_nb.query.calc import CalcError, parse_calc, references
+from fraiseql_nb.query.calc import CalcError, parse_calc
 from fraiseql_nb.query.ir import (
     And,
     Calc,
@@ -29,8 +29,10 @@ from fraiseql_nb.query.ir import (
     Post,
     Where,
     post_name,
+    post_reads,
 )
 from fraiseql_nb.query.ordering import named_item, order_item
+from fraiseql_nb.query.values import check_scalar
 
 if TYPE_CHECKING:
     from fraiseql_nb.query.parse import Context
@@ -39,6 +41,7 @@ __all__ = ["MAX_EXPRESSION", "POST_FUNCTIONS", "Outputs", "build_post", "per_gro
 
 #: The fields of an aggregate selection computed after the groups.
 POST_FUNCTIONS = ("calc", "share", *WINDOW_FUNCTIONS)
+NUMBERS = ("Int", "BigInt", "Float")
 #: The longest calc expression taken by default (``[limits] max_expression_chars``).
 MAX_EXPRESSION = 1000
 
@@ -65,7 +68,10 @@ class Outputs:
         return named.get(name, name)
 
     def known(self, name: str) -> str | None:
-        """The selected column ``name`` means, or None."""
+        """The selected column ``name`` means, or None (never an internal column: those
+        hold a ":", no output name does)."""
+        if ":" in name:
+            return None
         column = self.source(name)
         return column if column in self.scalars else None
 
@@ -82,11 +88,17 @@ def build_post(
     QueryError naming the loop."""
     for out, _name, _node in pending:  # known before any is built: they may name each other
         outputs.scalars[post_name(out)] = "Float"
-    for out, name, node in pending:
-        args = ctx.arguments(row_type.fields[name], node)
-        post = _post(ctx, out, name, node, args, outputs, max_expression)
-        outputs.posts[post.name] = post
-        outputs.scalars[post.name] = _scalar(post, outputs)
+    found = {post_name(out): (out, name, node) for out, name, node in pending}
+    # Twice: first what each reads (its level), then in level order, each checked against
+    # the types of what it reads, which are then known (a lag of text is text).
+    for typed in (False, True):
+        order = [p.name for level in _levels(ctx, pending, outputs) for p in level]
+        for column in order if typed else list(found):
+            out, name, node = found[column]
+            args = ctx.arguments(row_type.fields[name], node)
+            post = _post(ctx, out, name, node, args, outputs, max_expression, typed=typed)
+            outputs.posts[post.name] = post
+            outputs.scalars[post.name] = _scalar(post, outputs)
     return _levels(ctx, pending, outputs)
 
 
@@ -98,6 +110,8 @@ def _post(
     args: dict[str, Any],
     outputs: Outputs,
     max_expression: int,
+    *,
+    typed: bool,
 ) -> Post:
     column = post_name(out)
     names = [o for o, _ in outputs.columns]
@@ -113,7 +127,7 @@ def _post(
 
         def resolve(ref: str) -> str | None:
             found = outputs.known(ref)
-            if found is not None and outputs.scalars[found] not in ("Int", "BigInt", "Float"):
+            if typed and found is not None and outputs.scalars[found] not in NUMBERS:
                 raise CalcError(f"{ref} is not a number ({outputs.scalars[found]})")
             return found
 
@@ -151,9 +165,25 @@ def _post(
             f"ntile: buckets must be 1 or more, got {args['buckets']}",
             ctx.argument_node(node, "buckets"),
         )
+    framed = args.get("preceding") is not None or args.get("following") is not None
+    if framed and not order:
+        raise ctx.error(f"{name}: a frame (preceding, following) needs an orderBy", node)
     default = args.get("default")
-    if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))):
-        raise ctx.error(f"{name}: default is a number, got {default!r}", node)
+    if typed and field_column is not None:
+        scalar = outputs.scalars[field_column]
+        if scalar not in NUMBERS and (name == "share" or name.startswith("running_")):
+            raise ctx.error(
+                f"{name}: field {target!r} is not a number ({scalar})",
+                ctx.argument_node(node, "field"),
+            )
+        if default is not None:
+            try:
+                default = check_scalar(scalar, default)
+            except ValueError as exc:
+                raise ctx.error(
+                    f"{name}: default {exc} ({target} is {scalar})",
+                    ctx.argument_node(node, "default"),
+                ) from None
     return GroupWindow(
         name=column,
         function=name,
@@ -192,14 +222,6 @@ def _scalar(post: Post, outputs: Outputs) -> str:
     return "Float"
 
 
-def reads(post: Post) -> set[str]:
-    """The columns ``post`` reads."""
-    if isinstance(post, Calc):
-        return references(post.expr)
-    found = {*post.partition_by, *(o.path[0] for o in post.order)}
-    return found | ({post.field} if post.field else set())
-
-
 def _levels(
     ctx: Context, pending: list[tuple[str, str, FieldNode]], outputs: Outputs
 ) -> tuple[tuple[Post, ...], ...]:
@@ -212,7 +234,7 @@ def _levels(
         if name in path:
             loop = " -> ".join(p.removesuffix(":post") for p in (*path[path.index(name) :], name))
             raise ctx.error(f"the outputs read each other in a loop: {loop}", nodes[name])
-        inner = [d for d in reads(outputs.posts[name]) if d in outputs.posts]
+        inner = [d for d in post_reads(outputs.posts[name]) if d in outputs.posts]
         level[name] = 1 + max((depth(d, (*path, name)) for d in inner), default=0)
         return level[name]
 

@@ -44,6 +44,8 @@ __all__ = [
     "WindowQuery",
     "filtered_name",
     "post_name",
+    "post_reads",
+    "references",
 ]
 
 
@@ -247,6 +249,27 @@ class PerGroup:
     partition_by: tuple[str, ...]
     order: tuple[OrderItem, ...]
     limit: int
+
+
+def references(expr: Expr) -> set[str]:
+    """The columns a calc's expression reads."""
+    if isinstance(expr, Ref):
+        return {expr.name}
+    if isinstance(expr, Unary):
+        return references(expr.operand)
+    if isinstance(expr, Binary):
+        return references(expr.left) | references(expr.right)
+    if isinstance(expr, Call):
+        return set().union(*(references(a) for a in expr.args))
+    return set()
+
+
+def post_reads(post: Post) -> set[str]:
+    """The columns of the grouped rows a calc or window over them reads."""
+    if isinstance(post, Calc):
+        return references(post.expr)
+    found = {*post.partition_by, *(o.path[0] for o in post.order)}
+    return found | ({post.field} if post.field else set())
 
 
 def post_name(alias: str) -> str:

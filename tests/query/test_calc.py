@@ -100,7 +100,38 @@ def test_having_on_groups_is_having_and_on_windows_is_qualify(schema: Schema) ->
         ("category count r: ntile(buckets: 0, orderBy: {count: ASC})", "buckets must be 1 or more"),
         (
             'category count r: lag(field: count, orderBy: {count: ASC}, default: "x")',
-            "default is a number",
+            "default 'x' is not",
+        ),
+        # found by review: each checked against what it reads, whatever the order written
+        (
+            'category count c: calc(expr: "p + 1") p: lag(field: category, orderBy: {count: ASC})',
+            "p is not a number",
+        ),
+        ("category count s: share(field: category)", "field 'category' is not a number"),
+        (
+            "category count r: running_sum(field: category, orderBy: {count: ASC})",
+            "is not a number",
+        ),
+        ("category count r: lag(field: count, orderBy: {count: ASC}, default: 1.5)", "default"),
+        (
+            "category count r: running_sum(field: count, preceding: 1)",
+            "needs an orderBy (at",
+        ),
+        ('category count x: calc(expr: "count * 1e309")', "beyond float8's range"),
+        ('category count x: calc(expr: "count\\u0000")', "NUL"),
+        (
+            'category count x: calc(expr: "' + "-" * 70 + 'count")',
+            "nests deeper than 64 levels",
+        ),
+        (
+            'category count x: calc(expr: "' + "+".join(["count"] * 100) + '")',
+            "nests deeper than 64 levels",
+        ),
+        ('category count x: calc(expr: "éé + count")', "column 1: 'éé'"),
+        ('category count x: calc(expr: "count + é")', "column 9: 'é'"),
+        (
+            'category count x: calc(expr: "count") r: rank(orderBy: [{field: "x:post"}])',
+            "not an output",
         ),
     ],
 )
