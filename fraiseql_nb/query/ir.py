@@ -221,27 +221,6 @@ class Calc:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GroupWindow:
-    """A window function over the grouped rows (as SQL's window functions after GROUP
-    BY), or ``share``: the value over its partition's total. ``field``, ``partition_by``
-    and ``order`` name columns of the grouped rows (internal names)."""
-
-    name: str  # internal: see post_name
-    function: str
-    field: str | None = None
-    offset: int | None = None
-    default: Any = None
-    buckets: int | None = None
-    partition_by: tuple[str, ...] = ()
-    order: tuple[OrderItem, ...] = ()
-    preceding: int | None = None
-    following: int | None = None
-
-
-Post = Calc | GroupWindow
-
-
-@dataclass(frozen=True, kw_only=True)
 class PerGroup:
     """``limitPerGroup``: the first ``limit`` grouped rows of each partition, by
     ``order`` then the group keys."""
@@ -342,6 +321,17 @@ class WindowFunction:
     order: tuple[OrderItem, ...] = ()
     preceding: int | None = None
     following: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupWindow(WindowFunction):
+    """A window function over the grouped rows (as SQL's window functions after GROUP
+    BY), or ``share``: the value over its partition's total. ``field``, ``partition_by``
+    and ``order`` name columns of the grouped rows (internal names: see post_name).
+    The fields of a :class:`WindowFunction`, over other rows."""
+
+
+Post = Calc | GroupWindow
 
 
 @dataclass(frozen=True, kw_only=True)

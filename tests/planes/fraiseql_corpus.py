@@ -401,3 +401,17 @@ def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
         return a == b
     return bool(a == b)
+
+
+def check_entry(
+    session: Any, dsn: str, backend: str, name: str, query: str, variables: Any, statement: str
+) -> None:
+    """``query`` answered on ``backend`` is what the hand-written ``statement`` returns (an
+    entry may find no row only when its name says it is about empty groups)."""
+    import fraiseql_nb as fq
+
+    want = expected(dsn, statement)
+    assert want or "empty" in name, f"{name}: no row: the test could not fail"
+    result = session.execute(query, variables, backend=backend)
+    assert isinstance(result, fq.Result) and result.backend == backend
+    same_rows(result.df.rows(), want, name)

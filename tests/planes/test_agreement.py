@@ -230,23 +230,14 @@ def post_queries(draw: Any) -> str:
     return "{ sales_aggregate(" + ", ".join(args) + ") { " + " ".join(selected) + " } }"
 
 
-def test_generated_queries_after_the_groups_agree(session: fq.Session) -> None:
+@pytest.mark.parametrize("queries", [aggregate_queries, post_queries], ids=["groups", "after"])
+def test_generated_aggregates_agree(session: fq.Session, queries: Any) -> None:
+    """Generated aggregates — and (``after``) calcs and windows over their groups."""
+
     @settings(
         max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
     )
-    @given(query=post_queries())
-    def check(query: str) -> None:
-        pg, ar = both(session, query)
-        assert_same(pg, ar, query)
-
-    check()
-
-
-def test_generated_aggregates_agree(session: fq.Session) -> None:
-    @settings(
-        max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-    )
-    @given(query=aggregate_queries())
+    @given(query=queries())
     def check(query: str) -> None:
         pg, ar = both(session, query)
         assert_same(pg, ar, query)

@@ -8,14 +8,7 @@ from __future__ import annotations
 import pytest
 
 import fraiseql_nb as fq
-from tests.planes.fraiseql_corpus import AGGS, CORPUS, ROWS, WINDOWS, expected, same_rows
-
-
-def answer(s: fq.Session, query: str, variables: object, backend: str) -> fq.Result:
-    result = s.execute(query, variables, backend=backend)  # type: ignore[arg-type]
-    assert isinstance(result, fq.Result)
-    assert result.backend == backend
-    return result
+from tests.planes.fraiseql_corpus import AGGS, CORPUS, ROWS, WINDOWS, check_entry
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -44,6 +37,4 @@ def test_fraiseql_forms_answer_as_postgresql(
     variables: object,
     statement: str,
 ) -> None:
-    want = expected(demo_dsn, statement)
-    assert want, f"{name}: the hand-written SQL finds no row: the test could not fail"
-    same_rows(answer(session, query, variables, backend).df.rows(), want, name)
+    check_entry(session, demo_dsn, backend, name, query, variables, statement)

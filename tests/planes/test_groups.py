@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import fraiseql_nb as fq
-from tests.planes.fraiseql_corpus import expected, same_rows
+from tests.planes.fraiseql_corpus import check_entry
 from tests.planes.groups_corpus import GROUPS
 
 CASES = [(backend, *entry) for entry in GROUPS for backend in ("postgres", "arrow")]
@@ -28,8 +28,4 @@ def test_after_the_groups_answers_as_postgresql(
     variables: object,
     statement: str,
 ) -> None:
-    want = expected(demo_dsn, statement)
-    assert want or name == "empty groups", f"{name}: no row: the test could not fail"
-    result = session.execute(query, variables, backend=backend)  # type: ignore[arg-type]
-    assert isinstance(result, fq.Result) and result.backend == backend
-    same_rows(result.df.rows(), want, name)
+    check_entry(session, demo_dsn, backend, name, query, variables, statement)
