@@ -49,6 +49,7 @@ from fraiseql_nb.sql.exprs import FieldSQL, column_field, document_field
 from fraiseql_nb.sql.groups import after_groups
 from fraiseql_nb.sql.params import Params
 from fraiseql_nb.sql.where import compile_where
+from fraiseql_nb.sql.windows import frame, framed, window_call
 
 __all__ = [
     "LOAD_CASTS",
@@ -339,58 +340,23 @@ def _over(fact: FactTable, fn: WindowFunction) -> sql.Composable:
         if fn.function in ROW_ORDER_FUNCTIONS and fact.id_column:
             items.append((sql.Identifier(fact.id_column), _id_type(fact), None))
         parts.append(sql.SQL("ORDER BY {}").format(_order_by(items)))
-        if fn.function.startswith("running_") or fn.function in ("first_value", "last_value"):
-            parts.append(_frame(fn))
+        if framed(fn):
+            parts.append(frame(fn))
     return sql.SQL("OVER ({})").format(sql.SQL(" ").join(parts))
 
 
-def _frame(fn: WindowFunction) -> sql.Composable:
-    whole = fn.function in ("first_value", "last_value")
-    if fn.preceding is not None:
-        start = sql.SQL("{} PRECEDING").format(sql.Literal(fn.preceding))
-    else:
-        start = sql.SQL("UNBOUNDED PRECEDING")
-    if fn.following is not None:
-        end = sql.SQL("{} FOLLOWING").format(sql.Literal(fn.following))
-    elif whole and fn.preceding is None:
-        end = sql.SQL("UNBOUNDED FOLLOWING")
-    else:
-        end = sql.SQL("CURRENT ROW")
-    return sql.SQL("ROWS BETWEEN {} AND {}").format(start, end)
-
-
 def _window_expr(fact: FactTable, fn: WindowFunction, params: Params) -> sql.Composable:
-    over = _over(fact, fn)
-    name = fn.function
-    if name in ("row_number", "rank", "dense_rank"):
-        return sql.SQL("({}() {})::bigint").format(sql.SQL(name), over)
-    if name in ("percent_rank", "cume_dist"):
-        return sql.SQL("({}() {})::float8").format(sql.SQL(name), over)
-    if name == "ntile":
-        return sql.SQL("(ntile({}) {})::bigint").format(sql.Literal(fn.buckets), over)
-    if name in ("lag", "lead"):
-        assert fn.field is not None
-        value = _window_value(fact, fn.field)
-        offset = sql.Literal(fn.offset if fn.offset is not None else 1)
-        if fn.default is None:
-            return sql.SQL("{}({}, {}) {}").format(sql.SQL(name), value, offset, over)
-        pg_type = (
-            "float8" if _is_numeric_measure(fact, fn.field) else field_sql(fact, fn.field).pg_type
-        )
-        return sql.SQL("{}({}, {}, {}) {}").format(
-            sql.SQL(name), value, offset, params.add(fn.default, pg_type), over
-        )
-    if name in ("first_value", "last_value"):
-        assert fn.field is not None
-        return sql.SQL("{}({}) {}").format(sql.SQL(name), _window_value(fact, fn.field), over)
-    kind = name[len("running_") :]
-    if kind == "count":
-        target = field_sql(fact, fn.field).value if fn.field else sql.SQL("*")
-        return sql.SQL("(count({}) {})::bigint").format(target, over)
-    assert fn.field is not None
-    func = {"sum": "sum", "avg": "avg", "min": "min", "max": "max"}[kind]
-    return sql.SQL("({}({}) {})::float8").format(
-        sql.SQL(func), field_sql(fact, fn.field).value, over
+    field = fn.field
+    default = None
+    if fn.default is not None and field is not None:
+        pg_type = "float8" if _is_numeric_measure(fact, field) else field_sql(fact, field).pg_type
+        default = params.add(fn.default, pg_type)
+    return window_call(
+        fn,
+        _over(fact, fn),
+        value=_window_value(fact, field) if field else None,
+        running=field_sql(fact, field).value if field else None,
+        default=default,
     )
 
 

@@ -28,6 +28,7 @@ from fraiseql_nb.query.ir import (
     Unary,
 )
 from fraiseql_nb.sql.params import Params
+from fraiseql_nb.sql.windows import frame, framed, window_call
 
 __all__ = ["RANK", "after_groups", "calc_sql"]
 
@@ -85,7 +86,7 @@ def _over(
     order_by: OrderBy,
     *,
     ties: bool,
-    frame: sql.Composable | None = None,
+    rows: sql.Composable | None = None,
 ) -> sql.Composable:
     parts: list[sql.Composable] = []
     if partition:
@@ -101,8 +102,8 @@ def _over(
         items += [(sql.Identifier(k), pg_type(k), None) for k in keys]
     if items:
         parts.append(sql.SQL("ORDER BY {}").format(order_by(items)))
-    if frame is not None:
-        parts.append(frame)
+    if rows is not None:
+        parts.append(rows)
     return sql.SQL(" ").join(parts)
 
 
@@ -122,44 +123,18 @@ def _post_sql(
         over = _over(post.partition_by, (), keys, pg_type, order_by, ties=False)
         return sql.SQL("({v} / nullif(sum({v}) OVER ({o}), 0))::float8").format(v=value, o=over)
     ties = fn in ROW_ORDER_FUNCTIONS
-    framed = fn.startswith("running_") or fn in ("first_value", "last_value")
-    frame = _frame(post) if framed and post.order else None
-    over = _over(post.partition_by, post.order, keys, pg_type, order_by, ties=ties, frame=frame)
-    if fn in ("row_number", "rank", "dense_rank"):
-        return sql.SQL("({}() OVER ({}))::bigint").format(sql.SQL(fn), over)
-    if fn in ("percent_rank", "cume_dist"):
-        return sql.SQL("({}() OVER ({}))::float8").format(sql.SQL(fn), over)
-    if fn == "ntile":
-        return sql.SQL("(ntile({}) OVER ({}))::bigint").format(sql.Literal(post.buckets), over)
-    if fn in ("lag", "lead"):
-        offset = sql.Literal(post.offset if post.offset is not None else 1)
-        if post.default is None:
-            return sql.SQL("{}({}, {}) OVER ({})").format(sql.SQL(fn), value, offset, over)
+    rows = frame(post) if framed(post) and post.order else None
+    over = _over(post.partition_by, post.order, keys, pg_type, order_by, ties=ties, rows=rows)
+    default = None
+    if post.default is not None:
         default = params.add(post.default, pg_type(post.field or ""))
-        return sql.SQL("{}({}, {}, {}) OVER ({})").format(sql.SQL(fn), value, offset, default, over)
-    if fn in ("first_value", "last_value"):
-        return sql.SQL("{}({}) OVER ({})").format(sql.SQL(fn), value, over)
-    kind = fn[len("running_") :]
-    if kind == "count":
-        target = sql.Identifier(post.field) if post.field else sql.SQL("*")
-        return sql.SQL("(count({}) OVER ({}))::bigint").format(target, over)
-    return sql.SQL("({}({}) OVER ({}))::float8").format(sql.SQL(kind), value, over)
-
-
-def _frame(post: GroupWindow) -> sql.Composable:
-    whole = post.function in ("first_value", "last_value")
-    start = (
-        sql.SQL("{} PRECEDING").format(sql.Literal(post.preceding))
-        if post.preceding is not None
-        else sql.SQL("UNBOUNDED PRECEDING")
+    return window_call(
+        post,
+        sql.SQL("OVER ({})").format(over),
+        value=value,
+        running=value if post.field else None,
+        default=default,
     )
-    if post.following is not None:
-        end: sql.Composable = sql.SQL("{} FOLLOWING").format(sql.Literal(post.following))
-    elif whole and post.preceding is None:
-        end = sql.SQL("UNBOUNDED FOLLOWING")
-    else:
-        end = sql.SQL("CURRENT ROW")
-    return sql.SQL("ROWS BETWEEN {} AND {}").format(start, end)
 
 
 def calc_sql(expr: Expr, params: Params) -> sql.Composable:
