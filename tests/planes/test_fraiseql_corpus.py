@@ -1,5 +1,5 @@
-"""FraiseQL's query forms answer what the hand-written PostgreSQL says, on every plane that
-answers them here: rows on the wire and postgres planes, aggregates and windows on postgres
+"""FraiseQL's query forms, and what an aggregate computes after its groups, answer what the
+hand-written PostgreSQL says, on every plane that answers them here: rows on the wire and postgres planes, aggregates and windows on postgres
 and on the arrow plane in memory (from disk: tests/planes/test_disk.py; on a cluster:
 tests/planes/test_cluster.py)."""
 
@@ -9,6 +9,7 @@ import pytest
 
 import fraiseql_nb as fq
 from tests.planes.fraiseql_corpus import AGGS, CORPUS, ROWS, WINDOWS, check_entry
+from tests.planes.groups_corpus import GROUPS
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -17,9 +18,11 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 #: Each entry with each plane that answers its kind: rows on postgres and wire, aggregates
-#: and windows on postgres and arrow.
+#: and windows on postgres and arrow — FraiseQL's forms, and what is computed after the
+#: groups (calcs, windows over grouped rows, share, QUALIFY, limitPerGroup:
+#: tests/planes/groups_corpus.py).
 CASES = [(backend, *entry) for entry in ROWS for backend in ("postgres", "wire")] + [
-    (backend, *entry) for entry in AGGS + WINDOWS for backend in ("postgres", "arrow")
+    (backend, *entry) for entry in AGGS + WINDOWS + GROUPS for backend in ("postgres", "arrow")
 ]
 
 
@@ -28,7 +31,7 @@ CASES = [(backend, *entry) for entry in ROWS for backend in ("postgres", "wire")
     CASES,
     ids=[f"{c[0]}-{c[1]}" for c in CASES],
 )
-def test_fraiseql_forms_answer_as_postgresql(
+def test_hand_written_corpora_answer_as_postgresql(
     session: fq.Session,
     demo_dsn: str,
     backend: str,
