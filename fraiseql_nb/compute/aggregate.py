@@ -28,6 +28,7 @@ __all__ = [
     "bucket",
     "bucket_expr",
     "exact_of",
+    "filter_mask",
     "finish_aggregate",
     "groups",
     "run_aggregate",
@@ -85,11 +86,7 @@ def aggregate_expr(agg: Aggregate, dtypes: dict[str, Any], timezone: str = "UTC"
     fn = AGGREGATES.get(agg.function)
     if fn is None or fn.polars is None:  # never answered as another aggregate
         raise UnsupportedError(f"the aggregate {agg.function}")
-    passes = (
-        where_expr(agg.filter, dtypes, timezone).fill_null(False)
-        if agg.filter is not None
-        else None
-    )
+    passes = filter_mask(agg, dtypes, timezone)
     if passes is not None and fn.over == "rows":  # count: the rows that pass
         return passes.sum().cast(OUTPUT_DTYPES[fn.output]).alias(agg.name)
     col = pl.col(agg.field) if agg.field is not None else pl.lit(None)
@@ -105,6 +102,14 @@ def aggregate_expr(agg: Aggregate, dtypes: dict[str, Any], timezone: str = "UTC"
     if fn.output in OUTPUT_DTYPES:  # a list keeps its field's type
         value = value.cast(OUTPUT_DTYPES[fn.output])
     return value.alias(agg.name)
+
+
+def filter_mask(agg: Aggregate, dtypes: dict[str, Any], timezone: str) -> pl.Expr | None:
+    """The rows a conditional aggregate counts (SQL's FILTER: a row its filter calls NULL
+    is out), or None when it has no filter."""
+    if agg.filter is None:
+        return None
+    return where_expr(agg.filter, dtypes, timezone).fill_null(False)
 
 
 def exact_of(col: pl.Expr, num: pl.Expr, dtype: Any) -> pl.Expr:
@@ -124,8 +129,7 @@ def run_aggregate(
 ) -> pl.DataFrame:
     """The output of an aggregate query over the loaded columns ``data``."""
     dtypes = dict(data.schema)
-    for condition in query.conditions():
-        check_caseless(data, condition)
+    check_caseless(data, *query.conditions())
     check_times(data)
     check_finite(data)
     lf = data.lazy()

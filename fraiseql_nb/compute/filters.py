@@ -109,7 +109,7 @@ _EARLIEST = dt.datetime(1, 1, 2)
 _LATEST = dt.datetime(9999, 12, 30)
 
 
-def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
+def check_caseless(data: pl.DataFrame, *wheres: Where | None) -> None:
     """Case-insensitive matching folds some letters differently in PostgreSQL (lower()
     per character, by locale) and Polars (Unicode simple folding: ſ matches s there).
     Patterns are ASCII (checked before), so only letters that fold, lower or upper to
@@ -119,12 +119,12 @@ def check_caseless(data: pl.DataFrame, where: Where | None) -> None:
         text = data.get_column(name).unique().cast(pl.String)
         return bool(text.str.contains(FOLDS_TO_ASCII).any())
 
-    check_caseless_by(folds, where)
+    check_caseless_by(folds, *wheres)
 
 
-def check_caseless_by(folds: Callable[[str], bool], where: Where | None) -> None:
+def check_caseless_by(folds: Callable[[str], bool], *wheres: Where | None) -> None:
     """:func:`check_caseless`, told by ``folds`` whether a column holds such letters."""
-    stack = [where]
+    stack = list(wheres)
     while stack:
         item = stack.pop()
         if isinstance(item, (And, Or)):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from fraiseql_nb.compute.aggregate import bucket, exact_of
+from fraiseql_nb.compute.aggregate import bucket, exact_of, filter_mask
 from fraiseql_nb.compute.filters import check_caseless, check_finite, check_times, where_expr
 from fraiseql_nb.language.aggregates import AGGREGATES, shifted
 from fraiseql_nb.query.ir import AggregateQuery, WindowFunction, WindowQuery
@@ -85,8 +85,8 @@ def prepare(
     if columns is not None:
         keep = set(columns)
         data = data.select([c for c in data.columns if c in keep])
-    for condition in query.conditions() if isinstance(query, AggregateQuery) else (query.where,):
-        check_caseless(data, condition)
+    conditions = query.conditions() if isinstance(query, AggregateQuery) else (query.where,)
+    check_caseless(data, *conditions)
     check_times(data)
     check_finite(data)
     frame = data
@@ -128,11 +128,7 @@ def partial(frame: pl.DataFrame, query: AggregateQuery, timezone: str = "UTC") -
     dtypes = dict(frame.schema)
     exprs: list[pl.Expr] = []
     for a in query.aggregates:
-        passes = (
-            where_expr(a.filter, dtypes, timezone).fill_null(False)
-            if a.filter is not None
-            else None
-        )
+        passes = filter_mask(a, dtypes, timezone)
         if a.function == "count":
             n = pl.len() if passes is None else passes.sum()
             exprs.append(n.cast(pl.Int64).alias(f"{a.name}:n"))

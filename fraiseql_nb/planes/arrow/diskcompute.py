@@ -58,8 +58,7 @@ def _compute_from(
     for name, (low, high) in stats["times"].items():
         if name in names:
             check_time_bounds(name, dtypes[name], low, high)
-    for condition in query.conditions():
-        check_caseless_by(lambda name: name in stats["folds"], condition)
+    check_caseless_by(lambda name: name in stats["folds"], *query.conditions())
     passes = _passes(data, query, dtypes, names, config)
     frame = run_aggregate_lazy(lf, query, fact, timezone=config.routing.timezone, passes=passes)
     files = sum(len(p.segments) for p in data.parts if p is not None)
