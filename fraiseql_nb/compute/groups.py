@@ -40,7 +40,9 @@ def after_groups(frame: pl.DataFrame, query: AggregateQuery, timezone: str = "UT
     if not query.post and query.per_group is None:
         return frame
     keys = [k.name for k in query.group_keys]
-    frame = frame.with_row_index(_ROW)
+    # The groups in one order whatever order the group-by gave them: a partition's total
+    # (share) adds its floats in that order, so every run gives the same last digit.
+    frame = sort_frame(frame, [(k, None) for k in keys]).with_row_index(_ROW)
     for level in query.post:
         columns = [_post(frame, p, keys, timezone).alias(p.name) for p in level]
         frame = frame.with_columns(columns)
