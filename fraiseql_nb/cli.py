@@ -320,7 +320,8 @@ def _cache(args: argparse.Namespace) -> int:
 
     from fraiseql_nb.config import load_config
     from fraiseql_nb.connecting import store_root
-    from fraiseql_nb.planes.arrow.store import ColumnStore
+    from fraiseql_nb.planes.arrow.store import PARTS_SUFFIX, ColumnStore
+    from fraiseql_nb.planes.arrow.tablelock import held_locks
 
     config = load_config(args.config)
     root = store_root(config)
@@ -343,13 +344,30 @@ def _cache(args: argparse.Namespace) -> int:
         budget += " (half the free disk)"
     count = f"{len(entries)} table{'' if len(entries) == 1 else 's'}"
     print(f"store {root} · {count} · budget {budget}")
+    held = held_locks(root)
     for e in entries:
         ago = time.time() - e.used
         print(
             f"  {e.relation}  database {e.database} · role {e.role} · {e.rows:,} rows ·"
             f" {len(e.columns)} columns · {e.bytes / 2**20:,.1f} MB · used {_ago(ago)} ago"
         )
+        key = e.key.removesuffix(PARTS_SUFFIX)
+        if key in held:
+            print(f"    held by {_holder(held.pop(key))}")
+    for key, holder in held.items():  # loading, nothing stored yet
+        print(f"  {key}  held by {_holder(holder)}")
     return 0
+
+
+def _holder(holder: Any) -> str:
+    import time
+
+    if holder is None:
+        return "another process"
+    return (
+        f"{holder} (for {_ago(time.time() - holder.since)}, last heard"
+        f" {_ago(time.time() - holder.beat)} ago)"
+    )
 
 
 def _ago(seconds: float) -> str:

@@ -39,12 +39,20 @@ from fraiseql_nb.planes.arrow.disktable import (
 )
 from fraiseql_nb.planes.arrow.partfile import convert
 from fraiseql_nb.planes.arrow.store import ColumnStore
+from fraiseql_nb.planes.arrow.tablelock import STALL_S, Busy, Held, table_lock
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["DiskTables", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
+#: Times a query starts again because another process changed the table's files under it
+#: (a sync replaced a partition, a cache clear): not failures, but bounded.
+_MAX_CHANGES = 20
+#: Without ``wait`` (auto), how long a query waits for another process's sync of the table
+#: before PostgreSQL answers it.
+_NO_WAIT_S = 2.0
+_DROP_WAIT_S = 10.0
 #: Changed rows kept in memory beside a table on disk, at least (else half memory_mb):
 #: past this they are merged into its partitions by a sync.
 _MIN_DELTA_BYTES = 16 * 2**20
@@ -143,7 +151,8 @@ class DiskTables:
         if refused is not None:
             raise UnsupportedError(refused)
         received, statements = 0, ""
-        for _ in range(_MAX_TRIES):
+        failed = changed = 0
+        while failed < _MAX_TRIES and changed < _MAX_CHANGES:
             data: DiskTable | None = None
             try:  # the catch-up reads the partitions too (their schema, greatest id)
                 data, synced = self.current(
@@ -152,21 +161,50 @@ class DiskTables:
                 if synced is not None:
                     received += synced.bytes
                     statements = statements or synced.sql
-                computed = compute(data, query, fact, names, self._config)
+                computed = _compute(data, query, fact, names, self._config)
                 frame, where, dtypes = computed.frame, computed.where, computed.dtypes
                 self.last_passes = computed.passes
                 return Answer(frame, received, statements, where, dtypes)
             except CorruptPart as exc:
+                used = data or self._get(table)
+                if self._changed_elsewhere(table, used):
+                    changed += 1  # another process's sync or a cache clear: start again
+                    continue
+                failed += 1
                 warnings.warn(
                     f"fraiseql-nb: partition {exc.index} of {table.relation} on disk is damaged"
                     f" ({exc}): loading it again",
                     RuntimeWarning,
                     stacklevel=2,
                 )
-                broken = data or self._get(table)
-                if broken is not None:
-                    self._drop_part(table, broken, exc.index)
+                if used is not None:
+                    self._drop_part(table, used, exc.index)
         raise UnsupportedError(f"{table.relation}, whose partitions on disk keep failing")
+
+    def _changed_elsewhere(self, table: TableIdentity, used: DiskTable | None) -> bool:
+        """Whether the table's meta on disk is no longer the one ``used`` was read from
+        (another process synced it, or the store dropped it): then what is on disk now is
+        taken, and nothing is remembered as failing."""
+        latest = self._reread(table)
+        if used is not None and latest is not None and latest.meta() == used.meta():
+            return False
+        self._adopt(table, latest)
+        return True
+
+    def _reread(self, table: TableIdentity) -> DiskTable | None:
+        if self._store is None:
+            return None
+        return read_disk_table(table.key, self._store.folder(table.key))
+
+    def _adopt(self, table: TableIdentity, latest: DiskTable | None) -> None:
+        """Take what another process wrote: the changes followed in memory were over the
+        partitions before it, so they go (the next sync starts from the new ones)."""
+        self._following.stop(table)
+        with self._lock:
+            if latest is None:
+                self._tables.pop(table.key, None)
+            else:
+                self._tables[table.key] = latest
 
     def current(
         self,
@@ -200,7 +238,46 @@ class DiskTables:
                 return caught.table, caught
         if not wait and (data is None or not data.complete):
             raise NotReady("cold" if data is None else "loading (partitions missing)")
-        synced = self._sync(fact, table, every, exprs, version, data, report=report, cancel=cancel)
+        store = self._store
+        assert store is not None
+        try:
+            with table_lock(
+                store.root,
+                table.key,
+                f"syncing {table.relation}",
+                wait_s=None if wait else _NO_WAIT_S,
+                cancelled=lambda: cancel is not None and cancel.cancelled,
+            ) as held:
+                # Another process may have loaded or synced it while this one waited.
+                latest = self._reread(table)
+                if latest is not None and (data is None or latest.meta() != data.meta()):
+                    self._adopt(table, latest)
+                    data = latest
+                    if (
+                        data.complete
+                        and data.holds(exprs)
+                        and data.same_table(version.files, version.attrs)
+                        and data.exact_at == version.snapshot
+                    ):
+                        return data, None
+                synced = self._sync(
+                    fact,
+                    table,
+                    every,
+                    exprs,
+                    version,
+                    data,
+                    report=report,
+                    cancel=cancel,
+                    held=held,
+                )
+        except Busy as exc:
+            if exc.stalled:
+                raise UnsupportedError(
+                    f"{table.relation} from disk: {exc.holder} holds its load and has not"
+                    f" moved for {STALL_S:.0f} s"
+                ) from None
+            raise NotReady(f"being loaded by {exc}") from None
         return synced.table, synced
 
     def _sync(
@@ -214,8 +291,9 @@ class DiskTables:
         *,
         report: Any,
         cancel: Cancel | None,
+        held: Held,
     ) -> Synced:
-
+        """Load or sync the table's partitions (the caller holds the table's lock)."""
         store = self._store
         assert store is not None
         about = {"relation": table.relation, "database": table.database, "role": table.role}
@@ -227,8 +305,13 @@ class DiskTables:
                 raise StoreFullError(f"the store's meta cannot be written ({exc})") from None
             with self._lock:
                 self._tables[table.key] = t
+            done = sum(p is not None for p in t.parts)
+            held.beat(f"loading {table.relation}: {done} of {len(t.parts)} partitions", force=True)
 
         def tell(done: int, total: int, rows: int, nbytes: int) -> None:
+            held.beat(
+                f"loading {table.relation}: {done} of {total} partitions to load, {rows:,} rows"
+            )
             if report is not None:
                 report(rows, nbytes)
             progress.report("load", rows, nbytes)
@@ -392,11 +475,25 @@ class DiskTables:
         return data
 
     def _drop_part(self, table: TableIdentity, data: DiskTable, index: int) -> None:
+        """Mark a damaged partition missing (the next sync loads it again) — under the
+        table's lock, and only if the meta on disk still names the files found damaged."""
         self._stop(table)
-        data.parts[index] = None
-        if self._store is not None:
-            with contextlib.suppress(OSError, TimeoutError):  # then it reloads next time too
-                self._store.put_meta(table.key, data.meta())
+        store = self._store
+        if store is None:
+            data.parts[index] = None
+            return
+        doing = f"marking a damaged partition of {table.relation}"
+        with (
+            contextlib.suppress(OSError, TimeoutError, Busy),  # then it reloads next time too
+            table_lock(store.root, table.key, doing, wait_s=_DROP_WAIT_S),
+        ):
+            latest = self._reread(table)
+            if latest is None or latest.meta() != data.meta():
+                self._adopt(table, latest)
+                return
+            latest.parts[index] = None
+            store.put_meta(table.key, latest.meta())
+            self._adopt(table, latest)
 
     def forget(self, keys: set[str]) -> None:
         """Drop what is known of these tables (their files are removed by the store)."""
@@ -404,6 +501,21 @@ class DiskTables:
             for key in keys:  # followed rows no longer held are no longer followed
                 self._tables.pop(key, None)
                 self._placement.pop(key, None)
+
+
+def _compute(
+    data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str], config: Config
+) -> Any:
+    """:func:`.diskcompute.compute`, where a segment removed under the scan (another
+    process's sync replaced its partition, a cache clear) is a missing one, as before it."""
+    try:
+        return compute(data, query, fact, names, config)
+    except pl.exceptions.PolarsError:
+        for i, part in enumerate(data.parts):
+            for seg in part.segments if part is not None else ():
+                if not (data.folder / seg["file"]).exists():
+                    raise CorruptPart(i, f"{seg['file']} is missing") from None
+        raise
 
 
 def _stored_schema(data: DiskTable) -> pl.Schema:

@@ -10,7 +10,11 @@ new segment; a table reloaded from scratch gets a new set of segments.
 - **Atomic.** Segments and meta are written to temporary files and renamed;
   readers only ever see a complete meta naming complete segments.
 - **Several processes.** Writers take an exclusive ``flock`` on the store's
-  lock file; readers take none (a rename is atomic).
+  lock file; readers take none (a rename is atomic). A table answered from disk
+  is loaded and synced by one process at a time (:mod:`.tablelock`); files its
+  meta no longer names are removed a minute later, not at once, so a process
+  still reading the meta before finds them (and one that does not, reads the
+  new meta and starts again: :mod:`.disktables`).
 - **Corruption.** Each segment's size and CRC-32 are in the meta and checked
   before it is read (2 GB/s): a truncated or damaged entry is deleted and the
   table is loaded again, never answered from.
@@ -46,6 +50,7 @@ import polars as pl
 
 from fraiseql_nb.planes.arrow.cache import TableData
 from fraiseql_nb.planes.arrow.freshness import parse_snapshot
+from fraiseql_nb.planes.arrow.tablelock import key_held
 
 try:
     import fcntl
@@ -61,6 +66,9 @@ _LOCK = ".lock"
 _MAX_SEGMENTS = 16  # then the entry is rewritten as one
 _WRITE_WAIT_S = 10.0  # a write waits this long for another process's lock, then is skipped
 _DISCARD_WAIT_S = 2.0
+#: A partition's file its table's meta no longer names is kept this long for the processes
+#: still reading the meta before.
+_RETIRE_S = 60.0
 logger = logging.getLogger("fraiseql_nb.store")
 
 
@@ -248,8 +256,21 @@ class ColumnStore:
         names (a partition loaded again leaves its old segments)."""
         folder = self.folder(key)
         with self._locked():
+            old = _meta(folder) or {}
+            named = {s["file"] for s in meta["segments"]}
+            now = time.time()
+            retired = {
+                str(r["file"]): float(r["at"])
+                for r in old.get("retired") or ()
+                if isinstance(r, dict) and now - float(r.get("at", 0)) < _RETIRE_S
+            }
+            for seg in old.get("segments") or ():
+                if isinstance(seg, dict) and seg.get("file") not in named:
+                    retired.setdefault(str(seg["file"]), now)
+            retired = {f: at for f, at in retired.items() if f not in named}
+            meta = {**meta, "retired": [{"file": f, "at": at} for f, at in retired.items()]}
             _write_file(folder / _META, json.dumps(meta, indent=1).encode())
-            keep = {s["file"] for s in meta["segments"]} | {_META}
+            keep = named | set(retired) | {_META}
             for path in folder.iterdir():
                 if path.name not in keep and (not path.name.startswith(".tmp-") or _stale(path)):
                     path.unlink(missing_ok=True)
@@ -300,7 +321,7 @@ class ColumnStore:
         try:
             with self._locked():
                 for entry in self.entries():
-                    if match(entry):
+                    if match(entry) and not self.in_use(entry.key):
                         shutil.rmtree(self.root / entry.key, ignore_errors=True)
                         removed += 1
         except (OSError, TimeoutError):
@@ -317,9 +338,15 @@ class ColumnStore:
                 break
             if entry.key == keep_key and (spare or total - entry.bytes > 0):
                 continue
+            if self.in_use(entry.key):
+                continue  # another process is loading or syncing it
             shutil.rmtree(self.root / entry.key, ignore_errors=True)
             total -= entry.bytes
         return total <= self.budget
+
+    def in_use(self, key: str) -> bool:
+        """Whether a process holds the lock of the table stored under ``key`` now."""
+        return key_held(self.root, key.removesuffix(PARTS_SUFFIX))
 
     def _discard(self, key: str, why: str) -> None:
         logger.warning("fraiseql-nb: stored columns %s are damaged (%s): loading again", key, why)
