@@ -40,6 +40,7 @@ class Result:
         "reason": "reason",
         "storage": "storage",
         "cluster": "cluster",
+        "partitions": "partitions",
         "limited": "limited",
         "units": "units",
         "as_of": "as_of",
@@ -79,6 +80,9 @@ class Result:
         self.storage = ""  # "disk": the arrow plane answered from its partitions on disk
         #: the cluster plane: ``{"workers": nodes that hold the table, "partitions": P}``
         self.cluster: dict[str, int] | None = None
+        #: answered from partitions (on disk, on the cluster): ``{"read", "skipped", "total"}``
+        #: — partitions read, skipped by their statistics (the filter rules them out), in all
+        self.partitions: dict[str, int] | None = None
         self.limited: int | None = None  # the limit a notebook option added, if any
         #: columns in another column's unit (``previous: lag(field: revenue)``): shown alike
         self.units: dict[str, str] = {}

@@ -158,37 +158,27 @@ def run_aggregate_lazy(
     fact: FactTable,
     *,
     timezone: str = "UTC",
-    passes: int = 1,
-) -> pl.DataFrame:
+    budget: int | None = None,
+) -> tuple[pl.DataFrame, int]:
     """:func:`run_aggregate` over columns that stay on disk: filtered, bucketed and grouped
     by Polars' streaming engine (projection and predicate pushed into the scan), so only
-    the groups are ever in memory. The caller has run the checks from what it knows of
-    the columns (:func:`check_time_bounds`, :func:`check_caseless_by`).
+    the groups are ever in memory; and the scans it took. The caller has run the checks
+    from what it knows of the columns (:func:`check_time_bounds`, :func:`check_caseless_by`).
 
-    A percentile needs every value of its group at once. With ``passes`` > 1 the groups
-    are computed in that many scans, each over the groups whose keys hash to it, so at
-    most about one pass's share of the values is in memory; the groups are then joined
-    (no group is split, so each is exact)."""
+    A percentile needs its group's values at two ranks, which Polars finds holding every
+    value. Given a ``budget`` (bytes: the values would not fit), percentiles are selected
+    by ranges of value instead, within it, in a few more scans
+    (:func:`~fraiseql_nb.compute.percentiles.grouped_by_selection`): the same answer."""
+    # Imported here: the selection builds on this module's aggregate expressions.
+    from fraiseql_nb.compute.percentiles import grouped_by_selection
+
     dtypes = dict(lf.collect_schema())
     lf = _filtered_and_bucketed(lf, query, dtypes, timezone)
-    if passes <= 1 or not query.group_keys:
-        return finish_aggregate(
-            _grouped(lf, query, dtypes, timezone).collect(engine="streaming"),
-            query,
-            fact,
-            dtypes,
-            timezone,
-        )
-    # Each pass's rows are gathered by the streaming engine first, then grouped in
-    # memory: a percentile in the streaming engine would gather every row of the scan.
-    share = pl.struct([k.name for k in query.group_keys]).hash(seed=0) % passes
-    parts = [
-        _grouped(
-            lf.filter(share == i).collect(engine="streaming").lazy(), query, dtypes, timezone
-        ).collect()
-        for i in range(passes)
-    ]
-    return finish_aggregate(pl.concat(parts, how="vertical"), query, fact, dtypes, timezone)
+    if budget is not None and any(a.percentile is not None for a in query.aggregates):
+        grouped, scans = grouped_by_selection(lf, query, dtypes, timezone, budget)
+    else:
+        grouped, scans = _grouped(lf, query, dtypes, timezone).collect(engine="streaming"), 1
+    return finish_aggregate(grouped, query, fact, dtypes, timezone), scans
 
 
 def aggregate_plan(

@@ -28,7 +28,7 @@ from fraiseql_nb.local import demo
 from fraiseql_nb.notebook.display import badge_parts
 from fraiseql_nb.planes.cluster.work import ENV_DELAY
 from fraiseql_nb.query import parse_query
-from tests.conftest import TINY, own_database, tenant_dsn
+from tests.conftest import TINY, own_database, plane_of, tenant_dsn
 from tests.planes.conftest import append_sales
 from tests.planes.corpus import (
     AGGREGATES,
@@ -490,3 +490,21 @@ def test_the_corpus_agrees_on_three_nodes(cluster: Any, demo_dsn: str) -> None:
         r = s.execute("{ sales_aggregate { count } }", backend="cluster")
         assert isinstance(r, fq.Result) and r.cluster is not None
         assert r.cluster["partitions"] == 6 and r.cluster["workers"] >= 2
+
+
+def test_partitions_the_filter_rules_out_are_skipped(cs: fq.Session) -> None:
+    """Each partition's statistics (least, greatest, NULLs per column, gathered where it was
+    loaded) let a filter skip it: no task runs on it."""
+    plane = plane_of(cs, "cluster")
+    _, whole = on_both(cs, "{ sales_aggregate { count } }")
+    assert whole.partitions == {"read": 4, "skipped": 0, "total": 4}
+    read, skipped = plane.partitions_read, plane.partitions_skipped
+    query = "{ sales_aggregate(where: {id: {lte: 20}}, groupBy: {region: true}) { region count } }"
+    pg, cl = on_both(cs, query)
+    assert_same(pg.df, cl.df, query)
+    assert cl.partitions == {"read": 1, "skipped": 3, "total": 4}
+    assert (plane.partitions_read - read, plane.partitions_skipped - skipped) == (1, 3)
+    assert "1 of 4 partitions read" in cl.engine_plan()
+    nothing = '{ sales_aggregate(where: {occurred_at: {gte: "2100-01-01"}}) { count } }'
+    pg, cl = on_both(cs, nothing)
+    assert_same(pg.df, cl.df, nothing)

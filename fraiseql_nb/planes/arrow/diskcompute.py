@@ -1,11 +1,10 @@
 """An aggregate computed over a table's partitions on disk (and the changed rows kept in
 memory beside them), by Polars' streaming engine: declined where the stored values are
-not exact or Polars would read them differently, in as many scans as percentiles need
-to stay within ``memory_mb``."""
+not exact or Polars would read them differently; percentiles over more values than
+``memory_mb`` holds are selected by ranges of value, within it, in a few more scans."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +20,6 @@ from fraiseql_nb.schema.model import FactTable
 
 __all__ = ["Computed", "compute"]
 
-_MAX_PASSES = 256  # scans of one query with percentiles
-
 
 @dataclass(frozen=True)
 class Computed:
@@ -32,6 +29,8 @@ class Computed:
     where: str
     dtypes: dict[str, Any]
     passes: int
+    read: int = 0  # partitions read (the others skipped by their statistics)
+    total: int = 0  # partitions in all
 
 
 def compute(
@@ -53,15 +52,18 @@ def _compute_from(
         why = inexact(stats, name)
         if why:
             raise UnsupportedError(f"{name} from disk, which holds {why}")
-    lf = data.scan(names)
+    skip, read = data.reads(query.where, config.routing.timezone)
+    lf = data.scan(names, skip)
     dtypes = dict(lf.collect_schema())
     for name, (low, high) in stats["times"].items():
         if name in names:
             check_time_bounds(name, dtypes[name], low, high)
     check_caseless_by(lambda name: name in stats["folds"], *query.conditions())
-    passes = _passes(data, query, dtypes, names, config)
-    frame = run_aggregate_lazy(lf, query, fact, timezone=config.routing.timezone, passes=passes)
-    files = sum(len(p.segments) for p in data.parts if p is not None)
+    budget = _percentile_budget(data, query, dtypes, names, config)
+    frame, passes = run_aggregate_lazy(
+        lf, query, fact, timezone=config.routing.timezone, budget=budget
+    )
+    files = sum(len(p.segments) for p in data.parts if p is not None) - len(skip)
     delta = data.delta
     changed = (
         ""
@@ -71,33 +73,28 @@ def _compute_from(
         else f", with {delta.frame.height:,} changed rows in memory replacing"
         f" {delta.keys.len():,} ids of theirs"
     )
+    total = len(data.parts)
+    skipped = f"; {total - read} skipped by their statistics" if read < total else ""
     where = (
-        f"Polars' streaming engine over {len(data.parts)} partitions on disk ({files}"
-        f" files, {data.rows:,} rows{changed}), the columns {', '.join(names)}, in"
-        f" {passes} scan{'' if passes == 1 else 's'}"
+        f"Polars' streaming engine over {read} of {total} partitions on disk ({files}"
+        f" files read{skipped}; {data.rows:,} rows{changed}), the columns"
+        f" {', '.join(names)}, in {passes} scan{'' if passes == 1 else 's'}"
     )
-    return Computed(frame=frame, where=where, dtypes=dtypes, passes=passes)
+    return Computed(frame=frame, where=where, dtypes=dtypes, passes=passes, read=read, total=total)
 
 
-def _passes(
+def _percentile_budget(
     data: DiskTable, query: AggregateQuery, dtypes: dict[str, Any], names: list[str], config: Config
-) -> int:
-    """Scans a query with percentiles needs so that one scan's values fit memory_mb
-    (at least 1 MB); a percentile without group keys over more than that is declined
-    (it cannot be split exactly): PostgreSQL answers it."""
+) -> int | None:
+    """The bytes (memory_mb, at least 1 MB) a query's percentiles may hold when its values
+    would not fit them, so that they are selected by ranges of value; None when one scan
+    holds them (or there is no percentile)."""
     if not any(a.percentile is not None for a in query.aggregates):
-        return 1
+        return None
     budget = max(config.arrow_backend.memory_mb, 1) * 2**20
     rows = data.rows + (data.delta.frame.height if data.delta is not None else 0)
     need = rows * sum(_width(dtypes[n]) for n in names)
-    if need <= budget:
-        return 1
-    if not query.group_keys:
-        raise UnsupportedError(
-            f"a percentile without group keys over {need / 2**20:,.0f} MB of values, more"
-            " than [arrow_backend] memory_mb holds"
-        )
-    return min(math.ceil(need / budget), _MAX_PASSES)
+    return None if need <= budget else budget
 
 
 def _width(dtype: Any) -> int:

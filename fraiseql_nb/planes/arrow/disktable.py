@@ -11,10 +11,14 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from fraiseql_nb.compute.skipping import matching
+from fraiseql_nb.query.ir import Where
 
 __all__ = [
     "FORMAT",
@@ -111,8 +115,9 @@ class DiskTable:
 
     # ------------------------------------------------------------ reading
 
-    def scan(self, names: list[str]) -> pl.LazyFrame:
-        """The columns ``names`` of every partition, lazily (nothing is read yet).
+    def scan(self, names: list[str], skip: frozenset[str] = frozenset()) -> pl.LazyFrame:
+        """The columns ``names`` of every partition, lazily (nothing is read yet), but the
+        segment files in ``skip`` (:meth:`reads`).
 
         Raises:
             CorruptPart: a segment is missing or not the size the meta says.
@@ -125,6 +130,8 @@ class DiskTable:
         for i, part in enumerate(self.parts):
             assert part is not None
             for seg in part.segments:
+                if seg["file"] in skip:
+                    continue
                 path = self.folder / seg["file"]
                 try:
                     status = path.stat()
@@ -137,7 +144,10 @@ class DiskTable:
                     )
                 _verify_once(path, seg, i, status)
                 frames.append(pl.scan_ipc(path).select(read))
-        lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        if not frames:  # every segment skipped: the columns, no rows
+            lf = self._schema_frame(read)
+        else:
+            lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
         if delta is not None and delta.cleared:
             lf = delta.frame.lazy().select(names)
         elif delta is not None:
@@ -146,6 +156,45 @@ class DiskTable:
             lf = pl.concat([lf, delta.frame.lazy().select(names)], how="vertical")
         casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
         return lf.with_columns(casts) if casts else lf
+
+    def reads(self, where: Where | None, timezone: str) -> tuple[frozenset[str], int]:
+        """The segment files a query filtered by ``where`` need not read (their statistics
+        rule every row out: :func:`~fraiseql_nb.compute.skipping.matching`), and how many
+        partitions it reads.
+
+        Raises:
+            CorruptPart: the first segment's schema cannot be read.
+        """
+        segments = [seg for part in self.parts if part is not None for seg in part.segments]
+        if where is None:
+            skipped: frozenset[str] = frozenset(s["file"] for s in segments if not s["rows"])
+        else:
+            dtypes = dict(self.stored_schema())
+            stats = [(int(s["rows"]), s.get("bounds", {})) for s in segments]
+            keep = matching(where, stats, dtypes, timezone)
+            skipped = frozenset(s["file"] for s, k in zip(segments, keep, strict=True) if not k)
+        read = sum(
+            1
+            for part in self.parts
+            if part is not None and any(s["file"] not in skipped for s in part.segments)
+        )
+        return skipped, read
+
+    def stored_schema(self) -> pl.Schema:
+        """The columns as the partitions store them (before the scan's casts).
+
+        Raises:
+            CorruptPart: the file is gone or unreadable (a cache clear, the store's LRU).
+        """
+        index, part = next((i, p) for i, p in enumerate(self.parts) if p is not None and p.segments)
+        try:
+            return pl.scan_ipc(self.folder / part.segments[0]["file"]).collect_schema()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise CorruptPart(index, str(exc)) from None
+
+    def _schema_frame(self, names: list[str]) -> pl.LazyFrame:
+        schema = self.stored_schema()
+        return pl.LazyFrame(schema={n: schema[n] for n in names})
 
     def stats(self) -> dict[str, Any]:
         """What the partitions recorded of their columns, added up (:func:`merge_stats`)."""
@@ -246,7 +295,7 @@ def no_stats() -> dict[str, Any]:
     greatest physical values, text columns holding letters that fold to ASCII, and of
     unconstrained numerics (read as text) the most decimals, the most integer digits,
     and whether NaN or Infinity appears (in floats too)."""
-    return {"times": {}, "folds": [], "scales": {}, "special": [], "digits": {}}
+    return {"times": {}, "folds": [], "scales": {}, "special": [], "digits": {}, "bounds": None}
 
 
 def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +320,34 @@ def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "scales": most("scales"),
         "special": union("special"),
         "digits": most("digits"),
+        "bounds": merge_bounds(a.get("bounds", {}), b.get("bounds", {})),
     }
+
+
+def merge_bounds(
+    a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None
+) -> dict[str, list[Any]] | None:
+    """The statistics of two batches or segments together: a column known in both keeps the
+    least of the least values, the greatest of the greatest and the NULLs of both; one known
+    in only one of them is not known (never skipped on). None: no batch seen yet (and
+    ``{}`` from a meta written before statistics: nothing known)."""
+    if a is None or b is None:
+        return b if a is None else a
+    out = {}
+    for name in a.keys() & b.keys():
+        (alow, ahigh, anulls, akind), (blow, bhigh, bnulls, bkind) = a[name], b[name]
+        if akind != bkind:
+            continue
+        key = Decimal if akind == "d" else (lambda v: v)
+        lows = [v for v in (alow, blow) if v is not None]
+        highs = [v for v in (ahigh, bhigh) if v is not None]
+        out[name] = [
+            min(lows, key=key) if lows else None,
+            max(highs, key=key) if highs else None,
+            int(anulls) + int(bnulls),
+            akind,
+        ]
+    return out
 
 
 def inexact(stats: dict[str, Any], name: str) -> str:

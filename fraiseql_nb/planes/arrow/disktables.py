@@ -72,6 +72,8 @@ class Answer:
     sql: str
     where: str = ""  # the partitions it was computed over, in words
     dtypes: dict[str, Any] = field(default_factory=dict)  # the columns it read
+    #: partitions read, skipped by their statistics, in all
+    partitions: dict[str, int] = field(default_factory=dict)
 
 
 class DiskTables:
@@ -164,7 +166,12 @@ class DiskTables:
                 computed = _compute(data, query, fact, names, self._config)
                 frame, where, dtypes = computed.frame, computed.where, computed.dtypes
                 self.last_passes = computed.passes
-                return Answer(frame, received, statements, where, dtypes)
+                parts = {
+                    "read": computed.read,
+                    "skipped": computed.total - computed.read,
+                    "total": computed.total,
+                }
+                return Answer(frame, received, statements, where, dtypes, parts)
             except CorruptPart as exc:
                 used = data or self._get(table)
                 if self._changed_elsewhere(table, used):
@@ -519,16 +526,8 @@ def _compute(
 
 
 def _stored_schema(data: DiskTable) -> pl.Schema:
-    """The columns as the partitions store them (before the scan's casts).
-
-    Raises:
-        CorruptPart: the file is gone or unreadable (a cache clear, the store's LRU).
-    """
-    index, part = next((i, p) for i, p in enumerate(data.parts) if p is not None and p.segments)
-    try:
-        return pl.scan_ipc(data.folder / part.segments[0]["file"]).collect_schema()
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise CorruptPart(index, str(exc)) from None
+    """The columns as the partitions store them (:meth:`.DiskTable.stored_schema`)."""
+    return data.stored_schema()
 
 
 def _greatest(data: DiskTable, key: str) -> Any:

@@ -5,7 +5,10 @@ their declared scale) and written as it arrives, so a partition's memory is one
 batch; the file is written under a temporary name, synced and checksummed
 (CRC-32) before :mod:`.disksync` renames it into the partition's entry. What the
 engine must know without reading the columns (time bounds, letters that fold to
-ASCII, the scale of an unconstrained numeric) is gathered on the way.
+ASCII, the scale of an unconstrained numeric) is gathered on the way, and so are
+each column's least and greatest value and its NULLs: the segment's statistics,
+by which a query's filter skips segments that cannot match
+(:mod:`fraiseql_nb.compute.skipping`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
 from fraiseql_nb.compute.filters import FOLDS_TO_ASCII
+from fraiseql_nb.compute.skipping import bounds
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.planes.arrow.disktable import crc32, merge_stats, no_stats
 from fraiseql_nb.planes.arrow.typed import declared_scale, scale_of
@@ -89,7 +94,14 @@ def copy_to_file(
             tmp.unlink()
         raise
     size = tmp.stat().st_size
-    entry = {"file": name, "rows": rows, "bytes": size, "crc32": crc, "arrow_bytes": arrow_bytes}
+    entry = {
+        "file": name,
+        "rows": rows,
+        "bytes": size,
+        "crc32": crc,
+        "arrow_bytes": arrow_bytes,
+        "bounds": stats["bounds"],
+    }
     return entry, stats
 
 
@@ -118,14 +130,16 @@ def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, di
             stats["special"].append(m.name)
         whole = pc.struct_field(pc.extract_regex(text, r"^-?(?P<i>\d*)"), "i")
         stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
+    # An unconstrained numeric's text does not order as its numbers.
+    stats["bounds"] = bounds(pl.DataFrame(pl.from_arrow(table)), set(stats["scales"]))
     for name in table.column_names:
         column = table[name]
         kind = column.type
         if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
             physical = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
-            bounds = pc.min_max(physical).as_py()
-            if bounds["min"] is not None:
-                stats["times"][name] = (bounds["min"], bounds["max"])
+            found = pc.min_max(physical).as_py()
+            if found["min"] is not None:
+                stats["times"][name] = (found["min"], found["max"])
         elif pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
             stats["special"].append(name)  # NaN or ±Infinity: see compute.filters.check_finite
         elif (

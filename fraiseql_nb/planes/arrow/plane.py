@@ -127,6 +127,8 @@ class ArrowPlane:
         self.hits = 0
         self.misses = 0
         self.loads = 0  # statements that loaded rows (full or appended)
+        self.partitions_read = 0  # partitions on disk queries read
+        self.partitions_skipped = 0  # ... and skipped by their statistics
         self._packages = arrow_available()
 
     # ------------------------------------------------------------ routing
@@ -293,8 +295,12 @@ class ArrowPlane:
             )
         if answer.sql:
             self._count_load()
+        with self._stats_lock:
+            self.partitions_read += answer.partitions.get("read", 0)
+            self.partitions_skipped += answer.partitions.get("skipped", 0)
         result = self._result(query, answer.frame, started, answer.bytes, answer.sql, "disk")
         return result.evolve(
+            partitions=answer.partitions,
             engine=partial(
                 engine_plan,
                 answer.where,
@@ -302,7 +308,7 @@ class ArrowPlane:
                 query,
                 self.config.routing.timezone,
                 streaming=True,
-            )
+            ),
         )
 
     # ------------------------------------------------------------ background

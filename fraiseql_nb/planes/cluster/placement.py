@@ -48,6 +48,8 @@ class Part:
     bytes: int
     seconds: float
     schema: dict[str, Any]  # Polars dtypes as loaded
+    #: its columns' least and greatest values and NULLs (:func:`.compute.skipping.bounds`)
+    bounds: dict[str, list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ class Placement:
                     bytes=got["bytes"],
                     seconds=got["seconds"],
                     schema=got["schema"],
+                    bounds=got.get("bounds"),
                 )
             )
         return parts

@@ -15,6 +15,7 @@ declined (they have no pages to split).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from fraiseql_nb.compute.aggregate import finish_aggregate
 from fraiseql_nb.compute.columns import declines
 from fraiseql_nb.compute.merge import merge, mergeable, shuffle_keys
+from fraiseql_nb.compute.skipping import matching
 from fraiseql_nb.compute.window import finish_window
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError, Declined, FraiseQLError
@@ -61,6 +63,9 @@ class ClusterPlane:
         self.error = ""  # why the plane is off ("" while it is on)
         self._jobs = Jobs()  # background loads, and when one last failed
         self._closed = False
+        self._stats_lock = threading.Lock()
+        self.partitions_read = 0  # partitions queries read
+        self.partitions_skipped = 0  # ... and skipped by their statistics
 
     # ------------------------------------------------------------ joining
 
@@ -197,9 +202,17 @@ class ClusterPlane:
         table = self._catalog.identity(fact)
         for attempt in (0, 1):
             held, loaded, statement = self._placement.current(fact, table, list(task.columns))
+            reads = matching(
+                query.where,
+                [(p.rows, p.bounds) for p in held.parts],
+                held.schema,
+                self.config.routing.timezone,
+            )
+            if not any(reads):  # nothing can match: one partition gives the empty answer
+                reads = [i == 0 for i in range(len(held.parts))]
             try:
                 with computing():
-                    frame = self._answer(query, fact, held, list(task.columns))
+                    frame = self._answer(query, fact, held, list(task.columns), reads)
                 break
             except _Lost:
                 # A node (and its partitions) went away: load the table again, once.
@@ -225,15 +238,30 @@ class ClusterPlane:
         else:
             how = f"the rows of {len(held.parts)} partitions sent by their keys' hash to"
             how += " buckets, each computed whole on a worker"
+        read = sum(reads)
+        with self._stats_lock:
+            self.partitions_read += read
+            self.partitions_skipped += len(reads) - read
+        if read < len(reads):
+            how += f" ({read} of {len(reads)} partitions read, the others skipped by their"
+            how += " statistics)"
         return result.evolve(
             cluster={"workers": held.workers, "partitions": len(held.parts)},
+            partitions={"read": read, "skipped": len(reads) - read, "total": len(reads)},
             engine=lambda: f"Polars on {workers}: {how}",
         )
 
     def _answer(
-        self, query: AggregateQuery | WindowQuery, fact: FactTable, held: Held, columns: list[str]
+        self,
+        query: AggregateQuery | WindowQuery,
+        fact: FactTable,
+        held: Held,
+        columns: list[str],
+        reads: list[bool],
     ) -> pl.DataFrame:
+        """The answer over the partitions ``reads`` keeps (the others cannot match)."""
         t = runtime.tasks()
+        parts = [(i, p) for i, p in enumerate(held.parts) if reads[i]]
         tz = self.config.routing.timezone
         rel = f"{fact.schema}.{fact.relation}"
         if isinstance(query, AggregateQuery) and mergeable(query):
@@ -241,14 +269,14 @@ class ClusterPlane:
                 t.part.options(name=f"fraiseql-nb part {rel} p{i}").remote(
                     p.ref, query, held.casts, tz, columns
                 )
-                for i, p in enumerate(held.parts)
+                for i, p in parts
             ]
             return finish_aggregate(merge(self._get(refs), query), query, fact, held.schema, tz)
         keys = shuffle_keys(query)
         assert keys is not None
-        buckets = max(1, min(len(held.parts), runtime.workers()[1])) if keys else 1
+        buckets = max(1, min(len(parts), runtime.workers()[1])) if keys else 1
         splits = []
-        for i, p in enumerate(held.parts):
+        for i, p in parts:
             out = t.split.options(num_returns=buckets, name=f"fraiseql-nb split {rel} p{i}").remote(
                 p.ref, query, held.casts, tz, keys, buckets, columns
             )

@@ -26,6 +26,7 @@ from psycopg.conninfo import make_conninfo
 
 from fraiseql_nb.compute.aggregate import groups
 from fraiseql_nb.compute.merge import partial, prepare, split
+from fraiseql_nb.compute.skipping import bounds
 from fraiseql_nb.compute.window import window_values
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import BackendError
@@ -169,6 +170,7 @@ def load_partition(secret: Secret, spec: LoadSpec) -> tuple[Rows, dict[str, Any]
         "seconds": time.perf_counter() - started,
         "node": _node(),
         "schema": dict(frame.schema),
+        "bounds": bounds(frame),  # by which a query's filter skips the partition
     }
 
 

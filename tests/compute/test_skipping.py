@@ -1,0 +1,184 @@
+"""Skipping segments by their statistics: a segment is skipped only when the engine's own
+filter would keep none of its rows, and it is skipped when its values rule the filter out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fraiseql_nb.compute.filters import where_expr
+from fraiseql_nb.compute.skipping import bounds, matching
+from fraiseql_nb.query.ir import And, Compare, Not, Or, Where
+
+SCALARS = {"n": "Int", "x": "Float", "d": "Float", "s": "String", "t": "DateTime"}
+UTC = dt.timezone.utc
+
+
+def frame_of(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={
+            "n": pl.Int64,
+            "x": pl.Float64,
+            "d": pl.Decimal(12, 2),
+            "s": pl.String,
+            "t": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+
+
+def stats_of(segments: list[pl.DataFrame]) -> list[tuple[int, Any]]:
+    return [(seg.height, bounds(seg)) for seg in segments]
+
+
+ints = st.one_of(st.none(), st.integers(-50, 50))
+rows = st.tuples(
+    ints,
+    st.one_of(st.none(), st.floats(-100, 100, allow_nan=False)),
+    st.one_of(st.none(), st.decimals("-99.99", "99.99", places=2)),
+    st.one_of(st.none(), st.sampled_from(["", "a", "ab", "b", "Z", "é", "zz"])),
+    st.one_of(
+        st.none(),
+        st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2021, 1, 1)).map(
+            lambda v: v.replace(tzinfo=UTC)
+        ),
+    ),
+)
+
+
+def values_for(name: str) -> st.SearchStrategy[Any]:
+    return {
+        "n": st.integers(-60, 60),
+        "x": st.floats(-110, 110, allow_nan=False),
+        "d": st.decimals("-120", "120", places=2).map(float),
+        "s": st.sampled_from(["", "a", "ab", "b", "Z", "é", "zz", "m"]),
+        "t": st.datetimes(dt.datetime(2019, 12, 1), dt.datetime(2021, 2, 1)).map(
+            lambda v: v.isoformat() + "Z"
+        ),
+    }[name]
+
+
+@st.composite
+def compares(draw: st.DrawFn) -> Where:
+    name = draw(st.sampled_from(sorted(SCALARS)))
+    op = draw(st.sampled_from(["eq", "gt", "gte", "lt", "lte", "in", "isnull", "neq"]))
+    if op == "isnull":
+        value: Any = draw(st.booleans())
+    elif op == "in":
+        value = draw(st.lists(values_for(name), min_size=1, max_size=4))
+    else:
+        value = draw(values_for(name))
+    return Compare(path=(name,), op=op, value=value, scalar=SCALARS[name])
+
+
+wheres = st.recursive(
+    compares(),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: And(items=tuple(xs))),
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: Or(items=tuple(xs))),
+        inner.map(lambda x: Not(item=x)),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    segments=st.lists(st.lists(rows, min_size=0, max_size=6), min_size=1, max_size=5),
+    where=wheres,
+)
+def test_a_skipped_segment_has_no_row_the_filter_keeps(
+    segments: list[list[tuple[Any, ...]]], where: Where
+) -> None:
+    frames = [frame_of(seg) for seg in segments]
+    dtypes = dict(frames[0].schema)
+    keep = matching(where, stats_of(frames), dtypes, "UTC")
+    for frame, kept in zip(frames, keep, strict=True):
+        passing = frame.filter(where_expr(where, dtypes, "UTC")).height
+        assert kept or passing == 0, (where, frame)
+
+
+def test_segments_outside_a_range_are_skipped() -> None:
+    day = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    frames = [
+        frame_of(
+            [
+                (i, float(i), Decimal(i), chr(97 + k), day + dt.timedelta(days=i))
+                for i in range(k * 10, k * 10 + 10)
+            ]
+        )
+        for k in range(4)
+    ]
+    stats = stats_of(frames)
+    dtypes = dict(frames[0].schema)
+
+    def keep(where: Where) -> list[bool]:
+        return matching(where, stats, dtypes, "UTC")
+
+    assert keep(Compare(path=("n",), op="lt", value=10, scalar="Int")) == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert keep(Compare(path=("n",), op="gte", value=35, scalar="Int")) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert keep(Compare(path=("d",), op="eq", value=15.0, scalar="Float")) == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert keep(Compare(path=("s",), op="in", value=["b", "d"], scalar="String")) == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert keep(
+        Compare(path=("t",), op="gte", value="2024-01-31T00:00:00Z", scalar="DateTime")
+    ) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    either = Or(
+        items=(
+            Compare(path=("n",), op="lt", value=3, scalar="Int"),
+            Compare(path=("n",), op="gt", value=36, scalar="Int"),
+        )
+    )
+    assert keep(either) == [True, False, False, True]
+    both = And(
+        items=(
+            Compare(path=("n",), op="gte", value=12, scalar="Int"),
+            Compare(path=("x",), op="lte", value=18.5, scalar="Float"),
+        )
+    )
+    assert keep(both) == [False, True, False, False]
+    assert (
+        keep(Compare(path=("n",), op="isnull", value=True, scalar="Int")) == [False] * 4
+    )  # no NULLs
+    assert (
+        keep(Not(item=Compare(path=("n",), op="lt", value=10, scalar="Int"))) == [True] * 4
+    )  # not judged
+    assert matching(None, [(0, {}), (3, None)], dtypes, "UTC") == [False, True]  # empty
+
+
+def test_bounds_leave_out_what_cannot_be_ordered() -> None:
+    frame = pl.DataFrame(
+        {"x": [1.0, float("nan")], "s": ["a" * 300, "b"], "b": [True, False], "n": [None, None]},
+        schema={"x": pl.Float64, "s": pl.String, "b": pl.Boolean, "n": pl.Int32},
+    )
+    assert bounds(frame) == {"n": [None, None, 2, "i"]}
