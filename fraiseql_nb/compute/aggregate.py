@@ -3,6 +3,7 @@ buckets, groups, having, order and page, with SQL's semantics (see the package).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -158,7 +159,7 @@ def run_aggregate_lazy(
     fact: FactTable,
     *,
     timezone: str = "UTC",
-    budget: int | None = None,
+    grouped_by: Callable[[pl.LazyFrame, dict[str, Any]], tuple[pl.DataFrame, int]] | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """:func:`run_aggregate` over columns that stay on disk: filtered, bucketed and grouped
     by Polars' streaming engine (projection and predicate pushed into the scan), so only
@@ -166,16 +167,13 @@ def run_aggregate_lazy(
     from what it knows of the columns (:func:`check_time_bounds`, :func:`check_caseless_by`).
 
     A percentile needs its group's values at two ranks, which Polars finds holding every
-    value. Given a ``budget`` (bytes: the values would not fit), percentiles are selected
-    by ranges of value instead, within it, in a few more scans
-    (:func:`~fraiseql_nb.compute.percentiles.grouped_by_selection`): the same answer."""
-    # Imported here: the selection builds on this module's aggregate expressions.
-    from fraiseql_nb.compute.percentiles import grouped_by_selection
-
+    value: ``grouped_by`` (the filtered and bucketed rows, their dtypes → the groups and
+    the scans taken) computes the groups instead, as
+    :func:`~fraiseql_nb.compute.percentiles.grouped_by_selection` does within a budget."""
     dtypes = dict(lf.collect_schema())
     lf = _filtered_and_bucketed(lf, query, dtypes, timezone)
-    if budget is not None and any(a.percentile is not None for a in query.aggregates):
-        grouped, scans = grouped_by_selection(lf, query, dtypes, timezone, budget)
+    if grouped_by is not None:
+        grouped, scans = grouped_by(lf, dtypes)
     else:
         grouped, scans = _grouped(lf, query, dtypes, timezone).collect(engine="streaming"), 1
     return finish_aggregate(grouped, query, fact, dtypes, timezone), scans

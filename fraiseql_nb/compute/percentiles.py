@@ -70,13 +70,13 @@ def grouped_by_selection(
     ]
     pending = _ranks(first, wanted, groups)
     resolved = [_resolved_at_once(pending, groups)]
-    pending = pending.filter(pl.col("lo") < pl.col("hi"))
+    pending = pending.filter(pl.col("__pct_lo") < pl.col("__pct_hi"))
     levels = gathered = 0
     while pending.height and levels < _MAX_LEVELS:
-        if pending["left"].sum() * _GATHERED_BYTES <= budget:
+        if pending["__pct_left"].sum() * _GATHERED_BYTES <= budget:
             break
         # Buckets whose width overflows (values near ±1.8e308) cannot be cut: gathered.
-        cut = pending.filter((pl.col("hi") - pl.col("lo")).is_finite())
+        cut = pending.filter((pl.col("__pct_hi") - pl.col("__pct_lo")).is_finite())
         if not cut.height:
             break
         count = min(max(budget // (_CELL_BYTES * cut.height), _MIN_BUCKETS), _MAX_BUCKETS)
@@ -142,13 +142,13 @@ def _ranks(first: pl.DataFrame, wanted: list[Aggregate], groups: list[str]) -> p
             first.filter(n > 0).select(
                 *groups,
                 pl.lit(i, pl.Int32).alias(_WHICH),
-                (pos - pos.floor()).alias("fraction"),
-                (pos.floor().cast(pl.Int64) - z).alias("r0"),
-                (pos.ceil().cast(pl.Int64) - z).alias("r1"),
-                pl.col(f"__pct_lo{i}").alias("lo"),
-                pl.col(f"__pct_hi{i}").alias("hi"),
-                n.alias("left"),
-                pl.lit(0, pl.Int64).alias("below"),
+                (pos - pos.floor()).alias("__pct_fraction"),
+                (pos.floor().cast(pl.Int64) - z).alias("__pct_r0"),
+                (pos.ceil().cast(pl.Int64) - z).alias("__pct_r1"),
+                pl.col(f"__pct_lo{i}").alias("__pct_lo"),
+                pl.col(f"__pct_hi{i}").alias("__pct_hi"),
+                n.alias("__pct_left"),
+                pl.lit(0, pl.Int64).alias("__pct_below"),
             )
         )
     return pl.concat(tables, how="vertical").with_row_index(_ID)
@@ -156,8 +156,12 @@ def _ranks(first: pl.DataFrame, wanted: list[Aggregate], groups: list[str]) -> p
 
 def _resolved_at_once(pending: pl.DataFrame, groups: list[str]) -> pl.DataFrame:
     """The groups whose values are all equal: both values are that one."""
-    return pending.filter(pl.col("lo") == pl.col("hi")).select(
-        *groups, _WHICH, "fraction", pl.col("lo").alias("a"), pl.col("lo").alias("b")
+    return pending.filter(pl.col("__pct_lo") == pl.col("__pct_hi")).select(
+        *groups,
+        _WHICH,
+        "__pct_fraction",
+        pl.col("__pct_lo").alias("__pct_a"),
+        pl.col("__pct_lo").alias("__pct_b"),
     )
 
 
@@ -167,7 +171,7 @@ def _within(rows: list[pl.LazyFrame], table: pl.DataFrame, groups: list[str]) ->
     scan's plan."""
     parts = []
     for i, values in enumerate(rows):
-        intervals = table.filter(pl.col(_WHICH) == i).select(*groups, _ID, "lo", "hi")
+        intervals = table.filter(pl.col(_WHICH) == i).select(*groups, _ID, "__pct_lo", "__pct_hi")
         if intervals.height:
             parts.append(
                 values.join(
@@ -177,8 +181,8 @@ def _within(rows: list[pl.LazyFrame], table: pl.DataFrame, groups: list[str]) ->
                     nulls_equal=True,  # NULL is a group key of its own
                     build_side="force_right",  # the intervals, never the rows
                 )
-                .filter(pl.col(_VALUE).is_between(pl.col("lo"), pl.col("hi")))
-                .select(_ID, _VALUE, "lo", "hi")
+                .filter(pl.col(_VALUE).is_between(pl.col("__pct_lo"), pl.col("__pct_hi")))
+                .select(_ID, _VALUE, "__pct_lo", "__pct_hi")
             )
     return pl.concat(parts, how="vertical")
 
@@ -188,12 +192,12 @@ def _histogram(within: pl.LazyFrame, count: int) -> pl.LazyFrame:
     with their least and greatest. The bucket grows with the value (every step rounds
     monotonically), so a bucket holds exactly its group's values between its least and
     its greatest."""
-    lo, hi, value = pl.col("lo"), pl.col("hi"), pl.col(_VALUE)
+    lo, hi, value = pl.col("__pct_lo"), pl.col("__pct_hi"), pl.col(_VALUE)
     bucket = ((value - lo) / (hi - lo) * count).floor().clip(0, count - 1).cast(pl.Int32)
     return within.group_by(_ID, bucket.alias(_BUCKET)).agg(
-        pl.len().cast(pl.Int64).alias("cell_n"),
-        value.min().alias("cell_lo"),
-        value.max().alias("cell_hi"),
+        pl.len().cast(pl.Int64).alias("__pct_cell_n"),
+        value.min().alias("__pct_cell_lo"),
+        value.max().alias("__pct_cell_hi"),
     )
 
 
@@ -206,45 +210,47 @@ def _narrow(
     narrowed to the bucket holding both ranks."""
     located = (
         cells.sort(_ID, _BUCKET)
-        .join(cut.select(_ID, "below"), on=_ID)
+        .join(cut.select(_ID, "__pct_below"), on=_ID, maintain_order="left")
         .with_columns(
-            start=pl.col("below") + pl.col("cell_n").cum_sum().over(_ID) - pl.col("cell_n")
+            __pct_start=pl.col("__pct_below")
+            + pl.col("__pct_cell_n").cum_sum().over(_ID)
+            - pl.col("__pct_cell_n")
         )
-        .with_columns(end=pl.col("start") + pl.col("cell_n"))
+        .with_columns(__pct_end=pl.col("__pct_start") + pl.col("__pct_cell_n"))
     )
-    parts = ("start", "end", "cell_lo", "cell_hi")
+    parts = ("__pct_start", "__pct_end", "__pct_cell_lo", "__pct_cell_hi")
 
     def holding(rank: str, tag: str) -> pl.DataFrame:
         """The bucket holding each group's value at ``rank``: its columns tagged."""
         at = located.join(cut.select(_ID, rank), on=_ID)
-        inside = (pl.col("start") <= pl.col(rank)) & (pl.col(rank) < pl.col("end"))
+        inside = (pl.col("__pct_start") <= pl.col(rank)) & (pl.col(rank) < pl.col("__pct_end"))
         return at.filter(inside).select(_ID, *(pl.col(c).alias(c + tag) for c in parts))
 
-    r0, r1 = pl.col("r0"), pl.col("r1")
+    r0, r1 = pl.col("__pct_r0"), pl.col("__pct_r1")
     start0, end0, lo0, hi0 = (pl.col(c + "0") for c in parts)
     start1, end1, lo1, hi1 = (pl.col(c + "1") for c in parts)
     both = (
-        cut.join(holding("r0", "0"), on=_ID)
-        .join(holding("r1", "1"), on=_ID)
+        cut.join(holding("__pct_r0", "0"), on=_ID)
+        .join(holding("__pct_r1", "1"), on=_ID)
         .with_columns(
-            a=pl.when((r0 == end0 - 1) | (lo0 == hi0)).then(hi0).when(r0 == start0).then(lo0),
-            b=pl.when((r1 == start1) | (lo1 == hi1)).then(lo1).when(r1 == end1 - 1).then(hi1),
+            __pct_a=pl.when((r0 == end0 - 1) | (lo0 == hi0)).then(hi0).when(r0 == start0).then(lo0),
+            __pct_b=pl.when((r1 == start1) | (lo1 == hi1)).then(lo1).when(r1 == end1 - 1).then(hi1),
         )
     )
-    known = pl.col("a").is_not_null() & pl.col("b").is_not_null()
-    done = both.filter(known).select(*groups, _WHICH, "fraction", "a", "b")
+    known = pl.col("__pct_a").is_not_null() & pl.col("__pct_b").is_not_null()
+    done = both.filter(known).select(*groups, _WHICH, "__pct_fraction", "__pct_a", "__pct_b")
     # Not known: both ranks are in one bucket (ranks in two buckets are known).
     narrowed = both.filter(~known).select(
         *groups,
         _WHICH,
         _ID,
-        "fraction",
-        "r0",
-        "r1",
-        lo0.alias("lo"),
-        hi0.alias("hi"),
-        (end0 - start0).alias("left"),
-        start0.alias("below"),
+        "__pct_fraction",
+        "__pct_r0",
+        "__pct_r1",
+        lo0.alias("__pct_lo"),
+        hi0.alias("__pct_hi"),
+        (end0 - start0).alias("__pct_left"),
+        start0.alias("__pct_below"),
     )
     return done, narrowed
 
@@ -264,9 +270,9 @@ def _gathered(within: pl.LazyFrame, pending: pl.DataFrame, groups: list[str]) ->
     return pending.join(got, on=_ID).select(
         *groups,
         _WHICH,
-        "fraction",
-        values.get(pl.col("r0") - pl.col("below")).alias("a"),
-        values.get(pl.col("r1") - pl.col("below")).alias("b"),
+        "__pct_fraction",
+        values.get(pl.col("__pct_r0") - pl.col("__pct_below")).alias("__pct_a"),
+        values.get(pl.col("__pct_r1") - pl.col("__pct_below")).alias("__pct_b"),
     )
 
 
@@ -281,8 +287,8 @@ def _answer(
     them after the group keys. Interpolated as Polars does: the lower value when the two
     are equal, else fraction * (upper - lower) + lower (NULL for a group without
     values)."""
-    a, b = pl.col("a"), pl.col("b")
-    value = pl.when(a == b).then(a).otherwise(pl.col("fraction") * (b - a) + a)
+    a, b = pl.col("__pct_a"), pl.col("__pct_b")
+    value = pl.when(a == b).then(a).otherwise(pl.col("__pct_fraction") * (b - a) + a)
     out = first
     for i, agg in enumerate(wanted):
         output = OUTPUT_DTYPES[AGGREGATES[agg.function].output]

@@ -241,3 +241,28 @@ def test_empty_groups_and_no_rows_are_null() -> None:
         expected, got, scans = expected_and_got(frame.clear(), query, 1)
         assert_same(expected, got)
         assert scans == 1 and got.height == (0 if keys else 1)
+
+
+def test_group_keys_named_like_the_work_columns() -> None:
+    """The selection's own columns never clash with a group key's name."""
+    rng = random.Random(7)
+    names = ["lo", "hi", "left", "below", "a", "b", "start", "end", "fraction", "r0"]
+    frame = pl.DataFrame(
+        {
+            **{n: [rng.randint(0, 2) for _ in range(3000)] for n in names},
+            "amount": [rng.random() * 100 for _ in range(3000)],
+        }
+    )
+    query = AggregateQuery(
+        key="t_aggregate",
+        fact="t",
+        columns=tuple((n, n) for n in [*names, "amount_median"]),
+        group_keys=tuple(GroupKey(name=n, source="column") for n in names[:3]),
+        aggregates=(percentile("amount", "median"),),
+    )
+    dtypes = dict(frame.schema)
+    lf = _filtered_and_bucketed(frame.lazy(), query, dtypes, "UTC")
+    expected = _grouped(lf, query, dtypes, "UTC").collect().sort(names[:3])
+    got, scans = grouped_by_selection(lf, query, dtypes, "UTC", 2_000)
+    assert scans > 2
+    assert_same(expected, got.sort(names[:3]))

@@ -531,3 +531,34 @@ def test_after_the_groups_from_disk_answers_as_postgresql(
     result = disk_session.execute(query, variables, backend="arrow")
     assert isinstance(result, fq.Result) and (result.backend, result.storage) == ("arrow", "disk")
     same_rows(result.df.rows(), expected(demo_dsn, statement), name)
+
+
+def test_a_table_this_process_synced_reads_back_as_the_same_files(tiny: str, store: Path) -> None:
+    """What this process holds of a table and what another reads from its meta compare
+    equal (times' bounds are tuples here, lists through JSON): else every damaged segment
+    would look like another process's sync, and never be loaded again."""
+    from fraiseql_nb.planes.arrow.disktable import read_disk_table
+    from fraiseql_nb.planes.arrow.disktables import same_files
+
+    with fq.connect(tiny, config=disk_config(change_capture=False)) as s:
+        on_disk(s, TOTAL)
+        with psycopg.connect(tiny, autocommit=True) as conn:
+            conn.execute(append_sales(10))
+        on_disk(s, TOTAL)  # appended by this process
+        disk = plane_of(s, "arrow")._disk
+        table = plane_of(s, "arrow")._catalog.identity(s.schema.fact("sales"))
+        held = disk._get(table)
+        assert held is not None and held.stats()["times"]
+        again = read_disk_table(table.key, held.folder)
+        assert again is not None and same_files(held, again)
+        folder = held.folder
+        segment = sorted(folder.glob("p0000-*.arrow"))[0]
+        data = bytearray(segment.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        segment.write_bytes(bytes(data))
+        with pytest.warns(
+            RuntimeWarning, match="partition 0 of public.tf_sales on disk is damaged"
+        ):
+            r = on_disk(s, TOTAL)
+        assert r.df.to_dicts() == [totals(tiny)]
+        assert parts_of(s).reloaded == [0]

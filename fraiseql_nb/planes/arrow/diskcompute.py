@@ -12,6 +12,7 @@ import polars as pl
 
 from fraiseql_nb.compute.aggregate import run_aggregate_lazy
 from fraiseql_nb.compute.filters import check_caseless_by, check_time_bounds
+from fraiseql_nb.compute.percentiles import grouped_by_selection
 from fraiseql_nb.config import Config
 from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.planes.arrow.disktable import CorruptPart, DiskTable, inexact
@@ -60,9 +61,13 @@ def _compute_from(
             check_time_bounds(name, dtypes[name], low, high)
     check_caseless_by(lambda name: name in stats["folds"], *query.conditions())
     budget = _percentile_budget(data, query, dtypes, names, config)
-    frame, passes = run_aggregate_lazy(
-        lf, query, fact, timezone=config.routing.timezone, budget=budget
+    tz = config.routing.timezone
+    selection = (
+        None
+        if budget is None
+        else lambda rows, types: grouped_by_selection(rows, query, types, tz, budget)
     )
+    frame, passes = run_aggregate_lazy(lf, query, fact, timezone=tz, grouped_by=selection)
     files = sum(len(p.segments) for p in data.parts if p is not None) - len(skip)
     delta = data.delta
     changed = (

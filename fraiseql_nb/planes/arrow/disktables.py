@@ -11,6 +11,7 @@ plane declines them there and ``auto`` runs them on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -37,6 +38,7 @@ from fraiseql_nb.planes.arrow.disktable import (
     no_stats,
     read_disk_table,
 )
+from fraiseql_nb.planes.arrow.freshness import parse_snapshot
 from fraiseql_nb.planes.arrow.partfile import convert
 from fraiseql_nb.planes.arrow.store import ColumnStore
 from fraiseql_nb.planes.arrow.tablelock import STALL_S, Busy, Held, table_lock
@@ -193,7 +195,7 @@ class DiskTables:
         (another process synced it, or the store dropped it): then what is on disk now is
         taken, and nothing is remembered as failing."""
         latest = self._reread(table)
-        if used is not None and latest is not None and latest.meta() == used.meta():
+        if used is not None and latest is not None and same_files(latest, used):
             return False
         self._adopt(table, latest)
         return True
@@ -257,16 +259,16 @@ class DiskTables:
             ) as held:
                 # Another process may have loaded or synced it while this one waited.
                 latest = self._reread(table)
-                if latest is not None and (data is None or latest.meta() != data.meta()):
+                if latest is not None and (data is None or not same_files(latest, data)):
                     self._adopt(table, latest)
                     data = latest
                     if (
                         data.complete
                         and data.holds(exprs)
                         and data.same_table(version.files, version.attrs)
-                        and data.exact_at == version.snapshot
+                        and _covers(data.exact_at, version.snapshot)
                     ):
-                        return data, None
+                        return data, None  # synced by the other process since this query began
                 synced = self._sync(
                     fact,
                     table,
@@ -278,6 +280,11 @@ class DiskTables:
                     cancel=cancel,
                     held=held,
                 )
+        except OSError as exc:  # the lock file: a read-only or full store
+            raise UnsupportedError(
+                f"{table.relation} from disk: the store's lock cannot be taken"
+                f" ({exc.strerror or exc})"
+            ) from None
         except Busy as exc:
             if exc.stalled:
                 raise UnsupportedError(
@@ -495,7 +502,7 @@ class DiskTables:
             table_lock(store.root, table.key, doing, wait_s=_DROP_WAIT_S),
         ):
             latest = self._reread(table)
-            if latest is None or latest.meta() != data.meta():
+            if latest is None or not same_files(latest, data):
                 self._adopt(table, latest)
                 return
             latest.parts[index] = None
@@ -508,6 +515,22 @@ class DiskTables:
             for key in keys:  # followed rows no longer held are no longer followed
                 self._tables.pop(key, None)
                 self._placement.pop(key, None)
+
+
+def same_files(a: DiskTable, b: DiskTable) -> bool:
+    """Whether two readings of a table name the same partitions and files (as their meta
+    says, through JSON: a tuple read back is a list)."""
+    return json.loads(json.dumps(a.meta())) == json.loads(json.dumps(b.meta()))
+
+
+def _covers(exact_at: str, wanted: str) -> bool:
+    """Whether rows exact at snapshot ``exact_at`` hold every change ``wanted`` saw: every
+    transaction below ``wanted``'s xmax had ended by ``exact_at``."""
+    if not exact_at:
+        return False
+    if exact_at == wanted:
+        return True
+    return parse_snapshot(exact_at).xmin >= parse_snapshot(wanted).xmax
 
 
 def _compute(

@@ -331,6 +331,7 @@ class ColumnStore:
     def _evict(self, keep_key: str, extra: int = 0, *, spare: bool = False) -> bool:
         """Remove the least recently used entries until the store and ``extra`` bytes fit
         the budget, ``keep_key`` last (never, with ``spare``); whether they fit."""
+        self._sweep_retired()
         entries = self.entries()
         total = sum(e.bytes for e in entries) + extra
         for entry in reversed(entries):  # least recently used first
@@ -343,6 +344,20 @@ class ColumnStore:
             shutil.rmtree(self.root / entry.key, ignore_errors=True)
             total -= entry.bytes
         return total <= self.budget
+
+    def _sweep_retired(self) -> None:
+        """Remove the replaced files kept for readers (:meth:`put_meta`) once their minute
+        is over, in every table: one that is not written again would keep them."""
+        now = time.time()
+        for folder in self.root.iterdir() if self.root.is_dir() else ():
+            meta = _meta(folder) if folder.is_dir() else None
+            if not meta or not meta.get("retired"):
+                continue
+            named = {s.get("file") for s in meta.get("segments") or () if isinstance(s, dict)}
+            for r in meta["retired"]:
+                with contextlib.suppress(OSError, TypeError, ValueError, KeyError):
+                    if r["file"] not in named and now - float(r["at"]) >= _RETIRE_S:
+                        (folder / Path(str(r["file"])).name).unlink(missing_ok=True)
 
     def in_use(self, key: str) -> bool:
         """Whether a process holds the lock of the table stored under ``key`` now."""

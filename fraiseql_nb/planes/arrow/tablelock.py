@@ -8,8 +8,9 @@ one table's files. The lock is ``flock`` on ``<store>/.locks/<key>.lock``:
 the kernel releases it when its holder exits, killed or not, so a waiter
 takes over at once. The file (outside the table's folder, which a cache clear
 removes) says who holds it and what it is doing, and its modification time is
-the holder's heartbeat: ``fraiseql-nb cache status`` shows it, and a waiter
-gives up on a holder that has not moved for :data:`STALL_S` (a suspended
+the holder's heartbeat (a thread of the holder touches it every second, however
+long a statement runs): ``fraiseql-nb cache status`` shows it, and a waiter
+gives up on a holder it has seen stand still for :data:`STALL_S` (a suspended
 kernel).
 """
 
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ LOCKS = ".locks"
 STALL_S = 60.0
 _POLL_S = 0.1
 _BEAT_EVERY_S = 0.5
+_TOUCH_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,21 @@ class Held:
         self._since = time.time()
         self._last = 0.0
         self.beat(doing, force=True)
+        self._done = threading.Event()
+        self._toucher = threading.Thread(
+            target=self._touch, name="fraiseql-table-lock", daemon=True
+        )
+        self._toucher.start()
+
+    def _touch(self) -> None:
+        """The heartbeat while the lock is held: alive, even inside a long statement."""
+        while not self._done.wait(_TOUCH_EVERY_S):
+            with contextlib.suppress(OSError):
+                os.utime(self._fd)
+
+    def release(self) -> None:
+        self._done.set()
+        self._toucher.join()
 
     def beat(self, doing: str, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -123,25 +141,41 @@ def table_lock(
     """
     folder = root / LOCKS
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(_path(root, key), os.O_RDWR | os.O_CREAT, 0o600)
+    path = _path(root, key)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         started = time.monotonic()
+        seen, moved = _mtime(path), started  # the heartbeat as this waiter saw it move
         while fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = _read(_path(root, key))
-                if wait_s is not None and time.monotonic() - started >= wait_s:
-                    raise Busy(holder) from None
-                if holder is not None and time.time() - holder.beat > STALL_S:
-                    raise Busy(holder, stalled=True) from None
+                now = time.monotonic()
+                beat = _mtime(path)
+                if beat != seen:
+                    seen, moved = beat, now
+                if wait_s is not None and now - started >= wait_s:
+                    raise Busy(_read(path)) from None
+                if now - moved > STALL_S:
+                    raise Busy(_read(path), stalled=True) from None
                 if cancelled():
-                    raise Busy(holder) from None
+                    raise Busy(_read(path)) from None
                 time.sleep(_POLL_S)
-        yield Held(fd, doing)
+        held = Held(fd, doing)
+        try:
+            yield held
+        finally:
+            held.release()
     finally:
         os.close(fd)  # releases the flock
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def held_locks(root: Path) -> dict[str, Holder | None]:
