@@ -182,3 +182,22 @@ def test_bounds_leave_out_what_cannot_be_ordered() -> None:
         schema={"x": pl.Float64, "s": pl.String, "b": pl.Boolean, "n": pl.Int32},
     )
     assert bounds(frame) == {"n": [None, None, 2, "i"]}
+
+
+def test_text_stored_as_categoricals_is_judged_as_text() -> None:
+    """A table on disk stores text of few values as Categoricals: its bounds are text, and
+    Polars compares Categoricals as their text."""
+    frames = [pl.DataFrame({"c": v}) for v in (["a", "c", "b"], ["d", "f", None])]
+    stats = stats_of(frames)
+    dtypes = {"c": pl.Categorical}
+    for op, value, expected in (
+        ("eq", "e", [False, True]),
+        ("in", ["b", "zz"], [True, False]),
+        ("gt", "c", [False, True]),
+        ("lt", "b", [True, False]),
+    ):
+        where = Compare(path=("c",), op=op, value=value, scalar="String")
+        assert matching(where, stats, dtypes, "UTC") == expected, op
+        for frame, kept in zip(frames, expected, strict=True):
+            cats = frame.with_columns(pl.col("c").cast(pl.Categorical))
+            assert kept or cats.filter(where_expr(where, dtypes, "UTC")).height == 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from psycopg import sql
 
@@ -154,7 +155,9 @@ def sync(
             tasks = _reconcile(cur, relation, base, now, table)
         else:
             starts = plan(int(info["pages"] or 0), int(info["block"]), workers) if heap else [0]
+            first = page_range(starts, 0) if heap else None
             base = DiskTable(
+                categorical=few_values(cur, fact, names, first, exact),
                 key=table.key,
                 folder=folder,
                 exprs=exprs,
@@ -199,6 +202,35 @@ def sync(
     base.verified_at = time.monotonic()
     release_memory()
     return out
+
+
+#: Rows of the table's first pages whose distinct values decide which text is Categorical.
+_SAMPLE_ROWS = 20_000
+
+
+def few_values(
+    cur: Any, fact: FactTable, names: list[str], where: sql.Composable | None, exact: bool
+) -> tuple[str, ...]:
+    """The text columns (not measures) with few distinct values — at most one in two of
+    the first rows, as a table in memory decides (:func:`.typed.to_frame`): stored as
+    Categoricals. Decided once per load, from the first pages, so every segment of the
+    table stores a column alike; one of many values stays text (a Categorical's
+    values stay in the process for its life)."""
+    measures = {m.name for m in fact.measures}
+    statement = sql.SQL("SELECT * FROM ({}) AS sample LIMIT {}").format(
+        compile_load(fact, names, where=where, exact_decimals=exact), sql.Literal(_SAMPLE_ROWS)
+    )
+    cur.execute(statement.as_string(None))
+    sample = pl.DataFrame(pl.from_arrow(cur.fetch_arrow_table()))
+    if sample.height == 0:
+        return ()
+    return tuple(
+        name
+        for name, dtype in sample.schema.items()
+        if dtype == pl.String
+        and name not in measures
+        and sample[name].n_unique() <= max(sample.height // 2, 1)
+    )
 
 
 def release_memory() -> None:
@@ -310,7 +342,7 @@ def _run(
         while (task := take()) is not None:
             statement = compile_load(fact, names, where=task.condition, exact_decimals=exact)
             segment, stats = copy_to_file(
-                c, statement, base.folder, task.index, fact, exact, tell, room
+                c, statement, base.folder, task.index, fact, exact, tell, room, base.categorical
             )
             with lock:
                 # Named in the meta at once: the meta's writer removes files it does not name.

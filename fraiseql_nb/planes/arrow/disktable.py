@@ -83,6 +83,8 @@ class DiskTable:
     about: dict[str, str]
     verified_at: float = field(default_factory=time.monotonic)
     delta: Delta | None = None  # changes from the stream over the partitions
+    #: text columns of few distinct values, stored as Polars Categoricals (decided at load)
+    categorical: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -217,6 +219,7 @@ class DiskTable:
             "files": self.files,
             "attrs": self.attrs,
             "starts": self.starts,
+            "categorical": list(self.categorical),
             "parts": [None if p is None else _part_json(p) for p in self.parts],
             "segments": [s for p in self.parts if p is not None for s in p.segments],
         }
@@ -285,6 +288,7 @@ def read_disk_table(key: str, folder: Path) -> DiskTable | None:
             attrs=str(meta["attrs"]),
             about={k: str(meta.get(k, "?")) for k in ("relation", "database", "role")},
             verified_at=float("-inf"),
+            categorical=tuple(str(n) for n in meta.get("categorical") or ()),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

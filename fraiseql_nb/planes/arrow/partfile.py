@@ -50,8 +50,11 @@ def copy_to_file(
     exact: bool,
     tell: Callable[[int, int], None],
     room: Callable[[int], bool],
+    categorical: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One COPY streamed to one new segment file, batch by batch; its entry and stats."""
+    """One COPY streamed to one new segment file, batch by batch; its entry and stats.
+    The ``categorical`` text columns are then stored as Polars Categoricals (one
+    dictionary per file, which Arrow's file format cannot grow batch by batch)."""
     cur.execute(statement.as_string(None))
     reader = cur.fetch_record_batch()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -84,6 +87,8 @@ def copy_to_file(
             writer.close()
             sink.flush()
             os.fsync(sink.fileno())
+        if categorical:
+            _as_categorical(tmp, categorical)
         crc = crc32(tmp)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -103,6 +108,24 @@ def copy_to_file(
         "bounds": stats["bounds"],
     }
     return entry, stats
+
+
+def _as_categorical(path: Path, names: tuple[str, ...]) -> None:
+    """Rewrite a segment file with ``names`` as Categoricals, streaming (a batch at a
+    time), synced, in place: grouping and filtering them costs about 60 % of text's."""
+    lf = pl.scan_ipc(path)
+    present = [n for n in names if n in lf.collect_schema()]
+    if not present:
+        return
+    out = path.with_name(path.name + ".cat")
+    try:
+        lf.with_columns([pl.col(n).cast(pl.Categorical) for n in present]).sink_ipc(out)
+        with open(out, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(out, path)
+    finally:
+        with contextlib.suppress(OSError):
+            out.unlink()
 
 
 def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, dict[str, Any]]:
