@@ -112,25 +112,29 @@ def copy_to_file(
 
 def _as_categorical(path: Path, names: tuple[str, ...]) -> None:
     """Rewrite a segment file with ``names`` dictionary-encoded (Polars reads them as
-    Categoricals: grouping and filtering them costs about 60 % of text's), one batch at a
-    time from the memory-mapped file, synced, in place. Arrow's file format takes one
-    dictionary per column, so it is the column's distinct values in the whole file."""
+    Categoricals: grouping and filtering them costs about 60 % of text's), synced, in
+    place. Arrow's file format takes one dictionary per column, so it is the column's
+    distinct values in the whole file: two reads of the file, a batch at a time."""
     out = path.with_name(path.name + ".cat")
     try:
-        with pa.memory_map(str(path)) as source:
+        with pa.OSFile(str(path)) as source:
             reader = pa.ipc.open_file(source)
             schema = reader.schema
-            batches = [reader.get_batch(b) for b in range(reader.num_record_batches)]
-            dictionaries = {}
-            for name in names:
-                if name not in schema.names:
-                    continue
-                column = pa.chunked_array(
-                    [b.column(name) for b in batches], type=schema.field(name).type
-                )
-                dictionaries[name] = pc.drop_null(pc.unique(column))
-            if not dictionaries:
+            present = [n for n in names if n in schema.names]
+            if not present:
                 return
+            seen: dict[str, list[pa.Array]] = {n: [] for n in present}
+            for b in range(reader.num_record_batches):
+                batch = reader.get_batch(b).select(present)
+                for name in present:
+                    seen[name].append(pc.unique(batch.column(name)))
+                    if len(seen[name]) > 64:  # keep the distinct values, not every batch's
+                        seen[name] = [pc.unique(pa.concat_arrays(seen[name]))]
+            dictionaries = {
+                n: pc.drop_null(pc.unique(pa.chunked_array(seen[n], type=schema.field(n).type)))
+                for n in present
+            }
+            batches = (reader.get_batch(b) for b in range(reader.num_record_batches))
             fields = [
                 pa.field(f.name, pa.dictionary(pa.int32(), f.type), f.nullable)
                 if f.name in dictionaries
