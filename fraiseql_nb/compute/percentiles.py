@@ -12,6 +12,7 @@ engine's to the bit. Values are finite (the planes decline NaN and infinities). 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import polars as pl
@@ -20,7 +21,7 @@ from fraiseql_nb.compute.aggregate import aggregate_expr, filter_mask
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.query.ir import Aggregate, AggregateQuery
 
-__all__ = ["grouped_by_selection"]
+__all__ = ["grouped_by_selection", "nulls_shift_rank"]
 
 _CELL_BYTES = 48  # a histogram cell in memory: its group, bucket, count, least, greatest
 # A gathered value with its group's number (12 bytes), and its copy sorted in a list
@@ -35,6 +36,13 @@ _WHICH = "__pct_which"  # which percentile aggregate of the query
 _ID = "__pct_id"  # a group and percentile, numbered: what the later scans carry
 _VALUE = "__pct_value"
 _BUCKET = "__pct_bucket"
+
+
+@functools.cache
+def nulls_shift_rank() -> bool:
+    """Whether this Polars' linear quantile counts the NULLs in its rank arithmetic (2.1
+    does: 0.1 of 0, 1, 2 and one NULL is 0.19999999999999996 there; 2.2 reads 0.2)."""
+    return pl.Series([0.0, 1.0, 2.0, None]).quantile(0.1, "linear") != 0.2
 
 
 def grouped_by_selection(
@@ -131,12 +139,14 @@ def _ranks(first: pl.DataFrame, wanted: list[Aggregate], groups: list[str]) -> p
     values) of the two values it interpolates between, and the interval [lo, hi] holding
     them, ``left`` values, ``below`` values under it.
 
-    Polars' linear quantile of n values and z NULLs sorts the NULLs first and reads the
-    rank pos = (n - 1) * p + z: between the values at floor(pos) - z and ceil(pos) - z,
-    by pos - floor(pos) — the NULLs move the fraction's rounding, so they count."""
+    Polars' linear quantile of n values and z NULLs reads the rank pos = (n - 1) * p + z
+    (up to Polars 2.1: it sorts the NULLs first; from 2.2 z is 0) between the values at
+    floor(pos) - z and ceil(pos) - z, by pos - floor(pos) — the NULLs move the
+    fraction's rounding, so whether they count is asked of the Polars installed."""
+    shift = 1 if nulls_shift_rank() else 0
     tables = []
     for i, agg in enumerate(wanted):
-        n, z = pl.col(f"__pct_n{i}"), pl.col(f"__pct_z{i}")
+        n, z = pl.col(f"__pct_n{i}"), pl.col(f"__pct_z{i}") * shift
         pos = (n.cast(pl.Float64) - 1.0) * (agg.percentile or 0.0) + z.cast(pl.Float64)
         tables.append(
             first.filter(n > 0).select(
