@@ -43,6 +43,14 @@ def compute(
         return _compute_from(data, query, fact, names, config)
     except OSError as exc:  # a segment removed or unreadable meanwhile (cache clear, LRU)
         raise CorruptPart(0, f"{exc.strerror or exc}") from None
+    except pl.exceptions.PolarsError:
+        # Polars' own reading error for a file removed under the scan (another process's
+        # sync replaced its partition, a cache clear): a missing segment, as before it.
+        for i, part in enumerate(data.parts):
+            for seg in part.segments if part is not None else ():
+                if not (data.folder / seg["file"]).exists():
+                    raise CorruptPart(i, f"{seg['file']} is missing") from None
+        raise
 
 
 def _compute_from(

@@ -61,6 +61,7 @@ from fraiseql_nb.planes.arrow.partitions import (
     partition_of_tid,
     plan,
 )
+from fraiseql_nb.planes.arrow.typed import SAMPLE_ROWS, few_values
 from fraiseql_nb.schema.model import FactTable
 from fraiseql_nb.sql.facts import compile_load
 
@@ -157,7 +158,7 @@ def sync(
             starts = plan(int(info["pages"] or 0), int(info["block"]), workers) if heap else [0]
             first = page_range(starts, 0) if heap else None
             base = DiskTable(
-                categorical=few_values(cur, fact, names, first, exact),
+                categorical=few_values_at(cur, fact, names, first, exact),
                 key=table.key,
                 folder=folder,
                 exprs=exprs,
@@ -204,33 +205,19 @@ def sync(
     return out
 
 
-#: Rows of the table's first pages whose distinct values decide which text is Categorical.
-_SAMPLE_ROWS = 20_000
-
-
-def few_values(
+def few_values_at(
     cur: Any, fact: FactTable, names: list[str], where: sql.Composable | None, exact: bool
 ) -> tuple[str, ...]:
-    """The text columns (not measures) with few distinct values — at most one in two of
-    the first rows, as a table in memory decides (:func:`.typed.to_frame`): stored as
-    Categoricals. Decided once per load, from the first pages, so every segment of the
-    table stores a column alike; one of many values stays text (a Categorical's
-    values stay in the process for its life)."""
-    measures = {m.name for m in fact.measures}
+    """The text columns (not measures) stored as Categoricals: those of few distinct values
+    in the table's first rows, as a table in memory decides (:func:`.typed.few_values`).
+    Decided once per load, so every segment of the table stores a column alike; one of
+    many values stays text (a Categorical's values stay in the process for its life)."""
     statement = sql.SQL("SELECT * FROM ({}) AS sample LIMIT {}").format(
-        compile_load(fact, names, where=where, exact_decimals=exact), sql.Literal(_SAMPLE_ROWS)
+        compile_load(fact, names, where=where, exact_decimals=exact), sql.Literal(SAMPLE_ROWS)
     )
     cur.execute(statement.as_string(None))
     sample = pl.DataFrame(pl.from_arrow(cur.fetch_arrow_table()))
-    if sample.height == 0:
-        return ()
-    return tuple(
-        name
-        for name, dtype in sample.schema.items()
-        if dtype == pl.String
-        and name not in measures
-        and sample[name].n_unique() <= max(sample.height // 2, 1)
-    )
+    return tuple(few_values(sample, frozenset(m.name for m in fact.measures)))
 
 
 def release_memory() -> None:

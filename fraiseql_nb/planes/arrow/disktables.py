@@ -165,7 +165,7 @@ class DiskTables:
                 if synced is not None:
                     received += synced.bytes
                     statements = statements or synced.sql
-                computed = _compute(data, query, fact, names, self._config)
+                computed = compute(data, query, fact, names, self._config)
                 frame, where, dtypes = computed.frame, computed.where, computed.dtypes
                 self.last_passes = computed.passes
                 parts = {
@@ -367,7 +367,7 @@ class DiskTables:
             self.last = synced
         if token is not None:
             try:
-                ids = _stored_schema(synced.table).get(self._following.id_of(table))
+                ids = synced.table.stored_schema().get(self._following.id_of(table))
             except CorruptPart:
                 ids = None  # not followed: the next query finds the damage
             self._following.follow(table, synced.table, token, ids)
@@ -411,7 +411,7 @@ class DiskTables:
         key = self._following.id_of(table)
         exact = self._config.arrow_backend.exact_decimals
         if data.delta is None:
-            schema = _stored_schema(data)
+            schema = data.stored_schema()
             delta = Delta(
                 key=key,
                 keys=pl.Series(key, [], dtype=schema[key]),
@@ -533,33 +533,13 @@ def _covers(exact_at: str, wanted: str) -> bool:
     return parse_snapshot(exact_at).xmin >= parse_snapshot(wanted).xmax
 
 
-def _compute(
-    data: DiskTable, query: AggregateQuery, fact: FactTable, names: list[str], config: Config
-) -> Any:
-    """:func:`.diskcompute.compute`, where a segment removed under the scan (another
-    process's sync replaced its partition, a cache clear) is a missing one, as before it."""
-    try:
-        return compute(data, query, fact, names, config)
-    except pl.exceptions.PolarsError:
-        for i, part in enumerate(data.parts):
-            for seg in part.segments if part is not None else ():
-                if not (data.folder / seg["file"]).exists():
-                    raise CorruptPart(i, f"{seg['file']} is missing") from None
-        raise
-
-
-def _stored_schema(data: DiskTable) -> pl.Schema:
-    """The columns as the partitions store them (:meth:`.DiskTable.stored_schema`)."""
-    return data.stored_schema()
-
-
 def _greatest(data: DiskTable, key: str) -> Any:
     """The greatest id in the partitions (one read of the id column), None if not integers.
 
     Raises:
         CorruptPart: a segment is gone or unreadable.
     """
-    if not _stored_schema(data)[key].is_integer():
+    if not data.stored_schema()[key].is_integer():
         return None
     try:
         return data.scan([key]).select(pl.col(key).max()).collect().item()

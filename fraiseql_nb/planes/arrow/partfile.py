@@ -191,15 +191,13 @@ def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, di
         stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
     # An unconstrained numeric's text does not order as its numbers.
     stats["bounds"] = bounds(pl.DataFrame(pl.from_arrow(table)), set(stats["scales"]))
+    for name, (low, high, _, kind) in stats["bounds"].items():
+        if kind == "t" and low is not None:  # times' physical least and greatest
+            stats["times"][name] = (low, high)
     for name in table.column_names:
         column = table[name]
         kind = column.type
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            physical = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
-            found = pc.min_max(physical).as_py()
-            if found["min"] is not None:
-                stats["times"][name] = (found["min"], found["max"])
-        elif pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+        if pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
             stats["special"].append(name)  # NaN or ±Infinity: see compute.filters.check_finite
         elif (
             (pa.types.is_string(kind) or pa.types.is_large_string(kind))

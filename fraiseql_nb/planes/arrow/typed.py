@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 from fraiseql_nb.errors import BackendError
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["declared_scale", "scale_of", "to_frame"]
+__all__ = ["SAMPLE_ROWS", "declared_scale", "few_values", "scale_of", "to_frame"]
 
 _MAX_SCALE = 30  # decimals that leave 8 of decimal128's 38 digits to the integer part
-_SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
+SAMPLE_ROWS = 20_000  # rows whose distinct values decide whether text becomes Categorical
 
 
 def to_frame(
@@ -29,15 +29,24 @@ def to_frame(
         table = _decimals(fact, table)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    if not categorical or frame.height == 0:
+    if not categorical:
         return frame
-    head = frame.head(_SAMPLE_ROWS)
-    casts = [
-        pl.col(name).cast(pl.Categorical)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String and head[name].n_unique() <= max(head.height // 2, 1)
-    ]
+    casts = [pl.col(name).cast(pl.Categorical) for name in few_values(frame)]
     return frame.with_columns(casts) if casts else frame
+
+
+def few_values(frame: pl.DataFrame, without: frozenset[str] = frozenset()) -> list[str]:
+    """The text columns (but ``without``) of few distinct values — at most one in two of
+    the first :data:`SAMPLE_ROWS` rows — which the plane keeps as Categoricals."""
+    head = frame.head(SAMPLE_ROWS)
+    return [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+        and name not in without
+        and head.height > 0
+        and head[name].n_unique() <= max(head.height // 2, 1)
+    ]
 
 
 def _decimals(fact: FactTable, table: pa.Table) -> pa.Table:
