@@ -175,7 +175,6 @@ class MemoryTables:
         epoch = self._following.begin(fact, table, data.exprs)
         try:
             with self._connections.connection() as conn:
-                self._count_load()
                 loaded = load_appended(
                     conn,
                     fact,
@@ -193,6 +192,8 @@ class MemoryTables:
         if loaded is None:
             self._following.abandon(table, epoch)
             return None
+        if loaded.sql:  # rows were appended and read (a check that found none is no load)
+            self._count_load()
         fresh = data.appended(loaded.frame, loaded.snapshot, loaded.window)
         if self._memory.put(table.key, fresh):
             # Also when nothing was appended: the next process then skips the check.
