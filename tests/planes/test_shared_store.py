@@ -242,3 +242,53 @@ def test_a_process_killed_while_loading_is_taken_over(
             "cache", "status", env={"FRAISEQL_ARROW_BACKEND_STORE_DIR": str(store)}
         ).stdout
     )
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fraiseql_nb.planes.arrow.tablelock import table_lock
+
+    with table_lock(Path(sys.argv[1]), sys.argv[2], "loading public.tf_sales", wait_s=0):
+        print("held", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def test_an_auto_query_does_not_wait_for_a_load_that_waits_for_another_process(
+    shared: str, store: Path
+) -> None:
+    """A table on disk changed; this process's background sync of it waits for another
+    process holding it; an ``auto`` query of that table meanwhile answers on PostgreSQL
+    within seconds (it waited on the sync's thread lock until that process let go)."""
+    import fraiseql_nb as fq
+
+    cfg = {"arrow_backend": {"memory_mb": 0, "change_capture": False}}
+    with fq.connect(shared, config=cfg) as s:
+        plane = s._planes["arrow"]
+        key = plane._catalog.identity(s.schema.fact("sales")).key
+        s.prefetch("sales", wait=True)
+        with psycopg.connect(shared, autocommit=True) as conn:
+            conn.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id % 100 = 0")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(store), key], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            s.prefetch("sales")  # in the background: it takes the table and waits
+            deadline = time.monotonic() + 30
+            while not plane.loading() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert plane.loading(), "the background load did not start"
+            started = time.monotonic()
+            r = s.execute(QUERY)
+            took = time.monotonic() - started
+            assert r.backend == "postgres"
+            assert took < 15, took
+            assert plane.loading()  # still waiting for the other process
+            assert r.df.to_dicts()[0]["count"] == state(shared)[0]
+        finally:
+            holder.kill()
+            holder.wait()

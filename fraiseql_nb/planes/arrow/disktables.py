@@ -45,7 +45,7 @@ from fraiseql_nb.planes.arrow.tablelock import STALL_S, Busy, Held, table_lock
 from fraiseql_nb.query.ir import AggregateQuery, WindowQuery
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["DiskTables", "load_workers"]
+__all__ = ["NO_WAIT_S", "DiskTables", "load_workers"]
 
 _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
 #: Times a query starts again because another process changed the table's files under it
@@ -53,7 +53,7 @@ _MAX_TRIES = 3  # a corrupt partition is loaded again, then the query retried
 _MAX_CHANGES = 20
 #: Without ``wait`` (auto), how long a query waits for another process's sync of the table
 #: before PostgreSQL answers it.
-_NO_WAIT_S = 2.0
+NO_WAIT_S = 2.0
 _DROP_WAIT_S = 10.0
 #: Changed rows kept in memory beside a table on disk, at least (else half memory_mb):
 #: past this they are merged into its partitions by a sync.
@@ -254,7 +254,7 @@ class DiskTables:
                 store.root,
                 table.key,
                 f"syncing {table.relation}",
-                wait_s=None if wait else _NO_WAIT_S,
+                wait_s=None if wait else NO_WAIT_S,
                 cancelled=lambda: cancel is not None and cancel.cancelled,
             ) as held:
                 # Another process may have loaded or synced it while this one waited.

@@ -42,7 +42,7 @@ from fraiseql_nb.planes.arrow.cache import MemoryCache
 from fraiseql_nb.planes.arrow.capture import Capture
 from fraiseql_nb.planes.arrow.catalog import Catalog, LoadEstimate, TableIdentity
 from fraiseql_nb.planes.arrow.catchup import Following
-from fraiseql_nb.planes.arrow.disktables import DiskTables
+from fraiseql_nb.planes.arrow.disktables import NO_WAIT_S, DiskTables
 from fraiseql_nb.planes.arrow.engine import arrow_available, computing, engine_plan
 from fraiseql_nb.planes.arrow.inmemory import MemoryTables, foreground_report
 from fraiseql_nb.planes.arrow.loads import Loads
@@ -289,10 +289,18 @@ class ArrowPlane:
     ) -> Result:
         """A table beyond the memory budget: answered from its partitions on disk."""
         exprs = self._tables.exprs(fact, every)
-        with self._table_lock(table.key), computing():
-            answer = self._disk.execute(
-                query, fact, table, names, every, exprs, wait=wait, report=foreground_report
-            )
+        lock = self._table_lock(table.key)
+        # Without wait (auto), a load of this process holding the table (which may itself
+        # wait for another process's) is waited for as long as another process's would be.
+        if not lock.acquire(timeout=-1 if wait else NO_WAIT_S):
+            raise NotReady(f"loading {self._percent(table)}")
+        try:
+            with computing():
+                answer = self._disk.execute(
+                    query, fact, table, names, every, exprs, wait=wait, report=foreground_report
+                )
+        finally:
+            lock.release()
         if answer.sql:
             self._count_load()
         with self._stats_lock:
