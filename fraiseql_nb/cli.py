@@ -335,9 +335,18 @@ def _cache(args: argparse.Namespace) -> int:
         def chosen(entry: Any) -> bool:
             return table is None or table in (entry.relation, entry.relation.split(".", 1)[-1])
 
-        removed = store.remove(chosen)
-        print(f"removed {removed} stored table{'' if removed == 1 else 's'}")
-        return 0
+        done = store.remove(chosen)
+        print(f"removed {done.removed} stored table{'' if done.removed == 1 else 's'}")
+        if done.in_use:
+            # Never silently: the user asked for them to go.
+            print(
+                f"left {', '.join(done.in_use)}: another process is loading or syncing"
+                " it now (see `fraiseql-nb cache status`); clear again when it is done",
+                file=sys.stderr,
+            )
+        if done.failed:
+            print(f"stopped: {done.failed}", file=sys.stderr)
+        return 1 if done.in_use or done.failed else 0
     entries = store.entries()
     budget = f"{store.budget / 2**20:,.0f} MB"
     if not config.arrow_backend.store_size_mb:

@@ -292,3 +292,36 @@ def test_an_auto_query_does_not_wait_for_a_load_that_waits_for_another_process(
         finally:
             holder.kill()
             holder.wait()
+
+
+def test_cache_clear_says_which_table_it_left_in_use(shared: str, store: Path) -> None:
+    """A table another process is loading is not removed under it, and ``cache clear``
+    says so (and fails) rather than reporting success; once released it is removed."""
+    import fraiseql_nb as fq
+
+    env = {"FRAISEQL_ARROW_BACKEND_STORE_DIR": str(store)}
+    with fq.connect(shared, config={"arrow_backend": {"memory_mb": 0}}) as s:
+        s.prefetch("sales", wait=True)
+        key = s._planes["arrow"]._catalog.identity(s.schema.fact("sales")).key
+    stored = [p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(stored) == 1
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(store), key], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        kept = run_cli("cache", "clear", env=env)
+        assert kept.returncode == 1
+        assert kept.stdout.strip() == "removed 0 stored tables"
+        assert "left public.tf_sales: another process is loading or syncing it" in kept.stderr
+        assert stored[0].is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    cleared = run_cli("cache", "clear", env=env)
+    assert (cleared.returncode, cleared.stdout.strip(), cleared.stderr) == (
+        0,
+        "removed 1 stored table",
+        "",
+    )
+    assert not stored[0].exists()

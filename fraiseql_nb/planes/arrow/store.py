@@ -57,7 +57,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: one process per store
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PARTS_SUFFIX", "ColumnStore", "StoreEntry", "auto_budget"]
+__all__ = ["PARTS_SUFFIX", "ColumnStore", "Removal", "StoreEntry", "auto_budget"]
 
 FORMAT = 1
 _META = "meta.json"
@@ -85,6 +85,16 @@ class StoreEntry:
     columns: tuple[str, ...]
     snapshot: str
     used: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :meth:`ColumnStore.remove` did: tables removed, those left because another
+    process held them, and why it stopped early (empty when it did not)."""
+
+    removed: int
+    in_use: tuple[str, ...] = ()
+    failed: str = ""
 
 
 class ColumnStore:
@@ -315,18 +325,26 @@ class ColumnStore:
                 continue  # a damaged meta: read() discards it when the table is asked for
         return sorted(out, key=lambda e: e.used, reverse=True)
 
-    def remove(self, match: Callable[[StoreEntry], bool] = lambda e: True) -> int:
-        """Remove the stored tables ``match`` selects (all by default); return how many."""
-        removed = 0
+    def remove(self, match: Callable[[StoreEntry], bool] = lambda e: True) -> Removal:
+        """Remove the stored tables ``match`` selects (all by default), but those another
+        process is loading or syncing now (their files are being read and written): what
+        was removed, and what was left and why."""
+        removed, in_use = 0, []
         try:
             with self._locked():
                 for entry in self.entries():
-                    if match(entry) and not self.in_use(entry.key):
-                        shutil.rmtree(self.root / entry.key, ignore_errors=True)
-                        removed += 1
-        except (OSError, TimeoutError):
-            return removed
-        return removed
+                    if not match(entry):
+                        continue
+                    if self.in_use(entry.key):
+                        in_use.append(entry.relation)
+                        continue
+                    shutil.rmtree(self.root / entry.key, ignore_errors=True)
+                    removed += 1
+        except TimeoutError:
+            return Removal(removed, tuple(in_use), "another process held the store's lock")
+        except OSError as exc:
+            return Removal(removed, tuple(in_use), exc.strerror or str(exc))
+        return Removal(removed, tuple(in_use))
 
     def _evict(self, keep_key: str, extra: int = 0, *, spare: bool = False) -> bool:
         """Remove the least recently used entries until the store and ``extra`` bytes fit
