@@ -562,3 +562,52 @@ def test_a_table_this_process_synced_reads_back_as_the_same_files(tiny: str, sto
             r = on_disk(s, TOTAL)
         assert r.df.to_dicts() == [totals(tiny)]
         assert parts_of(s).reloaded == [0]
+
+
+def test_text_of_few_values_first_and_many_after_stays_within_the_categories(
+    scratch_dsn: str, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text of few values in a table's first rows is stored as Categoricals, whose values
+    Polars keeps for the process's life: a file past the per-file cap (``tag``: unique
+    values after row 20,000) or the load past its cap (``shop``: few values per block of
+    rows, new ones in every block) keeps the column as text, every file is read as text,
+    and the answers are PostgreSQL's."""
+    from fraiseql_nb.planes.arrow import partfile
+
+    monkeypatch.setattr(partfile, "MAX_FILE_CATEGORIES", 500)
+    monkeypatch.setattr(partfile, "MAX_LOAD_CATEGORIES", 60)
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tf_c (id bigint, amount numeric(12, 2), tag text, shop text);"
+            " INSERT INTO tf_c SELECT g, g / 100.0,"
+            "  CASE WHEN g <= 20000 THEN 'a' || (g % 5) ELSE 't' || g END,"
+            "  's' || (g / 3000) || '_' || (g % 5)"
+            " FROM generate_series(1, 60000) g"
+        )
+    queries = [
+        "{ c_aggregate(groupBy: {shop: true}, orderBy: {shop: ASC}) { shop count amount_sum } }",
+        '{ c_aggregate(where: {tag: {in: ["a1", "t30000", "t59999"]}}, groupBy: {tag: true})'
+        " { tag count amount_sum } }",
+        "{ c_aggregate(groupBy: {tag: true}, orderBy: {count: DESC, tag: ASC}, limit: 7)"
+        " { tag count } }",
+    ]
+    with fq.connect(scratch_dsn, config=disk_config(load_connections=2)) as s:
+        for query in queries:
+            assert_same(s.execute(query, backend="postgres").df, on_disk(s, query).df, query)
+    [meta_path] = store.glob("*-parts/meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert set(meta["categorical"]) == {"tag", "shop"}
+    segments = meta["segments"]
+    assert len(segments) >= 4
+    plain = {name for seg in segments for name in seg.get("plain", ())}
+    assert plain == {"tag", "shop"}
+    kept = 0
+    for seg in segments:
+        schema = pl.scan_ipc(meta_path.parent / seg["file"]).collect_schema()
+        for name in ("tag", "shop"):
+            stored_as = pl.String if name in seg.get("plain", ()) else pl.Categorical
+            assert schema[name] == stored_as, (seg["file"], name, schema[name])
+        if "shop" not in seg.get("plain", ()):
+            values = pl.read_ipc(meta_path.parent / seg["file"], columns=["shop"])["shop"]
+            kept += values.n_unique()
+    assert 0 < kept <= 60  # the load's categories of shop, within its cap

@@ -52,7 +52,7 @@ from fraiseql_nb.planes.arrow.catalog import TableIdentity
 from fraiseql_nb.planes.arrow.disktable import DiskTable, Part, merge_stats
 from fraiseql_nb.planes.arrow.freshness import Snapshot, new_rows, parse_snapshot
 from fraiseql_nb.planes.arrow.loader import window_stats
-from fraiseql_nb.planes.arrow.partfile import StoreFullError, copy_to_file
+from fraiseql_nb.planes.arrow.partfile import Categories, StoreFullError, copy_to_file
 from fraiseql_nb.planes.arrow.partitions import (
     check_statement,
     counts_statement,
@@ -311,6 +311,7 @@ def _run(
     received = [0, 0]
     errors: list[BaseException] = []
     texts: list[str] = []
+    categories = Categories()  # what this load may add to Polars' categories
 
     def take() -> _Task | None:
         with lock:
@@ -329,7 +330,16 @@ def _run(
         while (task := take()) is not None:
             statement = compile_load(fact, names, where=task.condition, exact_decimals=exact)
             segment, stats = copy_to_file(
-                c, statement, base.folder, task.index, fact, exact, tell, room, base.categorical
+                c,
+                statement,
+                base.folder,
+                task.index,
+                fact,
+                exact,
+                tell,
+                room,
+                base.categorical,
+                categories,
             )
             with lock:
                 # Named in the meta at once: the meta's writer removes files it does not name.

@@ -128,6 +128,7 @@ class DiskTable:
         delta = self.delta
         filtered = delta is not None and delta.keys.len() > 0
         read = [*names, delta.key] if filtered and delta.key not in names else names
+        plain = [n for n in read if n in self.plain]
         frames = []
         for i, part in enumerate(self.parts):
             assert part is not None
@@ -145,17 +146,25 @@ class DiskTable:
                         i, f"{seg['file']}: {size} bytes, the meta says {seg['bytes']}"
                     )
                 _verify_once(path, seg, i, status)
-                frames.append(pl.scan_ipc(path).select(read))
+                frame = pl.scan_ipc(path).select(read)
+                if plain:
+                    frame = frame.with_columns(pl.col(n).cast(pl.String) for n in plain)
+                frames.append(frame)
         if not frames:  # every segment skipped: the columns, no rows
             lf = self._schema_frame(read)
         else:
             lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-        if delta is not None and delta.cleared:
-            lf = delta.frame.lazy().select(names)
-        elif delta is not None:
-            if filtered:  # rows the stream replaced or removed
-                lf = lf.filter(~pl.col(delta.key).is_in(delta.keys.implode())).select(names)
-            lf = pl.concat([lf, delta.frame.lazy().select(names)], how="vertical")
+        if delta is not None:
+            changed = delta.frame.lazy().select(names)
+            retyped = [n for n in plain if n in names]
+            if retyped:  # a segment written after the changed rows were taken
+                changed = changed.with_columns(pl.col(n).cast(pl.String) for n in retyped)
+            if delta.cleared:
+                lf = changed
+            else:
+                if filtered:  # rows the stream replaced or removed
+                    lf = lf.filter(~pl.col(delta.key).is_in(delta.keys.implode())).select(names)
+                lf = pl.concat([lf, changed], how="vertical")
         casts = [pl.col(n).str.to_decimal(scale=s) for n, s in scales.items() if n in names]
         return lf.with_columns(casts) if casts else lf
 
@@ -183,16 +192,33 @@ class DiskTable:
         return skipped, read
 
     def stored_schema(self) -> pl.Schema:
-        """The columns as the partitions store them (before the scan's casts).
+        """The columns as the partitions store them (before the scan's decimal casts; the
+        text of :attr:`plain` as text).
 
         Raises:
             CorruptPart: the file is gone or unreadable (a cache clear, the store's LRU).
         """
         index, part = next((i, p) for i, p in enumerate(self.parts) if p is not None and p.segments)
         try:
-            return pl.scan_ipc(self.folder / part.segments[0]["file"]).collect_schema()
+            schema = pl.scan_ipc(self.folder / part.segments[0]["file"]).collect_schema()
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise CorruptPart(index, str(exc)) from None
+        for name in self.plain & set(schema):
+            schema[name] = pl.String
+        return schema
+
+    @property
+    def plain(self) -> frozenset[str]:
+        """Text columns stored as Categoricals that some segment keeps as text (they had
+        too many values: :class:`.partfile.Categories`): read as text from every segment,
+        so that the segments' columns line up."""
+        return frozenset(
+            str(name)
+            for part in self.parts
+            if part is not None
+            for seg in part.segments
+            for name in seg.get("plain") or ()
+        )
 
     def _schema_frame(self, names: list[str]) -> pl.LazyFrame:
         schema = self.stored_schema()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,41 @@ from fraiseql_nb.planes.arrow.disktable import crc32, merge_stats, no_stats
 from fraiseql_nb.planes.arrow.typed import declared_scale, scale_of
 from fraiseql_nb.schema.model import FactTable
 
-__all__ = ["StoreFullError", "convert", "copy_to_file"]
+__all__ = ["Categories", "StoreFullError", "convert", "copy_to_file"]
 
 _ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
+#: Distinct values of a column one segment file may keep as a Categorical, and the files
+#: of one load together: Polars keeps every category it reads for the life of the
+#: process, so a column judged of few values by the table's first rows but of many after
+#: them is stored as text from there on (and read as text from every file).
+MAX_FILE_CATEGORIES = 65_536
+MAX_LOAD_CATEGORIES = 262_144
+
+
+class Categories:
+    """The distinct values the segment files of one load may still add to Polars'
+    categories, per column (shared by the load's threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: dict[str, int] = {}
+        self._off: set[str] = set()
+
+    def off(self, name: str) -> bool:
+        """Whether ``name`` is stored as text from now on."""
+        with self._lock:
+            return name in self._off
+
+    def take(self, name: str, count: int) -> bool:
+        """Whether a file may keep ``count`` distinct values of ``name`` as categories
+        (else the column is text from this file on)."""
+        with self._lock:
+            used = self._used.get(name, 0) + count
+            if name in self._off or count > MAX_FILE_CATEGORIES or used > MAX_LOAD_CATEGORIES:
+                self._off.add(name)
+                return False
+            self._used[name] = used
+            return True
 
 
 class StoreFullError(BackendError):
@@ -51,10 +84,12 @@ def copy_to_file(
     tell: Callable[[int, int], None],
     room: Callable[[int], bool],
     categorical: tuple[str, ...] = (),
+    categories: Categories | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One COPY streamed to one new segment file, batch by batch; its entry and stats.
     The ``categorical`` text columns are then stored as Polars Categoricals (one
-    dictionary per file, which Arrow's file format cannot grow batch by batch)."""
+    dictionary per file, which Arrow's file format cannot grow batch by batch) within
+    the load's ``categories``; those past them stay text (the entry's ``plain``)."""
     cur.execute(statement.as_string(None))
     reader = cur.fetch_record_batch()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -87,8 +122,7 @@ def copy_to_file(
             writer.close()
             sink.flush()
             os.fsync(sink.fileno())
-        if categorical:
-            _as_categorical(tmp, categorical)
+        plain = _as_categorical(tmp, categorical, categories or Categories()) if categorical else ()
         crc = crc32(tmp)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -107,22 +141,26 @@ def copy_to_file(
         "arrow_bytes": arrow_bytes,
         "bounds": stats["bounds"],
     }
+    if plain:
+        entry["plain"] = list(plain)
     return entry, stats
 
 
-def _as_categorical(path: Path, names: tuple[str, ...]) -> None:
+def _as_categorical(path: Path, names: tuple[str, ...], categories: Categories) -> tuple[str, ...]:
     """Rewrite a segment file with ``names`` dictionary-encoded (Polars reads them as
     Categoricals: grouping and filtering them costs about 60 % of text's), synced, in
-    place. Arrow's file format takes one dictionary per column, so it is the column's
-    distinct values in the whole file: two reads of the file, a batch at a time."""
+    place; return those left as text (past ``categories``). Arrow's file format takes one
+    dictionary per column, so it is the column's distinct values in the whole file: two
+    reads of the file, a batch at a time."""
     out = path.with_name(path.name + ".cat")
     try:
         with pa.OSFile(str(path)) as source:
             reader = pa.ipc.open_file(source)
             schema = reader.schema
-            present = [n for n in names if n in schema.names]
+            present = [n for n in names if n in schema.names and not categories.off(n)]
+            plain = tuple(n for n in names if n in schema.names and n not in present)
             if not present:
-                return
+                return plain
             seen: dict[str, list[pa.Array]] = {n: [] for n in present}
             for b in range(reader.num_record_batches):
                 batch = reader.get_batch(b).select(present)
@@ -130,10 +168,14 @@ def _as_categorical(path: Path, names: tuple[str, ...]) -> None:
                     seen[name].append(pc.unique(batch.column(name)))
                     if len(seen[name]) > 64:  # keep the distinct values, not every batch's
                         seen[name] = [pc.unique(pa.concat_arrays(seen[name]))]
-            dictionaries = {
+            found = {
                 n: pc.drop_null(pc.unique(pa.chunked_array(seen[n], type=schema.field(n).type)))
                 for n in present
             }
+            dictionaries = {n: d for n, d in found.items() if categories.take(n, len(d))}
+            plain += tuple(n for n in present if n not in dictionaries)
+            if not dictionaries:
+                return plain
             batches = (reader.get_batch(b) for b in range(reader.num_record_batches))
             fields = [
                 pa.field(f.name, pa.dictionary(pa.int32(), f.type), f.nullable)
@@ -159,6 +201,7 @@ def _as_categorical(path: Path, names: tuple[str, ...]) -> None:
         with open(out, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(out, path)
+        return plain
     finally:
         with contextlib.suppress(OSError):
             out.unlink()
