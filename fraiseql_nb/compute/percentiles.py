@@ -18,15 +18,18 @@ from typing import Any
 import polars as pl
 
 from fraiseql_nb.compute.aggregate import aggregate_expr, filter_mask
+from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.language.aggregates import AGGREGATES, OUTPUT_DTYPES
 from fraiseql_nb.query.ir import Aggregate, AggregateQuery
 
 __all__ = ["grouped_by_selection", "nulls_shift_rank"]
 
-_CELL_BYTES = 48  # a histogram cell in memory: its group, bucket, count, least, greatest
-# A gathered value with its group's number (12 bytes), and its copy sorted in a list
-# (measured: Polars' grouping and sorting hold about 2.2x what they are given).
-_GATHERED_BYTES = 32
+# A histogram cell in memory while Polars' streaming engine groups a scan's rows into
+# them (its hash tables per thread): measured about 1 KB a cell (0.5-2 KB, 65,536 to 1M).
+_CELL_BYTES = 1024
+# A gathered value while a streaming scan collects it with its group's number, then
+# sorted in a list per group: measured 80-100 bytes.
+_GATHERED_BYTES = 96
 _MIN_BUCKETS, _MAX_BUCKETS = 16, 4096  # per group and level
 _MAX_LEVELS = 8  # histogram scans before the values left are gathered, whatever they take
 
@@ -51,13 +54,21 @@ def grouped_by_selection(
     dtypes: dict[str, Any],
     timezone: str,
     budget_bytes: int,
+    max_scans: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """The query's groups over ``lf`` (its rows filtered and bucketed, the group keys
     columns), as the in-memory engine computes them — with its percentiles selected
     within about ``budget_bytes`` of histograms and gathered values (the plane gives at
-    least 1 MB; less forces more levels) — and the scans of ``lf`` it took. ``dtypes``:
-    the columns' before bucketing."""
+    least 1 MB; less forces more levels), many groups a share of them per scan — and the
+    scans of ``lf`` it took. ``dtypes``: the columns' before bucketing.
+
+    Raises:
+        UnsupportedError: the groups need more than ``max_scans`` scans within the budget
+            (told after the first scan, before the others).
+    """
     budget = max(budget_bytes, 1)
+    cells_max = max(budget // _CELL_BYTES, 1)  # histogram cells a scan may hold
+    values_max = max(budget // _GATHERED_BYTES, 1)  # values a scan may gather
     wanted = [a for a in query.aggregates if a.percentile is not None]
     keys = [k.name for k in query.group_keys]
     groups = keys or [_GROUP]
@@ -79,26 +90,77 @@ def grouped_by_selection(
     pending = _ranks(first, wanted, groups)
     resolved = [_resolved_at_once(pending, groups)]
     pending = pending.filter(pl.col("__pct_lo") < pl.col("__pct_hi"))
-    levels = gathered = 0
+    if max_scans is not None:
+        _check_scans(pending, cells_max, values_max, max_scans, budget)
+    scans, levels = 1, 0
     while pending.height and levels < _MAX_LEVELS:
-        if pending["__pct_left"].sum() * _GATHERED_BYTES <= budget:
-            break
         # Buckets whose width overflows (values near ±1.8e308) cannot be cut: gathered.
         cut = pending.filter((pl.col("__pct_hi") - pl.col("__pct_lo")).is_finite())
         if not cut.height:
             break
-        count = min(max(budget // (_CELL_BYTES * cut.height), _MIN_BUCKETS), _MAX_BUCKETS)
-        cells = _histogram(_within(rows, cut, groups), count).collect(engine="streaming")
+        count = _buckets(cut.height, cells_max)
+        per_scan = max(cells_max // count, 1)  # groups a histogram scan holds
+        gathering = -(-int(pending["__pct_left"].sum()) // values_max)
+        if gathering <= -(-cut.height // per_scan) + 1:  # no more scans than a level's
+            break
+        narrowed_parts = []
+        for piece in cut.iter_slices(per_scan):
+            cells = _histogram(_within(rows, piece, groups), count).collect(engine="streaming")
+            scans += 1
+            done, narrowed = _narrow(piece, cells, groups)
+            resolved.append(done)
+            narrowed_parts.append(narrowed)
         levels += 1
-        done, narrowed = _narrow(cut, cells, groups)
-        resolved.append(done)
+        narrowed = pl.concat(narrowed_parts, how="vertical")
         left = pending.join(cut.select(_ID), on=_ID, how="anti")
         pending = pl.concat([narrowed, left.select(narrowed.columns)], how="vertical")
-    if pending.height:
-        resolved.append(_gathered(_within(rows, pending, groups), pending, groups))
-        gathered = 1
+    for share in _shares(pending, values_max):
+        resolved.append(_gathered(_within(rows, share, groups), share, groups))
+        scans += 1
     answer = _answer(first, query, wanted, groups, pl.concat(resolved, how="vertical"))
-    return answer, 1 + levels + gathered
+    return answer, scans
+
+
+def _size(budget: int) -> str:
+    return f"{budget / 2**20:,.0f} MB" if budget >= 2**20 else f"{budget // 1024:,} KB"
+
+
+def _buckets(groups: int, cells_max: int) -> int:
+    """Buckets per group of one level: as many as a scan's cells allow, within bounds."""
+    return min(max(cells_max // max(groups, 1), _MIN_BUCKETS), _MAX_BUCKETS)
+
+
+def _shares(pending: pl.DataFrame, values_max: int) -> list[pl.DataFrame]:
+    """The pending groups in shares of about ``values_max`` values each (a group of more
+    is a share of its own): one gathering scan each."""
+    if not pending.height:
+        return []
+    share = (pl.col("__pct_left").cum_sum() - pl.col("__pct_left")) // values_max
+    numbered = pending.with_columns(share.alias("__pct_share"))
+    return [
+        part.drop("__pct_share")
+        for part in numbered.partition_by("__pct_share", maintain_order=True)
+    ]
+
+
+def _check_scans(
+    pending: pl.DataFrame, cells_max: int, values_max: int, max_scans: int, budget: int
+) -> None:
+    """Decline, before scanning again, percentiles of so many groups that the budget
+    lets each scan hold only a few of them: more than ``max_scans`` scans to gather them
+    all, and as many for one level of histograms."""
+    if not pending.height:
+        return
+    values = int(pending["__pct_left"].sum())
+    gather = -(-values // values_max)
+    count = _buckets(pending.height, cells_max)
+    level = -(-pending.height // max(cells_max // count, 1)) + 1  # and a gathering at least
+    needed = 1 + min(gather, level)
+    if needed > max_scans:
+        raise UnsupportedError(
+            f"percentiles of {pending.height:,} groups within {_size(budget)}"
+            f" ([arrow_backend] memory_mb): {needed} scans of the table at least"
+        )
 
 
 def _value(agg: Aggregate, dtypes: dict[str, Any], timezone: str) -> pl.Expr:
@@ -183,8 +245,12 @@ def _within(rows: list[pl.LazyFrame], table: pl.DataFrame, groups: list[str]) ->
     for i, values in enumerate(rows):
         intervals = table.filter(pl.col(_WHICH) == i).select(*groups, _ID, "__pct_lo", "__pct_hi")
         if intervals.height:
+            # Every interval lies within the least and greatest of them: the rows outside
+            # are dropped before the join (twice as fast when they are narrow).
+            low, high = intervals["__pct_lo"].min(), intervals["__pct_hi"].max()
             parts.append(
-                values.join(
+                values.filter(pl.col(_VALUE).is_between(low, high))
+                .join(
                     intervals.lazy(),
                     on=groups,
                     how="inner",

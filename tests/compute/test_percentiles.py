@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from fraiseql_nb.compute.aggregate import _filtered_and_bucketed, _grouped
 from fraiseql_nb.compute.percentiles import grouped_by_selection
+from fraiseql_nb.errors import UnsupportedError
 from fraiseql_nb.language.aggregates import percentiles
 from fraiseql_nb.query.ir import Aggregate, AggregateQuery, Compare, GroupKey
 
@@ -171,14 +173,19 @@ def queries(draw: st.DrawFn) -> AggregateQuery:
 @given(
     frame=frames(),
     query=queries(),
-    budget=st.sampled_from([1, 200, 5_000, 2**30]),
+    # 4 KB holds 4 histogram cells and 42 gathered values: one group a histogram scan,
+    # shares of values gathered, several levels for few groups of many values.
+    budget=st.sampled_from([2**12, 2**14, 2**17, 2**30]),
 )
 def test_selection_is_the_in_memory_answer(
     frame: pl.DataFrame, query: AggregateQuery, budget: int
 ) -> None:
     expected, got, scans = expected_and_got(frame, query, budget)
     assert_same(expected, got)
-    assert 1 <= scans <= 10  # the first scan, at most 8 levels, the values gathered
+    # The first scan, then at most 8 levels and a gathering, each at most one scan a
+    # group and percentile.
+    pending = max(expected.height, 1) * sum(a.percentile is not None for a in query.aggregates)
+    assert 1 <= scans <= 1 + 9 * pending
 
 
 def skewed(n: int, seed: int = 7) -> pl.DataFrame:
@@ -266,3 +273,44 @@ def test_group_keys_named_like_the_work_columns() -> None:
     got, scans = grouped_by_selection(lf, query, dtypes, "UTC", 2_000)
     assert scans > 2
     assert_same(expected, got.sort(names[:3]))
+
+
+def many_groups(groups: int, each: int, seed: int = 3) -> pl.DataFrame:
+    rng = random.Random(seed)
+    return skewed(groups * each, seed).with_columns(
+        pl.Series("shop", [rng.randrange(groups) for _ in range(groups * each)])
+    )
+
+
+def test_many_groups_take_a_share_of_them_per_scan() -> None:
+    """A scan holds the histogram cells or gathered values the budget pays for: 300 groups
+    of 40 values against 64 KB (64 cells, 682 values) are histogrammed four groups a scan,
+    or gathered in shares — more scans, the same answer."""
+    frame = many_groups(300, 40)
+    query = query_of(["shop"], [percentile("amount", "median"), percentile("units", "p90")])
+    expected, got, scans = expected_and_got(frame, query, 2**16)
+    assert_same(expected, got)
+    assert scans > 10, scans  # 24,000 values in shares of 682 at least
+    expected, got, scans = expected_and_got(frame, query, 2**30)
+    assert_same(expected, got)
+    assert scans == 2
+
+
+def test_too_many_scans_are_declined_before_they_are_made() -> None:
+    frame = many_groups(300, 40)
+    query = query_of(["shop"], [percentile("amount", "median")])
+    dtypes = dict(frame.schema)
+    lf = _filtered_and_bucketed(frame.lazy(), query, dtypes, "UTC")
+    with pytest.raises(UnsupportedError) as declined:
+        grouped_by_selection(lf, query, dtypes, "UTC", 2**16, max_scans=16)
+    message = str(declined.value)
+    found = re.search(r"percentiles of (\d+) groups within 64 KB .*: (\d+) scans", message)
+    assert found is not None, message
+    # 300 groups of about 38 values (NULLs aside) in shares of 682: 17 or so, and the first
+    assert int(found.group(1)) == 300 and 17 <= int(found.group(2)) <= 19
+    got, scans = grouped_by_selection(
+        lf, query, dtypes, "UTC", 2**16, max_scans=int(found.group(2))
+    )
+    assert 16 < scans <= int(found.group(2)) + 1
+    expected = _grouped(lf, query, dtypes, "UTC").collect()
+    assert_same(expected.sort("shop"), got.sort("shop"))

@@ -611,3 +611,25 @@ def test_text_of_few_values_first_and_many_after_stays_within_the_categories(
             values = pl.read_ipc(meta_path.parent / seg["file"], columns=["shop"])["shop"]
             kept += values.n_unique()
     assert 0 < kept <= 60  # the load's categories of shop, within its cap
+
+
+def test_percentiles_of_too_many_groups_for_the_budget_run_on_postgresql(
+    disk_session: fq.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Percentiles of so many groups that the 1 MB budget lets a scan hold few of them
+    would take more scans than the plane allows (there: rows read): declined, before those
+    scans, and PostgreSQL answers under auto."""
+    from fraiseql_nb.planes.arrow import diskcompute
+
+    query = (
+        "{ sales_aggregate(groupBy: {customer_id: true}) {"
+        " customer_id revenue_median revenue_p90 cost_p25 } }"
+    )
+    on_disk(disk_session, TOTAL)
+    monkeypatch.setattr(diskcompute, "PERCENTILE_ROWS_READ", 1)  # 16 scans at most
+    with pytest.raises(fq.QueryError, match=r"percentiles of [\d,]+ groups within 1 MB"):
+        disk_session.execute(query, backend="arrow")
+    auto = disk_session.execute(query)
+    assert auto.backend == "postgres" and "percentiles of" in auto.reason
+    monkeypatch.undo()
+    assert_same(auto.df, on_disk(disk_session, query).df, query)  # allowed: 100,000 rows
