@@ -296,7 +296,8 @@ def plane_config(memory_mb: int) -> dict[str, Any]:
 
 def store_folder(s: fq.Session) -> str:
     plane = s._planes["arrow"]  # type: ignore[attr-defined]
-    return str(plane._store.folder(plane._catalog.identity(s.schema.fact("sales")).key))
+    table = plane._disk.stored_as(plane._catalog.identity(s.schema.fact("sales")), {})
+    return str(plane._store.folder(table.key))
 
 
 def child_budget(dsn: str, memory_mb: int, rows: int) -> dict[str, Any]:

@@ -546,7 +546,7 @@ def test_a_table_this_process_synced_reads_back_as_the_same_files(tiny: str, sto
             conn.execute(append_sales(10))
         on_disk(s, TOTAL)  # appended by this process
         disk = plane_of(s, "arrow")._disk
-        table = plane_of(s, "arrow")._catalog.identity(s.schema.fact("sales"))
+        table = disk.stored_as(plane_of(s, "arrow")._catalog.identity(s.schema.fact("sales")), {})
         held = disk._get(table)
         assert held is not None and held.stats()["times"]
         again = read_disk_table(table.key, held.folder)

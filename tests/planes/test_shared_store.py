@@ -244,6 +244,13 @@ def test_a_process_killed_while_loading_is_taken_over(
     )
 
 
+def stored_key(s: object) -> str:
+    """The key of the files (and lock) of this session's tf_sales on the store."""
+    plane = s._planes["arrow"]  # type: ignore[attr-defined]
+    table = plane._catalog.identity(s.schema.fact("sales"))  # type: ignore[attr-defined]
+    return str(plane._disk.stored_as(table, {}).key)
+
+
 HOLD = textwrap.dedent(
     """
     import sys, time
@@ -268,8 +275,8 @@ def test_an_auto_query_does_not_wait_for_a_load_that_waits_for_another_process(
     cfg = {"arrow_backend": {"memory_mb": 0, "change_capture": False}}
     with fq.connect(shared, config=cfg) as s:
         plane = s._planes["arrow"]
-        key = plane._catalog.identity(s.schema.fact("sales")).key
         s.prefetch("sales", wait=True)
+        key = stored_key(s)
         with psycopg.connect(shared, autocommit=True) as conn:
             conn.execute("UPDATE tf_sales SET quantity = quantity + 1 WHERE id % 100 = 0")
         holder = subprocess.Popen(
@@ -302,7 +309,7 @@ def test_cache_clear_says_which_table_it_left_in_use(shared: str, store: Path) -
     env = {"FRAISEQL_ARROW_BACKEND_STORE_DIR": str(store)}
     with fq.connect(shared, config={"arrow_backend": {"memory_mb": 0}}) as s:
         s.prefetch("sales", wait=True)
-        key = s._planes["arrow"]._catalog.identity(s.schema.fact("sales")).key
+        key = stored_key(s)
     stored = [p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(stored) == 1
     holder = subprocess.Popen(
@@ -325,3 +332,39 @@ def test_cache_clear_says_which_table_it_left_in_use(shared: str, store: Path) -
         "",
     )
     assert not stored[0].exists()
+
+
+def test_two_column_sets_of_one_table_are_stored_side_by_side(shared: str, store: Path) -> None:
+    """Two notebooks loading other columns of one table (``exact_decimals`` on and off)
+    keep a copy each on the store: neither replaces the other's files, so after a change
+    each reads the rows appended, not the whole table again (they did, turn by turn)."""
+    import fraiseql_nb as fq
+
+    def cfg(exact: bool) -> dict[str, object]:
+        # Without change capture the appended rows are read by the sync, from the files.
+        return {"arrow_backend": {"memory_mb": 0, "exact_decimals": exact, "change_capture": False}}
+
+    with fq.connect(shared, config=cfg(True)) as a, fq.connect(shared, config=cfg(False)) as b:
+        first = [s.execute(QUERY, backend="arrow") for s in (a, b)]
+        assert [r.metrics.cache_hit for r in first] == [False, False]  # each loaded
+        full = min(r.metrics.bytes for r in first)
+        for offset in (10_000_000, 20_000_000):
+            with psycopg.connect(shared, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO tf_sales SELECT id + %s, customer_id, product_id, occurred_at,"
+                    " 2.00, quantity, cost, discount, dimensions, date_info FROM tf_sales"
+                    " WHERE id <= %s",
+                    (offset, BATCH),
+                )
+            again = [s.execute(QUERY, backend="arrow") for s in (a, b)]
+            assert [r.storage for r in again] == ["disk", "disk"]
+            loaded = [r.metrics.bytes for r in again]
+            assert all(0 < n < full / 20 for n in loaded), (full, loaded)
+        count, total = state(shared)
+        for r in again:
+            assert r.df["count"].to_list() == [count]
+            assert r.df["revenue_sum"][0] == pytest.approx(float(total), rel=1e-12)
+    folders = [p for p in store.iterdir() if p.is_dir() and p.name.endswith("-parts")]
+    assert len(folders) == 2
+    status = run_cli("cache", "status", env={"FRAISEQL_ARROW_BACKEND_STORE_DIR": str(store)})
+    assert status.stdout.count("public.tf_sales") == 2, status.stdout

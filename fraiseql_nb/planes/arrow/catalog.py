@@ -101,6 +101,9 @@ class TableIdentity:
     row_security: str
     rls: bool  # row-level security is on for the table or one of its partitions
     relation: str  # schema.relation, for messages
+    #: which columns, as loaded, when they decide what is stored (a table on disk: two
+    #: sessions loading other columns keep their own files); empty otherwise
+    columns: str = ""
 
     @property
     def key(self) -> str:
@@ -114,6 +117,7 @@ class TableIdentity:
             self.role,
             self.row_security,
             self.timezone,
+            *((self.columns,) if self.columns else ()),
         )
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 

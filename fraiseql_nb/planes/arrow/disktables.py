@@ -11,6 +11,7 @@ plane declines them there and ``auto`` runs them on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -98,6 +99,8 @@ class DiskTables:
         self._dsn = dsn
         self._tables: dict[str, DiskTable] = {}
         self._placement: dict[str, bool] = {}  # table key -> answered from disk
+        #: table key -> its columns' digest and the key of its files (:meth:`stored_as`)
+        self._stored_as: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._following = following
         self.last: Synced | None = None  # what the last sync did (tests, benchmarks)
@@ -127,8 +130,26 @@ class DiskTables:
             )
         return None
 
+    def stored_as(self, table: TableIdentity, exprs: dict[str, str]) -> TableIdentity:
+        """The table as its files on the store are named: by its loadable columns' load
+        expressions too, so that two sessions loading other columns (``exact_decimals`` on
+        and off) keep their own files rather than replace each other's after each change.
+        Without ``exprs``: as this session last named them."""
+        if table.columns:
+            return table
+        if not exprs:
+            with self._lock:
+                columns, _ = self._stored_as.get(table.key, ("", ""))
+            return replace(table, columns=columns) if columns else table
+        text = json.dumps(sorted(exprs.items()))
+        stored = replace(table, columns=hashlib.sha256(text.encode()).hexdigest()[:16])
+        with self._lock:
+            self._stored_as[table.key] = (stored.columns, stored.key)
+        return stored
+
     def ready(self, table: TableIdentity, exprs: dict[str, str]) -> DiskTable | None:
         """The table on disk when complete and holding ``exprs`` (freshness unchecked)."""
+        table = self.stored_as(table, exprs)
         data = self._get(table)
         if data is not None and data.complete and data.holds(exprs):
             return data
@@ -154,6 +175,7 @@ class DiskTables:
         refused = self.refusal(table)
         if refused is not None:
             raise UnsupportedError(refused)
+        table = self.stored_as(table, exprs)
         received, statements = 0, ""
         failed = changed = 0
         while failed < _MAX_TRIES and changed < _MAX_CHANGES:
@@ -227,6 +249,7 @@ class DiskTables:
         cancel: Cancel | None = None,
     ) -> tuple[DiskTable, Synced | None]:
         """The table on disk, exact at the table's version now (synced when it is not)."""
+        table = self.stored_as(table, exprs)
         version = self._catalog.version(fact)
         data = self._get(table)
         if (
@@ -513,8 +536,9 @@ class DiskTables:
         """Drop what is known of these tables (their files are removed by the store)."""
         with self._lock:
             for key in keys:  # followed rows no longer held are no longer followed
-                self._tables.pop(key, None)
                 self._placement.pop(key, None)
+                _, stored = self._stored_as.pop(key, ("", key))
+                self._tables.pop(stored, None)
 
 
 def same_files(a: DiskTable, b: DiskTable) -> bool:
