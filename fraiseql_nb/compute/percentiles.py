@@ -5,7 +5,10 @@ One streaming scan computes the query's other aggregates and, per group, how man
 values each percentile has and their least and greatest; each further scan counts the
 values of every group's interval in buckets of value (a histogram per group) and keeps
 the one bucket holding the wanted ranks, until the values left in the intervals fit the
-budget; a last scan gathers them, and the ranks are read off them sorted. The answer is
+budget; a last scan gathers them, and the ranks are read off them sorted. A scan holds
+what the budget pays for: many groups take several scans a level (and their values are
+gathered in shares), and so many that the caller's limit of scans would be passed are
+declined after the first scan. The answer is
 interpolated as Polars interpolates (``quantile(p, "linear")``), so it is the in-memory
 engine's to the bit. Values are finite (the planes decline NaN and infinities). Pure.
 """
@@ -91,7 +94,7 @@ def grouped_by_selection(
     resolved = [_resolved_at_once(pending, groups)]
     pending = pending.filter(pl.col("__pct_lo") < pl.col("__pct_hi"))
     if max_scans is not None:
-        _check_scans(pending, cells_max, values_max, max_scans, budget)
+        _check_scans(pending, groups, cells_max, values_max, max_scans, budget)
     scans, levels = 1, 0
     while pending.height and levels < _MAX_LEVELS:
         # Buckets whose width overflows (values near ±1.8e308) cannot be cut: gathered.
@@ -144,7 +147,12 @@ def _shares(pending: pl.DataFrame, values_max: int) -> list[pl.DataFrame]:
 
 
 def _check_scans(
-    pending: pl.DataFrame, cells_max: int, values_max: int, max_scans: int, budget: int
+    pending: pl.DataFrame,
+    groups: list[str],
+    cells_max: int,
+    values_max: int,
+    max_scans: int,
+    budget: int,
 ) -> None:
     """Decline, before scanning again, percentiles of so many groups that the budget
     lets each scan hold only a few of them: more than ``max_scans`` scans to gather them
@@ -158,7 +166,7 @@ def _check_scans(
     needed = 1 + min(gather, level)
     if needed > max_scans:
         raise UnsupportedError(
-            f"percentiles of {pending.height:,} groups within {_size(budget)}"
+            f"percentiles of {pending.select(groups).n_unique():,} groups within {_size(budget)}"
             f" ([arrow_backend] memory_mb): {needed} scans of the table at least"
         )
 
