@@ -3,7 +3,9 @@ columns' least and greatest values and NULLs, recorded when it was written). Pur
 
 A segment is skipped — never opened — when no row of it can pass the filter:
 a comparison (``eq gt gte lt lte in isnull``) that its range of values rules
-out, under ``and``/``or``. Everything else (negations, text matching, JSON
+out, under ``and``/``or``; a text column of few distinct values in the segment
+records them too, and is then judged on each of them (a segment of "books" and
+"toys" cannot hold "food", which lies between them). Everything else (negations, text matching, JSON
 paths, a column without statistics) keeps the segment. The comparisons are the
 engine's own (the operator's Polars rendering, evaluated on the least and the
 greatest value as the column's type), so a segment is skipped exactly when the
@@ -22,10 +24,12 @@ import polars as pl
 from fraiseql_nb.language.operators import OPERATORS
 from fraiseql_nb.query.ir import And, Compare, Or, Where
 
-__all__ = ["Stats", "bounds", "matching"]
+__all__ = ["MAX_VALUES", "Stats", "bounds", "matching"]
 
-#: One segment's statistics: rows, and per column [least, greatest, NULLs, kind].
+#: One segment's statistics: rows, and per column [least, greatest, NULLs, kind], and for
+#: text of at most MAX_VALUES distinct values in the segment their sorted list.
 Stats = tuple[int, dict[str, list[Any]] | None]
+MAX_VALUES = 32
 
 #: Text bounds longer than this are not recorded (the meta stays small; the column is then
 #: never skipped on).
@@ -37,7 +41,8 @@ def bounds(
 ) -> dict[str, list[Any]]:
     """Each column's ``[least, greatest, NULLs, kind]`` as JSON holds them — kind "i"
     integers, "f" floats, "d" decimals (as text), "s" text, "t" times (their physical
-    integer); least and greatest None when every value is NULL. Columns of other types,
+    integer); least and greatest None when every value is NULL — and text of at most
+    :data:`MAX_VALUES` distinct values their sorted list after. Columns of other types,
     floats holding NaN or ±Infinity, long text and ``without`` are left out (not known)."""
     kinds: dict[str, str] = {}
     for name, dtype in frame.schema.items():
@@ -65,6 +70,9 @@ def bounds(
         ]
         if kind == "f":
             exprs.append(pl.col(name).is_finite().not_().any().alias(f"{name}\0odd"))
+        if kind == "s":
+            distinct = pl.col(name).drop_nulls().unique().head(MAX_VALUES + 1)
+            exprs.append(distinct.implode().alias(f"{name}\0values"))
     row = frame.select(exprs).row(0, named=True)
     out: dict[str, list[Any]] = {}
     for name, kind in kinds.items():
@@ -76,6 +84,8 @@ def bounds(
         if kind == "s" and low is not None and max(len(low), len(high)) > _MAX_TEXT_BOUND:
             continue
         out[name] = [low, high, int(row[f"{name}\0nulls"]), kind]
+        if kind == "s" and len(row[f"{name}\0values"]) <= MAX_VALUES:
+            out[name].append(sorted(row[f"{name}\0values"]))
     return out
 
 
@@ -129,6 +139,31 @@ def _may(where: Where, segments: list[Stats], dtypes: dict[str, Any], timezone: 
         ]
     if where.op not in _RANGED:
         return every
+    ranged = _in_range(where, name, known, dtype, timezone)
+    if not any(k is not None and len(k) > 4 for k in known):
+        return ranged
+    valued = _among_values(where, name, known, dtype, timezone)
+    return [a and b for a, b in zip(ranged, valued, strict=True)]
+
+
+def _among_values(
+    where: Compare, name: str, known: list[list[Any] | None], dtype: Any, timezone: str
+) -> list[bool]:
+    """Whether one of a segment's recorded values passes (True where none are recorded)."""
+    owners = [i for i, k in enumerate(known) if k is not None and len(k) > 4 for _ in k[4]]
+    values = [v for k in known if k is not None and len(k) > 4 for v in k[4]]
+    passed = _test(where, pl.DataFrame([pl.Series(name, values, dtype=dtype)]), dtype, timezone)
+    out = [k is None or len(k) <= 4 for k in known]
+    for owner, ok in zip(owners, passed, strict=True):
+        out[owner] = out[owner] or ok
+    return out
+
+
+def _in_range(
+    where: Compare, name: str, known: list[list[Any] | None], dtype: Any, timezone: str
+) -> list[bool]:
+    """Whether some value between a segment's least and greatest may pass."""
+    every = [True] * len(known)
     lows = _series(name, [None if k is None else k[0] for k in known], known, dtype)
     highs = _series(name, [None if k is None else k[1] for k in known], known, dtype)
     frame = pl.DataFrame([lows]), pl.DataFrame([highs])
@@ -136,7 +171,7 @@ def _may(where: Where, segments: list[Stats], dtypes: dict[str, Any], timezone: 
         values = list(where.value) if isinstance(where.value, (list, tuple)) else [where.value]
         if len(values) > _MAX_IN:
             return every
-        out = [False] * len(segments)
+        out = [False] * len(known)
         for value in values:
             one = dataclasses.replace(where, op="eq", value=value)
             out = [

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraiseql_nb.compute.filters import where_expr
-from fraiseql_nb.compute.skipping import bounds, matching
+from fraiseql_nb.compute.skipping import MAX_VALUES, bounds, matching
 from fraiseql_nb.query.ir import And, Compare, Not, Or, Where
 
 SCALARS = {"n": "Int", "x": "Float", "d": "Float", "s": "String", "t": "DateTime"}
@@ -184,6 +184,47 @@ def test_bounds_leave_out_what_cannot_be_ordered() -> None:
     assert bounds(frame) == {"n": [None, None, 2, "i"]}
 
 
+def test_text_of_few_values_is_judged_on_each_of_them() -> None:
+    """A segment records the distinct values of a text column while they are at most
+    MAX_VALUES: one of "books" and "toys" cannot hold "food" (its range can), one of
+    more values is judged on its range only, one of NULLs only holds none."""
+    many = [f"v{i:03d}" for i in range(MAX_VALUES + 1)]
+    frames = [
+        pl.DataFrame({"c": ["books", "toys", "books"]}),
+        pl.DataFrame({"c": many}),
+        pl.DataFrame({"c": [None, None]}, schema={"c": pl.String}),
+        pl.DataFrame({"c": ["food", None]}),
+    ]
+    stats = stats_of(frames)
+    assert [len(b["c"]) for _, b in stats if b] == [5, 4, 5, 5]
+    assert stats[0][1] and stats[0][1]["c"][4] == ["books", "toys"]
+    for dtype in (pl.String, pl.Categorical):
+        for op, value, expected in (
+            ("eq", "food", [False, False, False, True]),
+            ("eq", "v010", [False, True, False, False]),
+            ("in", ["food", "toys"], [True, False, False, True]),
+            ("gte", "t", [True, True, False, False]),
+            ("lt", "c", [True, False, False, False]),
+        ):
+            where = Compare(path=("c",), op=op, value=value, scalar="String")
+            assert matching(where, stats, {"c": dtype}, "UTC") == expected, (op, value)
+            for frame, kept in zip(frames, expected, strict=True):
+                typed = frame.with_columns(pl.col("c").cast(dtype))
+                found = typed.filter(where_expr(where, {"c": dtype}, "UTC")).height
+                assert kept or found == 0, (op, value)
+
+
+def test_values_merge_while_few() -> None:
+    from fraiseql_nb.planes.arrow.disktable import merge_bounds
+
+    a = bounds(pl.DataFrame({"c": ["a", "b"]}))
+    b = bounds(pl.DataFrame({"c": ["b", None, "c"]}))
+    assert merge_bounds(a, b) == {"c": ["a", "c", 1, "s", ["a", "b", "c"]]}
+    wide = bounds(pl.DataFrame({"c": [f"w{i:03d}" for i in range(MAX_VALUES)]}))
+    assert merge_bounds(a, wide) == {"c": ["a", "w031", 0, "s"]}  # 34 values: range only
+    assert merge_bounds(a, {"c": ["a", "z", 0, "s"]}) == {"c": ["a", "z", 0, "s"]}
+
+
 def test_text_stored_as_categoricals_is_judged_as_text() -> None:
     """A table on disk stores text of few values as Categoricals: its bounds are text, and
     Polars compares Categoricals as their text."""
@@ -191,7 +232,7 @@ def test_text_stored_as_categoricals_is_judged_as_text() -> None:
     stats = stats_of(frames)
     dtypes = {"c": pl.Categorical}
     for op, value, expected in (
-        ("eq", "e", [False, True]),
+        ("eq", "e", [False, False]),  # between d and f, but neither: its values are known
         ("in", ["b", "zz"], [True, False]),
         ("gt", "c", [False, True]),
         ("lt", "b", [True, False]),

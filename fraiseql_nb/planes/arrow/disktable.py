@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from fraiseql_nb.compute.skipping import matching
+from fraiseql_nb.compute.skipping import MAX_VALUES, matching
 from fraiseql_nb.query.ir import Where
 
 __all__ = [
@@ -358,14 +358,15 @@ def merge_bounds(
     a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None
 ) -> dict[str, list[Any]] | None:
     """The statistics of two batches or segments together: a column known in both keeps the
-    least of the least values, the greatest of the greatest and the NULLs of both; one known
+    least of the least values, the greatest of the greatest and the NULLs of both (and of
+    text, both's distinct values while there are few); one known
     in only one of them is not known (never skipped on). None: no batch seen yet (and
     ``{}`` from a meta written before statistics: nothing known)."""
     if a is None or b is None:
         return b if a is None else a
     out = {}
     for name in a.keys() & b.keys():
-        (alow, ahigh, anulls, akind), (blow, bhigh, bnulls, bkind) = a[name], b[name]
+        (alow, ahigh, anulls, akind), (blow, bhigh, bnulls, bkind) = a[name][:4], b[name][:4]
         if akind != bkind:
             continue
         key = Decimal if akind == "d" else (lambda v: v)
@@ -377,6 +378,10 @@ def merge_bounds(
             int(anulls) + int(bnulls),
             akind,
         ]
+        if len(a[name]) > 4 and len(b[name]) > 4:  # text's distinct values, while few
+            values = sorted(set(a[name][4]) | set(b[name][4]))
+            if len(values) <= MAX_VALUES:
+                out[name].append(values)
     return out
 
 

@@ -240,7 +240,7 @@ def convert(table: pa.Table, fact: FactTable, exact: bool) -> tuple[pa.Table, di
         stats["digits"][m.name] = int(pc.max(pc.utf8_length(whole)).as_py() or 0)
     # An unconstrained numeric's text does not order as its numbers.
     stats["bounds"] = bounds(pl.DataFrame(pl.from_arrow(table)), set(stats["scales"]))
-    for name, (low, high, _, kind) in stats["bounds"].items():
+    for name, (low, high, _, kind) in ((n, b[:4]) for n, b in stats["bounds"].items()):
         if kind == "t" and low is not None:  # times' physical least and greatest
             stats["times"][name] = (low, high)
     for name in table.column_names:
