@@ -339,9 +339,11 @@ def _cache(args: argparse.Namespace) -> int:
         print(f"removed {done.removed} stored table{'' if done.removed == 1 else 's'}")
         if done.in_use:
             # Never silently: the user asked for them to go.
+            left = sorted(set(done.in_use))
+            them = "it" if len(left) == 1 else "them"
             print(
-                f"left {', '.join(done.in_use)}: another process is loading or syncing"
-                " it now (see `fraiseql-nb cache status`); clear again when it is done",
+                f"left {', '.join(left)}: another process is loading or syncing {them} now"
+                f" (see `fraiseql-nb cache status`); clear again when it is done",
                 file=sys.stderr,
             )
         if done.failed:

@@ -103,9 +103,16 @@ def grouped_by_selection(
             break
         count = _buckets(cut.height, cells_max)
         per_scan = max(cells_max // count, 1)  # groups a histogram scan holds
-        gathering = -(-int(pending["__pct_left"].sum()) // values_max)
+        gathering = _gatherings(pending, values_max)
         if gathering <= -(-cut.height // per_scan) + 1:  # no more scans than a level's
-            break
+            # Gathered in shares, but a group of more values than a share holds is cut.
+            cut = cut.filter(pl.col("__pct_left") > values_max)
+            if not cut.height:
+                break
+            count = _buckets(cut.height, cells_max)
+            per_scan = max(cells_max // count, 1)
+        # Groups of near intervals side by side: each scan's rows fall in a narrower range.
+        cut = cut.sort(_WHICH, "__pct_lo")
         narrowed_parts = []
         for piece in cut.iter_slices(per_scan):
             cells = _histogram(_within(rows, piece, groups), count).collect(engine="streaming")
@@ -134,16 +141,33 @@ def _buckets(groups: int, cells_max: int) -> int:
 
 
 def _shares(pending: pl.DataFrame, values_max: int) -> list[pl.DataFrame]:
-    """The pending groups in shares of about ``values_max`` values each (a group of more
-    is a share of its own): one gathering scan each."""
-    if not pending.height:
+    """The pending groups in shares of at most ``values_max`` values each (a group of more
+    is a share of its own), packed in order: one gathering scan each."""
+    numbers = _share_numbers(pending, values_max)
+    if not numbers:
         return []
-    share = (pl.col("__pct_left").cum_sum() - pl.col("__pct_left")) // values_max
-    numbered = pending.with_columns(share.alias("__pct_share"))
+    numbered = pending.with_columns(pl.Series("__pct_share", numbers, dtype=pl.Int64))
     return [
         part.drop("__pct_share")
         for part in numbered.partition_by("__pct_share", maintain_order=True)
     ]
+
+
+def _share_numbers(pending: pl.DataFrame, values_max: int) -> list[int]:
+    """Each pending group's share (:func:`_shares`)."""
+    numbers, share, held = [], 0, 0
+    for left in pending["__pct_left"].to_list():
+        if held and held + left > values_max:
+            share, held = share + 1, 0
+        numbers.append(share)
+        held += left
+    return numbers
+
+
+def _gatherings(pending: pl.DataFrame, values_max: int) -> int:
+    """The scans gathering the pending groups' values take."""
+    numbers = _share_numbers(pending, values_max)
+    return numbers[-1] + 1 if numbers else 0
 
 
 def _check_scans(
@@ -156,11 +180,11 @@ def _check_scans(
 ) -> None:
     """Decline, before scanning again, percentiles of so many groups that the budget
     lets each scan hold only a few of them: more than ``max_scans`` scans to gather them
-    all, and as many for one level of histograms."""
+    all, and as many for the first level of histograms alone (later levels may add
+    scans: the count is a least)."""
     if not pending.height:
         return
-    values = int(pending["__pct_left"].sum())
-    gather = -(-values // values_max)
+    gather = _gatherings(pending, values_max)
     count = _buckets(pending.height, cells_max)
     level = -(-pending.height // max(cells_max // count, 1)) + 1  # and a gathering at least
     needed = 1 + min(gather, level)

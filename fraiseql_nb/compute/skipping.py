@@ -84,8 +84,10 @@ def bounds(
         if kind == "s" and low is not None and max(len(low), len(high)) > _MAX_TEXT_BOUND:
             continue
         out[name] = [low, high, int(row[f"{name}\0nulls"]), kind]
-        if kind == "s" and len(row[f"{name}\0values"]) <= MAX_VALUES:
-            out[name].append(sorted(row[f"{name}\0values"]))
+        found = row.get(f"{name}\0values") or []
+        short = all(len(v) <= _MAX_TEXT_BOUND for v in found)  # the meta stays small
+        if kind == "s" and len(found) <= MAX_VALUES and short:
+            out[name].append(sorted(found))
     return out
 
 

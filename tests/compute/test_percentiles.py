@@ -314,3 +314,53 @@ def test_too_many_scans_are_declined_before_they_are_made() -> None:
     assert 16 < scans <= int(found.group(2)) + 1
     expected = _grouped(lf, query, dtypes, "UTC").collect()
     assert_same(expected.sort("shop"), got.sort("shop"))
+
+
+def test_a_group_larger_than_a_share_is_cut_and_shares_stay_within_it() -> None:
+    """400 groups of 20 values and one of 20,000 against 128 KB (1,365 gathered values a
+    scan): the big group is histogrammed until it fits, the others are gathered in shares
+    packed up to the limit — no gathering scan holds more than a share."""
+    from fraiseql_nb.compute import percentiles
+
+    rng = random.Random(5)
+    shops = [i // 20 for i in range(8000)] + [400] * 20_000
+    frame = pl.DataFrame(
+        {"shop": shops, "amount": [rng.random() * 1000 for _ in shops]},
+        schema={"shop": pl.Int64, "amount": pl.Float64},
+    )
+    query = AggregateQuery(
+        key="t_aggregate",
+        fact="t",
+        columns=(("shop", "shop"), ("amount_median", "amount_median")),
+        group_keys=(GroupKey(name="shop", source="column"),),
+        aggregates=(percentile("amount", "median"),),
+    )
+    dtypes = dict(frame.schema)
+    lf = _filtered_and_bucketed(frame.lazy(), query, dtypes, "UTC")
+    gathered: list[int] = []
+    real = percentiles._gathered
+
+    def counting(within: pl.LazyFrame, pending: pl.DataFrame, groups: list[str]) -> pl.DataFrame:
+        gathered.append(int(pending["__pct_left"].sum()))
+        return real(within, pending, groups)
+
+    percentiles._gathered = counting  # type: ignore[assignment]
+    try:
+        got, scans = grouped_by_selection(lf, query, dtypes, "UTC", 2**17)
+    finally:
+        percentiles._gathered = real  # type: ignore[assignment]
+    expected = _grouped(lf, query, dtypes, "UTC").collect()
+    assert_same(expected.sort("shop"), got.sort("shop"))
+    limit = 2**17 // 96
+    assert gathered and max(gathered) <= limit, gathered
+    assert sum(gathered) < 8000 + limit  # the big group's values were narrowed first
+    assert scans > 1 + len(gathered)  # the first scan, histograms of the big group, shares
+
+
+def test_shares_are_packed_up_to_the_limit() -> None:
+    from fraiseql_nb.compute.percentiles import _shares
+
+    pending = pl.DataFrame({"__pct_left": [99, 99, 1, 300, 50, 50]})
+    shares = [s["__pct_left"].to_list() for s in _shares(pending, 100)]
+    assert shares == [[99], [99, 1], [300], [50, 50]]
+    assert _shares(pending.clear(), 100) == []

@@ -242,3 +242,10 @@ def test_text_stored_as_categoricals_is_judged_as_text() -> None:
         for frame, kept in zip(frames, expected, strict=True):
             cats = frame.with_columns(pl.col("c").cast(pl.Categorical))
             assert kept or cats.filter(where_expr(where, dtypes, "UTC")).height == 0
+
+
+def test_long_text_values_are_not_recorded() -> None:
+    """A long value between short least and greatest ones would fill the meta: the list
+    is left out, the range kept."""
+    got = bounds(pl.DataFrame({"c": ["a", "b" * 300, "z"]}))
+    assert got == {"c": ["a", "z", 0, "s"]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -498,8 +499,19 @@ def test_results_survive_a_rerun_an_untrusted_clone_the_dark_theme_and_nbconvert
         _open(page, lab, name)
         _run_all(page)
         first = page.locator(".jp-CodeCell").filter(has=page.locator(".fraiseql-result")).first
+        prompt = first.locator(".jp-InputArea-prompt")
+        before = prompt.inner_text()
         first.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Control+Enter")
+        # Saved only once the cell ran again and shows its result (the kernel may still
+        # look idle just after the key press: the save then caught the cleared output).
+        _wait_for(
+            lambda: (
+                re.search(r"\[\d+\]", prompt.inner_text()) is not None
+                and prompt.inner_text() != before
+                and first.locator(".fraiseql-result td").count() > 0
+            )
+        )
         _kernel_ready(page)
         _save(page)
         page.reload()

@@ -633,3 +633,19 @@ def test_percentiles_of_too_many_groups_for_the_budget_run_on_postgresql(
     assert auto.backend == "postgres" and "percentiles of" in auto.reason
     monkeypatch.undo()
     assert_same(auto.df, on_disk(disk_session, query).df, query)  # allowed: 100,000 rows
+
+
+def test_categories_count_each_value_once_per_load() -> None:
+    """A value seen in an earlier file of the load adds nothing to Polars' categories: the
+    same few values in every file never reach the load's cap; new ones in every file do."""
+    import pyarrow as pa
+
+    from fraiseql_nb.planes.arrow.partfile import MAX_LOAD_CATEGORIES, Categories
+
+    same = Categories()
+    values = pa.array([f"v{i}" for i in range(1000)])
+    assert all(same.take("c", values) for _ in range(2 * MAX_LOAD_CATEGORIES // 1000))
+    fresh = Categories()
+    taken = [fresh.take("c", pa.array([f"f{n}-{i}" for i in range(60_000)])) for n in range(6)]
+    assert taken == [True, True, True, True, False, False]  # 300,000 > 262,144: off for good
+    assert not Categories().take("c", pa.array([str(i) for i in range(70_000)]))  # one file

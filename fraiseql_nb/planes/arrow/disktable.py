@@ -128,7 +128,8 @@ class DiskTable:
         delta = self.delta
         filtered = delta is not None and delta.keys.len() > 0
         read = [*names, delta.key] if filtered and delta.key not in names else names
-        plain = [n for n in read if n in self.plain]
+        retyped = self.plain
+        plain = [n for n in read if n in retyped]
         frames = []
         for i, part in enumerate(self.parts):
             assert part is not None

@@ -84,10 +84,11 @@ class Loads:
 
         def work(job: Job) -> None:
             with self._lock_of(table.key):
-                self._count_load()
-                self._disk.current(
+                _, synced = self._disk.current(
                     fact, table, every, exprs, wait=True, report=job.report, cancel=job.cancel
                 )
+                if synced is not None and synced.sql:  # rows were read (not only checked)
+                    self._count_load()
 
         paced = table.kind in ("r", "p", "m")
         return self._jobs.start(

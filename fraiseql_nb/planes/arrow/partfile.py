@@ -42,20 +42,22 @@ _ROOM_EVERY = 32 * 2**20  # bytes written between checks of the store's budget
 BATCH_BYTES = 4 * 2**20
 _BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
 #: Distinct values of a column one segment file may keep as a Categorical, and the files
-#: of one load together: Polars keeps every category it reads for the life of the
-#: process, so a column judged of few values by the table's first rows but of many after
-#: them is stored as text from there on (and read as text from every file).
+#: of one load (or sync) together, each value counted once: Polars keeps every category
+#: it reads for the life of the process, so a column judged of few values by the table's
+#: first rows but of many after them is stored as text from there on (and read as text
+#: from every file).
 MAX_FILE_CATEGORIES = 65_536
 MAX_LOAD_CATEGORIES = 262_144
 
 
 class Categories:
     """The distinct values the segment files of one load may still add to Polars'
-    categories, per column (shared by the load's threads)."""
+    categories, per column (shared by the load's threads): a value seen in an earlier file
+    adds nothing."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._used: dict[str, int] = {}
+        self._seen: dict[str, set[Any]] = {}
         self._off: set[str] = set()
 
     def off(self, name: str) -> bool:
@@ -63,15 +65,20 @@ class Categories:
         with self._lock:
             return name in self._off
 
-    def take(self, name: str, count: int) -> bool:
-        """Whether a file may keep ``count`` distinct values of ``name`` as categories
+    def take(self, name: str, values: pa.Array) -> bool:
+        """Whether a file may keep its distinct ``values`` of ``name`` as categories
         (else the column is text from this file on)."""
+        if len(values) > MAX_FILE_CATEGORIES:
+            with self._lock:
+                self._off.add(name)
+            return False
+        new = set(values.to_pylist())
         with self._lock:
-            used = self._used.get(name, 0) + count
-            if name in self._off or count > MAX_FILE_CATEGORIES or used > MAX_LOAD_CATEGORIES:
+            seen = self._seen.setdefault(name, set())
+            if name in self._off or len(seen | new) > MAX_LOAD_CATEGORIES:
                 self._off.add(name)
                 return False
-            self._used[name] = used
+            seen |= new
             return True
 
 
@@ -178,7 +185,7 @@ def _as_categorical(path: Path, names: tuple[str, ...], categories: Categories) 
                 n: pc.drop_null(pc.unique(pa.chunked_array(seen[n], type=schema.field(n).type)))
                 for n in present
             }
-            dictionaries = {n: d for n, d in found.items() if categories.take(n, len(d))}
+            dictionaries = {n: d for n, d in found.items() if categories.take(n, d)}
             plain += tuple(n for n in present if n not in dictionaries)
             if not dictionaries:
                 return plain

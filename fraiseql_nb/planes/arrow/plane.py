@@ -293,7 +293,9 @@ class ArrowPlane:
         # Without wait (auto), a load of this process holding the table (which may itself
         # wait for another process's) is waited for as long as another process's would be.
         if not lock.acquire(timeout=-1 if wait else NO_WAIT_S):
-            raise NotReady(f"loading {self._percent(table)}")
+            if self._jobs.running(table.key) is not None:
+                raise NotReady(f"loading {self._percent(table)}")
+            raise NotReady("busy: another query of this session is reading the table")
         try:
             with computing():
                 answer = self._disk.execute(

@@ -341,7 +341,7 @@ class ColumnStore:
                     shutil.rmtree(self.root / entry.key, ignore_errors=True)
                     removed += 1
         except TimeoutError:
-            return Removal(removed, tuple(in_use), "another process held the store's lock")
+            return Removal(removed, tuple(in_use), "the store's lock was held too long")
         except OSError as exc:
             return Removal(removed, tuple(in_use), exc.strerror or str(exc))
         return Removal(removed, tuple(in_use))
