@@ -322,6 +322,12 @@ def test_cache_clear_says_which_table_it_left_in_use(shared: str, store: Path) -
         assert kept.stdout.strip() == "removed 0 stored tables"
         assert "left public.tf_sales: another process is loading or syncing it" in kept.stderr
         assert stored[0].is_dir()
+        with (
+            fq.connect(shared, config={"arrow_backend": {"memory_mb": 0}}) as s,
+            pytest.warns(RuntimeWarning, match=r"public\.tf_sales stay on the store: a load"),
+        ):
+            s.refresh("sales")  # says so too
+        assert stored[0].is_dir()
     finally:
         holder.kill()
         holder.wait()

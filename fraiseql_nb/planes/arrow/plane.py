@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -349,6 +350,7 @@ class ArrowPlane:
         """Drop the loaded data of ``facts`` from memory and from the store (for every role:
         it is reloaded by whoever needs it); return the in-memory entries dropped."""
         keys = set()
+        left: set[str] = set()
         for fact in facts:
             try:
                 table = self._catalog.identity(fact)
@@ -357,9 +359,17 @@ class ArrowPlane:
             keys.add(table.key)
             self._writer.refreshed(table.key)  # a write queued before must not bring it back
             if self._store is not None:
-                self._store.remove(
+                removal = self._store.remove(
                     lambda e, t=table: e.relation == t.relation and e.database == t.database
                 )
+                left.update(removal.in_use)
+        if left:  # not silently: they are synced before they answer, but they stay
+            warnings.warn(
+                f"fraiseql-nb: {', '.join(sorted(left))} stay on the store: a load or sync"
+                " (of this process or another) holds them now",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self._disk.forget(keys)
         return self._memory.drop(lambda k: k.split(":", 1)[0] in keys)
 
