@@ -143,6 +143,7 @@ def _buckets(groups: int, cells_max: int) -> int:
 def _shares(pending: pl.DataFrame, values_max: int) -> list[pl.DataFrame]:
     """The pending groups in shares of at most ``values_max`` values each (a group of more
     is a share of its own), packed in order: one gathering scan each."""
+    pending = pending.sort("__pct_left", maintain_order=True)
     numbers = _share_numbers(pending, values_max)
     if not numbers:
         return []
@@ -154,7 +155,8 @@ def _shares(pending: pl.DataFrame, values_max: int) -> list[pl.DataFrame]:
 
 
 def _share_numbers(pending: pl.DataFrame, values_max: int) -> list[int]:
-    """Each pending group's share (:func:`_shares`)."""
+    """Each pending group's share (:func:`_shares`); ``pending`` ordered by its values
+    left (so that how many shares does not depend on the order groups came in)."""
     numbers, share, held = [], 0, 0
     for left in pending["__pct_left"].to_list():
         if held and held + left > values_max:
@@ -166,7 +168,7 @@ def _share_numbers(pending: pl.DataFrame, values_max: int) -> list[int]:
 
 def _gatherings(pending: pl.DataFrame, values_max: int) -> int:
     """The scans gathering the pending groups' values take."""
-    numbers = _share_numbers(pending, values_max)
+    numbers = _share_numbers(pending.sort("__pct_left", maintain_order=True), values_max)
     return numbers[-1] + 1 if numbers else 0
 
 
