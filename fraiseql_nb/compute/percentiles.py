@@ -103,7 +103,7 @@ def grouped_by_selection(
             break
         count = _buckets(cut.height, cells_max)
         per_scan = max(cells_max // count, 1)  # groups a histogram scan holds
-        gathering = _gatherings(pending, values_max)
+        gathering = len(_shares(pending, values_max))
         if gathering <= -(-cut.height // per_scan) + 1:  # no more scans than a level's
             # Gathered in shares, but a group of more values than a share holds is cut.
             cut = cut.filter(pl.col("__pct_left") > values_max)
@@ -166,12 +166,6 @@ def _share_numbers(pending: pl.DataFrame, values_max: int) -> list[int]:
     return numbers
 
 
-def _gatherings(pending: pl.DataFrame, values_max: int) -> int:
-    """The scans gathering the pending groups' values take."""
-    numbers = _share_numbers(pending.sort("__pct_left", maintain_order=True), values_max)
-    return numbers[-1] + 1 if numbers else 0
-
-
 def _check_scans(
     pending: pl.DataFrame,
     groups: list[str],
@@ -186,7 +180,7 @@ def _check_scans(
     scans: the count is a least)."""
     if not pending.height:
         return
-    gather = _gatherings(pending, values_max)
+    gather = len(_shares(pending, values_max))
     count = _buckets(pending.height, cells_max)
     level = -(-pending.height // max(cells_max // count, 1)) + 1  # and a gathering at least
     needed = 1 + min(gather, level)
